@@ -1,0 +1,169 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_store::StoreOptions;
+
+/// tessera: list, index, pack, version, serve and slice data in object storage.
+///
+/// Locations are URLs (s3://bucket/prefix, gs://…, az://…, file:///abs/path,
+/// memory://name) or plain local paths. S3 credentials come from the standard
+/// AWS chain (environment, profiles, web identity, instance metadata).
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// AWS profile from ~/.aws/config and ~/.aws/credentials [default: AWS_PROFILE].
+    /// An explicit --profile takes precedence over keys in the environment.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:3900, with path-style
+    /// addressing [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url].
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, the profile's region, or us-east-1).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            profile: self.profile.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            max_retries: None,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every object under a prefix (recursive, all pages, in parallel).
+    Ls(LsArgs),
+    /// Build and query manifests: Parquet indexes of object keys.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Generate a small demo in ./tessera-data and walk through tessera.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// The prefix to list: s3://bucket/prefix, a local folder, …
+    pub url: String,
+    /// Write the URLs to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also print size and last-modified time (tab-separated).
+    #[arg(short, long)]
+    pub long: bool,
+    /// Parallel list requests.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Build a manifest from a paths file (one key or URL per line, - for stdin) or a store prefix.
+    ///
+    /// Example:
+    ///   tessera manifest build s3://bucket/data -o manifest.parquet \
+    ///     --template '**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl'
+    Build(BuildArgs),
+    /// Look up records in a manifest.
+    ///
+    /// Example:
+    ///   tessera manifest query manifest.parquet --where gene_id=GENE123 --where tissue_id=45 --paths
+    Query(QueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Paths file (one key or URL per line; - for stdin) or a prefix to list.
+    pub source: String,
+    /// Where to write the manifest (local path or URL).
+    #[arg(short, long, value_name = "MANIFEST")]
+    pub output: String,
+    /// Path template: literal text, {name} or {name:string|int32|int64|date}, * (one segment), ** (any segments).
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub template: String,
+    /// Fail if any path does not match the template.
+    #[arg(long)]
+    pub strict: bool,
+    /// Name of the column holding each object's location.
+    #[arg(long, default_value = "file_path", value_name = "NAME")]
+    pub location_column: String,
+    /// Print the build summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The manifest (local path or URL).
+    pub manifest: String,
+    /// A condition FIELD=VALUE (repeatable; all must hold).
+    #[arg(short, long = "where", value_name = "FIELD=VALUE")]
+    pub conditions: Vec<String>,
+    /// Print true or false: does any record match? (exit status 0 either way)
+    #[arg(long, group = "mode")]
+    pub exists: bool,
+    /// Print only the locations of matching records, one per line.
+    #[arg(long, group = "mode")]
+    pub paths: bool,
+    /// Print the number of matching records.
+    #[arg(long, group = "mode")]
+    pub count: bool,
+    /// Print the distinct values of FIELD among all records.
+    #[arg(long, group = "mode", value_name = "FIELD")]
+    pub unique: Option<String>,
+    /// Download every matching object (through the local cache) into DIR.
+    #[arg(long, group = "mode", value_name = "DIR")]
+    pub download: Option<PathBuf>,
+    /// Output format for records and unique values.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Name of the column holding locations (default: from the manifest, or file_path).
+    #[arg(long, value_name = "NAME")]
+    pub location_column: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct QuickstartArgs {
+    /// Where to create the demo store.
+    #[arg(
+        long,
+        env = "TESSERA_STORE",
+        default_value = "./tessera-data",
+        value_name = "DIR"
+    )]
+    pub dir: String,
+}

@@ -1,0 +1,63 @@
+//! `tessera`: one tool for data in object storage.
+//!
+//! The binary is thin: it parses arguments and calls the library crates
+//! (`tessera-store`, `tessera-manifest`, …), which hold all the logic.
+
+mod cli;
+mod ls;
+mod manifest;
+mod output;
+mod quickstart;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    init_logging(args.global.verbose, args.global.quiet);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", tessera_store::redact(&format!("{e:#}")));
+            1
+        }
+    };
+    rt.shutdown_background();
+    std::process::exit(code);
+}
+
+async fn run(args: cli::Cli) -> anyhow::Result<i32> {
+    let opts = args.global.store_options();
+    match args.command {
+        cli::Command::Ls(a) => ls::run(a, &opts).await,
+        cli::Command::Manifest(cli::ManifestCommand::Build(a)) => manifest::build(a, &opts).await,
+        cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, &opts).await,
+        cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,tessera=info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,163 @@
+//! `tessera quickstart`: a generated demo store and a guided tour.
+
+use anyhow::{Context, Result};
+use tessera_manifest::{Manifest, ManifestBuilder, Template};
+use tessera_store::{format_size, Cache, Location, PublishMode, StoreOptions};
+
+use crate::cli::QuickstartArgs;
+
+const GENES: usize = 40;
+const TEMPLATE: &str = "**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl";
+
+fn tissues_of(gene: usize) -> impl Iterator<Item = usize> {
+    // A deterministic, uneven layout: each gene has 3 to 8 tissues.
+    let n = 3 + (gene * 7) % 6;
+    (0..n).map(move |i| 1 + (gene * 13 + i * 11) % 60)
+}
+
+fn step(n: usize, title: &str, command: &str) {
+    println!("\n[{n}] {title}\n    $ {command}");
+}
+
+pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
+    let root = Location::open(&args.dir, opts).await?;
+    let objects = root.join("demo/objects")?;
+    println!("tessera quickstart: a demo store in {}", root.url());
+
+    // 1. Generate objects in the reference gene/tissue layout.
+    let mut written = 0usize;
+    let mut bytes = 0u64;
+    for g in 0..GENES {
+        let gene = format!("GENE{g:05}");
+        for t in tissues_of(g) {
+            let body = format!("model for {gene} in tissue {t}\n").repeat(8);
+            bytes += body.len() as u64;
+            objects
+                .join(&format!("v1/ad/{gene}/model_tissue_{t}.tl"))?
+                .publish(body, PublishMode::Overwrite)
+                .await?;
+            written += 1;
+        }
+    }
+    objects
+        .join("v1/README.txt")?
+        .publish(
+            "not a model: skipped by the template\n",
+            PublishMode::Overwrite,
+        )
+        .await?;
+    step(
+        1,
+        "Generated objects in the gene/tissue layout",
+        &format!("tessera ls {}", objects.url()),
+    );
+    println!(
+        "    {written} model files ({}) + 1 file that does not match the layout",
+        format_size(bytes)
+    );
+
+    // 2. Build a manifest from a listing.
+    let manifest_loc = root.join("demo/manifest.parquet")?;
+    let listing = objects.list_all(16).await?;
+    let mut text = String::new();
+    for o in &listing {
+        text.push_str(&objects.url_of(&o.location));
+        text.push('\n');
+    }
+    let summary = ManifestBuilder::new(Template::parse(TEMPLATE)?)
+        .build_to(text.into(), &manifest_loc)
+        .await?;
+    step(
+        2,
+        "Built a manifest (Parquet, sorted by gene_id and tissue_id)",
+        &format!(
+            "tessera manifest build {} -o {} --template '{TEMPLATE}'",
+            objects.url(),
+            manifest_loc.url()
+        ),
+    );
+    println!(
+        "    {} paths read, {} matched, {} skipped, {}",
+        summary.read,
+        summary.matched,
+        summary.skipped,
+        format_size(summary.bytes_written)
+    );
+
+    // 3. Look things up.
+    let m = Manifest::open_location(&manifest_loc, None).await?;
+    let gene = "GENE00007";
+    let tissue = tissues_of(7).next().unwrap_or(1).to_string();
+    step(
+        3,
+        "Does a gene/tissue combination exist?",
+        &format!(
+            "tessera manifest query {} --where gene_id={gene} --where tissue_id={tissue} --exists",
+            manifest_loc.url()
+        ),
+    );
+    let conds = [("gene_id", gene), ("tissue_id", tissue.as_str())];
+    println!("    {}", m.exists(&conds)?);
+    println!(
+        "    (and gene_id=NOPE: {})",
+        m.exists(&[("gene_id", "NOPE")])?
+    );
+
+    step(
+        4,
+        "Where is its file?",
+        &format!(
+            "tessera manifest query {} --where gene_id={gene} --where tissue_id={tissue} --paths",
+            manifest_loc.url()
+        ),
+    );
+    let location = m
+        .location(&conds)?
+        .context("the demo record is missing")?
+        .to_string();
+    println!("    {location}");
+
+    step(
+        5,
+        "All records of one gene",
+        &format!(
+            "tessera manifest query {} --where gene_id={gene}",
+            manifest_loc.url()
+        ),
+    );
+    let recs = m.records(&[("gene_id", gene)])?;
+    println!("    {} records", recs.num_rows());
+
+    step(
+        6,
+        "Distinct tissues",
+        &format!(
+            "tessera manifest query {} --unique tissue_id",
+            manifest_loc.url()
+        ),
+    );
+    let tissues = m.unique("tissue_id")?;
+    println!(
+        "    {} distinct tissue ids, first: {}",
+        tissues.len(),
+        tissues[0]
+    );
+
+    step(
+        7,
+        "Fetch the object into the local cache",
+        &format!("tessera manifest query {} --where gene_id={gene} --where tissue_id={tissue} --download ./downloads", manifest_loc.url()),
+    );
+    let cache = Cache::from_env()?;
+    let local = m.fetch(&conds, &cache, opts).await?;
+    println!("    {}", local.display());
+
+    println!("\nNext, try:");
+    println!(
+        "  tessera manifest query {} --where tissue_id={tissue} --format csv",
+        manifest_loc.url()
+    );
+    println!("  tessera ls s3://your-bucket/prefix -o paths.txt   (with --profile or --endpoint)");
+    println!("  tessera --help");
+    Ok(0)
+}

@@ -1,0 +1,682 @@
+//! Building a manifest: match every path against the template, in parallel,
+//! then sort by the fields and write one Parquet file.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema, SchemaRef};
+use bytes::Bytes;
+use hashbrown::HashMap;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
+use parquet::basic::{Compression, Encoding};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
+use tessera_store::{Location, PublishMode};
+
+use crate::error::{Error, Result};
+use crate::template::{FieldType, Template};
+use crate::{ManifestMeta, DEFAULT_LOCATION_COLUMN};
+
+/// Rows per Parquet row group in manifests tessera writes.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// How many skipped paths and duplicates are kept as examples.
+const EXAMPLES: usize = 5;
+
+/// What a build read, matched and skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BuildSummary {
+    /// Non-empty lines (paths) read.
+    pub read: u64,
+    /// Paths that matched the template (= rows written).
+    pub matched: u64,
+    /// Paths that did not match.
+    pub skipped: u64,
+    /// The first skipped paths, with their 1-based line numbers.
+    pub skipped_examples: Vec<(u64, String)>,
+    /// Rows whose field combination repeats that of an earlier row.
+    pub duplicates: u64,
+    /// The first repeated field combinations, as `field=value` lists.
+    pub duplicate_examples: Vec<String>,
+    /// Size of the written manifest in bytes (0 until written).
+    pub bytes_written: u64,
+}
+
+/// Builds manifests from lists of paths. See [`crate`] for an example.
+#[derive(Clone, Debug)]
+pub struct ManifestBuilder {
+    template: Template,
+    location_column: String,
+    strict: bool,
+    row_group_rows: usize,
+}
+
+enum Col<'a> {
+    Str {
+        map: HashMap<&'a str, u32>,
+        dict: Vec<&'a str>,
+        codes: Vec<u32>,
+    },
+    Num(Vec<i64>),
+}
+
+struct Chunk<'a> {
+    read: u64,
+    skipped: u64,
+    skipped_examples: Vec<(u64, String)>,
+    /// (start, len) of each matched line in the text.
+    loc: Vec<(usize, u32)>,
+    cols: Vec<Col<'a>>,
+}
+
+/// A built, sorted manifest that has not been written yet.
+pub struct BuiltManifest {
+    /// The manifest rows, sorted by the template fields.
+    pub batch: RecordBatch,
+    /// What was read and matched.
+    pub summary: BuildSummary,
+    meta: ManifestMeta,
+}
+
+impl ManifestBuilder {
+    /// A builder for `template`, with location column `file_path`.
+    pub fn new(template: Template) -> Self {
+        ManifestBuilder {
+            template,
+            location_column: DEFAULT_LOCATION_COLUMN.to_string(),
+            strict: false,
+            row_group_rows: ROW_GROUP_ROWS,
+        }
+    }
+
+    /// Name the column holding each object's location (default `file_path`).
+    pub fn location_column(mut self, name: impl Into<String>) -> Self {
+        self.location_column = name.into();
+        self
+    }
+
+    /// Make any path that does not match the template an error.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Rows per Parquet row group (default [`ROW_GROUP_ROWS`]).
+    pub fn row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = rows.max(1);
+        self
+    }
+
+    /// The template.
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+
+    fn check_names(&self) -> Result<()> {
+        if self.location_column.is_empty() {
+            return Err(Error::InvalidInput(
+                "the location column name is empty".into(),
+            ));
+        }
+        if self
+            .template
+            .fields()
+            .iter()
+            .any(|f| f.name == self.location_column)
+        {
+            return Err(Error::InvalidInput(format!(
+                "template field '{}' has the same name as the location column: rename one (--location-column)",
+                self.location_column
+            )));
+        }
+        Ok(())
+    }
+
+    /// Match every line of `text` (one key or URL per line) and build the
+    /// sorted manifest in memory. Blank lines are ignored; `\r\n` is accepted.
+    pub fn build(&self, text: &[u8]) -> Result<BuiltManifest> {
+        self.check_names()?;
+        let text = std::str::from_utf8(text).map_err(|e| {
+            let line = text[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            Error::InvalidInput(format!("line {line} of the paths is not valid UTF-8"))
+        })?;
+        let chunks = split_chunks(text, rayon::current_num_threads() * 4);
+        let parsed: Vec<Chunk<'_>> = chunks
+            .par_iter()
+            .map(|&(s, e)| self.parse_chunk(text, s, e))
+            .collect();
+
+        // Line numbers: each chunk counted its own lines; make them global.
+        let mut summary = BuildSummary::default();
+        let mut line_base = 0u64;
+        for (c, &(s, e)) in parsed.iter().zip(&chunks) {
+            summary.read += c.read;
+            summary.skipped += c.skipped;
+            for (l, p) in &c.skipped_examples {
+                if summary.skipped_examples.len() < EXAMPLES {
+                    summary.skipped_examples.push((line_base + l, p.clone()));
+                }
+            }
+            line_base += text.as_bytes()[s..e]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+        }
+        summary.matched = summary.read - summary.skipped;
+
+        if summary.matched == 0 {
+            return Err(Error::EmptyMatch {
+                template: self.template.to_string(),
+                read: summary.read,
+                examples: format_examples(&summary.skipped_examples),
+            });
+        }
+        if self.strict && summary.skipped > 0 {
+            return Err(Error::Skipped {
+                template: self.template.to_string(),
+                read: summary.read,
+                count: summary.skipped,
+                examples: format_examples(&summary.skipped_examples),
+            });
+        }
+
+        let n = summary.matched as usize;
+        let fields = self.template.fields();
+        // Merge per-chunk dictionaries into sorted global ones.
+        let mut columns: Vec<MergedCol> = Vec::with_capacity(fields.len());
+        for fi in 0..fields.len() {
+            columns.push(merge_column(&parsed, fi, n));
+        }
+        let mut locs: Vec<(usize, u32)> = Vec::with_capacity(n);
+        for c in &parsed {
+            locs.extend_from_slice(&c.loc);
+        }
+        drop(parsed);
+
+        let perm = sort_permutation(&columns, n);
+        let (dups, dup_examples) = find_duplicates(&columns, &perm, fields, EXAMPLES);
+        summary.duplicates = dups;
+        summary.duplicate_examples = dup_examples;
+
+        // Assemble Arrow columns in sorted order.
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len() + 1);
+        let mut schema_fields = Vec::with_capacity(fields.len() + 1);
+        for (f, col) in fields.iter().zip(&columns) {
+            let (dt, arr): (DataType, ArrayRef) = match (f.ty, col) {
+                (FieldType::String, MergedCol::Str { dict, codes }) => {
+                    let keys = Int32Array::from_iter_values(
+                        perm.iter().map(|&i| codes[i as usize] as i32),
+                    );
+                    let values = Arc::new(StringArray::from_iter_values(dict.iter())) as ArrayRef;
+                    let d = DictionaryArray::<Int32Type>::try_new(keys, values)?;
+                    (
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                        Arc::new(d),
+                    )
+                }
+                (FieldType::Int32, MergedCol::Num(v)) => (
+                    DataType::Int32,
+                    Arc::new(Int32Array::from_iter_values(
+                        perm.iter().map(|&i| v[i as usize] as i32),
+                    )),
+                ),
+                (FieldType::Int64, MergedCol::Num(v)) => (
+                    DataType::Int64,
+                    Arc::new(Int64Array::from_iter_values(
+                        perm.iter().map(|&i| v[i as usize]),
+                    )),
+                ),
+                (FieldType::Date, MergedCol::Num(v)) => (
+                    DataType::Date32,
+                    Arc::new(Date32Array::from_iter_values(
+                        perm.iter().map(|&i| v[i as usize] as i32),
+                    )),
+                ),
+                _ => unreachable!("column kind follows the field type"),
+            };
+            schema_fields.push(ArrowField::new(&f.name, dt, false));
+            arrays.push(arr);
+        }
+        drop(columns);
+        let total_len: usize = locs.iter().map(|l| l.1 as usize).sum();
+        let mut sb = StringBuilder::with_capacity(n, total_len);
+        for &i in &perm {
+            let (s, len) = locs[i as usize];
+            sb.append_value(&text[s..s + len as usize]);
+        }
+        schema_fields.push(ArrowField::new(
+            &self.location_column,
+            DataType::Utf8,
+            false,
+        ));
+        arrays.push(Arc::new(sb.finish()));
+
+        let meta = ManifestMeta {
+            version: 1,
+            template: self.template.to_string(),
+            location_column: self.location_column.clone(),
+            fields: fields
+                .iter()
+                .map(|f| (f.name.clone(), f.ty.name().to_string()))
+                .collect(),
+        };
+        let schema = Arc::new(Schema::new(schema_fields));
+        let batch = RecordBatch::try_new(schema, arrays)?;
+        Ok(BuiltManifest {
+            batch,
+            summary,
+            meta,
+        })
+    }
+
+    fn parse_chunk<'a>(&self, text: &'a str, start: usize, end: usize) -> Chunk<'a> {
+        let fields = self.template.fields();
+        let mut cols: Vec<Col<'a>> = fields
+            .iter()
+            .map(|f| match f.ty {
+                FieldType::String => Col::Str {
+                    map: HashMap::new(),
+                    dict: Vec::new(),
+                    codes: Vec::new(),
+                },
+                _ => Col::Num(Vec::new()),
+            })
+            .collect();
+        let mut chunk = Chunk {
+            read: 0,
+            skipped: 0,
+            skipped_examples: Vec::new(),
+            loc: Vec::new(),
+            cols: Vec::new(),
+        };
+        let mut line_no = 0u64;
+        let mut pos = start;
+        let bytes = text.as_bytes();
+        while pos < end {
+            let nl = memchr(b'\n', &bytes[pos..end])
+                .map(|i| pos + i)
+                .unwrap_or(end);
+            line_no += 1;
+            let mut line_end = nl;
+            if line_end > pos && bytes[line_end - 1] == b'\r' {
+                line_end -= 1;
+            }
+            // Trim surrounding blanks.
+            let mut ls = pos;
+            while ls < line_end && bytes[ls].is_ascii_whitespace() {
+                ls += 1;
+            }
+            while line_end > ls && bytes[line_end - 1].is_ascii_whitespace() {
+                line_end -= 1;
+            }
+            let line = &text[ls..line_end];
+            pos = nl + 1;
+            if line.is_empty() {
+                continue;
+            }
+            chunk.read += 1;
+            match self.template.match_line(line) {
+                Some(caps) => {
+                    for ((col, f), &(cs, ce)) in cols.iter_mut().zip(fields).zip(&caps) {
+                        let v = &line[cs..ce];
+                        match col {
+                            Col::Str { map, dict, codes } => {
+                                let next = dict.len() as u32;
+                                let code = *map.entry(v).or_insert_with(|| {
+                                    dict.push(v);
+                                    next
+                                });
+                                codes.push(code);
+                            }
+                            Col::Num(vals) => vals.push(f.ty.parse_num(v).unwrap_or_default()),
+                        }
+                    }
+                    chunk.loc.push((ls, line.len() as u32));
+                }
+                None => {
+                    chunk.skipped += 1;
+                    if chunk.skipped_examples.len() < EXAMPLES {
+                        chunk.skipped_examples.push((line_no, line.to_string()));
+                    }
+                }
+            }
+        }
+        chunk.cols = cols;
+        chunk
+    }
+
+    /// Build and publish the manifest to `out` atomically. Nothing is written
+    /// when the build fails.
+    pub async fn build_to(&self, text: Bytes, out: &Location) -> Result<BuildSummary> {
+        let this = self.clone();
+        let (data, mut summary) =
+            tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, BuildSummary)> {
+                let built = this.build(&text)?;
+                drop(text);
+                let data = built.to_parquet(this.row_group_rows)?;
+                Ok((data, built.summary))
+            })
+            .await
+            .map_err(|e| Error::InvalidInput(format!("build task failed: {e}")))??;
+        summary.bytes_written = data.len() as u64;
+        out.publish(Bytes::from(data), PublishMode::Overwrite)
+            .await?;
+        Ok(summary)
+    }
+}
+
+fn format_examples(ex: &[(u64, String)]) -> String {
+    if ex.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("; paths that did not match:");
+    for (l, p) in ex {
+        s.push_str(&format!("\n  line {l}: {p}"));
+    }
+    s
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Split `text` into about `parts` ranges that end at line breaks.
+fn split_chunks(text: &str, parts: usize) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let target = (bytes.len() / parts.max(1)).max(1 << 16);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + target).min(bytes.len());
+        if end < bytes.len() {
+            end = memchr(b'\n', &bytes[end..])
+                .map(|i| end + i + 1)
+                .unwrap_or(bytes.len());
+        }
+        out.push((start, end));
+        start = end;
+    }
+    out
+}
+
+enum MergedCol {
+    Str { dict: Vec<String>, codes: Vec<u32> },
+    Num(Vec<i64>),
+}
+
+fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
+    match &parsed[0].cols[fi] {
+        Col::Num(_) => {
+            let mut v = Vec::with_capacity(n);
+            for c in parsed {
+                if let Col::Num(x) = &c.cols[fi] {
+                    v.extend_from_slice(x);
+                }
+            }
+            MergedCol::Num(v)
+        }
+        Col::Str { .. } => {
+            let mut uniq: HashMap<&str, u32> = HashMap::new();
+            for c in parsed {
+                if let Col::Str { dict, .. } = &c.cols[fi] {
+                    for v in dict {
+                        uniq.entry(*v).or_insert(0);
+                    }
+                }
+            }
+            let mut sorted: Vec<&str> = uniq.keys().copied().collect();
+            sorted.par_sort_unstable();
+            for (rank, v) in sorted.iter().enumerate() {
+                uniq.insert(*v, rank as u32);
+            }
+            let remaps: Vec<Vec<u32>> = parsed
+                .iter()
+                .map(|c| match &c.cols[fi] {
+                    Col::Str { dict, .. } => dict.iter().map(|v| uniq[v]).collect(),
+                    Col::Num(_) => Vec::new(),
+                })
+                .collect();
+            let mut codes = Vec::with_capacity(n);
+            for (c, remap) in parsed.iter().zip(&remaps) {
+                if let Col::Str { codes: local, .. } = &c.cols[fi] {
+                    codes.extend(local.iter().map(|&l| remap[l as usize]));
+                }
+            }
+            MergedCol::Str {
+                dict: sorted.into_iter().map(String::from).collect(),
+                codes,
+            }
+        }
+    }
+}
+
+fn bits_for(range: u64) -> u32 {
+    64 - range.leading_zeros()
+}
+
+/// Row order sorted by the fields (stable: equal rows keep input order).
+fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
+    // Pack all fields into one u64 key when they fit.
+    let mut widths = Vec::with_capacity(cols.len());
+    let mut mins = Vec::with_capacity(cols.len());
+    for c in cols {
+        match c {
+            MergedCol::Str { dict, .. } => {
+                mins.push(0i64);
+                widths.push(bits_for(dict.len().saturating_sub(1) as u64));
+            }
+            MergedCol::Num(v) => {
+                let (lo, hi) = v
+                    .par_iter()
+                    .fold(|| (i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x)))
+                    .reduce(
+                        || (i64::MAX, i64::MIN),
+                        |(a, b), (c, d)| (a.min(c), b.max(d)),
+                    );
+                mins.push(lo);
+                widths.push(bits_for(hi.wrapping_sub(lo) as u64));
+            }
+        }
+    }
+    let total: u32 = widths.iter().sum();
+    if total <= 64 {
+        let keys: Vec<u64> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut k = 0u64;
+                for ((c, &w), &lo) in cols.iter().zip(&widths).zip(&mins) {
+                    let v = match c {
+                        MergedCol::Str { codes, .. } => codes[i] as u64,
+                        MergedCol::Num(v) => v[i].wrapping_sub(lo) as u64,
+                    };
+                    k = if w == 64 { v } else { (k << w) | v };
+                }
+                k
+            })
+            .collect();
+        if keys.windows(2).all(|w| w[0] <= w[1]) {
+            return (0..n as u32).collect();
+        }
+        let mut pairs: Vec<(u64, u32)> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (k, i as u32))
+            .collect();
+        pairs.par_sort_unstable();
+        return pairs.into_iter().map(|p| p.1).collect();
+    }
+    let cmp = |a: u32, b: u32| {
+        for c in cols {
+            let o = match c {
+                MergedCol::Str { codes, .. } => codes[a as usize].cmp(&codes[b as usize]),
+                MergedCol::Num(v) => v[a as usize].cmp(&v[b as usize]),
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        a.cmp(&b)
+    };
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    if !perm
+        .windows(2)
+        .all(|w| cmp(w[0], w[1]) != std::cmp::Ordering::Greater)
+    {
+        perm.par_sort_unstable_by(|&a, &b| cmp(a, b));
+    }
+    perm
+}
+
+fn find_duplicates(
+    cols: &[MergedCol],
+    perm: &[u32],
+    fields: &[crate::template::Field],
+    max_examples: usize,
+) -> (u64, Vec<String>) {
+    let same = |a: u32, b: u32| {
+        cols.iter().all(|c| match c {
+            MergedCol::Str { codes, .. } => codes[a as usize] == codes[b as usize],
+            MergedCol::Num(v) => v[a as usize] == v[b as usize],
+        })
+    };
+    let mut count = 0u64;
+    let mut examples = Vec::new();
+    for w in perm.windows(2) {
+        if same(w[0], w[1]) {
+            count += 1;
+            if examples.len() < max_examples {
+                let desc: Vec<String> = fields
+                    .iter()
+                    .zip(cols)
+                    .map(|(f, c)| match c {
+                        MergedCol::Str { dict, codes } => {
+                            format!("{}={}", f.name, dict[codes[w[0] as usize] as usize])
+                        }
+                        MergedCol::Num(v) => {
+                            let x = v[w[0] as usize];
+                            match f.ty {
+                                FieldType::Date => {
+                                    format!("{}={}", f.name, crate::template::format_date(x as i32))
+                                }
+                                _ => format!("{}={x}", f.name),
+                            }
+                        }
+                    })
+                    .collect();
+                let d = desc.join(", ");
+                if examples.last() != Some(&d) {
+                    examples.push(d);
+                }
+            }
+        }
+    }
+    (count, examples)
+}
+
+impl BuiltManifest {
+    /// Encode as Parquet: row groups of `row_group_rows`, columns encoded in
+    /// parallel, snappy-compressed, dictionary-encoded fields, prefix
+    /// (delta) encoded locations, column statistics, and the template in the
+    /// file's key-value metadata.
+    pub fn to_parquet(&self, row_group_rows: usize) -> Result<Vec<u8>> {
+        let schema: SchemaRef = self.batch.schema();
+        let loc_col = ColumnPath::from(self.meta.location_column.as_str());
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(row_group_rows))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_column_dictionary_enabled(loc_col.clone(), false)
+            .set_column_encoding(loc_col, Encoding::DELTA_BYTE_ARRAY)
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                crate::META_KEY.to_string(),
+                serde_json::to_string(&self.meta).expect("manifest metadata serializes"),
+            )]))
+            .build();
+        let url = "(manifest being built)".to_string();
+        let perr = |e| Error::Parquet {
+            url: url.clone(),
+            source: e,
+        };
+        // Keep the Arrow schema in the file so readers get dictionary types back.
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let parquet_schema = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .map_err(perr)?;
+        let mut out: Vec<u8> = Vec::new();
+        let mut writer =
+            SerializedFileWriter::new(&mut out, parquet_schema.root_schema_ptr(), Arc::new(props))
+                .map_err(perr)?;
+        let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
+        let n = self.batch.num_rows();
+        let groups: Vec<(usize, usize)> = (0..n)
+            .step_by(row_group_rows)
+            .map(|s| (s, (s + row_group_rows).min(n)))
+            .collect();
+        let tasks: Vec<(usize, usize)> = (0..groups.len())
+            .flat_map(|g| (0..schema.fields().len()).map(move |c| (g, c)))
+            .collect();
+        let chunks: Vec<Result<(usize, usize, ArrowColumnChunk)>> = tasks
+            .par_iter()
+            .map(|&(g, c)| {
+                let (s, e) = groups[g];
+                let mut writers = factory.create_column_writers(g).map_err(perr)?;
+                let mut w = writers.swap_remove(c);
+                drop(writers);
+                let arr = self.batch.column(c).slice(s, e - s);
+                for leaf in compute_leaves(schema.field(c), &arr).map_err(perr)? {
+                    w.write(&leaf).map_err(perr)?;
+                }
+                Ok((g, c, w.close().map_err(perr)?))
+            })
+            .collect();
+        let mut by_group: Vec<Vec<Option<ArrowColumnChunk>>> = (0..groups.len())
+            .map(|_| (0..schema.fields().len()).map(|_| None).collect())
+            .collect();
+        for r in chunks {
+            let (g, c, chunk) = r?;
+            by_group[g][c] = Some(chunk);
+        }
+        for group in by_group {
+            let mut rg = writer.next_row_group().map_err(perr)?;
+            for chunk in group.into_iter().flatten() {
+                chunk.append_to_row_group(&mut rg).map_err(perr)?;
+            }
+            rg.close().map_err(perr)?;
+        }
+        writer.close().map_err(perr)?;
+        Ok(out)
+    }
+
+    /// The manifest description stored in the file.
+    pub fn meta(&self) -> &ManifestMeta {
+        &self.meta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_at_newlines() {
+        let text = "a\nbb\nccc\n".repeat(50_000);
+        let ch = split_chunks(&text, 7);
+        assert!(ch.len() > 1);
+        assert_eq!(ch[0].0, 0);
+        assert_eq!(ch.last().unwrap().1, text.len());
+        for w in ch.windows(2) {
+            assert_eq!(w[0].1, w[1].0);
+            assert_eq!(text.as_bytes()[w[0].1 - 1], b'\n');
+        }
+    }
+}

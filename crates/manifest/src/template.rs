@@ -1,0 +1,580 @@
+//! Path templates: `**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl`.
+//!
+//! A template is matched against an object key, segment by segment (`/`
+//! separates segments):
+//!
+//! * literal text matches itself (`{{` and `}}` stand for literal braces);
+//! * `{name}` or `{name:type}` captures a non-empty part of one segment;
+//!   types are `string` (default), `int32`, `int64` and `date` (`YYYY-MM-DD`);
+//!   a part that does not parse as the type does not match;
+//! * `*` matches any text inside one segment;
+//! * `**`, alone in a segment, matches any number of segments (also none).
+//!
+//! Two captures (or a capture and `*`) must be separated by literal text, so
+//! a match is never ambiguous about where one field ends.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The type of a template field, and of its manifest column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    /// UTF-8 text (dictionary-encoded in the manifest).
+    String,
+    /// 32-bit signed integer.
+    Int32,
+    /// 64-bit signed integer.
+    Int64,
+    /// Calendar date, written `YYYY-MM-DD`.
+    Date,
+}
+
+impl FieldType {
+    /// The name used in templates.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Int32 => "int32",
+            FieldType::Int64 => "int64",
+            FieldType::Date => "date",
+        }
+    }
+
+    /// Parse a type name as written in a template.
+    pub fn from_name(s: &str) -> Option<FieldType> {
+        Some(match s {
+            "string" | "str" => FieldType::String,
+            "int32" | "int" => FieldType::Int32,
+            "int64" | "long" => FieldType::Int64,
+            "date" => FieldType::Date,
+            _ => return None,
+        })
+    }
+
+    /// Parse a value of this type. Integers and dates are returned as `i64`
+    /// (dates as days since 1970-01-01); `None` when the text is not a value
+    /// of the type.
+    pub fn parse_num(self, s: &str) -> Option<i64> {
+        match self {
+            FieldType::String => None,
+            FieldType::Int32 => s.parse::<i32>().ok().map(i64::from),
+            FieldType::Int64 => s.parse::<i64>().ok(),
+            FieldType::Date => parse_date(s).map(i64::from),
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const EPOCH_DAYS_CE: i32 = 719_163;
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    use chrono::Datelike;
+    Some(d.num_days_from_ce() - EPOCH_DAYS_CE)
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01.
+pub fn format_date(days: i32) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| days.to_string())
+}
+
+/// A named, typed field of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Column name.
+    pub name: String,
+    /// Column type.
+    pub ty: FieldType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Field(usize),
+    Star,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Deep,
+    Parts(Vec<Part>),
+}
+
+/// A parsed template (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    fields: Vec<Field>,
+    segs: Vec<Seg>,
+}
+
+/// Where each field was found in a key: byte ranges, in field order.
+pub type Captures = Vec<(usize, usize)>;
+
+fn template_error(template: &str, pos: usize, message: impl Into<String>) -> Error {
+    Error::Template {
+        template: template.to_string(),
+        position: template[..pos.min(template.len())].chars().count() + 1,
+        message: message.into(),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    /// Parse a template. Errors give the 1-based character position.
+    ///
+    /// ```
+    /// use tessera_manifest::{Template, FieldType};
+    /// let t = Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl").unwrap();
+    /// assert_eq!(t.fields()[1].ty, FieldType::Int32);
+    /// let caps = t.match_key("data/v1/ad/GENE1/model_tissue_45.tl").unwrap();
+    /// assert_eq!(caps, vec![(11, 16), (30, 32)]);
+    /// assert!(Template::parse("{a:float}").is_err());
+    /// ```
+    pub fn parse(source: &str) -> Result<Template> {
+        if source.trim().is_empty() {
+            return Err(template_error(source, 0, "the template is empty"));
+        }
+        let mut fields: Vec<Field> = Vec::new();
+        let mut segs = Vec::new();
+        let mut parts: Vec<Part> = Vec::new();
+        let mut seg_start = 0usize;
+        let mut lit = String::new();
+        let bytes = source.as_bytes();
+        let mut i = 0usize;
+        let flush_lit = |lit: &mut String, parts: &mut Vec<Part>| {
+            if !lit.is_empty() {
+                parts.push(Part::Lit(std::mem::take(lit)));
+            }
+        };
+        while i < bytes.len() {
+            let c = bytes[i];
+            match c {
+                b'/' => {
+                    flush_lit(&mut lit, &mut parts);
+                    segs.push(Self::finish_segment(
+                        source,
+                        seg_start,
+                        std::mem::take(&mut parts),
+                    )?);
+                    seg_start = i + 1;
+                    i += 1;
+                }
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    lit.push('{');
+                    i += 2;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    lit.push('}');
+                    i += 2;
+                }
+                b'}' => {
+                    return Err(template_error(
+                        source,
+                        i,
+                        "'}' without a matching '{' (write '}}' for a literal brace)",
+                    ));
+                }
+                b'{' => {
+                    let close = source[i + 1..]
+                        .find(['}', '{', '/'])
+                        .map(|j| i + 1 + j)
+                        .filter(|&j| bytes[j] == b'}')
+                        .ok_or_else(|| {
+                            template_error(
+                                source,
+                                i,
+                                "'{' is never closed by '}' (write '{{' for a literal brace)",
+                            )
+                        })?;
+                    let inner = &source[i + 1..close];
+                    let (name, ty) = match inner.split_once(':') {
+                        Some((n, t)) => {
+                            let ty = FieldType::from_name(t.trim()).ok_or_else(|| {
+                                template_error(
+                                    source,
+                                    i + 1 + n.len() + 1,
+                                    format!("unknown type '{t}' for field '{n}': use string, int32, int64 or date"),
+                                )
+                            })?;
+                            (n.trim(), ty)
+                        }
+                        None => (inner.trim(), FieldType::String),
+                    };
+                    if !valid_name(name) {
+                        return Err(template_error(
+                            source,
+                            i + 1,
+                            format!("'{name}' is not a field name: use letters, digits and '_', starting with a letter or '_'"),
+                        ));
+                    }
+                    if fields.iter().any(|f| f.name == name) {
+                        return Err(template_error(
+                            source,
+                            i + 1,
+                            format!("field '{name}' appears twice"),
+                        ));
+                    }
+                    flush_lit(&mut lit, &mut parts);
+                    if matches!(parts.last(), Some(Part::Field(_) | Part::Star)) {
+                        return Err(template_error(
+                            source,
+                            i,
+                            format!("field '{name}' directly follows another field or '*': separate them with literal text"),
+                        ));
+                    }
+                    parts.push(Part::Field(fields.len()));
+                    fields.push(Field {
+                        name: name.to_string(),
+                        ty,
+                    });
+                    i = close + 1;
+                }
+                b'*' => {
+                    flush_lit(&mut lit, &mut parts);
+                    if bytes.get(i + 1) == Some(&b'*') {
+                        let seg_end = source[i..].find('/').map(|j| i + j).unwrap_or(source.len());
+                        if i != seg_start || seg_end != i + 2 {
+                            return Err(template_error(
+                                source,
+                                i,
+                                "'**' must be a whole path segment, as in 'a/**/b'",
+                            ));
+                        }
+                        parts.push(Part::Star);
+                        parts.push(Part::Star); // marker, turned into Seg::Deep below
+                        i += 2;
+                    } else {
+                        if matches!(parts.last(), Some(Part::Field(_) | Part::Star)) {
+                            return Err(template_error(source, i, "'*' directly follows a field or '*': separate them with literal text"));
+                        }
+                        parts.push(Part::Star);
+                        i += 1;
+                    }
+                }
+                _ => {
+                    let ch = source[i..].chars().next().unwrap_or('?');
+                    lit.push(ch);
+                    i += ch.len_utf8();
+                }
+            }
+        }
+        flush_lit(&mut lit, &mut parts);
+        segs.push(Self::finish_segment(source, seg_start, parts)?);
+        if fields.is_empty() {
+            return Err(template_error(
+                source,
+                0,
+                "the template has no {field}: name at least one part of the path to extract",
+            ));
+        }
+        Ok(Template {
+            source: source.to_string(),
+            fields,
+            segs,
+        })
+    }
+
+    fn finish_segment(source: &str, start: usize, parts: Vec<Part>) -> Result<Seg> {
+        if parts == [Part::Star, Part::Star] {
+            return Ok(Seg::Deep);
+        }
+        if parts.is_empty() && start > 0 && start < source.len() {
+            return Err(template_error(source, start, "empty path segment ('//')"));
+        }
+        Ok(Seg::Parts(parts))
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The fields, in template order.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// Match a key; `Some` with the byte range of each field on success.
+    pub fn match_key(&self, key: &str) -> Option<Captures> {
+        let mut caps = vec![(0usize, 0usize); self.fields.len()];
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let mut segs: Vec<(usize, usize)> = Vec::with_capacity(16);
+        let mut start = 0;
+        for (i, b) in key.bytes().enumerate() {
+            if b == b'/' {
+                segs.push((start, i));
+                start = i + 1;
+            }
+        }
+        segs.push((start, key.len()));
+        self.match_segs(key, &self.segs, &segs, &mut caps)
+            .then_some(caps)
+    }
+
+    /// Like [`Template::match_key`] for a line that may be a full URL
+    /// (`s3://bucket/key`): the scheme and bucket are skipped; ranges refer to `line`.
+    pub fn match_line(&self, line: &str) -> Option<Captures> {
+        let skip = key_offset(line);
+        let mut caps = self.match_key(&line[skip..])?;
+        let lead = skip + usize::from(line[skip..].starts_with('/'));
+        for c in caps.iter_mut() {
+            c.0 += lead;
+            c.1 += lead;
+        }
+        Some(caps)
+    }
+
+    fn match_segs(
+        &self,
+        key: &str,
+        tsegs: &[Seg],
+        ksegs: &[(usize, usize)],
+        caps: &mut Captures,
+    ) -> bool {
+        match tsegs.split_first() {
+            None => ksegs.is_empty(),
+            Some((Seg::Deep, rest)) => {
+                if rest.is_empty() {
+                    return true;
+                }
+                // Fast path: no further `**`, the rest must match the last segments.
+                if !rest.iter().any(|s| matches!(s, Seg::Deep)) {
+                    if ksegs.len() < rest.len() {
+                        return false;
+                    }
+                    return self.match_segs(key, rest, &ksegs[ksegs.len() - rest.len()..], caps);
+                }
+                (0..=ksegs.len()).any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps))
+            }
+            Some((Seg::Parts(parts), rest)) => {
+                let Some((&(s, e), krest)) = ksegs.split_first() else {
+                    return false;
+                };
+                self.match_parts(key, parts, s, e, caps) && self.match_segs(key, rest, krest, caps)
+            }
+        }
+    }
+
+    fn match_parts(
+        &self,
+        key: &str,
+        parts: &[Part],
+        s: usize,
+        e: usize,
+        caps: &mut Captures,
+    ) -> bool {
+        let text = &key[s..e];
+        match parts.split_first() {
+            None => text.is_empty(),
+            Some((Part::Lit(l), rest)) => {
+                text.starts_with(l.as_str()) && self.match_parts(key, rest, s + l.len(), e, caps)
+            }
+            Some((open @ (Part::Field(_) | Part::Star), rest)) => {
+                let accept = |caps: &mut Captures, fs: usize, fe: usize| -> bool {
+                    if let Part::Field(fi) = open {
+                        let v = &key[fs..fe];
+                        if fe == fs {
+                            return false;
+                        }
+                        let ty = self.fields[*fi].ty;
+                        if ty != FieldType::String && ty.parse_num(v).is_none() {
+                            return false;
+                        }
+                        caps[*fi] = (fs, fe);
+                    }
+                    true
+                };
+                match rest.split_first() {
+                    None => accept(caps, s, e),
+                    Some((Part::Lit(l), after)) => {
+                        // Try every occurrence of the following literal, leftmost first.
+                        let min = usize::from(matches!(open, Part::Field(_)));
+                        let mut from = s + min;
+                        while from <= e {
+                            let Some(pos) = key[from..e].find(l.as_str()) else {
+                                return false;
+                            };
+                            let at = from + pos;
+                            if accept(caps, s, at)
+                                && self.match_parts(key, after, at + l.len(), e, caps)
+                            {
+                                return true;
+                            }
+                            from = at + 1;
+                            while from <= e && !key.is_char_boundary(from) {
+                                from += 1;
+                            }
+                        }
+                        false
+                    }
+                    Some(_) => false, // rejected at parse time
+                }
+            }
+        }
+    }
+
+    /// Build a key from field values (in field order). `*` renders as `x`
+    /// and `**` as nothing (the segment is dropped). Used to test that
+    /// rendering and matching are inverse.
+    pub fn render(&self, values: &[&str]) -> String {
+        let mut out: Vec<String> = Vec::new();
+        for seg in &self.segs {
+            match seg {
+                Seg::Deep => {}
+                Seg::Parts(parts) => {
+                    let mut s = String::new();
+                    for p in parts {
+                        match p {
+                            Part::Lit(l) => s.push_str(l),
+                            Part::Field(i) => s.push_str(values[*i]),
+                            Part::Star => s.push('x'),
+                        }
+                    }
+                    out.push(s);
+                }
+            }
+        }
+        out.join("/")
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// Byte offset where the key starts in a line: after `scheme://authority/`
+/// for URLs, 0 for plain keys and paths.
+pub fn key_offset(line: &str) -> usize {
+    if let Some(i) = line.find("://") {
+        if i > 0
+            && line[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+')
+        {
+            let rest = &line[i + 3..];
+            if line[..i].eq_ignore_ascii_case("file") {
+                return i + 3;
+            }
+            return match rest.find('/') {
+                Some(j) => i + 3 + j + 1,
+                None => line.len(),
+            };
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_pos(t: &str) -> (usize, String) {
+        match Template::parse(t).unwrap_err() {
+            Error::Template {
+                position, message, ..
+            } => (position, message),
+            e => panic!("unexpected {e}"),
+        }
+    }
+
+    #[test]
+    fn parse_errors_have_positions() {
+        let (p, m) = err_pos("a/{gene:float}.tl");
+        assert_eq!(p, 8);
+        assert!(m.contains("unknown type 'float'"), "{m}");
+        let (p, m) = err_pos("a/{gene.tl");
+        assert_eq!(p, 3);
+        assert!(m.contains("never closed"), "{m}");
+        let (p, m) = err_pos("a/gene}.tl");
+        assert_eq!(p, 7);
+        assert!(m.contains("without a matching"), "{m}");
+        let (p, m) = err_pos("{a}/{a}");
+        assert_eq!(p, 6);
+        assert!(m.contains("appears twice"), "{m}");
+        assert!(err_pos("{a}{b}").1.contains("separate"));
+        assert!(err_pos("x/**y/{a}").1.contains("whole path segment"));
+        assert!(err_pos("no/fields").1.contains("no {field}"));
+        assert!(err_pos("{1abc}").1.contains("not a field name"));
+        assert!(err_pos("").1.contains("empty"));
+    }
+
+    #[test]
+    fn matches_reference_layout() {
+        let t = Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl").unwrap();
+        let line = "s3://bucket/root/v1/ad/GENE123/model_tissue_45.tl";
+        let c = t.match_line(line).unwrap();
+        assert_eq!(&line[c[0].0..c[0].1], "GENE123");
+        assert_eq!(&line[c[1].0..c[1].1], "45");
+        assert!(t
+            .match_line("s3://b/v1/ad/GENE1/model_tissue_abc.tl")
+            .is_none());
+        assert!(t
+            .match_line("s3://b/v1/ad/GENE1/model_tissue_4.txt")
+            .is_none());
+        assert!(t.match_line("v1/ad/GENE1/model_tissue_4.tl").is_some());
+        assert!(t.match_line("v1/ad//model_tissue_4.tl").is_none());
+    }
+
+    #[test]
+    fn literal_search_backtracks() {
+        let t = Template::parse("{a}_{b:int32}.x").unwrap();
+        let k = "foo_bar_12.x";
+        let c = t.match_key(k).unwrap();
+        assert_eq!(&k[c[0].0..c[0].1], "foo_bar");
+        assert_eq!(&k[c[1].0..c[1].1], "12");
+    }
+
+    #[test]
+    fn star_and_deep() {
+        let t = Template::parse("data/*/{d:date}/**/{name}.csv").unwrap();
+        let k = "data/anything/2024-02-29/x/y/report.csv";
+        let c = t.match_key(k).unwrap();
+        assert_eq!(&k[c[0].0..c[0].1], "2024-02-29");
+        assert_eq!(&k[c[1].0..c[1].1], "report");
+        assert!(
+            t.match_key("data/a/2023-02-29/r.csv").is_none(),
+            "invalid date"
+        );
+        assert!(
+            t.match_key("data/a/2024-02-28/r.csv").is_some(),
+            "** matches zero segments"
+        );
+    }
+
+    #[test]
+    fn literal_braces() {
+        let t = Template::parse("{{x}}/{a}").unwrap();
+        assert!(t.match_key("{x}/v").is_some());
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        for s in ["1970-01-01", "2024-02-29", "1900-12-31", "2100-06-15"] {
+            assert_eq!(format_date(parse_date(s).unwrap()), s);
+        }
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert!(parse_date("2024-13-01").is_none());
+        assert!(parse_date("24-1-1").is_none());
+    }
+}
