@@ -103,7 +103,15 @@ impl Error {
             },
             other => {
                 let message = redact(&error_chain(&other));
-                if is_transport_error(&message) {
+                if message.contains("169.254.169.254") || message.contains("169.254.170.2") {
+                    Error::Unauthenticated {
+                        url,
+                        message: "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                                  or use --profile / AWS_PROFILE, or run where web identity or instance \
+                                  metadata provides credentials"
+                            .into(),
+                    }
+                } else if is_transport_error(&message) {
                     Error::Unreachable { url, message }
                 } else if message.contains("InvalidAccessKeyId")
                     || message.contains("SignatureDoesNotMatch")

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, and the whole test suite, with the
+# storage tests run against memory://, a local folder and a real S3 server
+# (a throw-away Garage node started here and stopped on exit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+. scripts/garage.sh
+trap garage_stop EXIT INT TERM
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Build the tests before starting the server so its lifetime is short.
+echo "== building tests"
+cargo test --workspace --locked --no-run
+
+garage_start
+# In this script the S3 tests must run: a missing server is a failure, not a skip.
+export TESSERA_REQUIRE_S3=1
+export TESSERA_MAX_RETRIES=2
+
+echo "== cargo test"
+cargo test --workspace --locked -- "$@"
