@@ -131,7 +131,7 @@ pub struct QueryArgs {
     /// The manifest (local path or URL).
     pub manifest: String,
     /// A condition FIELD=VALUE (repeatable; all must hold).
-    #[arg(short, long = "where", value_name = "FIELD=VALUE")]
+    #[arg(short = 'w', long = "where", value_name = "FIELD=VALUE")]
     pub conditions: Vec<String>,
     /// Print true or false: does any record match? (exit status 0 either way)
     #[arg(long, group = "mode")]

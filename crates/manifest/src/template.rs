@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn parse_errors_have_positions() {
         let (p, m) = err_pos("a/{gene:float}.tl");
-        assert_eq!(p, 8);
+        assert_eq!(p, 9, "points at the type");
         assert!(m.contains("unknown type 'float'"), "{m}");
         let (p, m) = err_pos("a/{gene.tl");
         assert_eq!(p, 3);

@@ -80,7 +80,7 @@ impl Location {
     /// listings (down to a few levels, until there are enough of them), and
     /// each part is listed concurrently. Directory markers (zero-byte keys
     /// that are also the prefix of other keys, as left by `mkdir` in S3
-    /// consoles) are skipped.
+    /// consoles) are skipped. A location that names one object lists that object.
     pub async fn list_all(&self, concurrency: usize) -> Result<Vec<ObjectMeta>> {
         let concurrency = concurrency.max(1);
         let mut leaves: Vec<ObjectMeta> = Vec::new();
@@ -130,6 +130,15 @@ impl Location {
         }
         all.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         all.dedup_by(|a, b| a.location == b.location);
+        if all.is_empty() && !self.path().as_ref().is_empty() {
+            // Not a prefix: perhaps the location names one object.
+            match self.head().await {
+                Ok(meta) => return Ok(vec![meta]),
+                Err(e) if e.is_not_found() => {}
+                Err(Error::Store { .. }) => {} // e.g. a local directory
+                Err(e) => return Err(e),
+            }
+        }
         Ok(drop_directory_markers(all))
     }
 

@@ -1,0 +1,368 @@
+//! Manifest building and lookup: laws (property tests), typed matching,
+//! duplicates and bad input.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int32Type;
+use proptest::prelude::*;
+use tessera_manifest::{Error, Manifest, ManifestBuilder, Template, Value};
+use tessera_store::{Location, StoreOptions};
+
+const REF: &str = "**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl";
+
+fn build(paths: &str, template: &str) -> Manifest {
+    let b = ManifestBuilder::new(Template::parse(template).unwrap()).row_group_rows(7);
+    let built = b.build(paths.as_bytes()).unwrap();
+    let bytes = built.to_parquet(7).unwrap();
+    Manifest::from_bytes("test.parquet", bytes.into(), None).unwrap()
+}
+
+fn value_strategy(ty: u8) -> BoxedStrategy<String> {
+    match ty {
+        0 => "[A-Za-z0-9][A-Za-z0-9._-]{0,12}".boxed(),
+        1 => any::<i32>().prop_map(|v| v.to_string()).boxed(),
+        2 => any::<i64>().prop_map(|v| v.to_string()).boxed(),
+        _ => (1900i32..2200, 1u32..13, 1u32..29)
+            .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
+            .boxed(),
+    }
+}
+
+proptest! {
+    /// Rendering random values into a template and matching the result gives the values back.
+    #[test]
+    fn render_then_match_round_trips(
+        types in proptest::collection::vec(0u8..4, 1..4),
+        seps in proptest::collection::vec("[a-z_]{1,3}", 4),
+        deep in any::<bool>(),
+        values in proptest::collection::vec(value_strategy(0), 4),
+        nums in proptest::collection::vec((any::<i32>(), any::<i64>(), 1900i32..2200, 1u32..13, 1u32..29), 4),
+    ) {
+        let type_names = ["string", "int32", "int64", "date"];
+        let mut t = String::from(if deep { "**/" } else { "root/" });
+        let mut vals = Vec::new();
+        for (i, ty) in types.iter().enumerate() {
+            t.push_str(&format!("{}{{f{i}:{}}}", seps[i], type_names[*ty as usize]));
+            t.push_str(if i % 2 == 0 { "/" } else { "." });
+            let (a, b, y, m, d) = nums[i];
+            vals.push(match ty {
+                0 => values[i].clone(),
+                1 => a.to_string(),
+                2 => b.to_string(),
+                _ => format!("{y:04}-{m:02}-{d:02}"),
+            });
+        }
+        t.push_str("end");
+        let template = Template::parse(&t).unwrap();
+        let refs: Vec<&str> = vals.iter().map(|s| s.as_str()).collect();
+        let key = template.render(&refs);
+        let key = if deep { format!("some/prefix/{key}") } else { key };
+        let caps = template.match_key(&key);
+        prop_assert!(caps.is_some(), "template {t} did not match {key}");
+        let caps = caps.unwrap();
+        for (i, (s, e)) in caps.iter().enumerate() {
+            prop_assert_eq!(&key[*s..*e], vals[i].as_str());
+        }
+    }
+
+    /// Every built record is found by exact lookup with its own location, and
+    /// subset queries return exactly the brute-force filter (manifests round-trip).
+    #[test]
+    fn manifest_round_trips(
+        recs in proptest::collection::vec(("[A-D]{1,2}", 0i32..6, 0u8..3), 1..60),
+    ) {
+        let mut paths = String::new();
+        for (i, (g, t, noise)) in recs.iter().enumerate() {
+            paths.push_str(&format!("s3://bkt/x{noise}/v1/ad/{g}/model_tissue_{t}.tl\n"));
+            if i % 5 == 0 {
+                paths.push_str("s3://bkt/other/readme.md\n");
+            }
+        }
+        let m = build(&paths, REF);
+        prop_assert_eq!(m.len(), recs.len());
+        // Brute force expectation.
+        let mut by_key: BTreeMap<(String, i32), BTreeSet<String>> = BTreeMap::new();
+        for (g, t, noise) in &recs {
+            by_key.entry((g.clone(), *t)).or_default()
+                .insert(format!("s3://bkt/x{noise}/v1/ad/{g}/model_tissue_{t}.tl"));
+        }
+        for ((g, t), locs) in &by_key {
+            let ts = t.to_string();
+            let conds = [("gene_id", g.as_str()), ("tissue_id", ts.as_str())];
+            prop_assert!(m.exists(&conds).unwrap());
+            let got: BTreeSet<String> = m.locations(&conds).unwrap().into_iter().map(String::from).collect();
+            prop_assert_eq!(&got, locs);
+            let first = m.location(&conds).unwrap().unwrap();
+            prop_assert!(locs.contains(first));
+        }
+        for t in 0..6 {
+            let ts = t.to_string();
+            let want: usize = recs.iter().filter(|r| r.1 == t).count();
+            prop_assert_eq!(m.count(&[("tissue_id", ts.as_str())]).unwrap(), want);
+        }
+        for g in ["A", "B", "AB", "DD", "Z"] {
+            let want = recs.iter().filter(|r| r.0 == g).count();
+            prop_assert_eq!(m.count(&[("gene_id", g)]).unwrap(), want);
+            prop_assert_eq!(m.records(&[("gene_id", g)]).unwrap().num_rows(), want);
+        }
+        let genes: BTreeSet<String> = recs.iter().map(|r| r.0.clone()).collect();
+        let uniq: Vec<Value> = m.unique("gene_id").unwrap();
+        prop_assert_eq!(uniq, genes.into_iter().map(Value::Str).collect::<Vec<_>>());
+        let tissues: BTreeSet<i32> = recs.iter().map(|r| r.1).collect();
+        prop_assert_eq!(m.unique("tissue_id").unwrap(), tissues.into_iter().map(|t| Value::Int(t as i64)).collect::<Vec<_>>());
+        prop_assert_eq!(m.count(&[]).unwrap(), recs.len());
+    }
+}
+
+#[test]
+fn values_compare_by_type() {
+    let m = build(
+        "s3://b/v1/ad/G1/model_tissue_45.tl\ns3://b/v1/ad/G1/model_tissue_7.tl\n",
+        REF,
+    );
+    assert!(m.exists(&[("tissue_id", "45")]).unwrap());
+    assert!(
+        m.exists(&[("tissue_id", "045")]).unwrap(),
+        "045 is the int 45"
+    );
+    assert!(m.exists(&[("tissue_id", " 45 ")]).unwrap());
+    assert!(!m.exists(&[("tissue_id", "46")]).unwrap());
+    assert!(
+        !m.exists(&[("gene_id", "g1")]).unwrap(),
+        "strings are case-sensitive"
+    );
+    match m.exists(&[("tissue_id", "abc")]) {
+        Err(Error::InvalidValue { field, value, .. }) => {
+            assert_eq!(field, "tissue_id");
+            assert_eq!(value, "abc");
+        }
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+    assert!(matches!(
+        m.exists(&[("tissue_id", "99999999999")]),
+        Err(Error::InvalidValue { .. })
+    ));
+    assert!(matches!(
+        m.exists(&[("tissue", "1")]),
+        Err(Error::UnknownField { .. })
+    ));
+    // Two conditions on one field that disagree match nothing.
+    assert!(!m
+        .exists(&[("tissue_id", "45"), ("tissue_id", "7")])
+        .unwrap());
+}
+
+#[test]
+fn dates_and_int64_fields() {
+    let m = build(
+        "logs/2024-01-31/host_9000000000.log\nlogs/2024-02-01/host_1.log\nlogs/2024-02-30/host_1.log\n",
+        "logs/{day:date}/host_{id:int64}.log",
+    );
+    assert_eq!(m.len(), 2, "2024-02-30 is not a date and is skipped");
+    assert!(m
+        .exists(&[("day", "2024-01-31"), ("id", "9000000000")])
+        .unwrap());
+    assert!(matches!(
+        m.exists(&[("day", "31/01/2024")]),
+        Err(Error::InvalidValue { .. })
+    ));
+    assert_eq!(
+        m.unique("day").unwrap(),
+        vec![
+            Value::Date("2024-01-31".into()),
+            Value::Date("2024-02-01".into())
+        ]
+    );
+}
+
+#[test]
+fn records_are_sorted_and_dictionary_encoded() {
+    let m = build(
+        "v1/ad/B/model_tissue_2.tl\nv1/ad/A/model_tissue_10.tl\nv1/ad/B/model_tissue_1.tl\nv1/ad/A/model_tissue_9.tl\n",
+        REF,
+    );
+    let b: RecordBatch = m.records(&[]).unwrap();
+    let genes = b.column(0).as_dictionary::<Int32Type>();
+    let values = genes.values().as_string::<i32>();
+    let got: Vec<(String, i32)> = (0..b.num_rows())
+        .map(|i| {
+            (
+                values.value(genes.keys().value(i) as usize).to_string(),
+                b.column(1).as_primitive::<Int32Type>().value(i),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("A".into(), 9),
+            ("A".into(), 10),
+            ("B".into(), 1),
+            ("B".into(), 2)
+        ],
+        "sorted by gene, then tissue as a number"
+    );
+    assert_eq!(b.schema().field(2).name(), "file_path");
+    assert_eq!(b.column(2).null_count(), 0);
+}
+
+#[test]
+fn summary_counts_skips_and_duplicates() {
+    let paths = "\
+s3://b/v1/ad/G1/model_tissue_1.tl
+s3://b/copy/v1/ad/G1/model_tissue_1.tl
+
+not/a/model.txt\r
+s3://b/v1/ad/G2/model_tissue_x.tl
+s3://b/v1/ad/G2/model_tissue_2.tl
+";
+    let built = ManifestBuilder::new(Template::parse(REF).unwrap())
+        .build(paths.as_bytes())
+        .unwrap();
+    let s = &built.summary;
+    assert_eq!((s.read, s.matched, s.skipped, s.duplicates), (5, 3, 2, 1));
+    assert_eq!(
+        s.skipped_examples[0],
+        (4, "not/a/model.txt".to_string()),
+        "line numbers count blank lines"
+    );
+    assert_eq!(s.skipped_examples[1].0, 5);
+    assert_eq!(
+        s.duplicate_examples,
+        vec!["gene_id=G1, tissue_id=1".to_string()]
+    );
+}
+
+#[test]
+fn strict_and_empty_are_errors() {
+    let t = || ManifestBuilder::new(Template::parse(REF).unwrap());
+    let e = t()
+        .strict(true)
+        .build(b"v1/ad/G/model_tissue_1.tl\nbad\n")
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::Skipped { count: 1, .. }), "{e}");
+    assert!(e.to_string().contains("line 2: bad"), "{e}");
+    let e = t().build(b"nothing\nmatches\n").err().unwrap();
+    assert!(matches!(e, Error::EmptyMatch { read: 2, .. }), "{e}");
+    let e = t().build(b"").err().unwrap();
+    assert!(matches!(e, Error::EmptyMatch { read: 0, .. }), "{e}");
+    let e = t().build(b"v1/ad/\xff/model_tissue_1.tl\n").err().unwrap();
+    assert!(
+        e.to_string().contains("line 1") && e.to_string().contains("UTF-8"),
+        "{e}"
+    );
+    let e = ManifestBuilder::new(Template::parse("{file_path}/x").unwrap())
+        .build(b"a/x")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("location column"), "{e}");
+}
+
+#[test]
+fn hostile_values_are_data_not_code() {
+    let paths = "v1/ad/'; DROP TABLE x;--/model_tissue_1.tl\nv1/ad/\"quoted\"/model_tissue_2.tl\nv1/ad/..%2F/model_tissue_3.tl\n";
+    let m = build(paths, REF);
+    assert!(m.exists(&[("gene_id", "'; DROP TABLE x;--")]).unwrap());
+    assert!(m.exists(&[("gene_id", "\"quoted\"")]).unwrap());
+    let huge = "9".repeat(10_000);
+    assert!(matches!(
+        m.exists(&[("tissue_id", huge.as_str())]),
+        Err(Error::InvalidValue { .. })
+    ));
+    assert!(!m.exists(&[("gene_id", huge.as_str())]).unwrap());
+}
+
+#[test]
+fn opens_manifests_from_other_tools_and_reports_missing_columns() {
+    use arrow::array::{Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    // Unsorted, plain strings, no tessera metadata (as pandas would write it).
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("gene_id", DataType::Utf8, false),
+        Field::new("tissue_id", DataType::Int32, false),
+        Field::new("file_path", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["Z", "A", "M"])),
+            Arc::new(Int32Array::from(vec![3, 1, 2])),
+            Arc::new(StringArray::from(vec!["s3://b/z", "s3://b/a", "s3://b/m"])),
+        ],
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let m = Manifest::from_bytes("pandas.parquet", buf.clone().into(), None).unwrap();
+    assert_eq!(m.location(&[("gene_id", "A")]).unwrap(), Some("s3://b/a"));
+    assert_eq!(m.location(&[("tissue_id", "2")]).unwrap(), Some("s3://b/m"));
+    assert_eq!(
+        m.unique("gene_id").unwrap(),
+        vec![
+            Value::Str("A".into()),
+            Value::Str("M".into()),
+            Value::Str("Z".into())
+        ]
+    );
+
+    let e = Manifest::from_bytes("pandas.parquet", buf.into(), Some("path")).unwrap_err();
+    match e {
+        Error::MissingColumn {
+            column, available, ..
+        } => {
+            assert_eq!(column, "path");
+            assert!(available.contains("file_path"));
+        }
+        other => panic!("{other}"),
+    }
+    let e =
+        Manifest::from_bytes("notes.txt", b"hello, not parquet".to_vec().into(), None).unwrap_err();
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+}
+
+#[tokio::test]
+async fn build_to_store_and_open_from_it() {
+    let out = Location::open(
+        "memory://manifests/m/manifest.parquet",
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let paths = "s3://b/v1/ad/G1/model_tissue_1.tl\n";
+    let b = ManifestBuilder::new(Template::parse(REF).unwrap());
+    let s = b
+        .build_to(paths.as_bytes().to_vec().into(), &out)
+        .await
+        .unwrap();
+    assert_eq!(s.matched, 1);
+    assert!(s.bytes_written > 0);
+    let m = Manifest::open(
+        "memory://manifests/m/manifest.parquet",
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(m.exists(&[("gene_id", "G1")]).unwrap());
+
+    // A failed build writes nothing.
+    let out2 = Location::open(
+        "memory://manifests/m/empty.parquet",
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(b.build_to(b"x\n".to_vec().into(), &out2).await.is_err());
+    assert!(!out2.exists().await.unwrap());
+    let e = Manifest::open(
+        "memory://manifests/m/none.parquet",
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+}
