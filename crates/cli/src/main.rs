@@ -11,6 +11,12 @@ mod quickstart;
 
 use clap::Parser;
 
+mod alloc;
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static GLOBAL: alloc::HugePages<std::alloc::System> = alloc::HugePages(std::alloc::System);
+
 fn main() {
     let args = cli::Cli::parse();
     init_logging(args.global.verbose, args.global.quiet);
@@ -37,9 +43,12 @@ fn main() {
 
 async fn run(args: cli::Cli) -> anyhow::Result<i32> {
     let opts = args.global.store_options();
+    let quiet = args.global.quiet;
     match args.command {
         cli::Command::Ls(a) => ls::run(a, &opts).await,
-        cli::Command::Manifest(cli::ManifestCommand::Build(a)) => manifest::build(a, &opts).await,
+        cli::Command::Manifest(cli::ManifestCommand::Build(a)) => {
+            manifest::build(a, &opts, quiet).await
+        }
         cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, &opts).await,
         cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
     }

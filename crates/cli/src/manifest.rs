@@ -24,7 +24,7 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
     let loc = Location::open(source, opts).await?;
     if let Some(p) = loc.local_path() {
         if p.is_file() {
-            return Ok(loc.read().await?);
+            return map_file(&p);
         }
         if !p.is_dir() {
             bail!("paths file or folder not found: {}", p.display());
@@ -50,6 +50,23 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
     Ok(buf.into())
 }
 
+/// Map a local paths file into memory (pre-faulted), as ripgrep does for
+/// single large files: no copy, and the page cache is used directly.
+fn map_file(p: &Path) -> Result<Bytes> {
+    let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the mapping is read-only. If another process truncates the
+    // paths file while it is being read, reading the lost pages faults, as
+    // for any memory-mapped input; paths files are not expected to change
+    // under a build.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }
+        .with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(Bytes::from_owner(map))
+}
+
 pub fn print_summary(s: &BuildSummary, out_url: &str) {
     eprintln!(
         "manifest {out_url}: {} paths read, {} matched, {} skipped, {} duplicate field combinations, {}",
@@ -73,10 +90,12 @@ pub fn print_summary(s: &BuildSummary, out_url: &str) {
     }
 }
 
-pub async fn build(args: BuildArgs, opts: &StoreOptions) -> Result<i32> {
+pub async fn build(args: BuildArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     let template = Template::parse(&args.template)?;
     let out = Location::open(&args.output, opts).await?;
+    let t = std::time::Instant::now();
     let text = read_source(&args.source, opts).await?;
+    tracing::debug!("read {} bytes of paths in {:?}", text.len(), t.elapsed());
     let builder = ManifestBuilder::new(template)
         .strict(args.strict)
         .location_column(args.location_column);
@@ -84,9 +103,10 @@ pub async fn build(args: BuildArgs, opts: &StoreOptions) -> Result<i32> {
     let summary = builder.build_to(text, &out).await;
     pb.finish_and_clear();
     let summary = summary?;
+    tracing::debug!("built and published in {:?}", t.elapsed());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
+    } else if !quiet {
         print_summary(&summary, &out.url());
     }
     Ok(0)

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    StringBuilder,
 };
 use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema, SchemaRef};
 use bytes::Bytes;
@@ -24,7 +23,7 @@ use crate::template::{FieldType, Template};
 use crate::{ManifestMeta, DEFAULT_LOCATION_COLUMN};
 
 /// Rows per Parquet row group in manifests tessera writes.
-pub const ROW_GROUP_ROWS: usize = 1 << 20;
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// How many skipped paths and duplicates are kept as examples.
 const EXAMPLES: usize = 5;
@@ -67,22 +66,36 @@ enum Col<'a> {
 }
 
 struct Chunk<'a> {
+    /// Lines in the chunk (blank ones included), for line numbers.
+    lines: u64,
     read: u64,
     skipped: u64,
     skipped_examples: Vec<(u64, String)>,
-    /// (start, len) of each matched line in the text.
-    loc: Vec<(usize, u32)>,
+    /// Packed (start << 24 | len) of each matched line in the text.
+    loc: Vec<u64>,
+    /// Line number (in the chunk) of a line too long to pack, if any.
+    too_long: Option<u64>,
     cols: Vec<Col<'a>>,
 }
 
 /// A built, sorted manifest that has not been written yet.
 pub struct BuiltManifest {
-    /// The manifest rows, sorted by the template fields.
-    pub batch: RecordBatch,
+    /// The field columns, sorted by the template fields (the location column
+    /// is added by [`BuiltManifest::batch`] and [`BuiltManifest::to_parquet`]).
+    fields: RecordBatch,
     /// What was read and matched.
     pub summary: BuildSummary,
     meta: ManifestMeta,
+    /// The paths text; locations are slices of it.
+    text: Bytes,
+    /// Packed (start << 24 | len) of each matched line, in input order.
+    locs: Vec<u64>,
+    /// Sorted position → input row.
+    perm: Vec<u32>,
 }
+
+/// Lines longer than this cannot be packed into a location handle.
+const MAX_LINE: usize = (1 << 24) - 1;
 
 impl ManifestBuilder {
     /// A builder for `template`, with location column `file_path`.
@@ -140,17 +153,30 @@ impl ManifestBuilder {
 
     /// Match every line of `text` (one key or URL per line) and build the
     /// sorted manifest in memory. Blank lines are ignored; `\r\n` is accepted.
-    pub fn build(&self, text: &[u8]) -> Result<BuiltManifest> {
+    pub fn build(&self, text: impl Into<Bytes>) -> Result<BuiltManifest> {
         self.check_names()?;
-        let text = std::str::from_utf8(text).map_err(|e| {
-            let line = text[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            Error::InvalidInput(format!("line {line} of the paths is not valid UTF-8"))
-        })?;
-        let chunks = split_chunks(text, rayon::current_num_threads() * 4);
+        let bytes: Bytes = text.into();
+        // Chunks end at line breaks, which are character boundaries: check
+        // UTF-8 chunk by chunk, in parallel.
+        let chunks = split_chunks(&bytes, rayon::current_num_threads() * 4);
+        let bad = chunks
+            .par_iter()
+            .filter_map(|&(s, e)| {
+                std::str::from_utf8(&bytes[s..e])
+                    .err()
+                    .map(|err| s + err.valid_up_to())
+            })
+            .min();
+        if let Some(at) = bad {
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(Error::InvalidInput(format!(
+                "line {line} of the paths is not valid UTF-8"
+            )));
+        }
+        // SAFETY: every chunk was just checked to be UTF-8, and the chunks
+        // cover the text, split at ASCII line breaks.
+        let text: &str = unsafe { std::str::from_utf8_unchecked(&bytes) };
+        let t0 = std::time::Instant::now();
         let parsed: Vec<Chunk<'_>> = chunks
             .par_iter()
             .map(|&(s, e)| self.parse_chunk(text, s, e))
@@ -159,7 +185,7 @@ impl ManifestBuilder {
         // Line numbers: each chunk counted its own lines; make them global.
         let mut summary = BuildSummary::default();
         let mut line_base = 0u64;
-        for (c, &(s, e)) in parsed.iter().zip(&chunks) {
+        for c in &parsed {
             summary.read += c.read;
             summary.skipped += c.skipped;
             for (l, p) in &c.skipped_examples {
@@ -167,12 +193,16 @@ impl ManifestBuilder {
                     summary.skipped_examples.push((line_base + l, p.clone()));
                 }
             }
-            line_base += text.as_bytes()[s..e]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            if let Some(line) = c.too_long {
+                return Err(Error::InvalidInput(format!(
+                    "line {} is longer than {MAX_LINE} bytes: not an object key",
+                    line_base + line
+                )));
+            }
+            line_base += c.lines;
         }
         summary.matched = summary.read - summary.skipped;
+        tracing::debug!("matched {} paths in {:?}", summary.read, t0.elapsed());
 
         if summary.matched == 0 {
             return Err(Error::EmptyMatch {
@@ -197,13 +227,14 @@ impl ManifestBuilder {
         for fi in 0..fields.len() {
             columns.push(merge_column(&parsed, fi, n));
         }
-        let mut locs: Vec<(usize, u32)> = Vec::with_capacity(n);
-        for c in &parsed {
-            locs.extend_from_slice(&c.loc);
-        }
+        let loc_parts: Vec<&[u64]> = parsed.iter().map(|c| c.loc.as_slice()).collect();
+        let locs: Vec<u64> = par_concat(&loc_parts, n, |_, &l| l);
+        drop(loc_parts);
         drop(parsed);
 
+        tracing::debug!("merged columns at {:?}", t0.elapsed());
         let perm = sort_permutation(&columns, n);
+        tracing::debug!("sorted at {:?}", t0.elapsed());
         let (dups, dup_examples) = find_duplicates(&columns, &perm, fields, EXAMPLES);
         summary.duplicates = dups;
         summary.duplicate_examples = dup_examples;
@@ -248,19 +279,8 @@ impl ManifestBuilder {
             arrays.push(arr);
         }
         drop(columns);
-        let total_len: usize = locs.iter().map(|l| l.1 as usize).sum();
-        let mut sb = StringBuilder::with_capacity(n, total_len);
-        for &i in &perm {
-            let (s, len) = locs[i as usize];
-            sb.append_value(&text[s..s + len as usize]);
-        }
-        schema_fields.push(ArrowField::new(
-            &self.location_column,
-            DataType::Utf8,
-            false,
-        ));
-        arrays.push(Arc::new(sb.finish()));
 
+        tracing::debug!("assembled arrays at {:?}", t0.elapsed());
         let meta = ManifestMeta {
             version: 1,
             template: self.template.to_string(),
@@ -271,39 +291,48 @@ impl ManifestBuilder {
                 .collect(),
         };
         let schema = Arc::new(Schema::new(schema_fields));
-        let batch = RecordBatch::try_new(schema, arrays)?;
+        let fields = RecordBatch::try_new(schema, arrays)?;
         Ok(BuiltManifest {
-            batch,
+            fields,
             summary,
             meta,
+            text: bytes,
+            locs,
+            perm,
         })
     }
 
     fn parse_chunk<'a>(&self, text: &'a str, start: usize, end: usize) -> Chunk<'a> {
         let fields = self.template.fields();
+        // Pre-size for the likely number of lines (about 64 bytes each).
+        let guess = (end - start) / 48 + 16;
         let mut cols: Vec<Col<'a>> = fields
             .iter()
             .map(|f| match f.ty {
                 FieldType::String => Col::Str {
                     map: HashMap::new(),
                     dict: Vec::new(),
-                    codes: Vec::new(),
+                    codes: Vec::with_capacity(guess),
                 },
-                _ => Col::Num(Vec::new()),
+                _ => Col::Num(Vec::with_capacity(guess)),
             })
             .collect();
         let mut chunk = Chunk {
+            lines: 0,
             read: 0,
             skipped: 0,
             skipped_examples: Vec::new(),
-            loc: Vec::new(),
+            loc: Vec::with_capacity(guess),
+            too_long: None,
             cols: Vec::new(),
         };
         let mut line_no = 0u64;
         let mut pos = start;
         let bytes = text.as_bytes();
+        let mut caps = Vec::with_capacity(fields.len());
+        let mut segs = Vec::with_capacity(16);
         while pos < end {
-            let nl = memchr(b'\n', &bytes[pos..end])
+            let nl = memchr::memchr(b'\n', &bytes[pos..end])
                 .map(|i| pos + i)
                 .unwrap_or(end);
             line_no += 1;
@@ -325,8 +354,8 @@ impl ManifestBuilder {
                 continue;
             }
             chunk.read += 1;
-            match self.template.match_line(line) {
-                Some(caps) => {
+            match self.template.match_line_into(line, &mut caps, &mut segs) {
+                true => {
                     for ((col, f), &(cs, ce)) in cols.iter_mut().zip(fields).zip(&caps) {
                         let v = &line[cs..ce];
                         match col {
@@ -341,9 +370,14 @@ impl ManifestBuilder {
                             Col::Num(vals) => vals.push(f.ty.parse_num(v).unwrap_or_default()),
                         }
                     }
-                    chunk.loc.push((ls, line.len() as u32));
+                    if line.len() > MAX_LINE {
+                        chunk.too_long.get_or_insert(line_no);
+                    }
+                    chunk
+                        .loc
+                        .push(((ls as u64) << 24) | line.len().min(MAX_LINE) as u64);
                 }
-                None => {
+                false => {
                     chunk.skipped += 1;
                     if chunk.skipped_examples.len() < EXAMPLES {
                         chunk.skipped_examples.push((line_no, line.to_string()));
@@ -352,6 +386,7 @@ impl ManifestBuilder {
             }
         }
         chunk.cols = cols;
+        chunk.lines = line_no;
         chunk
     }
 
@@ -361,9 +396,10 @@ impl ManifestBuilder {
         let this = self.clone();
         let (data, mut summary) =
             tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, BuildSummary)> {
-                let built = this.build(&text)?;
-                drop(text);
+                let built = this.build(text)?;
+                let t = std::time::Instant::now();
                 let data = built.to_parquet(this.row_group_rows)?;
+                tracing::debug!("encoded parquet in {:?}", t.elapsed());
                 Ok((data, built.summary))
             })
             .await
@@ -373,6 +409,33 @@ impl ManifestBuilder {
             .await?;
         Ok(summary)
     }
+}
+
+/// The location strings of sorted positions `perm` as one Arrow array.
+fn gather_strings(text: &[u8], locs: &[u64], perm: &[u32]) -> Result<StringArray> {
+    let span = |i: u32| {
+        let l = locs[i as usize];
+        let start = (l >> 24) as usize;
+        start..start + (l & MAX_LINE as u64) as usize
+    };
+    let total: usize = perm.iter().map(|&i| span(i).len()).sum();
+    if total > i32::MAX as usize {
+        return Err(Error::InvalidInput(format!(
+            "{total} bytes of locations in one row group: more than an Arrow string array holds"
+        )));
+    }
+    let mut offsets: Vec<i32> = Vec::with_capacity(perm.len() + 1);
+    let mut values: Vec<u8> = Vec::with_capacity(total);
+    offsets.push(0);
+    for &i in perm {
+        values.extend_from_slice(&text[span(i)]);
+        offsets.push(values.len() as i32);
+    }
+    Ok(StringArray::try_new(
+        arrow::buffer::OffsetBuffer::new(offsets.into()),
+        values.into(),
+        None,
+    )?)
 }
 
 fn format_examples(ex: &[(u64, String)]) -> String {
@@ -386,20 +449,15 @@ fn format_examples(ex: &[(u64, String)]) -> String {
     s
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
 /// Split `text` into about `parts` ranges that end at line breaks.
-fn split_chunks(text: &str, parts: usize) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
+fn split_chunks(bytes: &[u8], parts: usize) -> Vec<(usize, usize)> {
     let target = (bytes.len() / parts.max(1)).max(1 << 16);
     let mut out = Vec::new();
     let mut start = 0;
     while start < bytes.len() {
         let mut end = (start + target).min(bytes.len());
         if end < bytes.len() {
-            end = memchr(b'\n', &bytes[end..])
+            end = memchr::memchr(b'\n', &bytes[end..])
                 .map(|i| end + i + 1)
                 .unwrap_or(bytes.len());
         }
@@ -417,13 +475,14 @@ enum MergedCol {
 fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
     match &parsed[0].cols[fi] {
         Col::Num(_) => {
-            let mut v = Vec::with_capacity(n);
-            for c in parsed {
-                if let Col::Num(x) = &c.cols[fi] {
-                    v.extend_from_slice(x);
-                }
-            }
-            MergedCol::Num(v)
+            let parts: Vec<&[i64]> = parsed
+                .iter()
+                .map(|c| match &c.cols[fi] {
+                    Col::Num(x) => x.as_slice(),
+                    Col::Str { .. } => &[],
+                })
+                .collect();
+            MergedCol::Num(par_concat(&parts, n, |_, &x| x))
         }
         Col::Str { .. } => {
             let mut uniq: HashMap<&str, u32> = HashMap::new();
@@ -446,18 +505,43 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
                     Col::Num(_) => Vec::new(),
                 })
                 .collect();
-            let mut codes = Vec::with_capacity(n);
-            for (c, remap) in parsed.iter().zip(&remaps) {
-                if let Col::Str { codes: local, .. } = &c.cols[fi] {
-                    codes.extend(local.iter().map(|&l| remap[l as usize]));
-                }
-            }
+            let parts: Vec<&[u32]> = parsed
+                .iter()
+                .map(|c| match &c.cols[fi] {
+                    Col::Str { codes, .. } => codes.as_slice(),
+                    Col::Num(_) => &[],
+                })
+                .collect();
+            let codes = par_concat(&parts, n, |part, &l| remaps[part][l as usize]);
             MergedCol::Str {
                 dict: sorted.into_iter().map(String::from).collect(),
                 codes,
             }
         }
     }
+}
+
+/// Concatenate `parts` (holding `n` items in all) through `f(part, item)`,
+/// writing the output in parallel.
+fn par_concat<T: Sync, U: Send>(
+    parts: &[&[T]],
+    n: usize,
+    f: impl Fn(usize, &T) -> U + Sync,
+) -> Vec<U> {
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut acc = 0;
+    for p in parts {
+        starts.push(acc);
+        acc += p.len();
+    }
+    debug_assert_eq!(acc, n);
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let part = starts.partition_point(|&s| s <= i) - 1;
+            f(part, &parts[part][i - starts[part]])
+        })
+        .collect()
 }
 
 fn bits_for(range: u64) -> u32 {
@@ -504,16 +588,23 @@ fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
                 k
             })
             .collect();
-        if keys.windows(2).all(|w| w[0] <= w[1]) {
+        if keys.par_windows(2).all(|w| w[0] <= w[1]) {
             return (0..n as u32).collect();
         }
-        let mut pairs: Vec<(u64, u32)> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| (k, i as u32))
-            .collect();
-        pairs.par_sort_unstable();
-        return pairs.into_iter().map(|p| p.1).collect();
+        // Listings usually arrive sorted by the leading field (a path segment)
+        // but not by the rest (numbers sort as text in listings): then only
+        // the groups of equal leading field need sorting.
+        let shift = total - widths[0];
+        let lead = |k: u64| if shift >= 64 { 0 } else { k >> shift };
+        let mut perm: Vec<u32> = (0..n as u32).collect();
+        let by_key = |&i: &u32| (keys[i as usize], i);
+        if keys.par_windows(2).all(|w| lead(w[0]) <= lead(w[1])) {
+            perm.par_chunk_by_mut(|&a, &b| lead(keys[a as usize]) == lead(keys[b as usize]))
+                .for_each(|g| g.sort_unstable_by_key(by_key));
+        } else {
+            perm.par_sort_unstable_by_key(by_key);
+        }
+        return perm;
     }
     let cmp = |a: u32, b: u32| {
         for c in cols {
@@ -589,14 +680,15 @@ impl BuiltManifest {
     /// (delta) encoded locations, column statistics, and the template in the
     /// file's key-value metadata.
     pub fn to_parquet(&self, row_group_rows: usize) -> Result<Vec<u8>> {
-        let schema: SchemaRef = self.batch.schema();
+        let schema: SchemaRef = self.schema();
         let loc_col = ColumnPath::from(self.meta.location_column.as_str());
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_column_dictionary_enabled(loc_col.clone(), false)
-            .set_column_encoding(loc_col, Encoding::DELTA_BYTE_ARRAY)
+            .set_column_encoding(loc_col.clone(), Encoding::DELTA_BYTE_ARRAY)
+            .set_column_statistics_enabled(loc_col, EnabledStatistics::None)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 crate::META_KEY.to_string(),
                 serde_json::to_string(&self.meta).expect("manifest metadata serializes"),
@@ -617,14 +709,18 @@ impl BuiltManifest {
             SerializedFileWriter::new(&mut out, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(perr)?;
         let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
-        let n = self.batch.num_rows();
+        let n = self.perm.len();
+        let ncols = schema.fields().len();
+        let loc_idx = ncols - 1;
         let groups: Vec<(usize, usize)> = (0..n)
             .step_by(row_group_rows)
             .map(|s| (s, (s + row_group_rows).min(n)))
             .collect();
         let tasks: Vec<(usize, usize)> = (0..groups.len())
-            .flat_map(|g| (0..schema.fields().len()).map(move |c| (g, c)))
+            .flat_map(|g| (0..ncols).map(move |c| (g, c)))
             .collect();
+        // Each task encodes one column of one row group; the location strings
+        // of a row group are gathered from the text only inside its task.
         let chunks: Vec<Result<(usize, usize, ArrowColumnChunk)>> = tasks
             .par_iter()
             .map(|&(g, c)| {
@@ -632,7 +728,11 @@ impl BuiltManifest {
                 let mut writers = factory.create_column_writers(g).map_err(perr)?;
                 let mut w = writers.swap_remove(c);
                 drop(writers);
-                let arr = self.batch.column(c).slice(s, e - s);
+                let arr: ArrayRef = if c == loc_idx {
+                    Arc::new(gather_strings(&self.text, &self.locs, &self.perm[s..e])?)
+                } else {
+                    self.fields.column(c).slice(s, e - s)
+                };
                 for leaf in compute_leaves(schema.field(c), &arr).map_err(perr)? {
                     w.write(&leaf).map_err(perr)?;
                 }
@@ -640,7 +740,7 @@ impl BuiltManifest {
             })
             .collect();
         let mut by_group: Vec<Vec<Option<ArrowColumnChunk>>> = (0..groups.len())
-            .map(|_| (0..schema.fields().len()).map(|_| None).collect())
+            .map(|_| (0..ncols).map(|_| None).collect())
             .collect();
         for r in chunks {
             let (g, c, chunk) = r?;
@@ -657,6 +757,42 @@ impl BuiltManifest {
         Ok(out)
     }
 
+    /// The schema of the manifest: the fields, then the location column.
+    pub fn schema(&self) -> SchemaRef {
+        let mut fields: Vec<ArrowField> = self
+            .fields
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (**f).clone())
+            .collect();
+        fields.push(ArrowField::new(
+            &self.meta.location_column,
+            DataType::Utf8,
+            false,
+        ));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The whole manifest as one Arrow batch, sorted by the fields.
+    pub fn batch(&self) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = self.fields.columns().to_vec();
+        cols.push(Arc::new(gather_strings(
+            &self.text, &self.locs, &self.perm,
+        )?));
+        Ok(RecordBatch::try_new(self.schema(), cols)?)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.perm.len()
+    }
+
+    /// True when there are no records (never, for a successful build).
+    pub fn is_empty(&self) -> bool {
+        self.perm.is_empty()
+    }
+
     /// The manifest description stored in the file.
     pub fn meta(&self) -> &ManifestMeta {
         &self.meta
@@ -670,7 +806,7 @@ mod tests {
     #[test]
     fn chunks_end_at_newlines() {
         let text = "a\nbb\nccc\n".repeat(50_000);
-        let ch = split_chunks(&text, 7);
+        let ch = split_chunks(text.as_bytes(), 7);
         assert!(ch.len() > 1);
         assert_eq!(ch[0].0, 0);
         assert_eq!(ch.last().unwrap().1, text.len());

@@ -18,7 +18,7 @@
 //!
 //! let paths = "s3://b/v1/ad/G1/model_tissue_4.tl\ns3://b/v1/ad/G2/model_tissue_45.tl\nREADME.md\n";
 //! let template = Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl")?;
-//! let built = ManifestBuilder::new(template).build(paths.as_bytes())?;
+//! let built = ManifestBuilder::new(template).build(paths)?;
 //! assert_eq!((built.summary.matched, built.summary.skipped), (2, 1));
 //!
 //! let bytes = built.to_parquet(1 << 20)?;

@@ -279,7 +279,7 @@ impl Manifest {
                         .map_err(perr)?;
                 reader
                     .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| Error::Arrow(e))
+                    .map_err(Error::Arrow)
             })
             .collect();
         let mut batches = Vec::new();

@@ -119,6 +119,9 @@ pub struct Template {
     source: String,
     fields: Vec<Field>,
     segs: Vec<Seg>,
+    /// `Some(k)` when the template is `**/` followed by k segments without
+    /// another `**`: only the last k segments of a key need to be looked at.
+    tail_only: Option<usize>,
 }
 
 /// Where each field was found in a key: byte ranges, in field order.
@@ -286,10 +289,19 @@ impl Template {
                 "the template has no {field}: name at least one part of the path to extract",
             ));
         }
+        let tail_only = match segs.split_first() {
+            Some((Seg::Deep, rest))
+                if !rest.is_empty() && !rest.iter().any(|s| matches!(s, Seg::Deep)) =>
+            {
+                Some(rest.len())
+            }
+            _ => None,
+        };
         Ok(Template {
             source: source.to_string(),
             fields,
             segs,
+            tail_only,
         })
     }
 
@@ -315,32 +327,78 @@ impl Template {
 
     /// Match a key; `Some` with the byte range of each field on success.
     pub fn match_key(&self, key: &str) -> Option<Captures> {
-        let mut caps = vec![(0usize, 0usize); self.fields.len()];
-        let key = key.strip_prefix('/').unwrap_or(key);
-        let mut segs: Vec<(usize, usize)> = Vec::with_capacity(16);
-        let mut start = 0;
-        for (i, b) in key.bytes().enumerate() {
-            if b == b'/' {
-                segs.push((start, i));
-                start = i + 1;
+        let mut caps = Vec::new();
+        let mut segs = Vec::new();
+        self.match_key_into(key, &mut caps, &mut segs)
+            .then_some(caps)
+    }
+
+    /// [`Template::match_key`] without allocating: `caps` receives the field
+    /// ranges and `segs` is scratch space, both reused across calls.
+    pub fn match_key_into(
+        &self,
+        key: &str,
+        caps: &mut Captures,
+        segs: &mut Vec<(usize, usize)>,
+    ) -> bool {
+        caps.clear();
+        caps.resize(self.fields.len(), (0, 0));
+        segs.clear();
+        let lead = usize::from(key.starts_with('/'));
+        let bytes = key.as_bytes();
+        if let Some(k) = self.tail_only {
+            // Only the last k segments matter: find them from the right.
+            let mut end = bytes.len();
+            for i in 0..k {
+                match memchr::memrchr(b'/', &bytes[lead..end]) {
+                    Some(pos) => {
+                        let slash = lead + pos;
+                        segs.push((slash + 1, end));
+                        end = slash;
+                    }
+                    None if i + 1 == k => segs.push((lead, end)),
+                    None => return false,
+                }
             }
+            segs.reverse();
+            return self.match_segs(key, &self.segs[1..], segs, caps);
+        }
+        let mut start = lead;
+        for pos in memchr::memchr_iter(b'/', &bytes[lead..]) {
+            segs.push((start, lead + pos));
+            start = lead + pos + 1;
         }
         segs.push((start, key.len()));
-        self.match_segs(key, &self.segs, &segs, &mut caps)
-            .then_some(caps)
+        self.match_segs(key, &self.segs, segs, caps)
     }
 
     /// Like [`Template::match_key`] for a line that may be a full URL
     /// (`s3://bucket/key`): the scheme and bucket are skipped; ranges refer to `line`.
     pub fn match_line(&self, line: &str) -> Option<Captures> {
+        let mut caps = Vec::new();
+        let mut segs = Vec::new();
+        self.match_line_into(line, &mut caps, &mut segs)
+            .then_some(caps)
+    }
+
+    /// [`Template::match_line`] without allocating (see [`Template::match_key_into`]).
+    pub fn match_line_into(
+        &self,
+        line: &str,
+        caps: &mut Captures,
+        segs: &mut Vec<(usize, usize)>,
+    ) -> bool {
         let skip = key_offset(line);
-        let mut caps = self.match_key(&line[skip..])?;
-        let lead = skip + usize::from(line[skip..].starts_with('/'));
-        for c in caps.iter_mut() {
-            c.0 += lead;
-            c.1 += lead;
+        if !self.match_key_into(&line[skip..], caps, segs) {
+            return false;
         }
-        Some(caps)
+        if skip > 0 {
+            for c in caps.iter_mut() {
+                c.0 += skip;
+                c.1 += skip;
+            }
+        }
+        true
     }
 
     fn match_segs(
@@ -410,7 +468,7 @@ impl Template {
                         let min = usize::from(matches!(open, Part::Field(_)));
                         let mut from = s + min;
                         while from <= e {
-                            let Some(pos) = key[from..e].find(l.as_str()) else {
+                            let Some(pos) = find_lit(&key.as_bytes()[from..e], l.as_bytes()) else {
                                 return false;
                             };
                             let at = from + pos;
@@ -463,26 +521,44 @@ impl fmt::Display for Template {
     }
 }
 
+/// First occurrence of a (short) literal: memchr on its first byte, then compare.
+#[inline]
+fn find_lit(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while from + needle.len() <= hay.len() {
+        let i = from + memchr::memchr(first, &hay[from..=hay.len() - needle.len()])?;
+        if &hay[i + 1..i + needle.len()] == rest {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
 /// Byte offset where the key starts in a line: after `scheme://authority/`
 /// for URLs, 0 for plain keys and paths.
 pub fn key_offset(line: &str) -> usize {
-    if let Some(i) = line.find("://") {
-        if i > 0
-            && line[..i]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'+')
-        {
-            let rest = &line[i + 3..];
-            if line[..i].eq_ignore_ascii_case("file") {
-                return i + 3;
-            }
-            return match rest.find('/') {
-                Some(j) => i + 3 + j + 1,
-                None => line.len(),
-            };
-        }
+    let b = line.as_bytes();
+    // A scheme is 1..=16 ASCII letters, digits or '+', followed by "://".
+    let Some(colon) = b
+        .iter()
+        .take(17)
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'+'))
+    else {
+        return 0;
+    };
+    if colon == 0 || !b[colon..].starts_with(b"://") {
+        return 0;
     }
-    0
+    let after = colon + 3;
+    if line[..colon].eq_ignore_ascii_case("file") {
+        return after;
+    }
+    match memchr::memchr(b'/', &b[after..]) {
+        Some(j) => after + j + 1,
+        None => line.len(),
+    }
 }
 
 #[cfg(test)]
@@ -566,6 +642,31 @@ mod tests {
     fn literal_braces() {
         let t = Template::parse("{{x}}/{a}").unwrap();
         assert!(t.match_key("{x}/v").is_some());
+    }
+
+    #[test]
+    fn key_offsets() {
+        assert_eq!(key_offset("s3://b/k/x"), 7);
+        assert_eq!(key_offset("file:///a/b"), 7);
+        assert_eq!(key_offset("plain/path"), 0);
+        assert_eq!(key_offset("a:b/c"), 0);
+        assert_eq!(key_offset("gs://bucket"), 11);
+        assert_eq!(find_lit(b"abcabd", b"abd"), Some(3));
+        assert_eq!(find_lit(b"ab", b"abc"), None);
+        assert_eq!(find_lit(b"xx.tl", b".tl"), Some(2));
+    }
+
+    #[test]
+    fn tail_only_needs_enough_segments() {
+        let t = Template::parse("**/ad/{g}/m_{t:int32}.tl").unwrap();
+        assert!(t.match_key("ad/G/m_1.tl").is_some());
+        assert!(t.match_key("/ad/G/m_1.tl").is_some());
+        assert!(t.match_key("G/m_1.tl").is_none());
+        assert!(t.match_key("x/y/ad/G/m_1.tl").is_some());
+        assert!(
+            t.match_line("s3://ad/G/m_1.tl").is_none(),
+            "the bucket is not part of the key"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ const REF: &str = "**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl";
 
 fn build(paths: &str, template: &str) -> Manifest {
     let b = ManifestBuilder::new(Template::parse(template).unwrap()).row_group_rows(7);
-    let built = b.build(paths.as_bytes()).unwrap();
+    let built = b.build(paths.to_string()).unwrap();
     let bytes = built.to_parquet(7).unwrap();
     Manifest::from_bytes("test.parquet", bytes.into(), None).unwrap()
 }
@@ -183,6 +183,16 @@ fn records_are_sorted_and_dictionary_encoded() {
         REF,
     );
     let b: RecordBatch = m.records(&[]).unwrap();
+    // The built batch, before any file, has the same rows.
+    let built = ManifestBuilder::new(Template::parse(REF).unwrap())
+        .build("v1/ad/B/model_tissue_2.tl\nv1/ad/A/model_tissue_10.tl\nv1/ad/B/model_tissue_1.tl\nv1/ad/A/model_tissue_9.tl\n")
+        .unwrap();
+    assert_eq!(built.len(), 4);
+    let direct = built.batch().unwrap();
+    assert_eq!(
+        direct.column(2).as_string::<i32>().value(0),
+        "v1/ad/A/model_tissue_9.tl"
+    );
     let genes = b.column(0).as_dictionary::<Int32Type>();
     let values = genes.values().as_string::<i32>();
     let got: Vec<(String, i32)> = (0..b.num_rows())
@@ -218,7 +228,7 @@ s3://b/v1/ad/G2/model_tissue_x.tl
 s3://b/v1/ad/G2/model_tissue_2.tl
 ";
     let built = ManifestBuilder::new(Template::parse(REF).unwrap())
-        .build(paths.as_bytes())
+        .build(paths.to_string())
         .unwrap();
     let s = &built.summary;
     assert_eq!((s.read, s.matched, s.skipped, s.duplicates), (5, 3, 2, 1));
@@ -239,22 +249,25 @@ fn strict_and_empty_are_errors() {
     let t = || ManifestBuilder::new(Template::parse(REF).unwrap());
     let e = t()
         .strict(true)
-        .build(b"v1/ad/G/model_tissue_1.tl\nbad\n")
+        .build(b"v1/ad/G/model_tissue_1.tl\nbad\n".to_vec())
         .err()
         .unwrap();
     assert!(matches!(e, Error::Skipped { count: 1, .. }), "{e}");
     assert!(e.to_string().contains("line 2: bad"), "{e}");
-    let e = t().build(b"nothing\nmatches\n").err().unwrap();
+    let e = t().build(b"nothing\nmatches\n".to_vec()).err().unwrap();
     assert!(matches!(e, Error::EmptyMatch { read: 2, .. }), "{e}");
-    let e = t().build(b"").err().unwrap();
+    let e = t().build(b"".to_vec()).err().unwrap();
     assert!(matches!(e, Error::EmptyMatch { read: 0, .. }), "{e}");
-    let e = t().build(b"v1/ad/\xff/model_tissue_1.tl\n").err().unwrap();
+    let e = t()
+        .build(b"v1/ad/\xff/model_tissue_1.tl\n".to_vec())
+        .err()
+        .unwrap();
     assert!(
         e.to_string().contains("line 1") && e.to_string().contains("UTF-8"),
         "{e}"
     );
     let e = ManifestBuilder::new(Template::parse("{file_path}/x").unwrap())
-        .build(b"a/x")
+        .build(b"a/x".to_vec())
         .err()
         .unwrap();
     assert!(e.to_string().contains("location column"), "{e}");

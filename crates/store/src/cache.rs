@@ -81,7 +81,7 @@ impl Cache {
         let dir = match std::env::var_os("TESSERA_CACHE") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => dirs::cache_dir()
-                .unwrap_or_else(|| std::env::temp_dir())
+                .unwrap_or_else(std::env::temp_dir)
                 .join("tessera"),
         };
         let max = match std::env::var("TESSERA_CACHE_SIZE") {

@@ -204,7 +204,7 @@ pub fn redact(message: &str) -> String {
         while let Some(pos) = out[start..].find(key) {
             let begin = start + pos + key.len();
             let end = out[begin..]
-                .find(|c: char| c == '&' || c == ' ' || c == '"' || c == '\'' || c == ')')
+                .find(['&', ' ', '"', '\'', ')'])
                 .map(|e| begin + e)
                 .unwrap_or(out.len());
             out.replace_range(begin..end, "[redacted]");

@@ -42,7 +42,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
     };
     let v = n * mult as f64;
-    if !(v >= 1.0) || !v.is_finite() || v > u64::MAX as f64 {
+    if v.is_nan() || v < 1.0 || !v.is_finite() || v > u64::MAX as f64 {
         return Err(format!(
             "'{s}' is not a usable size: it must be at least one byte"
         ));
