@@ -12,8 +12,7 @@ OUT=${BENCH_OUT:-$ROOT/bench/out/manifest}
 mkdir -p "$OUT"
 
 echo "== building tessera (release)"
-cargo build --release --locked -p tessera-cli --bin tessera
-cargo build --release --locked -p tessera-manifest --example manifest_lookup
+cargo build --release --locked -p tessera-cli -p tessera-manifest --bin tessera --example manifest_lookup
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 VENV=${BENCH_VENV:-$ROOT/bench/.venv}

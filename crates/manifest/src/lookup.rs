@@ -98,6 +98,10 @@ pub struct Manifest {
     order: Option<Vec<u32>>,
     rows: usize,
     secondary: Vec<OnceLock<HashMap<u64, Vec<u32>>>>,
+    /// For a string leading field: `starts[c]..starts[c + 1]` are the sorted
+    /// positions whose leading value has code `c` (rows are sorted by it), so
+    /// the first narrowing step is two array reads instead of a binary search.
+    lead_starts: Option<Vec<u32>>,
 }
 
 impl std::fmt::Debug for Manifest {
@@ -331,8 +335,10 @@ impl Manifest {
             order: None,
             rows,
             secondary: (0..n_fields).map(|_| OnceLock::new()).collect(),
+            lead_starts: None,
         };
         m.ensure_sorted();
+        m.build_lead_starts();
         Ok(m)
     }
 
@@ -355,6 +361,20 @@ impl Manifest {
             order.par_sort_by(|&a, &b| self.cmp_rows(a as usize, b as usize));
             self.order = Some(order);
         }
+    }
+
+    fn build_lead_starts(&mut self) {
+        let IndexCol::Str { dict, codes, .. } = &self.cols[0] else {
+            return;
+        };
+        let mut starts = vec![0u32; dict.len() + 1];
+        for pos in 0..self.rows {
+            starts[codes[self.row(pos)] as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        self.lead_starts = Some(starts);
     }
 
     #[inline]
@@ -501,6 +521,11 @@ impl Manifest {
         };
         let (mut lo, mut hi) = (0, self.rows);
         let mut k = 0;
+        if let (Some(starts), Some(&(0, code))) = (&self.lead_starts, conds.first()) {
+            lo = starts[code as usize] as usize;
+            hi = starts[code as usize + 1] as usize;
+            k = 1;
+        }
         while k < conds.len() && conds[k].0 == k {
             (lo, hi) = self.narrow(k, conds[k].1, lo, hi);
             k += 1;
@@ -799,8 +824,7 @@ fn build_str_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
     }
     codes.par_iter_mut().for_each(|c| *c = rank_of[*c as usize]);
     let sorted: Vec<Box<str>> = ranked.iter().map(|&c| dict[c as usize].clone()).collect();
-    for (k, v) in map.iter_mut() {
-        let _ = k;
+    for v in map.values_mut() {
         *v = rank_of[*v as usize];
     }
     Ok(IndexCol::Str {
