@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tessera_store::StoreOptions;
 
-/// tessera: list, index, pack, version, serve and slice data in object storage.
+/// tessera: one tool for data in object storage.
 ///
 /// Locations are URLs (s3://bucket/prefix, gs://…, az://…, file:///abs/path,
 /// memory://name) or plain local paths. S3 credentials come from the standard
@@ -86,15 +86,14 @@ pub struct LsArgs {
 #[derive(Subcommand, Debug)]
 pub enum ManifestCommand {
     /// Build a manifest from a paths file (one key or URL per line, - for stdin) or a store prefix.
-    ///
-    /// Example:
-    ///   tessera manifest build s3://bucket/data -o manifest.parquet \
-    ///     --template '**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl'
+    #[command(
+        after_help = "Example:\n  tessera manifest build s3://bucket/data -o manifest.parquet \\\n    --template '**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl'"
+    )]
     Build(BuildArgs),
     /// Look up records in a manifest.
-    ///
-    /// Example:
-    ///   tessera manifest query manifest.parquet --where gene_id=GENE123 --where tissue_id=45 --paths
+    #[command(
+        after_help = "Examples:\n  tessera manifest query m.parquet -w gene_id=GENE123 -w tissue_id=45 --exists\n  tessera manifest query m.parquet -w gene_id=GENE123 --format csv\n  tessera manifest query m.parquet --unique tissue_id"
+    )]
     Query(QueryArgs),
 }
 
