@@ -778,25 +778,15 @@ fn build_str_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
         }
         match a.data_type() {
             DataType::Dictionary(_, _) => {
+                // Any key type becomes Int32 (a no-op for tessera's own manifests).
+                let as_i32 =
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                let cast;
                 let d: &DictionaryArray<Int32Type> = match a.as_any().downcast_ref() {
                     Some(d) => d,
                     None => {
-                        let c = arrow::compute::cast(
-                            a,
-                            &DataType::Dictionary(
-                                Box::new(DataType::Int32),
-                                Box::new(DataType::Utf8),
-                            ),
-                        )?;
-                        let owned = c.as_dictionary::<Int32Type>().clone();
-                        let values = arrow::compute::cast(owned.values(), &DataType::Utf8)?;
-                        let remap: Vec<u32> = values
-                            .as_string::<i32>()
-                            .iter()
-                            .map(|v| intern(v.unwrap_or(""), &mut map, &mut dict))
-                            .collect();
-                        codes.extend(owned.keys().values().iter().map(|&k| remap[k as usize]));
-                        continue;
+                        cast = arrow::compute::cast(a, &as_i32)?;
+                        cast.as_dictionary::<Int32Type>()
                     }
                 };
                 let values = arrow::compute::cast(d.values(), &DataType::Utf8)?;

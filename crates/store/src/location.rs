@@ -142,6 +142,20 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_string())
 }
 
+/// The bucket (or container) of a cloud URL; `form` shows the expected shape.
+fn bucket_of(url: &Url, location: &str, form: &str) -> Result<String> {
+    url.host_str()
+        .filter(|b| !b.is_empty())
+        .map(String::from)
+        .ok_or_else(|| invalid(location, format!("missing bucket: {form}")))
+}
+
+/// A built cloud store, with builder errors (bad settings) made readable.
+fn built<S: ObjectStore>(r: object_store::Result<S>) -> Result<Arc<dyn ObjectStore>> {
+    r.map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| Error::Config(crate::error::redact(&e.to_string())))
+}
+
 fn client_options() -> ClientOptions {
     ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
@@ -214,11 +228,7 @@ impl Location {
                 })
             }
             "s3" | "s3a" => {
-                let bucket = url
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| invalid(location, "missing bucket: s3://bucket/prefix"))?
-                    .to_string();
+                let bucket = bucket_of(&url, location, "s3://bucket/prefix")?;
                 let store = open_s3(&bucket, opts).await?;
                 Ok(Location {
                     store,
@@ -228,20 +238,16 @@ impl Location {
                 })
             }
             "gs" => {
-                let bucket = url
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| invalid(location, "missing bucket: gs://bucket/prefix"))?
-                    .to_string();
+                let bucket = bucket_of(&url, location, "gs://bucket/prefix")?;
                 let key = format!("gs://{bucket}");
                 let store = cached(&key, opts, || {
-                    GoogleCloudStorageBuilder::from_env()
-                        .with_bucket_name(&bucket)
-                        .with_client_options(client_options())
-                        .with_retry(retry_config(opts))
-                        .build()
-                        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-                        .map_err(|e| Error::Config(crate::error::redact(&e.to_string())))
+                    built(
+                        GoogleCloudStorageBuilder::from_env()
+                            .with_bucket_name(&bucket)
+                            .with_client_options(client_options())
+                            .with_retry(retry_config(opts))
+                            .build(),
+                    )
                 })?;
                 Ok(Location {
                     store,
@@ -251,22 +257,18 @@ impl Location {
                 })
             }
             "az" | "abfs" | "abfss" | "azure" | "adl" => {
-                let container = url
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| invalid(location, "missing container: az://container/prefix"))?
-                    .to_string();
+                let container = bucket_of(&url, location, "az://container/prefix")?;
                 let root = format!("{}://{container}", url.scheme());
                 let container_name = container.split('@').next().unwrap_or(&container).to_string();
                 let store = cached(&root, opts, || {
-                    MicrosoftAzureBuilder::from_env()
-                        .with_url(root.clone())
-                        .with_container_name(&container_name)
-                        .with_client_options(client_options())
-                        .with_retry(retry_config(opts))
-                        .build()
-                        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-                        .map_err(|e| Error::Config(crate::error::redact(&e.to_string())))
+                    built(
+                        MicrosoftAzureBuilder::from_env()
+                            .with_url(root.clone())
+                            .with_container_name(&container_name)
+                            .with_client_options(client_options())
+                            .with_retry(retry_config(opts))
+                            .build(),
+                    )
                 })?;
                 Ok(Location {
                     store,
@@ -395,36 +397,44 @@ impl Location {
     }
 }
 
+fn registry_key(key: &str, opts: &StoreOptions) -> String {
+    format!("{key}|{opts:?}")
+}
+
+fn remembered(full_key: &str) -> Option<Arc<dyn ObjectStore>> {
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(full_key)
+        .cloned()
+}
+
+fn remember(full_key: String, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(full_key, store.clone());
+    store
+}
+
+/// The store registered under `key` and `opts`, built on first use.
 fn cached(
     key: &str,
     opts: &StoreOptions,
     build: impl FnOnce() -> Result<Arc<dyn ObjectStore>>,
 ) -> Result<Arc<dyn ObjectStore>> {
-    let full_key = format!("{key}|{opts:?}");
-    if let Some(s) = registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&full_key)
-    {
-        return Ok(s.clone());
+    let full_key = registry_key(key, opts);
+    match remembered(&full_key) {
+        Some(s) => Ok(s),
+        None => Ok(remember(full_key, build()?)),
     }
-    let store = build()?;
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(full_key, store.clone());
-    Ok(store)
 }
 
 async fn open_s3(bucket: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
-    let key = format!("s3://{bucket}|{}", aws::env_fingerprint());
-    let full_key = format!("{key}|{opts:?}");
-    if let Some(s) = registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&full_key)
-    {
-        return Ok(s.clone());
+    // The environment decides credentials and endpoint: part of the key.
+    let full_key = registry_key(&format!("s3://{bucket}|{}", aws::env_fingerprint()), opts);
+    if let Some(s) = remembered(&full_key) {
+        return Ok(s);
     }
     let resolved = aws::resolve(opts).await?;
     let mut builder = AmazonS3Builder::from_env()
@@ -441,16 +451,7 @@ async fn open_s3(bucket: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStor
     if let Some(creds) = resolved.credentials {
         builder = builder.with_credentials(creds);
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        builder
-            .build()
-            .map_err(|e| Error::Config(crate::error::redact(&e.to_string())))?,
-    );
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(full_key, store.clone());
-    Ok(store)
+    Ok(remember(full_key, built(builder.build())?))
 }
 
 #[cfg(test)]
