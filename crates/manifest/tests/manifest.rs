@@ -20,7 +20,9 @@ fn build(paths: &str, template: &str) -> Manifest {
 
 fn value_strategy(ty: u8) -> BoxedStrategy<String> {
     match ty {
-        0 => "[A-Za-z0-9][A-Za-z0-9._-]{0,12}".boxed(),
+        // No '.': the template below puts '.' after some fields, and a value
+        // containing the literal that follows it is ambiguous by nature.
+        0 => "[A-Za-z0-9][A-Za-z0-9_-]{0,12}".boxed(),
         1 => any::<i32>().prop_map(|v| v.to_string()).boxed(),
         2 => any::<i64>().prop_map(|v| v.to_string()).boxed(),
         _ => (1900i32..2200, 1u32..13, 1u32..29)
@@ -30,7 +32,8 @@ fn value_strategy(ty: u8) -> BoxedStrategy<String> {
 }
 
 proptest! {
-    /// Rendering random values into a template and matching the result gives the values back.
+    /// Rendering random values into a template and matching the result gives
+    /// the values back (for values that do not contain the literal following them).
     #[test]
     fn render_then_match_round_trips(
         types in proptest::collection::vec(0u8..4, 1..4),
