@@ -179,52 +179,33 @@ fn uuid_like() -> String {
     format!("{n:x}-{}", std::process::id())
 }
 
-#[tokio::test]
-async fn memory_backend() {
-    let base = Location::open("memory://conformance/root", &StoreOptions::default())
-        .await
-        .unwrap();
+async fn run_on(url: &str, conditional_create: bool, many_keys: bool) {
+    let base = Location::open(url, &StoreOptions::default()).await.unwrap();
     suite(
         base,
         Expect {
-            conditional_create: true,
-            many_keys: true,
+            conditional_create,
+            many_keys,
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn memory_backend() {
+    run_on("memory://conformance/root", true, true).await;
 }
 
 #[tokio::test]
 async fn local_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let base = Location::open(dir.path().to_str().unwrap(), &StoreOptions::default())
-        .await
-        .unwrap();
-    suite(
-        base,
-        Expect {
-            conditional_create: true,
-            many_keys: false,
-        },
-    )
-    .await;
+    run_on(dir.path().to_str().unwrap(), true, false).await;
 }
 
 #[tokio::test]
 async fn file_url_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/sub", dir.path().display());
-    let base = Location::open(&url, &StoreOptions::default())
-        .await
-        .unwrap();
-    suite(
-        base,
-        Expect {
-            conditional_create: true,
-            many_keys: false,
-        },
-    )
-    .await;
+    run_on(&format!("file://{}/sub", dir.path().display()), true, false).await;
 }
 
 /// The S3 server under test, or `None` (skip) when not configured.
