@@ -342,17 +342,21 @@ impl Location {
             return Ok(*c);
         }
         let probe = self.join(&format!("_tessera/probe/{}", uuid::Uuid::new_v4()))?;
-        probe
+        if let Err(e) = probe
             .publish(Bytes::from_static(b"1"), PublishMode::CreateNew)
             .await
-            .or_else(|e| match e {
-                // A store that refuses conditional writes outright: fall back to a plain write.
-                Error::Store { .. } => Ok(PutResult {
-                    e_tag: None,
-                    version: None,
-                }),
-                e => Err(e),
-            })?;
+        {
+            match e {
+                // A store that refuses conditional writes outright: write
+                // plainly; the second conditional write then tells.
+                Error::Store { .. } => {
+                    probe
+                        .publish(Bytes::from_static(b"1"), PublishMode::Overwrite)
+                        .await?;
+                }
+                e => return Err(e),
+            }
+        }
         let conditional_create = match probe
             .publish(Bytes::from_static(b"2"), PublishMode::CreateNew)
             .await
