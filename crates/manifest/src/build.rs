@@ -330,7 +330,7 @@ impl ManifestBuilder {
         let mut pos = start;
         let bytes = text.as_bytes();
         let mut caps = Vec::with_capacity(fields.len());
-        let mut segs = Vec::with_capacity(16);
+        let mut scratch = crate::template::MatchScratch::default();
         while pos < end {
             let nl = memchr::memchr(b'\n', &bytes[pos..end])
                 .map(|i| pos + i)
@@ -354,12 +354,12 @@ impl ManifestBuilder {
                 continue;
             }
             chunk.read += 1;
-            match self.template.match_line_into(line, &mut caps, &mut segs) {
+            match self.template.match_line_into(line, &mut caps, &mut scratch) {
                 true => {
-                    for ((col, f), &(cs, ce)) in cols.iter_mut().zip(fields).zip(&caps) {
-                        let v = &line[cs..ce];
+                    for (fi, (col, &(cs, ce))) in cols.iter_mut().zip(&caps).enumerate() {
                         match col {
                             Col::Str { map, dict, codes } => {
+                                let v = &line[cs..ce];
                                 let next = dict.len() as u32;
                                 let code = *map.entry(v).or_insert_with(|| {
                                     dict.push(v);
@@ -367,7 +367,8 @@ impl ManifestBuilder {
                                 });
                                 codes.push(code);
                             }
-                            Col::Num(vals) => vals.push(f.ty.parse_num(v).unwrap_or_default()),
+                            // Parsed once, while matching.
+                            Col::Num(vals) => vals.push(scratch.num(fi)),
                         }
                     }
                     if line.len() > MAX_LINE {

@@ -37,7 +37,9 @@ mod template;
 pub use build::{BuildSummary, BuiltManifest, ManifestBuilder, ROW_GROUP_ROWS};
 pub use error::{Error, Result};
 pub use lookup::{describe, Manifest, Query, Value};
-pub use template::{format_date, key_offset, parse_date, Captures, Field, FieldType, Template};
+pub use template::{
+    format_date, key_offset, parse_date, Captures, Field, FieldType, MatchScratch, Template,
+};
 
 /// Default name of the column holding each object's location.
 pub const DEFAULT_LOCATION_COLUMN: &str = "file_path";

@@ -127,6 +127,22 @@ pub struct Template {
 /// Where each field was found in a key: byte ranges, in field order.
 pub type Captures = Vec<(usize, usize)>;
 
+/// Reusable working space for [`Template::match_key_into`]; after a match
+/// it also holds the parsed value of each numeric field.
+#[derive(Debug, Default)]
+pub struct MatchScratch {
+    segs: Vec<(usize, usize)>,
+    nums: Vec<i64>,
+}
+
+impl MatchScratch {
+    /// The value of numeric field `field` (integers, or days since 1970 for
+    /// dates) parsed during the last successful match; 0 for string fields.
+    pub fn num(&self, field: usize) -> i64 {
+        self.nums.get(field).copied().unwrap_or(0)
+    }
+}
+
 fn template_error(template: &str, pos: usize, message: impl Into<String>) -> Error {
     Error::Template {
         template: template.to_string(),
@@ -328,21 +344,25 @@ impl Template {
     /// Match a key; `Some` with the byte range of each field on success.
     pub fn match_key(&self, key: &str) -> Option<Captures> {
         let mut caps = Vec::new();
-        let mut segs = Vec::new();
-        self.match_key_into(key, &mut caps, &mut segs)
+        let mut scratch = MatchScratch::default();
+        self.match_key_into(key, &mut caps, &mut scratch)
             .then_some(caps)
     }
 
     /// [`Template::match_key`] without allocating: `caps` receives the field
-    /// ranges and `segs` is scratch space, both reused across calls.
+    /// ranges, `scratch` the parsed numeric values ([`MatchScratch::num`]);
+    /// both are reused across calls.
     pub fn match_key_into(
         &self,
         key: &str,
         caps: &mut Captures,
-        segs: &mut Vec<(usize, usize)>,
+        scratch: &mut MatchScratch,
     ) -> bool {
         caps.clear();
         caps.resize(self.fields.len(), (0, 0));
+        let MatchScratch { segs, nums } = scratch;
+        nums.clear();
+        nums.resize(self.fields.len(), 0);
         segs.clear();
         let lead = usize::from(key.starts_with('/'));
         let bytes = key.as_bytes();
@@ -361,7 +381,7 @@ impl Template {
                 }
             }
             segs.reverse();
-            return self.match_segs(key, &self.segs[1..], segs, caps);
+            return self.match_segs(key, &self.segs[1..], segs, caps, nums);
         }
         let mut start = lead;
         for pos in memchr::memchr_iter(b'/', &bytes[lead..]) {
@@ -369,15 +389,15 @@ impl Template {
             start = lead + pos + 1;
         }
         segs.push((start, key.len()));
-        self.match_segs(key, &self.segs, segs, caps)
+        self.match_segs(key, &self.segs, segs, caps, nums)
     }
 
     /// Like [`Template::match_key`] for a line that may be a full URL
     /// (`s3://bucket/key`): the scheme and bucket are skipped; ranges refer to `line`.
     pub fn match_line(&self, line: &str) -> Option<Captures> {
         let mut caps = Vec::new();
-        let mut segs = Vec::new();
-        self.match_line_into(line, &mut caps, &mut segs)
+        let mut scratch = MatchScratch::default();
+        self.match_line_into(line, &mut caps, &mut scratch)
             .then_some(caps)
     }
 
@@ -386,10 +406,10 @@ impl Template {
         &self,
         line: &str,
         caps: &mut Captures,
-        segs: &mut Vec<(usize, usize)>,
+        scratch: &mut MatchScratch,
     ) -> bool {
         let skip = key_offset(line);
-        if !self.match_key_into(&line[skip..], caps, segs) {
+        if !self.match_key_into(&line[skip..], caps, scratch) {
             return false;
         }
         if skip > 0 {
@@ -407,6 +427,7 @@ impl Template {
         tsegs: &[Seg],
         ksegs: &[(usize, usize)],
         caps: &mut Captures,
+        nums: &mut [i64],
     ) -> bool {
         match tsegs.split_first() {
             None => ksegs.is_empty(),
@@ -419,15 +440,22 @@ impl Template {
                     if ksegs.len() < rest.len() {
                         return false;
                     }
-                    return self.match_segs(key, rest, &ksegs[ksegs.len() - rest.len()..], caps);
+                    return self.match_segs(
+                        key,
+                        rest,
+                        &ksegs[ksegs.len() - rest.len()..],
+                        caps,
+                        nums,
+                    );
                 }
-                (0..=ksegs.len()).any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps))
+                (0..=ksegs.len()).any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps, nums))
             }
             Some((Seg::Parts(parts), rest)) => {
                 let Some((&(s, e), krest)) = ksegs.split_first() else {
                     return false;
                 };
-                self.match_parts(key, parts, s, e, caps) && self.match_segs(key, rest, krest, caps)
+                self.match_parts(key, parts, s, e, caps, nums)
+                    && self.match_segs(key, rest, krest, caps, nums)
             }
         }
     }
@@ -439,30 +467,36 @@ impl Template {
         s: usize,
         e: usize,
         caps: &mut Captures,
+        nums: &mut [i64],
     ) -> bool {
         let text = &key[s..e];
         match parts.split_first() {
             None => text.is_empty(),
             Some((Part::Lit(l), rest)) => {
-                text.starts_with(l.as_str()) && self.match_parts(key, rest, s + l.len(), e, caps)
+                text.starts_with(l.as_str())
+                    && self.match_parts(key, rest, s + l.len(), e, caps, nums)
             }
             Some((open @ (Part::Field(_) | Part::Star), rest)) => {
-                let accept = |caps: &mut Captures, fs: usize, fe: usize| -> bool {
-                    if let Part::Field(fi) = open {
-                        let v = &key[fs..fe];
-                        if fe == fs {
-                            return false;
+                let accept =
+                    |caps: &mut Captures, nums: &mut [i64], fs: usize, fe: usize| -> bool {
+                        if let Part::Field(fi) = open {
+                            let v = &key[fs..fe];
+                            if fe == fs {
+                                return false;
+                            }
+                            let ty = self.fields[*fi].ty;
+                            if ty != FieldType::String {
+                                match ty.parse_num(v) {
+                                    Some(n) => nums[*fi] = n,
+                                    None => return false,
+                                }
+                            }
+                            caps[*fi] = (fs, fe);
                         }
-                        let ty = self.fields[*fi].ty;
-                        if ty != FieldType::String && ty.parse_num(v).is_none() {
-                            return false;
-                        }
-                        caps[*fi] = (fs, fe);
-                    }
-                    true
-                };
+                        true
+                    };
                 match rest.split_first() {
-                    None => accept(caps, s, e),
+                    None => accept(caps, nums, s, e),
                     Some((Part::Lit(l), after)) => {
                         // Try every occurrence of the following literal, leftmost first.
                         let min = usize::from(matches!(open, Part::Field(_)));
@@ -472,8 +506,8 @@ impl Template {
                                 return false;
                             };
                             let at = from + pos;
-                            if accept(caps, s, at)
-                                && self.match_parts(key, after, at + l.len(), e, caps)
+                            if accept(caps, nums, s, at)
+                                && self.match_parts(key, after, at + l.len(), e, caps, nums)
                             {
                                 return true;
                             }
