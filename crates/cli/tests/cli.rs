@@ -202,6 +202,19 @@ fn manifest_build_and_query_modes() {
     assert_eq!(std::fs::read_to_string(p.join(one)).unwrap(), "GENE2-45");
 }
 
+/// `tessera manifest build data -o out.parquet -t TEMPLATE`, expected to fail.
+fn build_fails(p: &Path, template: &str) -> String {
+    fails(tessera(p).args([
+        "manifest",
+        "build",
+        "data",
+        "-o",
+        "out.parquet",
+        "-t",
+        template,
+    ]))
+}
+
 #[test]
 fn bad_input_gets_a_clear_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,41 +250,17 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
     assert!(!out.exists());
 
-    let e = fails(tessera(p).args([
-        "manifest",
-        "build",
-        "data",
-        "-o",
-        "out.parquet",
-        "-t",
-        "{gene_id:float}/x",
-    ]));
+    let e = build_fails(p, "{gene_id:float}/x");
     assert!(
         e.contains("character 10") && e.contains("unknown type 'float'"),
         "{e}"
     );
-    let e = fails(tessera(p).args([
-        "manifest",
-        "build",
-        "data",
-        "-o",
-        "out.parquet",
-        "-t",
-        "v1/{gene_id/x",
-    ]));
+    let e = build_fails(p, "v1/{gene_id/x");
     assert!(
         e.contains("character 4") && e.contains("never closed"),
         "{e}"
     );
-    let e = fails(tessera(p).args([
-        "manifest",
-        "build",
-        "data",
-        "-o",
-        "out.parquet",
-        "-t",
-        "{a}/{a}",
-    ]));
+    let e = build_fails(p, "{a}/{a}");
     assert!(e.contains("appears twice"), "{e}");
     let e = fails(tessera(p).args([
         "manifest",
