@@ -142,6 +142,37 @@ impl Location {
         Ok(drop_directory_markers(all))
     }
 
+    /// The direct children of this prefix: objects, and sub-prefixes (one
+    /// level, like a directory listing). A missing prefix lists as empty.
+    pub async fn list_dir(&self) -> Result<(Vec<ObjectMeta>, Vec<Path>)> {
+        let prefix = if self.path().as_ref().is_empty() {
+            None
+        } else {
+            Some(self.path().clone())
+        };
+        match self.store().list_with_delimiter(prefix.as_ref()).await {
+            Ok(mut r) => {
+                r.objects
+                    .sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+                r.objects.retain(|m| &m.location != self.path());
+                Ok((r.objects, r.common_prefixes))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok((Vec::new(), Vec::new())),
+            Err(e) => Err(self.err(self.path(), e)),
+        }
+    }
+
+    /// Move this object to `to`, replacing what is there. On local disk this
+    /// is an atomic rename; on object stores a server-side copy then a delete
+    /// (the target appears whole, at once; if interrupted between the two,
+    /// both exist and moving again is safe).
+    pub async fn rename_to(&self, to: &Location) -> Result<()> {
+        self.store()
+            .rename(self.path(), to.path())
+            .await
+            .map_err(|e| self.err(self.path(), e))
+    }
+
     /// Metadata of this object.
     pub async fn head(&self) -> Result<ObjectMeta> {
         self.store()
