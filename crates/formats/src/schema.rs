@@ -103,10 +103,16 @@ pub fn parse_type(name: &str) -> Option<DataType> {
 }
 
 /// The type two inferred columns share: the same type, the non-null one,
-/// `Float64` for integers mixed with floats, `Timestamp` for dates mixed with
-/// timestamps, else `Utf8` (text holds anything).
+/// the wider of two numbers (`Float64` for integers mixed with floats),
+/// `Timestamp` for dates mixed with timestamps, else `Utf8` (text holds anything).
 pub fn widen(a: &DataType, b: &DataType) -> DataType {
     use DataType::*;
+    if lossless(a, b) && !matches!(b, Utf8 | LargeUtf8 | Utf8View) {
+        return b.clone();
+    }
+    if lossless(b, a) && !matches!(a, Utf8 | LargeUtf8 | Utf8View) {
+        return a.clone();
+    }
     match (a, b) {
         _ if a == b => a.clone(),
         (Null, x) | (x, Null) => x.clone(),

@@ -1,0 +1,178 @@
+//! Output file names: `{TABLE}_{N}.{EXT}` or `{TABLE}_{SUFFIX}_{N}.{EXT}`,
+//! Hive partition folders, and the names tessera accepts.
+
+use crate::error::{Error, Result};
+
+/// Check a table name or suffix: letters, digits, `-` and `_`, not starting
+/// with `_` (readers skip such names); no `.`, since the extension starts at
+/// the first dot.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid {what} '{name}': use letters, digits, '-' and '_' (not first), no '.' or '/'"
+        )))
+    }
+}
+
+/// A file of a table folder, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName {
+    /// The suffix between the table name and the number, if any.
+    pub suffix: Option<String>,
+    /// The number.
+    pub n: u64,
+    /// Everything after the first `.`.
+    pub ext: String,
+}
+
+/// Parse `name` as a file of table `table`. `Err` carries why it breaks the convention.
+pub fn parse(table: &str, name: &str) -> std::result::Result<FileName, String> {
+    let (stem, ext) = name
+        .split_once('.')
+        .ok_or_else(|| "it has no extension".to_string())?;
+    let rest = stem
+        .strip_prefix(table)
+        .and_then(|r| r.strip_prefix('_'))
+        .ok_or_else(|| format!("it does not start with '{table}_'"))?;
+    let (suffix, digits) = match rest.rsplit_once('_') {
+        Some((s, d)) => (Some(s.to_string()), d),
+        None => (None, rest),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 18 {
+        return Err("it does not end in _<number> before the extension".to_string());
+    }
+    if suffix.as_deref() == Some("") {
+        return Err("it has an empty suffix".to_string());
+    }
+    Ok(FileName {
+        suffix,
+        n: digits.parse().expect("checked digits"),
+        ext: ext.to_string(),
+    })
+}
+
+/// The name of file `n`.
+pub fn file_name(table: &str, suffix: Option<&str>, n: u64, ext: &str) -> String {
+    match suffix {
+        Some(s) => format!("{table}_{s}_{n}.{ext}"),
+        None => format!("{table}_{n}.{ext}"),
+    }
+}
+
+/// Whether readers (Hive, Spark, pyarrow) skip this name.
+pub fn hidden(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.')
+}
+
+/// A Hive partition folder `key=value`, the value escaped so that any value
+/// makes one safe folder name (`/`, `=`, `%`, `..`, quotes, control
+/// characters are percent-encoded, as Hive and pyarrow decode them).
+pub fn partition_dir(key: &str, value: Option<&str>) -> String {
+    match value {
+        None => format!("{key}=__HIVE_DEFAULT_PARTITION__"),
+        Some(v) => format!("{key}={}", escape_value(v)),
+    }
+}
+
+/// Percent-encode what cannot stand in a partition value.
+pub fn escape_value(v: &str) -> String {
+    if v.is_empty() {
+        return "__HIVE_DEFAULT_PARTITION__".to_string();
+    }
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.char_indices() {
+        let bad = c.is_control()
+            || matches!(
+                c,
+                '/' | '\\' | '=' | '%' | '"' | '\'' | '#' | '*' | ':' | '?' | '[' | ']' | '{' | '}' | '^' | '\u{7f}'
+            )
+            || (c == '.' && i == 0);
+        if bad {
+            let mut b = [0u8; 4];
+            for byte in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parse `key=value` of `--partition`.
+pub fn parse_partition(spec: &str) -> Result<(String, String)> {
+    let (k, v) = spec.split_once('=').ok_or_else(|| {
+        Error::InvalidInput(format!("--partition '{spec}': expected key=value"))
+    })?;
+    check_key(k)?;
+    if v.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "--partition '{spec}': the value is empty"
+        )));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// A partition key: a column name fit for a folder name.
+pub fn check_key(k: &str) -> Result<()> {
+    let ok = !k.is_empty()
+        && !k.starts_with(['_', '.'])
+        && k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid partition key '{k}': use letters, digits, '-', '_' and '.', not first '_' or '.'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let p = |n: &str| parse("sales", n);
+        assert_eq!(
+            p("sales_0.snappy.parquet").unwrap(),
+            FileName { suffix: None, n: 0, ext: "snappy.parquet".into() }
+        );
+        assert_eq!(p("sales_eu_12.csv").unwrap().suffix.as_deref(), Some("eu"));
+        assert_eq!(p("sales_eu_west_3.csv").unwrap().suffix.as_deref(), Some("eu_west"));
+        assert!(p("sales.csv").is_err());
+        assert!(p("sales_x.csv").is_err());
+        assert!(p("other_1.csv").is_err());
+        assert!(p("sales_1").is_err());
+        assert!(p("salesman_1.csv").is_err());
+        assert!(p("sales__1.csv").is_err());
+        assert_eq!(file_name("t", Some("s"), 4, "csv"), "t_s_4.csv");
+        assert!(check_name("table", "a.b").is_err());
+        assert!(check_name("table", "../x").is_err());
+        assert!(check_name("table", "_x").is_err());
+        assert!(check_name("table", "ok-name_1").is_ok());
+    }
+
+    #[test]
+    fn partition_values_are_escaped() {
+        assert_eq!(partition_dir("d", Some("2024-01-01")), "d=2024-01-01");
+        assert_eq!(partition_dir("d", Some("../x")), "d=%2E.%2Fx");
+        assert_eq!(partition_dir("d", Some("a=b/c")), "d=a%3Db%2Fc");
+        assert_eq!(partition_dir("d", None), "d=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(partition_dir("d", Some("it's \"q\"")), "d=it%27s %22q%22");
+        assert!(parse_partition("a=1").is_ok());
+        assert!(parse_partition("a").is_err());
+        assert!(parse_partition("../a=1").is_err());
+        assert!(parse_partition("a=").is_err());
+    }
+}
