@@ -64,8 +64,58 @@ pub enum Command {
     /// Build and query manifests: Parquet indexes of object keys.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Pack files of any format into evenly sized table files.
+    #[command(
+        after_help = "Examples:\n  tessera pack s3://bucket/land s3://bucket/db sales\n  tessera pack land db sales --output-ext csv --max-file-size 64MiB --suffix eu\n  tessera pack land db sales --partition date=2024-03-01\n  tessera pack land db sales --partition-by country --schema schema.json\n  tessera pack --compact db sales\n\nFiles are named {TABLE}_{N}.{EXT} or {TABLE}_{SUFFIX}_{N}.{EXT}. The latest file, if under\nthe limit, is rewritten with new rows appended; then N+1, N+2, ... Inputs already packed\n(same URL and ETag) are skipped. A pack killed at any point can simply be run again."
+    )]
+    Pack(PackArgs),
     /// Generate a small demo in ./tessera-data and walk through tessera.
     Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PackArgs {
+    /// INPUT_BASE OUTPUT_BASE TABLE (with --compact: OUTPUT_BASE TABLE).
+    /// Every file under INPUT_BASE/TABLE/ is packed into OUTPUT_BASE/TABLE/.
+    #[arg(value_name = "LOCATIONS", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
+    /// Name files {TABLE}_{SUFFIX}_{N}.{EXT}.
+    #[arg(long, value_name = "SUFFIX")]
+    pub suffix: Option<String>,
+    /// Output format: csv, tsv, jsonl, parquet, snappy.parquet, zstd.parquet, uncompressed.parquet.
+    #[arg(long, value_name = "EXT")]
+    pub output_ext: Option<String>,
+    /// Read only input files with this extension (e.g. csv, jsonl.gz, parquet).
+    #[arg(long, value_name = "EXT")]
+    pub input_ext: Option<String>,
+    /// Size limit of output files (B, KB, MB, GB, KiB, MiB, GiB).
+    #[arg(long, default_value = "256MB", value_name = "SIZE")]
+    pub max_file_size: String,
+    /// Write into the Hive partition folder KEY=VALUE (repeatable, nested in order).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub partition: Vec<String>,
+    /// Split rows into one partition folder per value of COLUMN.
+    #[arg(long, value_name = "COLUMN")]
+    pub partition_by: Option<String>,
+    /// Cast columns to declared types: a JSON list of {"name": ..., "type": ...} (Arrow type names).
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Print the plan (inputs, bytes, files rewritten and created) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rebalance an existing table: merge small files, split oversized ones.
+    #[arg(long)]
+    pub compact: bool,
+    /// Pack inputs again even if a previous pack consumed them.
+    #[arg(long)]
+    pub force: bool,
+    /// Allow stores that do not enforce conditional writes (e.g. Garage);
+    /// you promise that no other pack writes to this table at the same time.
+    #[arg(long)]
+    pub single_writer: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod cli;
 mod ls;
 mod manifest;
 mod output;
+mod pack;
 mod quickstart;
 
 use clap::Parser;
@@ -50,6 +51,7 @@ async fn run(args: cli::Cli) -> anyhow::Result<i32> {
             manifest::build(a, &opts, quiet).await
         }
         cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, &opts).await,
+        cli::Command::Pack(a) => pack::run(a, &opts, quiet).await,
         cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
     }
 }

@@ -730,7 +730,7 @@ fn decode_chunk(
                 }
                 dec.flush()
             };
-            run(&mut dec).map_err(|e| csv_error(url, data, chunk.first_line, e))
+            run(&mut dec).map_err(|e| csv_error(url, data, chunk.first_line, parse, e))
         }
     }
 }
@@ -798,10 +798,19 @@ fn lines_before_record(data: &[u8], k: u64) -> u64 {
     lines
 }
 
-fn csv_error(url: &str, data: &[u8], first_line: u64, e: arrow::error::ArrowError) -> Error {
+fn csv_error(url: &str, data: &[u8], first_line: u64, schema: &Schema, e: arrow::error::ArrowError) -> Error {
     let msg = e.to_string();
     let line = arrow_record(&msg).map(|k| first_line + lines_before_record(data, k) + 1);
-    Error::malformed(url, line, clean(&msg))
+    let mut m = clean(&msg);
+    // Name the column rather than its index.
+    if let Some(i) = m.find("for column ") {
+        let rest = &m[i + "for column ".len()..];
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if let Some(f) = digits.parse::<usize>().ok().and_then(|c| schema.fields().get(c)) {
+            m = format!("{}for column '{}'{}", &m[..i], f.name(), &rest[digits.len()..]);
+        }
+    }
+    Error::malformed(url, line, m)
 }
 
 fn json_error(url: &str, data: &[u8], first_line: u64, e: arrow::error::ArrowError) -> Error {

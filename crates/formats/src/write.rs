@@ -356,6 +356,8 @@ struct ParquetState {
     raw_bpr: Option<f64>,
     row_groups: usize,
     leftover: Vec<RecordBatch>,
+    /// Footer bytes that do not depend on the row groups.
+    footer_base: u64,
 }
 
 fn compression(c: ParquetCodec) -> Compression {
@@ -383,6 +385,10 @@ impl ParquetState {
             .set_created_by(format!("tessera version {}", env!("CARGO_PKG_VERSION")))
             .build();
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let kv: u64 = props
+            .key_value_metadata()
+            .map(|kv| kv.iter().map(|k| k.key.len() + k.value.as_deref().map_or(0, str::len)).sum::<usize>() as u64)
+            .unwrap_or(0);
         let pschema = parquet::arrow::ArrowSchemaConverter::new()
             .convert(&schema)
             .map_err(perr)?;
@@ -396,6 +402,7 @@ impl ParquetState {
             leaves.push(start..end);
             start = end;
         }
+        let leaves_total = pschema.num_columns();
         let writer = SerializedFileWriter::new(
             Counting { inner: sink, n: 0 },
             pschema.root_schema_ptr(),
@@ -414,12 +421,16 @@ impl ParquetState {
             raw_bpr: None,
             row_groups: 0,
             leftover: Vec::new(),
+            footer_base: 128 + kv + 48 * leaves_total as u64,
         })
     }
 
-    /// Bytes the footer will take (row group and column metadata, statistics).
+    /// Bytes the footer will take: the schema (with the Arrow schema in
+    /// its metadata) and, per row group and leaf column, its metadata and
+    /// statistics.
     fn footer_estimate(&self) -> u64 {
-        4096 + (self.row_groups as u64 + 1) * self.leaves.len().max(1) as u64 * 160
+        let leaves = self.leaves.last().map(|r| r.end).unwrap_or(0).max(1) as u64;
+        self.footer_base + (self.row_groups as u64 + 1) * leaves * 120
     }
 
     /// Bytes still available in the file (None: no target).

@@ -371,7 +371,7 @@ impl Packer {
     fn static_rel(&self) -> String {
         self.partition
             .iter()
-            .map(|(k, v)| format!("{}/", naming::partition_dir(k, Some(v))))
+            .map(|(k, v)| format!("{}/", naming::partition_dir(k, Some(v)).unwrap_or_default()))
             .collect()
     }
 
@@ -1039,7 +1039,7 @@ impl Writers<'_> {
                     Error::InvalidInput(format!("splitting rows by '{col}': {e}"))
                 })?
             };
-            let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref()));
+            let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref())?);
             self.push(&rel, sub)?;
         }
         Ok(())

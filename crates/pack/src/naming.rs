@@ -72,39 +72,29 @@ pub fn hidden(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.')
 }
 
-/// A Hive partition folder `key=value`, the value escaped so that any value
-/// makes one safe folder name (`/`, `=`, `%`, `..`, quotes, control
-/// characters are percent-encoded, as Hive and pyarrow decode them).
-pub fn partition_dir(key: &str, value: Option<&str>) -> String {
+/// A Hive partition folder `key=value`; a null or empty value is Hive's
+/// `__HIVE_DEFAULT_PARTITION__`.
+///
+/// Values that cannot be a folder name the same way on every store and for
+/// every reader (holding `/`, `\`, `%`, `=` or control characters, starting
+/// with `.` or `_`, which readers skip, or longer than 200 bytes) are refused
+/// rather than escaped: an error names the value.
+pub fn partition_dir(key: &str, value: Option<&str>) -> Result<String> {
     match value {
-        None => format!("{key}=__HIVE_DEFAULT_PARTITION__"),
-        Some(v) => format!("{key}={}", escape_value(v)),
-    }
-}
-
-/// Percent-encode what cannot stand in a partition value.
-pub fn escape_value(v: &str) -> String {
-    if v.is_empty() {
-        return "__HIVE_DEFAULT_PARTITION__".to_string();
-    }
-    let mut out = String::with_capacity(v.len());
-    for (i, c) in v.char_indices() {
-        let bad = c.is_control()
-            || matches!(
-                c,
-                '/' | '\\' | '=' | '%' | '"' | '\'' | '#' | '*' | ':' | '?' | '[' | ']' | '{' | '}' | '^' | '\u{7f}'
-            )
-            || (c == '.' && i == 0);
-        if bad {
-            let mut b = [0u8; 4];
-            for byte in c.encode_utf8(&mut b).bytes() {
-                out.push_str(&format!("%{byte:02X}"));
+        None | Some("") => Ok(format!("{key}=__HIVE_DEFAULT_PARTITION__")),
+        Some(v) => {
+            let bad = v.len() > 200
+                || v.starts_with(['.', '_'])
+                || v.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '%' | '='));
+            if bad {
+                let shown: String = v.chars().take(60).collect();
+                return Err(Error::InvalidInput(format!(
+                    "partition value {shown:?} of '{key}' cannot be a folder name (no '/', '\\', '%', '=', control characters, leading '.' or '_', at most 200 bytes)"
+                )));
             }
-        } else {
-            out.push(c);
+            Ok(format!("{key}={v}"))
         }
     }
-    out
 }
 
 /// Parse `key=value` of `--partition`.
@@ -118,6 +108,7 @@ pub fn parse_partition(spec: &str) -> Result<(String, String)> {
             "--partition '{spec}': the value is empty"
         )));
     }
+    partition_dir(k, Some(v))?;
     Ok((k.to_string(), v.to_string()))
 }
 
@@ -164,12 +155,16 @@ mod tests {
     }
 
     #[test]
-    fn partition_values_are_escaped() {
-        assert_eq!(partition_dir("d", Some("2024-01-01")), "d=2024-01-01");
-        assert_eq!(partition_dir("d", Some("../x")), "d=%2E.%2Fx");
-        assert_eq!(partition_dir("d", Some("a=b/c")), "d=a%3Db%2Fc");
-        assert_eq!(partition_dir("d", None), "d=__HIVE_DEFAULT_PARTITION__");
-        assert_eq!(partition_dir("d", Some("it's \"q\"")), "d=it%27s %22q%22");
+    fn partition_values_are_checked() {
+        assert_eq!(partition_dir("d", Some("2024-01-01")).unwrap(), "d=2024-01-01");
+        assert_eq!(partition_dir("d", Some("it's \"q\" #1")).unwrap(), "d=it's \"q\" #1");
+        assert_eq!(partition_dir("d", None).unwrap(), "d=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(partition_dir("d", Some("")).unwrap(), "d=__HIVE_DEFAULT_PARTITION__");
+        for bad in ["../x", "a/b", "a=b", "50%", ".hidden", "_x", "a\nb"] {
+            let e = partition_dir("d", Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("cannot be a folder name"), "{bad}: {e}");
+        }
+        assert!(partition_dir("d", Some(&"x".repeat(201))).is_err());
         assert!(parse_partition("a=1").is_ok());
         assert!(parse_partition("a").is_err());
         assert!(parse_partition("../a=1").is_err());

@@ -1,0 +1,300 @@
+//! Packing behaviour through the library, on memory and local stores.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use proptest::prelude::*;
+use tessera_formats::{parquet_schema, read, Format, ReadOptions};
+use tessera_pack::{Error, Packer};
+use tessera_store::{Location, PublishMode, StoreOptions};
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+}
+
+fn mem(name: &str) -> Location {
+    rt().block_on(Location::open(&format!("memory://{name}"), &StoreOptions::default()))
+        .unwrap()
+}
+
+fn put(dir: &Location, rel: &str, data: impl Into<Vec<u8>>) {
+    rt().block_on(dir.join(rel).unwrap().publish(data.into(), PublishMode::Overwrite))
+        .unwrap();
+}
+
+fn csv_rows(ids: std::ops::Range<i64>) -> String {
+    let mut s = String::from("id,name,score\n");
+    for i in ids {
+        s.push_str(&format!("{i},\"n, {i}\",{}.5\n", i % 97));
+    }
+    s
+}
+
+/// Visible files of a folder (name → size), hidden names skipped.
+fn files(dir: &Location) -> BTreeMap<String, u64> {
+    let (objs, _) = rt().block_on(dir.list_dir()).unwrap();
+    objs.into_iter()
+        .map(|o| (o.location.filename().unwrap().to_string(), o.size))
+        .filter(|(n, _)| !n.starts_with('_'))
+        .collect()
+}
+
+/// Every id in the visible files of `dir`, read back.
+fn ids(dir: &Location) -> Vec<i64> {
+    let mut out = Vec::new();
+    for name in files(dir).keys() {
+        let loc = dir.join(name).unwrap();
+        let f = Format::from_name(name).unwrap();
+        let schema = Arc::new(match f.is_text() {
+            true => tessera_formats::infer_schema(&loc, f, 1 << 20, rt().handle()).unwrap().unwrap(),
+            false => parquet_schema(&loc, rt().handle()).unwrap(),
+        });
+        let o = ReadOptions::new(rt().handle().clone());
+        for b in read(&loc, f, schema, &o).unwrap() {
+            let b: RecordBatch = b.unwrap();
+            let c = arrow::compute::cast(b.column_by_name("id").unwrap(), &arrow::datatypes::DataType::Int64).unwrap();
+            out.extend(c.as_primitive::<Int64Type>().values().iter().copied());
+        }
+    }
+    out
+}
+
+fn pack(input: &Location, output: &Location) -> Packer {
+    Packer::new(input.clone(), output.clone(), "t")
+}
+
+fn run(p: Packer) -> Result<tessera_pack::PackReport, Error> {
+    rt().block_on(p.execute())
+}
+
+#[test]
+fn names_numbers_and_appends() {
+    let (land, db) = (mem("b1/land"), mem("b1/db"));
+    put(&land, "t/a.csv", csv_rows(0..2500));
+    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    let out = db.join("t").unwrap();
+    let f1 = files(&out);
+    assert!(f1.len() >= 2, "{f1:?}");
+    let names: Vec<_> = f1.keys().cloned().collect();
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(n, &format!("t_{i}.snappy.parquet"));
+    }
+    for (n, s) in f1.iter().take(f1.len() - 1) {
+        assert!((*s as f64 - 20_000.0).abs() <= 1_000.0, "{n}: {s}");
+    }
+    assert_eq!(r.rows, 2500);
+
+    // Same inputs again: nothing to do.
+    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    assert!(r.seq.is_none() && r.plan.already_packed.len() == 1);
+
+    // New input: the partial last file is rewritten first, numbering continues.
+    let last = names.last().unwrap().clone();
+    put(&land, "t/b.csv", csv_rows(2500..3200));
+    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    let partial = f1[&last] < 19_000;
+    let expect = if partial { last.clone() } else { format!("t_{}.snappy.parquet", names.len()) };
+    assert_eq!(r.outputs[0].path, expect, "{f1:?}");
+    assert_eq!(r.outputs[0].replaces, partial);
+    let mut got = ids(&out);
+    got.sort();
+    assert_eq!(got, (0..3200).collect::<Vec<_>>());
+
+    // A suffix makes its own series beside the first.
+    put(&land, "t/c.csv", csv_rows(5000..5010));
+    run(pack(&land, &db).max_file_size(20_000).suffix(Some("eu".into()))).unwrap();
+    assert!(files(&out).contains_key("t_eu_0.snappy.parquet"));
+}
+
+#[test]
+fn numbering_continues_after_gaps() {
+    for (full, expect) in [(false, "t_12.csv"), (true, "t_13.csv")] {
+        let tag = if full { "full" } else { "part" };
+        let (land, db) = (mem(&format!("gap-{tag}/land")), mem(&format!("gap-{tag}/db")));
+        let small = csv_rows(0..10);
+        let big = csv_rows(10..2000);
+        put(&db, "t/t_0.csv", small.clone());
+        put(&db, "t/t_12.csv", if full { big.clone() } else { csv_rows(10..20) });
+        put(&land, "t/new.csv", csv_rows(100_000..100_010));
+        let limit = if full { big.len() as u64 } else { 100_000 };
+        let r = run(pack(&land, &db).output_format(Format::from_extension("csv").unwrap()).max_file_size(limit)).unwrap();
+        assert_eq!(r.outputs[0].path, expect, "{tag}");
+        assert_eq!(r.outputs.len(), 1);
+        assert_eq!(r.outputs[0].replaces, !full);
+    }
+}
+
+#[test]
+fn partitions_count_only_their_own_files() {
+    let (land, db) = (mem("parts/land"), mem("parts/db"));
+    put(&db, "t/t_0.snappy.parquet", Vec::new()); // placeholder, replaced below
+    rt().block_on(db.join("t/t_0.snappy.parquet").unwrap().delete()).unwrap();
+    put(&land, "t/a.csv", csv_rows(0..100));
+    run(pack(&land, &db).partition("day", "2024-01-01")).unwrap();
+    put(&land, "t/b.csv", csv_rows(100..200));
+    run(pack(&land, &db).partition("day", "2024-01-02")).unwrap();
+    let d1 = db.join("t/day=2024-01-01").unwrap();
+    let d2 = db.join("t/day=2024-01-02").unwrap();
+    assert_eq!(files(&d1).keys().collect::<Vec<_>>(), vec!["t_0.snappy.parquet"]);
+    assert_eq!(files(&d2).keys().collect::<Vec<_>>(), vec!["t_0.snappy.parquet"]);
+    assert!(files(&db.join("t").unwrap()).is_empty());
+
+    // --partition-by: one folder per value, the column moves to the path.
+    let (land, db) = (mem("pby/land"), mem("pby/db"));
+    put(&land, "t/a.csv", "id,country\n1,fr\n2,de\n3,fr\n4,\n");
+    put(&land, "t/b.csv", "id,country\n5,../x\n");
+    let e = run(pack(&land, &db).partition_by(Some("country".into()))).unwrap_err().to_string();
+    assert!(e.contains("\"../x\"") && e.contains("cannot be a folder name"), "{e}");
+    assert!(rt().block_on(db.list_all(4)).unwrap().iter().all(|o| o.location.as_ref().contains("_tessera")));
+    rt().block_on(land.join("t/b.csv").unwrap().delete()).unwrap();
+    run(pack(&land, &db).partition_by(Some("country".into()))).unwrap();
+    let t = db.join("t").unwrap();
+    let (_, dirs) = rt().block_on(t.list_dir()).unwrap();
+    let mut names: Vec<String> = dirs.iter().map(|d| d.filename().unwrap().to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["_tessera", "country=__HIVE_DEFAULT_PARTITION__", "country=de", "country=fr"]
+    );
+    let fr = db.join("t/country=fr").unwrap();
+    let mut got = ids(&fr);
+    got.sort();
+    assert_eq!(got, vec![1, 3]);
+    let schema = parquet_schema(&fr.join("t_0.snappy.parquet").unwrap(), rt().handle()).unwrap();
+    assert!(schema.field_with_name("country").is_err());
+}
+
+#[test]
+fn output_folder_is_checked_before_writing() {
+    let (land, db) = (mem("chk/land"), mem("chk/db"));
+    put(&land, "t/a.csv", csv_rows(0..10));
+    put(&db, "t/foo.csv", "x\n1\n");
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("foo.csv") && e.contains("naming convention"), "{e}");
+    rt().block_on(db.join("t/foo.csv").unwrap().delete()).unwrap();
+    put(&db, "t/t_0.csv", "id\n1\n");
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("t_0.csv") && e.contains("csv file, but this pack writes snappy.parquet"), "{e}");
+    put(&db, "t/t_0.parquet", "not used");
+    rt().block_on(db.join("t/t_0.csv").unwrap().delete()).unwrap();
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("t_0.parquet") && e.contains("parquet file"), "{e}");
+    // Nothing was written into the table.
+    assert_eq!(files(&db.join("t").unwrap()).len(), 1);
+}
+
+#[test]
+fn inputs_are_checked() {
+    let (land, db) = (mem("in/land"), mem("in/db"));
+    put(&land, "t/a.csv", csv_rows(0..10));
+    put(&land, "t/b.jsonl", "{\"id\": 1}\n");
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("mixes formats") && e.contains("csv, jsonl"), "{e}");
+    let r = run(pack(&land, &db).input_format(Some(Format::from_extension("jsonl").unwrap()))).unwrap();
+    assert_eq!(r.rows, 1);
+    put(&land, "t/notes.txt", "hello");
+    let e = run(pack(&land, &db).force(true)).unwrap_err().to_string();
+    assert!(e.contains("notes.txt") && e.contains("unknown file format"), "{e}");
+    let e = run(pack(&mem("none/land"), &db)).unwrap_err().to_string();
+    assert!(e.contains("no input files"), "{e}");
+    let e = run(Packer::new(land.clone(), land.clone(), "t")).unwrap_err().to_string();
+    assert!(e.contains("overlap"), "{e}");
+    for bad in ["../t", "a/b", "", "_x", "a.b"] {
+        let e = run(Packer::new(land.clone(), db.clone(), bad)).unwrap_err().to_string();
+        assert!(e.contains("invalid table name"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn schema_conflict_on_append_names_columns() {
+    let (land, db) = (mem("sc/land"), mem("sc/db"));
+    put(&land, "t/a.csv", "id,v\n1,2\n");
+    run(pack(&land, &db)).unwrap();
+    put(&land, "t/b.csv", "id,v\n3,x\n");
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("'v'") && e.contains("b.csv"), "{e}");
+    put(&land, "t/b.csv", "id,v,w\n3,4,5\n");
+    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    assert!(e.contains("'w'"), "{e}");
+    // A compatible file appends (missing columns are null).
+    put(&land, "t/b.csv", "id\n3\n");
+    run(pack(&land, &db)).unwrap();
+    let mut got = ids(&db.join("t").unwrap());
+    got.sort();
+    assert_eq!(got, vec![1, 3]);
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let (land, db) = (mem("dry/land"), mem("dry/db"));
+    put(&land, "t/a.csv", csv_rows(0..10));
+    let r = run(pack(&land, &db).dry_run(true)).unwrap();
+    assert_eq!(r.plan.inputs.len(), 1);
+    assert!(r.seq.is_none());
+    let all = rt().block_on(db.list_all(4)).unwrap();
+    assert!(all.is_empty(), "{all:?}");
+}
+
+#[test]
+fn compaction_rebalances() {
+    let (land, db) = (mem("cmp/land"), mem("cmp/db"));
+    for i in 0..6 {
+        put(&land, &format!("t/{i}.csv"), csv_rows(i * 100..(i + 1) * 100));
+        run(pack(&land, &db).max_file_size(1_000_000)).unwrap();
+    }
+    // Six small packs into a big limit: one file rewritten six times.
+    let out = db.join("t").unwrap();
+    assert_eq!(files(&out).len(), 1);
+    // Now make files of a smaller limit by splitting: compaction splits oversized ones.
+    let r = run(Packer::compact(db.clone(), "t").max_file_size(4_000)).unwrap();
+    let f = files(&out);
+    assert!(f.len() >= 3, "{f:?} {r:?}");
+    for (n, s) in f.iter().take(f.len() - 1) {
+        assert!((*s as f64 - 4000.0).abs() <= 200.0, "{n}: {s}");
+    }
+    let mut got = ids(&out);
+    got.sort();
+    assert_eq!(got, (0..600).collect::<Vec<_>>());
+    // Balanced now: nothing to do.
+    let r = run(Packer::compact(db.clone(), "t").max_file_size(4_000)).unwrap();
+    assert!(r.seq.is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Whatever the inputs, limits and existing files, the output holds the
+    /// existing rows and the input rows, each once.
+    #[test]
+    fn every_row_once(
+        existing in 0i64..400,
+        inputs in proptest::collection::vec(0i64..300, 1..5),
+        limit in 2_000u64..30_000,
+        ext in prop::sample::select(vec!["csv", "jsonl", "snappy.parquet", "zstd.parquet"]),
+        case in any::<u64>(),
+    ) {
+        let (land, db) = (mem(&format!("prop{case}/land")), mem(&format!("prop{case}/db")));
+        let fmt = Format::from_extension(ext).unwrap();
+        let mut next = 0;
+        let mut want = Vec::new();
+        if existing > 0 {
+            put(&land, "t/old.csv", csv_rows(0..existing));
+            run(pack(&land, &db).output_format(fmt).max_file_size(limit)).unwrap();
+            rt().block_on(land.join("t/old.csv").unwrap().delete()).unwrap();
+            want.extend(0..existing);
+            next = existing;
+        }
+        for (i, n) in inputs.iter().enumerate() {
+            put(&land, &format!("t/in{i}.csv"), csv_rows(next..next + n));
+            want.extend(next..next + n);
+            next += n;
+        }
+        run(pack(&land, &db).output_format(fmt).max_file_size(limit)).unwrap();
+        let mut got = ids(&db.join("t").unwrap());
+        got.sort();
+        prop_assert_eq!(got, want);
+    }
+}
