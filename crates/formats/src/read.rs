@@ -505,9 +505,10 @@ pub fn infer_schema(
             let fmt = arrow::csv::reader::Format::default()
                 .with_header(true)
                 .with_delimiter(format.delimiter());
-            let (schema, rows) = fmt
-                .infer_schema(sample, None)
-                .map_err(|e| Error::malformed(&url, None, clean(&e.to_string())))?;
+            let (schema, rows) = match fmt.infer_schema(sample, None) {
+                Ok(r) => r,
+                Err(e) => return Err(locate_csv_error(&url, sample, format, e)),
+            };
             check_names(&schema, &url)?;
             if rows == 0 {
                 return Ok(Some(Schema::new(
@@ -521,6 +522,29 @@ pub fn infer_schema(
             Ok(Some(schema))
         }
     }
+}
+
+/// Inference errors carry no line: decode the sample as text to find it.
+fn locate_csv_error(url: &str, sample: &[u8], format: Format, e: arrow::error::ArrowError) -> Error {
+    let header = scan_first_record(sample);
+    if let Ok(names) = csv_header(&sample[..header], format.delimiter()) {
+        let schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(n, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ));
+        let body = &sample[header..];
+        let chunk = Chunk {
+            data: Bytes::copy_from_slice(body),
+            records: scan_csv(body, b'"').records + 1,
+            first_line: memchr::memchr_iter(b'\n', &sample[..header]).count() as u64,
+        };
+        if let Err(located) = decode_chunk(&chunk, format, &schema, url) {
+            return located;
+        }
+    }
+    Error::malformed(url, None, clean(&e.to_string()))
 }
 
 fn check_names(schema: &Schema, url: &str) -> Result<()> {

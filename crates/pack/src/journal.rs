@@ -170,7 +170,11 @@ impl Journal {
 
     /// Put a committed run's files in place (idempotent), then mark it done.
     pub async fn apply(&self, rec: &RunRecord) -> Result<()> {
-        for o in &rec.outputs {
+        fault("after-commit");
+        for (i, o) in rec.outputs.iter().enumerate() {
+            if i == 1 {
+                fault("mid-apply");
+            }
             let staged = self.at(&o.staged)?;
             let fin = self.at(&o.path)?;
             match staged.rename_to(&fin).await {
@@ -280,6 +284,15 @@ async fn older_than_a_day(dir: &Location) -> bool {
             .iter()
             .all(|o| chrono::Utc::now().signed_duration_since(o.last_modified) > chrono::Duration::days(1)),
         Err(_) => false,
+    }
+}
+
+/// Crash-testing hook: `TESSERA_FAULT=<point>` aborts the process at that
+/// point (`after-stage`, `after-commit`, `mid-apply`), as a kill would.
+pub fn fault(point: &str) {
+    if std::env::var("TESSERA_FAULT").is_ok_and(|v| v == point) {
+        eprintln!("TESSERA_FAULT: aborting at {point}");
+        std::process::abort();
     }
 }
 

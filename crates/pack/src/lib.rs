@@ -480,6 +480,7 @@ impl Packer {
                     return Err(e);
                 }
             };
+            journal::fault("after-stage");
             let rec = RunRecord {
                 tessera_pack: 1,
                 seq: Journal::next_seq(&runs),
@@ -724,8 +725,25 @@ impl Packer {
             }
             None => None,
         };
-        let mut schema: Schema = if let Some(s) = &self.schema {
-            s.clone()
+        let mut schema: Schema = if let Some(declared) = &self.schema {
+            // Declared columns take their declared types; the others are inferred.
+            let mut all: Vec<&Schema> = existing.iter().collect();
+            all.extend(inferred.iter().map(|(_, s)| s));
+            let merged = nullable(&merge_inferred(all));
+            let mut fields: Vec<arrow::datatypes::FieldRef> = merged
+                .fields()
+                .iter()
+                .map(|f| match declared.field_with_name(f.name()) {
+                    Ok(d) => Arc::new(d.clone()),
+                    Err(_) => f.clone(),
+                })
+                .collect();
+            for d in declared.fields() {
+                if merged.field_with_name(d.name()).is_err() {
+                    fields.push(d.clone());
+                }
+            }
+            Schema::new(fields)
         } else if let (Some(e), Layout::Parquet) = (&existing, format.layout) {
             for (url, s) in &inferred {
                 let text = Format::from_name(url).is_some_and(|f| f.is_text());
