@@ -61,7 +61,10 @@ async fn packer(a: &PackArgs, opts: &StoreOptions) -> Result<Packer> {
     let want = if a.compact { 2 } else { 3 };
     if a.args.len() != want {
         if a.compact {
-            bail!("--compact takes OUTPUT_BASE TABLE (got {} arguments)", a.args.len());
+            bail!(
+                "--compact takes OUTPUT_BASE TABLE (got {} arguments)",
+                a.args.len()
+            );
         }
         bail!(
             "pack takes INPUT_BASE OUTPUT_BASE TABLE (got {} arguments; to rebalance a table use --compact OUTPUT_BASE TABLE)",

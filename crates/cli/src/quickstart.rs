@@ -152,7 +152,77 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     let local = m.fetch(&conds, &cache, opts).await?;
     println!("    {}", local.display());
 
+    // 8. Pack a small CSV table into evenly sized Parquet files.
+    let land = root.join("demo/land")?;
+    let packed = root.join("demo/packed")?;
+    for dir in [&land, &packed] {
+        for o in dir.list_all(8).await? {
+            dir.with_path(o.location).delete().await?;
+        }
+    }
+    let mut id = 0;
+    for part in 0..3 {
+        let mut csv = String::from("id,customer,amount,day\n");
+        for _ in 0..4000 {
+            csv.push_str(&format!(
+                "{id},\"Customer {}, Ltd\",{}.{:02},2024-03-{:02}\n",
+                id % 97,
+                id % 500,
+                id % 100,
+                1 + id % 28
+            ));
+            id += 1;
+        }
+        land.join(&format!("sales/part-{part}.csv"))?
+            .publish(csv, PublishMode::Overwrite)
+            .await?;
+    }
+    step(
+        8,
+        "Pack a CSV table into Parquet files of 64 KB",
+        &format!(
+            "tessera pack {} {} sales --max-file-size 64KB",
+            land.url(),
+            packed.url()
+        ),
+    );
+    // The demo is the only writer, whatever the store.
+    let packer = tessera_pack::Packer::new(land.clone(), packed.clone(), "sales")
+        .max_file_size(64_000)
+        .single_writer(true);
+    let r = packer.execute().await?;
+    println!(
+        "    {} rows from {} CSV files into {} files:",
+        r.rows,
+        r.plan.inputs.len(),
+        r.outputs.len()
+    );
+    for o in &r.outputs {
+        println!(
+            "      {}  {}  {} rows",
+            o.path,
+            format_size(o.bytes),
+            o.rows
+        );
+    }
+    land.join("sales/part-3.csv")?
+        .publish(
+            "id,customer,amount,day\n12000,\"Late, Inc\",1.50,2024-03-29\n",
+            PublishMode::Overwrite,
+        )
+        .await?;
+    let r = packer.execute().await?;
+    println!(
+        "    run it again after adding part-3.csv: {} new row, appended to {}; the 3 packed files are skipped",
+        r.rows,
+        r.outputs.first().map(|o| o.path.as_str()).unwrap_or("-")
+    );
+
     println!("\nNext, try:");
+    println!(
+        "  tessera pack --compact {} sales --max-file-size 32KB --dry-run",
+        packed.url()
+    );
     println!(
         "  tessera manifest query {} --where tissue_id={tissue} --format csv",
         manifest_loc.url()

@@ -67,13 +67,16 @@ fn ids_in(dir: &Location) -> Vec<i64> {
         let loc = dir.with_path(o.location.clone());
         let f = Format::from_name(&name).unwrap_or_else(|| panic!("visible non-data file {name}"));
         let schema = Arc::new(if f.is_text() {
-            infer_schema(&loc, f, 1 << 20, rt().handle()).unwrap().unwrap()
+            infer_schema(&loc, f, 1 << 20, rt().handle())
+                .unwrap()
+                .unwrap()
         } else {
             parquet_schema(&loc, rt().handle()).unwrap()
         });
         for b in read(&loc, f, schema, &ReadOptions::new(rt().handle().clone())).unwrap() {
             let b: RecordBatch = b.unwrap();
-            let c = arrow::compute::cast(b.column_by_name("id").unwrap(), &DataType::Int64).unwrap();
+            let c =
+                arrow::compute::cast(b.column_by_name("id").unwrap(), &DataType::Int64).unwrap();
             out.extend(c.as_primitive::<Int64Type>().values().iter().copied());
         }
     }
@@ -97,9 +100,15 @@ fn bad_input_is_reported() {
     }
     big.push_str("x,4\n");
     let e = case("a.csv", big.as_bytes());
-    assert!(e.contains("a.csv: line 120002") && e.contains("'x'") && e.contains("'id'"), "{e}");
+    assert!(
+        e.contains("a.csv: line 120002") && e.contains("'x'") && e.contains("'id'"),
+        "{e}"
+    );
     let e = case("a.csv", b"id,v\n1,2\n2,3,4\n");
-    assert!(e.contains("a.csv: line 3") && e.contains("expected 2 got 3"), "{e}");
+    assert!(
+        e.contains("a.csv: line 3") && e.contains("expected 2 got 3"),
+        "{e}"
+    );
     let e = case("a.csv", b"id,v\n1,2\n2,\xff\n");
     assert!(e.contains("a.csv: line 3") && e.contains("UTF-8"), "{e}");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -108,11 +117,21 @@ fn bad_input_is_reported() {
     let e = case("a.csv.gz", &gz[..gz.len() - 100]);
     assert!(e.contains("a.csv.gz") && e.contains("truncated"), "{e}");
     let e = case("a.dat", b"1,2\n");
-    assert!(e.contains("a.dat") && e.contains("unknown file format"), "{e}");
+    assert!(
+        e.contains("a.dat") && e.contains("unknown file format"),
+        "{e}"
+    );
     let e = case("a.jsonl", b"{\"id\": 1}\n{\"id\": \n");
     assert!(e.contains("a.jsonl: line 2"), "{e}");
     // Nothing was published by any of the failures.
-    assert!(!p.join("db/t").exists() || std::fs::read_dir(p.join("db/t")).unwrap().all(|e| e.unwrap().file_name().to_string_lossy().starts_with('_')));
+    assert!(
+        !p.join("db/t").exists()
+            || std::fs::read_dir(p.join("db/t")).unwrap().all(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('_'))
+    );
 
     // Zero-byte inputs are packed as no rows (and counted as packed).
     let _ = std::fs::remove_dir_all(p.join("land"));
@@ -125,10 +144,14 @@ fn bad_input_is_reported() {
     write(&p.join("db/u/foo.csv"), b"x\n");
     write(&p.join("land/u/a.csv"), b"id\n1\n");
     let e = fails(tessera(p).args(["pack", "land", "db", "u"]));
-    assert!(e.contains("foo.csv") && e.contains("naming convention"), "{e}");
+    assert!(
+        e.contains("foo.csv") && e.contains("naming convention"),
+        "{e}"
+    );
 
     for bad in ["0", "abc", "-5MB", "12XB"] {
-        let e = fails(tessera(p).args(["pack", "land", "db", "t", &format!("--max-file-size={bad}")]));
+        let e =
+            fails(tessera(p).args(["pack", "land", "db", "t", &format!("--max-file-size={bad}")]));
         assert!(e.contains("--max-file-size"), "{bad}: {e}");
     }
     let e = fails(tessera(p).args(["pack", "land", "db", "t", "--output-ext", "xlsx"]));
@@ -137,7 +160,10 @@ fn bad_input_is_reported() {
     assert!(e.contains("cannot write csv.gz"), "{e}");
     let e = fails(tessera(p).args(["pack", "land", "db"]));
     assert!(e.contains("INPUT_BASE OUTPUT_BASE TABLE"), "{e}");
-    write(&p.join("s.json"), br#"[{"name": "id", "type": "decimal-ish"}]"#);
+    write(
+        &p.join("s.json"),
+        br#"[{"name": "id", "type": "decimal-ish"}]"#,
+    );
     let e = fails(tessera(p).args(["pack", "land", "db", "t", "--schema", "s.json", "--force"]));
     assert!(e.contains("s.json") && e.contains("'decimal-ish'"), "{e}");
 }
@@ -148,17 +174,41 @@ fn every_format_to_every_format() {
     let p = d.path();
     write(&p.join("land/src/a.csv"), csv(0..300).as_bytes());
     write(&p.join("land/src/b.csv"), csv(300..500).as_bytes());
-    let outs = ["csv", "tsv", "jsonl", "parquet", "snappy.parquet", "zstd.parquet"];
+    let outs = [
+        "csv",
+        "tsv",
+        "jsonl",
+        "parquet",
+        "snappy.parquet",
+        "zstd.parquet",
+    ];
     for (i, o) in outs.iter().enumerate() {
         // Source table packed to format o, then that table packed back to every format.
         let src_table = format!("s{i}");
         std::fs::create_dir_all(p.join("l2")).unwrap();
         let _ = std::fs::rename(p.join("land/src"), p.join(format!("land/{src_table}")));
-        ok(tessera(p).args(["pack", "land", "l2", &src_table, "--output-ext", o, "--max-file-size", "20KB"]));
+        ok(tessera(p).args([
+            "pack",
+            "land",
+            "l2",
+            &src_table,
+            "--output-ext",
+            o,
+            "--max-file-size",
+            "20KB",
+        ]));
         let _ = std::fs::rename(p.join(format!("land/{src_table}")), p.join("land/src"));
         for (j, o2) in outs.iter().enumerate() {
             let t = format!("s{i}");
-            let out = ok(tessera(p).args(["pack", "l2", &format!("o{j}"), &t, "--output-ext", o2, "--json"]));
+            let out = ok(tessera(p).args([
+                "pack",
+                "l2",
+                &format!("o{j}"),
+                &t,
+                "--output-ext",
+                o2,
+                "--json",
+            ]));
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             assert_eq!(v["rows"], 500, "{o} -> {o2}");
             let dir = Location::local(&p.join(format!("o{j}/{t}"))).unwrap();
@@ -168,7 +218,11 @@ fn every_format_to_every_format() {
     // Types survive CSV -> Parquet: ints, floats, dates, strings with newlines.
     let dir = Location::local(&p.join("o3/s0")).unwrap();
     let s = parquet_schema(&dir.join("s0_0.parquet").unwrap(), rt().handle()).unwrap();
-    let types: Vec<String> = s.fields().iter().map(|f| f.data_type().to_string()).collect();
+    let types: Vec<String> = s
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect();
     assert_eq!(types, vec!["Int64", "Utf8", "Float64", "Date32"]);
 }
 
@@ -178,15 +232,45 @@ fn dry_run_schema_and_compact() {
     let p = d.path();
     write(&p.join("land/t/a.csv"), csv(0..2000).as_bytes());
     let out = ok(tessera(p).args(["pack", "land", "db", "t", "--dry-run"]));
-    assert!(out.contains("inputs: 1 file(s)") && out.contains("create: t_0.snappy.parquet") && out.contains("dry run"), "{out}");
+    assert!(
+        out.contains("inputs: 1 file(s)")
+            && out.contains("create: t_0.snappy.parquet")
+            && out.contains("dry run"),
+        "{out}"
+    );
     assert!(!p.join("db").exists());
-    write(&p.join("s.json"), br#"[{"name":"id","type":"utf8"},{"name":"score","type":"float32"}]"#);
-    ok(tessera(p).args(["pack", "land", "db", "t", "--schema", "s.json", "--max-file-size", "1MB"]));
-    let s = parquet_schema(&Location::local(&p.join("db/t/t_0.snappy.parquet")).unwrap(), rt().handle()).unwrap();
-    assert_eq!(s.field_with_name("id").unwrap().data_type(), &DataType::Utf8);
-    assert_eq!(s.field_with_name("score").unwrap().data_type(), &DataType::Float32);
+    write(
+        &p.join("s.json"),
+        br#"[{"name":"id","type":"utf8"},{"name":"score","type":"float32"}]"#,
+    );
+    ok(tessera(p).args([
+        "pack",
+        "land",
+        "db",
+        "t",
+        "--schema",
+        "s.json",
+        "--max-file-size",
+        "1MB",
+    ]));
+    let s = parquet_schema(
+        &Location::local(&p.join("db/t/t_0.snappy.parquet")).unwrap(),
+        rt().handle(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.field_with_name("id").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    assert_eq!(
+        s.field_with_name("score").unwrap().data_type(),
+        &DataType::Float32
+    );
     let out = ok(tessera(p).args(["pack", "--compact", "db", "t", "--max-file-size", "10KB"]));
-    assert!(out.contains("compacted") && out.contains("t_1.snappy.parquet"), "{out}");
+    assert!(
+        out.contains("compacted") && out.contains("t_1.snappy.parquet"),
+        "{out}"
+    );
     let dir = Location::local(&p.join("db/t")).unwrap();
     assert_eq!(ids_in(&dir).len(), 2000);
 }
@@ -194,7 +278,10 @@ fn dry_run_schema_and_compact() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -261,11 +348,18 @@ fn crash_test(land: &str, db: &str, extra: &[&str], put: &dyn Fn(usize, &str)) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    eprintln!("{killed} of 10 packs killed or aborted; final run: {}", String::from_utf8_lossy(&o.stdout));
-    let out = rt().block_on(Location::open(&format!("{db}/t"), &StoreOptions::default())).unwrap();
+    eprintln!(
+        "{killed} of 10 packs killed or aborted; final run: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let out = rt()
+        .block_on(Location::open(&format!("{db}/t"), &StoreOptions::default()))
+        .unwrap();
     assert_eq!(ids_in(&out), (0..rows).collect::<Vec<_>>(), "seed {seed}");
     // And the journal is clean: no staging left behind.
-    let staging = rt().block_on(out.join("_tessera/staging").unwrap().list_all(4)).unwrap();
+    let staging = rt()
+        .block_on(out.join("_tessera/staging").unwrap().list_all(4))
+        .unwrap();
     assert!(staging.is_empty(), "{staging:?}");
 }
 
@@ -280,21 +374,37 @@ fn killed_packs_converge_exactly_once_on_disk() {
 
 #[test]
 fn killed_packs_converge_exactly_once_on_s3() {
-    let Some(bucket) = std::env::var("TESSERA_TEST_S3").ok().filter(|v| !v.is_empty()) else {
-        assert!(std::env::var("TESSERA_REQUIRE_S3").is_err(), "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not");
+    let Some(bucket) = std::env::var("TESSERA_TEST_S3")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_S3").is_err(),
+            "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
+        );
         eprintln!("skipping: TESSERA_TEST_S3 not set");
         return;
     };
     let base = format!(
         "{bucket}/pack-crash-{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     let land = format!("{base}/land");
     let db = format!("{base}/db");
-    let land_loc = rt().block_on(Location::open(&land, &StoreOptions::default())).unwrap();
+    let land_loc = rt()
+        .block_on(Location::open(&land, &StoreOptions::default()))
+        .unwrap();
     let put = |i: usize, data: &str| {
-        rt().block_on(land_loc.join(&format!("t/in{i}.csv")).unwrap().publish(data.to_string(), PublishMode::Overwrite))
-            .unwrap();
+        rt().block_on(
+            land_loc
+                .join(&format!("t/in{i}.csv"))
+                .unwrap()
+                .publish(data.to_string(), PublishMode::Overwrite),
+        )
+        .unwrap();
     };
     // Garage ignores conditional writes: packs refuse unless told there is one writer.
     let e = fails(tessera(Path::new(".")).args(["pack", &land, &db, "t"]));

@@ -525,7 +525,12 @@ pub fn infer_schema(
 }
 
 /// Inference errors carry no line: decode the sample as text to find it.
-fn locate_csv_error(url: &str, sample: &[u8], format: Format, e: arrow::error::ArrowError) -> Error {
+fn locate_csv_error(
+    url: &str,
+    sample: &[u8],
+    format: Format,
+    e: arrow::error::ArrowError,
+) -> Error {
     let header = scan_first_record(sample);
     if let Ok(names) = csv_header(&sample[..header], format.delimiter()) {
         let schema = Arc::new(Schema::new(
@@ -822,7 +827,13 @@ fn lines_before_record(data: &[u8], k: u64) -> u64 {
     lines
 }
 
-fn csv_error(url: &str, data: &[u8], first_line: u64, schema: &Schema, e: arrow::error::ArrowError) -> Error {
+fn csv_error(
+    url: &str,
+    data: &[u8],
+    first_line: u64,
+    schema: &Schema,
+    e: arrow::error::ArrowError,
+) -> Error {
     let msg = e.to_string();
     let line = arrow_record(&msg).map(|k| first_line + lines_before_record(data, k) + 1);
     let mut m = clean(&msg);
@@ -830,8 +841,17 @@ fn csv_error(url: &str, data: &[u8], first_line: u64, schema: &Schema, e: arrow:
     if let Some(i) = m.find("for column ") {
         let rest = &m[i + "for column ".len()..];
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        if let Some(f) = digits.parse::<usize>().ok().and_then(|c| schema.fields().get(c)) {
-            m = format!("{}for column '{}'{}", &m[..i], f.name(), &rest[digits.len()..]);
+        if let Some(f) = digits
+            .parse::<usize>()
+            .ok()
+            .and_then(|c| schema.fields().get(c))
+        {
+            m = format!(
+                "{}for column '{}'{}",
+                &m[..i],
+                f.name(),
+                &rest[digits.len()..]
+            );
         }
     }
     Error::malformed(url, line, m)

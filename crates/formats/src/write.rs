@@ -387,7 +387,11 @@ impl ParquetState {
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
         let kv: u64 = props
             .key_value_metadata()
-            .map(|kv| kv.iter().map(|k| k.key.len() + k.value.as_deref().map_or(0, str::len)).sum::<usize>() as u64)
+            .map(|kv| {
+                kv.iter()
+                    .map(|k| k.key.len() + k.value.as_deref().map_or(0, str::len))
+                    .sum::<usize>() as u64
+            })
             .unwrap_or(0);
         let pschema = parquet::arrow::ArrowSchemaConverter::new()
             .convert(&schema)

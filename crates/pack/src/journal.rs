@@ -43,7 +43,9 @@ impl InputRecord {
         format!(
             "{}\u{0}{}",
             self.url,
-            self.etag.clone().unwrap_or_else(|| format!("size:{}", self.size))
+            self.etag
+                .clone()
+                .unwrap_or_else(|| format!("size:{}", self.size))
         )
     }
 }
@@ -269,7 +271,9 @@ impl Journal {
         let started = v["started"]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-        Ok(started.is_some_and(|t| chrono::Utc::now().signed_duration_since(t) > chrono::Duration::days(1)))
+        Ok(started.is_some_and(|t| {
+            chrono::Utc::now().signed_duration_since(t) > chrono::Duration::days(1)
+        }))
     }
 
     /// The next sequence number.
@@ -280,9 +284,9 @@ impl Journal {
 
 async fn older_than_a_day(dir: &Location) -> bool {
     match dir.list_all(4).await {
-        Ok(objs) => objs
-            .iter()
-            .all(|o| chrono::Utc::now().signed_duration_since(o.last_modified) > chrono::Duration::days(1)),
+        Ok(objs) => objs.iter().all(|o| {
+            chrono::Utc::now().signed_duration_since(o.last_modified) > chrono::Duration::days(1)
+        }),
         Err(_) => false,
     }
 }

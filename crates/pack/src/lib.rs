@@ -172,21 +172,23 @@ impl Plan {
         if let Some(c) = &packer.partition_by {
             let _ = writeln!(s, "partitions: one folder per value of column '{c}'");
         }
-        let _ = writeln!(
-            s,
-            "inputs: {} file(s), {} ({} already packed, skipped)",
-            self.inputs.len(),
-            tessera_store::format_size(self.input_bytes),
-            self.already_packed.len()
-        );
-        for i in &self.inputs {
+        if self.compact.is_empty() || !self.inputs.is_empty() {
             let _ = writeln!(
                 s,
-                "  {} ({}, {})",
-                i.record.url,
-                i.format,
-                tessera_store::format_size(i.record.size)
+                "inputs: {} file(s), {} ({} already packed, skipped)",
+                self.inputs.len(),
+                tessera_store::format_size(self.input_bytes),
+                self.already_packed.len()
             );
+            for i in &self.inputs {
+                let _ = writeln!(
+                    s,
+                    "  {} ({}, {})",
+                    i.record.url,
+                    i.format,
+                    tessera_store::format_size(i.record.size)
+                );
+            }
         }
         for f in &self.compact {
             for c in &f.files {
@@ -207,7 +209,10 @@ impl Plan {
                 tessera_store::format_size(packer.max_file_size)
             );
         }
-        let same = self.inputs.iter().all(|i| i.format.layout == self.format.layout);
+        let same = self
+            .inputs
+            .iter()
+            .all(|i| i.format.layout == self.format.layout);
         let bytes = self.input_bytes
             + self.rewrite.as_ref().map(|r| r.size).unwrap_or(0)
             + self
@@ -227,7 +232,12 @@ impl Plan {
         let _ = writeln!(
             s,
             "create: {} onward as {}{est}",
-            naming::file_name(&packer.table, packer.suffix.as_deref(), self.first_new, self.format.extension()),
+            naming::file_name(
+                &packer.table,
+                packer.suffix.as_deref(),
+                self.first_new,
+                self.format.extension()
+            ),
             self.format
         );
         let _ = writeln!(
@@ -485,7 +495,12 @@ impl Packer {
                 tessera_pack: 1,
                 seq: Journal::next_seq(&runs),
                 run: run.clone(),
-                kind: if self.input.is_some() { "pack" } else { "compact" }.to_string(),
+                kind: if self.input.is_some() {
+                    "pack"
+                } else {
+                    "compact"
+                }
+                .to_string(),
                 committed: chrono::Utc::now().to_rfc3339(),
                 inputs: plan.inputs.iter().map(|i| i.record.clone()).collect(),
                 outputs: outputs.clone(),
@@ -522,7 +537,13 @@ impl Packer {
     }
 
     /// List a folder of the table: the files of this series, checked.
-    fn scan_folder(&self, table_dir: &Location, rel: &str, ext: &mut Option<String>, rt: &Handle) -> Result<Folder> {
+    fn scan_folder(
+        &self,
+        table_dir: &Location,
+        rel: &str,
+        ext: &mut Option<String>,
+        rt: &Handle,
+    ) -> Result<Folder> {
         let loc = if rel.is_empty() {
             table_dir.clone()
         } else {
@@ -583,9 +604,18 @@ impl Packer {
         }
     }
 
-    fn plan_pack(&self, input: &Location, table_dir: &Location, runs: &[RunRecord], rt: &Handle) -> Result<Plan> {
+    fn plan_pack(
+        &self,
+        input: &Location,
+        table_dir: &Location,
+        runs: &[RunRecord],
+        rt: &Handle,
+    ) -> Result<Plan> {
         let in_dir = input.join(&self.table)?;
-        let (a, b) = (format!("{}/", in_dir.url()), format!("{}/", table_dir.url()));
+        let (a, b) = (
+            format!("{}/", in_dir.url()),
+            format!("{}/", table_dir.url()),
+        );
         if a.starts_with(&b) || b.starts_with(&a) {
             return Err(Error::InvalidInput(format!(
                 "the input folder {} and the output folder {} overlap; to rebalance a table in place use --compact",
@@ -593,7 +623,9 @@ impl Packer {
                 table_dir.url()
             )));
         }
-        let format = self.output_format.unwrap_or(Format::from_extension("snappy.parquet")?);
+        let format = self
+            .output_format
+            .unwrap_or(Format::from_extension("snappy.parquet")?);
         let objs: Vec<ObjectMeta> = rt.block_on(in_dir.list_all(16))?;
         let base_len = in_dir.path().as_ref().len();
         let mut inputs = Vec::new();
@@ -714,7 +746,12 @@ impl Packer {
                 .collect();
             let mut all = Vec::new();
             for h in handles {
-                all.extend(h.join().expect("inference does not panic")?.into_iter().flatten());
+                all.extend(
+                    h.join()
+                        .expect("inference does not panic")?
+                        .into_iter()
+                        .flatten(),
+                );
             }
             Ok::<_, Error>(all)
         })?;
@@ -750,7 +787,9 @@ impl Packer {
                 let typed = Schema::new(
                     s.fields()
                         .iter()
-                        .filter(|f| !(text && matches!(f.data_type(), DataType::Utf8 | DataType::Null)))
+                        .filter(|f| {
+                            !(text && matches!(f.data_type(), DataType::Utf8 | DataType::Null))
+                        })
                         .cloned()
                         .collect::<Vec<_>>(),
                 );
@@ -790,7 +829,9 @@ impl Packer {
             vec![self.scan_folder(table_dir, &self.static_rel(), &mut ext, rt)?]
         };
         let Some(ext) = ext else {
-            return Err(Error::NoInput { url: table_dir.url() });
+            return Err(Error::NoInput {
+                url: table_dir.url(),
+            });
         };
         let format = Format::from_extension(&ext)?;
         let mut compact = Vec::new();
@@ -841,11 +882,21 @@ impl Packer {
             off || over || gap
         });
         let i = start?;
-        let first_n = if i == 0 { files[0].n } else { files[i - 1].n + 1 };
+        let first_n = if i == 0 {
+            files[0].n
+        } else {
+            files[i - 1].n + 1
+        };
         Some((first_n, files[i..].to_vec()))
     }
 
-    fn all_folders(&self, table_dir: &Location, rel: &str, ext: &mut Option<String>, rt: &Handle) -> Result<Vec<Folder>> {
+    fn all_folders(
+        &self,
+        table_dir: &Location,
+        rel: &str,
+        ext: &mut Option<String>,
+        rt: &Handle,
+    ) -> Result<Vec<Folder>> {
         let mut out = vec![self.scan_folder(table_dir, rel, ext, rt)?];
         let loc = if rel.is_empty() {
             table_dir.clone()
@@ -864,7 +915,13 @@ impl Packer {
     }
 
     /// Write every output file of the run under staging.
-    fn write_run(&self, plan: &Plan, journal: &Journal, run: &str, rt: &Handle) -> Result<(Vec<OutputRecord>, Vec<String>, u64)> {
+    fn write_run(
+        &self,
+        plan: &Plan,
+        journal: &Journal,
+        run: &str,
+        rt: &Handle,
+    ) -> Result<(Vec<OutputRecord>, Vec<String>, u64)> {
         let table_dir = self.table_dir()?;
         let cast = if self.schema.is_some() {
             Cast::Declared
@@ -877,12 +934,16 @@ impl Packer {
         let bytes_read = Arc::new(AtomicU64::new(0));
         ropts.bytes_read = Some(bytes_read.clone());
         let mut wopts = WriteOptions::new(plan.format).with_target_size(Some(self.max_file_size));
-        wopts.row_group_bytes = self.row_group_bytes.unwrap_or(if self.partition_by.is_some() {
-            8 << 20
-        } else {
-            32 << 20
-        });
-        self.progress.bytes_total.store(plan.input_bytes, Ordering::Relaxed);
+        wopts.row_group_bytes = self
+            .row_group_bytes
+            .unwrap_or(if self.partition_by.is_some() {
+                8 << 20
+            } else {
+                32 << 20
+            });
+        self.progress
+            .bytes_total
+            .store(plan.input_bytes, Ordering::Relaxed);
         let file_schema: SchemaRef = match &self.partition_by {
             Some(c) => Arc::new(Schema::new(
                 plan.schema
@@ -1023,11 +1084,14 @@ impl Writers<'_> {
         let Some(col) = &self.packer.partition_by else {
             return self.push(&base, b.clone());
         };
-        let idx = b.schema().index_of(col).map_err(|_| {
-            Error::InvalidInput(format!("--partition-by '{col}': no such column"))
-        })?;
+        let idx = b
+            .schema()
+            .index_of(col)
+            .map_err(|_| Error::InvalidInput(format!("--partition-by '{col}': no such column")))?;
         let values = arrow::compute::cast(b.column(idx), &DataType::Utf8).map_err(|e| {
-            Error::InvalidInput(format!("--partition-by '{col}': cannot turn values into folder names: {e}"))
+            Error::InvalidInput(format!(
+                "--partition-by '{col}': cannot turn values into folder names: {e}"
+            ))
         })?;
         let values = values
             .as_any()
@@ -1053,9 +1117,8 @@ impl Writers<'_> {
             let sub = if rows.len() == b.num_rows() {
                 without.clone()
             } else {
-                arrow::compute::take_record_batch(&without, &UInt32Array::from(rows)).map_err(|e| {
-                    Error::InvalidInput(format!("splitting rows by '{col}': {e}"))
-                })?
+                arrow::compute::take_record_batch(&without, &UInt32Array::from(rows))
+                    .map_err(|e| Error::InvalidInput(format!("splitting rows by '{col}': {e}")))?
             };
             let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref())?);
             self.push(&rel, sub)?;
@@ -1067,7 +1130,9 @@ impl Writers<'_> {
         if !self.targets.contains_key(rel) {
             // A partition folder seen for the first time: number after its files.
             let mut ext = Some(self.wopts.format.extension().to_string());
-            let folder = self.packer.scan_folder(self.table_dir, rel, &mut ext, self.rt)?;
+            let folder = self
+                .packer
+                .scan_folder(self.table_dir, rel, &mut ext, self.rt)?;
             let latest = folder.files.last().cloned();
             let pending = latest.clone().filter(|f| self.packer.partial(f));
             self.targets.insert(
@@ -1147,7 +1212,12 @@ impl Writers<'_> {
     fn open(&mut self, rel: &str, name: String, replaces: bool) -> Result<Open> {
         let (staged, loc) = self.journal.staged(self.run, &format!("{rel}{name}"))?;
         let sink = open_sink(&loc, self.rt)?;
-        let writer = FileWriter::create(sink, self.file_schema.clone(), &self.wopts, &format!("{}{rel}{name}", self.table_dir.url() + "/"))?;
+        let writer = FileWriter::create(
+            sink,
+            self.file_schema.clone(),
+            &self.wopts,
+            &format!("{}{rel}{name}", self.table_dir.url() + "/"),
+        )?;
         Ok(Open {
             writer,
             name,

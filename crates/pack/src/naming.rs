@@ -85,7 +85,8 @@ pub fn partition_dir(key: &str, value: Option<&str>) -> Result<String> {
         Some(v) => {
             let bad = v.len() > 200
                 || v.starts_with(['.', '_'])
-                || v.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '%' | '='));
+                || v.chars()
+                    .any(|c| c.is_control() || matches!(c, '/' | '\\' | '%' | '='));
             if bad {
                 let shown: String = v.chars().take(60).collect();
                 return Err(Error::InvalidInput(format!(
@@ -99,9 +100,9 @@ pub fn partition_dir(key: &str, value: Option<&str>) -> Result<String> {
 
 /// Parse `key=value` of `--partition`.
 pub fn parse_partition(spec: &str) -> Result<(String, String)> {
-    let (k, v) = spec.split_once('=').ok_or_else(|| {
-        Error::InvalidInput(format!("--partition '{spec}': expected key=value"))
-    })?;
+    let (k, v) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::InvalidInput(format!("--partition '{spec}': expected key=value")))?;
     check_key(k)?;
     if v.is_empty() {
         return Err(Error::InvalidInput(format!(
@@ -116,8 +117,7 @@ pub fn parse_partition(spec: &str) -> Result<(String, String)> {
 pub fn check_key(k: &str) -> Result<()> {
     let ok = !k.is_empty()
         && !k.starts_with(['_', '.'])
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if ok {
         Ok(())
@@ -137,10 +137,17 @@ mod tests {
         let p = |n: &str| parse("sales", n);
         assert_eq!(
             p("sales_0.snappy.parquet").unwrap(),
-            FileName { suffix: None, n: 0, ext: "snappy.parquet".into() }
+            FileName {
+                suffix: None,
+                n: 0,
+                ext: "snappy.parquet".into()
+            }
         );
         assert_eq!(p("sales_eu_12.csv").unwrap().suffix.as_deref(), Some("eu"));
-        assert_eq!(p("sales_eu_west_3.csv").unwrap().suffix.as_deref(), Some("eu_west"));
+        assert_eq!(
+            p("sales_eu_west_3.csv").unwrap().suffix.as_deref(),
+            Some("eu_west")
+        );
         assert!(p("sales.csv").is_err());
         assert!(p("sales_x.csv").is_err());
         assert!(p("other_1.csv").is_err());
@@ -156,10 +163,22 @@ mod tests {
 
     #[test]
     fn partition_values_are_checked() {
-        assert_eq!(partition_dir("d", Some("2024-01-01")).unwrap(), "d=2024-01-01");
-        assert_eq!(partition_dir("d", Some("it's \"q\" #1")).unwrap(), "d=it's \"q\" #1");
-        assert_eq!(partition_dir("d", None).unwrap(), "d=__HIVE_DEFAULT_PARTITION__");
-        assert_eq!(partition_dir("d", Some("")).unwrap(), "d=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(
+            partition_dir("d", Some("2024-01-01")).unwrap(),
+            "d=2024-01-01"
+        );
+        assert_eq!(
+            partition_dir("d", Some("it's \"q\" #1")).unwrap(),
+            "d=it's \"q\" #1"
+        );
+        assert_eq!(
+            partition_dir("d", None).unwrap(),
+            "d=__HIVE_DEFAULT_PARTITION__"
+        );
+        assert_eq!(
+            partition_dir("d", Some("")).unwrap(),
+            "d=__HIVE_DEFAULT_PARTITION__"
+        );
         for bad in ["../x", "a/b", "a=b", "50%", ".hidden", "_x", "a\nb"] {
             let e = partition_dir("d", Some(bad)).unwrap_err().to_string();
             assert!(e.contains("cannot be a folder name"), "{bad}: {e}");

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
 use tessera_formats::{parquet_schema, read, Format, ReadOptions};
@@ -16,13 +16,20 @@ fn rt() -> &'static tokio::runtime::Runtime {
 }
 
 fn mem(name: &str) -> Location {
-    rt().block_on(Location::open(&format!("memory://{name}"), &StoreOptions::default()))
-        .unwrap()
+    rt().block_on(Location::open(
+        &format!("memory://{name}"),
+        &StoreOptions::default(),
+    ))
+    .unwrap()
 }
 
 fn put(dir: &Location, rel: &str, data: impl Into<Vec<u8>>) {
-    rt().block_on(dir.join(rel).unwrap().publish(data.into(), PublishMode::Overwrite))
-        .unwrap();
+    rt().block_on(
+        dir.join(rel)
+            .unwrap()
+            .publish(data.into(), PublishMode::Overwrite),
+    )
+    .unwrap();
 }
 
 fn csv_rows(ids: std::ops::Range<i64>) -> String {
@@ -49,13 +56,19 @@ fn ids(dir: &Location) -> Vec<i64> {
         let loc = dir.join(name).unwrap();
         let f = Format::from_name(name).unwrap();
         let schema = Arc::new(match f.is_text() {
-            true => tessera_formats::infer_schema(&loc, f, 1 << 20, rt().handle()).unwrap().unwrap(),
+            true => tessera_formats::infer_schema(&loc, f, 1 << 20, rt().handle())
+                .unwrap()
+                .unwrap(),
             false => parquet_schema(&loc, rt().handle()).unwrap(),
         });
         let o = ReadOptions::new(rt().handle().clone());
         for b in read(&loc, f, schema, &o).unwrap() {
             let b: RecordBatch = b.unwrap();
-            let c = arrow::compute::cast(b.column_by_name("id").unwrap(), &arrow::datatypes::DataType::Int64).unwrap();
+            let c = arrow::compute::cast(
+                b.column_by_name("id").unwrap(),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
             out.extend(c.as_primitive::<Int64Type>().values().iter().copied());
         }
     }
@@ -96,7 +109,11 @@ fn names_numbers_and_appends() {
     put(&land, "t/b.csv", csv_rows(2500..3200));
     let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
     let partial = f1[&last] < 19_000;
-    let expect = if partial { last.clone() } else { format!("t_{}.snappy.parquet", names.len()) };
+    let expect = if partial {
+        last.clone()
+    } else {
+        format!("t_{}.snappy.parquet", names.len())
+    };
     assert_eq!(r.outputs[0].path, expect, "{f1:?}");
     assert_eq!(r.outputs[0].replaces, partial);
     let mut got = ids(&out);
@@ -105,7 +122,10 @@ fn names_numbers_and_appends() {
 
     // A suffix makes its own series beside the first.
     put(&land, "t/c.csv", csv_rows(5000..5010));
-    run(pack(&land, &db).max_file_size(20_000).suffix(Some("eu".into()))).unwrap();
+    run(pack(&land, &db)
+        .max_file_size(20_000)
+        .suffix(Some("eu".into())))
+    .unwrap();
     assert!(files(&out).contains_key("t_eu_0.snappy.parquet"));
 }
 
@@ -113,14 +133,24 @@ fn names_numbers_and_appends() {
 fn numbering_continues_after_gaps() {
     for (full, expect) in [(false, "t_12.csv"), (true, "t_13.csv")] {
         let tag = if full { "full" } else { "part" };
-        let (land, db) = (mem(&format!("gap-{tag}/land")), mem(&format!("gap-{tag}/db")));
+        let (land, db) = (
+            mem(&format!("gap-{tag}/land")),
+            mem(&format!("gap-{tag}/db")),
+        );
         let small = csv_rows(0..10);
         let big = csv_rows(10..2000);
         put(&db, "t/t_0.csv", small.clone());
-        put(&db, "t/t_12.csv", if full { big.clone() } else { csv_rows(10..20) });
+        put(
+            &db,
+            "t/t_12.csv",
+            if full { big.clone() } else { csv_rows(10..20) },
+        );
         put(&land, "t/new.csv", csv_rows(100_000..100_010));
         let limit = if full { big.len() as u64 } else { 100_000 };
-        let r = run(pack(&land, &db).output_format(Format::from_extension("csv").unwrap()).max_file_size(limit)).unwrap();
+        let r = run(pack(&land, &db)
+            .output_format(Format::from_extension("csv").unwrap())
+            .max_file_size(limit))
+        .unwrap();
         assert_eq!(r.outputs[0].path, expect, "{tag}");
         assert_eq!(r.outputs.len(), 1);
         assert_eq!(r.outputs[0].replaces, !full);
@@ -131,33 +161,58 @@ fn numbering_continues_after_gaps() {
 fn partitions_count_only_their_own_files() {
     let (land, db) = (mem("parts/land"), mem("parts/db"));
     put(&db, "t/t_0.snappy.parquet", Vec::new()); // placeholder, replaced below
-    rt().block_on(db.join("t/t_0.snappy.parquet").unwrap().delete()).unwrap();
+    rt().block_on(db.join("t/t_0.snappy.parquet").unwrap().delete())
+        .unwrap();
     put(&land, "t/a.csv", csv_rows(0..100));
     run(pack(&land, &db).partition("day", "2024-01-01")).unwrap();
     put(&land, "t/b.csv", csv_rows(100..200));
     run(pack(&land, &db).partition("day", "2024-01-02")).unwrap();
     let d1 = db.join("t/day=2024-01-01").unwrap();
     let d2 = db.join("t/day=2024-01-02").unwrap();
-    assert_eq!(files(&d1).keys().collect::<Vec<_>>(), vec!["t_0.snappy.parquet"]);
-    assert_eq!(files(&d2).keys().collect::<Vec<_>>(), vec!["t_0.snappy.parquet"]);
+    assert_eq!(
+        files(&d1).keys().collect::<Vec<_>>(),
+        vec!["t_0.snappy.parquet"]
+    );
+    assert_eq!(
+        files(&d2).keys().collect::<Vec<_>>(),
+        vec!["t_0.snappy.parquet"]
+    );
     assert!(files(&db.join("t").unwrap()).is_empty());
 
     // --partition-by: one folder per value, the column moves to the path.
     let (land, db) = (mem("pby/land"), mem("pby/db"));
     put(&land, "t/a.csv", "id,country\n1,fr\n2,de\n3,fr\n4,\n");
     put(&land, "t/b.csv", "id,country\n5,../x\n");
-    let e = run(pack(&land, &db).partition_by(Some("country".into()))).unwrap_err().to_string();
-    assert!(e.contains("\"../x\"") && e.contains("cannot be a folder name"), "{e}");
-    assert!(rt().block_on(db.list_all(4)).unwrap().iter().all(|o| o.location.as_ref().contains("_tessera")));
-    rt().block_on(land.join("t/b.csv").unwrap().delete()).unwrap();
+    let e = run(pack(&land, &db).partition_by(Some("country".into())))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"../x\"") && e.contains("cannot be a folder name"),
+        "{e}"
+    );
+    assert!(rt()
+        .block_on(db.list_all(4))
+        .unwrap()
+        .iter()
+        .all(|o| o.location.as_ref().contains("_tessera")));
+    rt().block_on(land.join("t/b.csv").unwrap().delete())
+        .unwrap();
     run(pack(&land, &db).partition_by(Some("country".into()))).unwrap();
     let t = db.join("t").unwrap();
     let (_, dirs) = rt().block_on(t.list_dir()).unwrap();
-    let mut names: Vec<String> = dirs.iter().map(|d| d.filename().unwrap().to_string()).collect();
+    let mut names: Vec<String> = dirs
+        .iter()
+        .map(|d| d.filename().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(
         names,
-        vec!["_tessera", "country=__HIVE_DEFAULT_PARTITION__", "country=de", "country=fr"]
+        vec![
+            "_tessera",
+            "country=__HIVE_DEFAULT_PARTITION__",
+            "country=de",
+            "country=fr"
+        ]
     );
     let fr = db.join("t/country=fr").unwrap();
     let mut got = ids(&fr);
@@ -173,15 +228,26 @@ fn output_folder_is_checked_before_writing() {
     put(&land, "t/a.csv", csv_rows(0..10));
     put(&db, "t/foo.csv", "x\n1\n");
     let e = run(pack(&land, &db)).unwrap_err().to_string();
-    assert!(e.contains("foo.csv") && e.contains("naming convention"), "{e}");
-    rt().block_on(db.join("t/foo.csv").unwrap().delete()).unwrap();
+    assert!(
+        e.contains("foo.csv") && e.contains("naming convention"),
+        "{e}"
+    );
+    rt().block_on(db.join("t/foo.csv").unwrap().delete())
+        .unwrap();
     put(&db, "t/t_0.csv", "id\n1\n");
     let e = run(pack(&land, &db)).unwrap_err().to_string();
-    assert!(e.contains("t_0.csv") && e.contains("csv file, but this pack writes snappy.parquet"), "{e}");
+    assert!(
+        e.contains("t_0.csv") && e.contains("csv file, but this pack writes snappy.parquet"),
+        "{e}"
+    );
     put(&db, "t/t_0.parquet", "not used");
-    rt().block_on(db.join("t/t_0.csv").unwrap().delete()).unwrap();
+    rt().block_on(db.join("t/t_0.csv").unwrap().delete())
+        .unwrap();
     let e = run(pack(&land, &db)).unwrap_err().to_string();
-    assert!(e.contains("t_0.parquet") && e.contains("parquet file"), "{e}");
+    assert!(
+        e.contains("t_0.parquet") && e.contains("parquet file"),
+        "{e}"
+    );
     // Nothing was written into the table.
     assert_eq!(files(&db.join("t").unwrap()).len(), 1);
 }
@@ -192,18 +258,29 @@ fn inputs_are_checked() {
     put(&land, "t/a.csv", csv_rows(0..10));
     put(&land, "t/b.jsonl", "{\"id\": 1}\n");
     let e = run(pack(&land, &db)).unwrap_err().to_string();
-    assert!(e.contains("mixes formats") && e.contains("csv, jsonl"), "{e}");
-    let r = run(pack(&land, &db).input_format(Some(Format::from_extension("jsonl").unwrap()))).unwrap();
+    assert!(
+        e.contains("mixes formats") && e.contains("csv, jsonl"),
+        "{e}"
+    );
+    let r =
+        run(pack(&land, &db).input_format(Some(Format::from_extension("jsonl").unwrap()))).unwrap();
     assert_eq!(r.rows, 1);
     put(&land, "t/notes.txt", "hello");
     let e = run(pack(&land, &db).force(true)).unwrap_err().to_string();
-    assert!(e.contains("notes.txt") && e.contains("unknown file format"), "{e}");
+    assert!(
+        e.contains("notes.txt") && e.contains("unknown file format"),
+        "{e}"
+    );
     let e = run(pack(&mem("none/land"), &db)).unwrap_err().to_string();
     assert!(e.contains("no input files"), "{e}");
-    let e = run(Packer::new(land.clone(), land.clone(), "t")).unwrap_err().to_string();
+    let e = run(Packer::new(land.clone(), land.clone(), "t"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("overlap"), "{e}");
     for bad in ["../t", "a/b", "", "_x", "a.b"] {
-        let e = run(Packer::new(land.clone(), db.clone(), bad)).unwrap_err().to_string();
+        let e = run(Packer::new(land.clone(), db.clone(), bad))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid table name"), "{bad}: {e}");
     }
 }
@@ -242,7 +319,11 @@ fn dry_run_writes_nothing() {
 fn compaction_rebalances() {
     let (land, db) = (mem("cmp/land"), mem("cmp/db"));
     for i in 0..6 {
-        put(&land, &format!("t/{i}.csv"), csv_rows(i * 100..(i + 1) * 100));
+        put(
+            &land,
+            &format!("t/{i}.csv"),
+            csv_rows(i * 100..(i + 1) * 100),
+        );
         run(pack(&land, &db).max_file_size(1_000_000)).unwrap();
     }
     // Six small packs into a big limit: one file rewritten six times.

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmark: tessera pack against DuckDB's COPY ... TO (FORMAT parquet,
+# FILE_SIZE_BYTES ...) on the same generated CSV (about 1 GB, 8 mixed-type
+# columns, quoted strings with commas, 4 files), in one run. Prints wall
+# time, peak RSS, output file sizes and their deviation from the limit, and
+# the ratios (medians of RUNS runs).
+#
+#   bash bench/pack/run.sh
+#   GB=0.2 RUNS=1 bash bench/pack/run.sh     # a quick look
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+OUT=${BENCH_OUT:-$ROOT/bench/out/pack}
+mkdir -p "$OUT"
+
+echo "== building tessera (release)"
+cargo build --release --locked -p tessera-cli --bin tessera
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+VENV=${BENCH_VENV:-$ROOT/bench/.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating a Python environment for the peers in $VENV"
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q duckdb
+
+exec "$VENV/bin/python" bench/pack/bench.py \
+  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --gb "${GB:-1}" --runs "${RUNS:-3}" --limit "${LIMIT:-256000000}"
