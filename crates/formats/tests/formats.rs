@@ -108,7 +108,10 @@ fn csv_round_trips_through_every_format() {
             "uncompressed.parquet",
         ] {
             let out = base.join(&format!("out.{ext}")).unwrap();
-            assert_eq!(write(&out, schema.clone(), std::slice::from_ref(&orig)), 500);
+            assert_eq!(
+                write(&out, schema.clone(), std::slice::from_ref(&orig)),
+                500
+            );
             let back = concat(&read_all(&out, schema.clone()).unwrap());
             assert_eq!(back, orig, "round trip through {ext}");
         }
