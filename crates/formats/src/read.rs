@@ -244,13 +244,7 @@ pub fn open_bytes(
     counter: Option<Arc<AtomicU64>>,
 ) -> Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match loc.local_path() {
-        Some(p) => Box::new(std::fs::File::open(&p).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::Store(tessera_store::Error::NotFound { url: loc.url() })
-            } else {
-                Error::io(loc.url(), e)
-            }
-        })?),
+        Some(p) => Box::new(open_local(&p, &loc.url())?),
         None => {
             let (_, stream) = rt.block_on(loc.read_stream())?;
             Box::new(StreamRead {
@@ -281,6 +275,19 @@ pub fn open_bytes(
             url,
             codec,
         }),
+    })
+}
+
+/// Open a local file; a missing file is `NotFound` naming its URL.
+fn open_local(p: &std::path::Path, url: &str) -> Result<std::fs::File> {
+    std::fs::File::open(p).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::Store(tessera_store::Error::NotFound {
+                url: url.to_string(),
+            })
+        } else {
+            Error::io(url, e)
+        }
     })
 }
 
@@ -892,14 +899,8 @@ pub fn parquet_schema(loc: &Location, rt: &Handle) -> Result<Schema> {
     };
     match loc.local_path() {
         Some(p) => {
-            let f = std::fs::File::open(&p).map_err(|e| {
-                if e.kind() == io::ErrorKind::NotFound {
-                    Error::Store(tessera_store::Error::NotFound { url: url.clone() })
-                } else {
-                    Error::io(&url, e)
-                }
-            })?;
-            let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(perr)?;
+            let b =
+                ParquetRecordBatchReaderBuilder::try_new(open_local(&p, &url)?).map_err(perr)?;
             Ok(b.schema().as_ref().clone())
         }
         None => rt.block_on(async {
@@ -924,50 +925,25 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
             source: e,
         }
     };
-    let (slots, out) = batches(table.clone(), 2);
     let rows_per_batch = opts.parquet_batch_rows;
-    let cast = opts.cast;
-    let counter = opts.bytes_read.clone();
-    let count = move |bytes: u64| {
-        if let Some(c) = &counter {
-            c.fetch_add(bytes, Ordering::Relaxed);
-        }
-    };
-    match loc.local_path() {
+    // The batches of the file, from a local reader or a store stream.
+    type Source = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+    let (source, size, total): (Source, u64, u64) = match loc.local_path() {
         Some(p) => {
-            let f = std::fs::File::open(&p).map_err(|e| {
-                if e.kind() == io::ErrorKind::NotFound {
-                    Error::Store(tessera_store::Error::NotFound { url: url.clone() })
-                } else {
-                    Error::io(&url, e)
-                }
-            })?;
+            let f = open_local(&p, &url)?;
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             let b = ParquetRecordBatchReaderBuilder::try_new(f)
                 .map_err(perr(&url))?
                 .with_batch_size(rows_per_batch);
             let total = b.metadata().file_metadata().num_rows().max(1) as u64;
-            let reader = b.build().map_err(perr(&url))?;
-            std::thread::Builder::new()
-                .name("tessera-read".into())
-                .spawn(move || {
-                    for r in reader {
-                        let r = r
-                            .map_err(|e| Error::Arrow {
-                                url: url.clone(),
-                                source: e,
-                            })
-                            .and_then(|b| {
-                                count(size * b.num_rows() as u64 / total);
-                                conform(&b, &table, cast, &url)
-                            });
-                        let stop = r.is_err();
-                        if !slots.push(r.map(|b| vec![b])) || stop {
-                            return;
-                        }
-                    }
+            let u = url.clone();
+            let reader = b.build().map_err(perr(&url))?.map(move |r| {
+                r.map_err(|e| Error::Arrow {
+                    url: u.clone(),
+                    source: e,
                 })
-                .map_err(|e| Error::io("(reader thread)", e))?;
+            });
+            (Box::new(reader), size, total)
         }
         None => {
             let rt = opts.runtime.clone();
@@ -982,24 +958,32 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
                 let total = b.metadata().file_metadata().num_rows().max(1) as u64;
                 Ok::<_, Error>((b.build().map_err(perr(&url))?, meta.size, total))
             })?;
-            std::thread::Builder::new()
-                .name("tessera-read".into())
-                .spawn(move || loop {
-                    let r = match rt.block_on(stream.next()) {
-                        None => return,
-                        Some(r) => r.map_err(perr(&url)).and_then(|b| {
-                            count(size * b.num_rows() as u64 / total);
-                            conform(&b, &table, cast, &url)
-                        }),
-                    };
-                    let stop = r.is_err();
-                    if !slots.push(r.map(|b| vec![b])) || stop {
-                        return;
-                    }
-                })
-                .map_err(|e| Error::io("(reader thread)", e))?;
+            let e = perr(&url);
+            let batches =
+                std::iter::from_fn(move || rt.block_on(stream.next()).map(|r| r.map_err(&e)));
+            (Box::new(batches), size, total)
         }
-    }
+    };
+    let (slots, out) = batches(table.clone(), 2);
+    let cast = opts.cast;
+    let counter = opts.bytes_read.clone();
+    std::thread::Builder::new()
+        .name("tessera-read".into())
+        .spawn(move || {
+            for r in source {
+                let r = r.and_then(|b| {
+                    if let Some(c) = &counter {
+                        c.fetch_add(size * b.num_rows() as u64 / total, Ordering::Relaxed);
+                    }
+                    conform(&b, &table, cast, &url)
+                });
+                let stop = r.is_err();
+                if !slots.push(r.map(|b| vec![b])) || stop {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::io("(reader thread)", e))?;
     Ok(out)
 }
 

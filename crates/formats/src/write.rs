@@ -282,7 +282,7 @@ impl FileWriter {
                     source: e,
                 })?;
                 // into_inner flushed the footer through the tracked writer.
-                let bytes = sink_len(&sink);
+                let bytes = sink.n;
                 Box::new(sink).finish()?;
                 Ok(Written {
                     rows: self.rows - left,
@@ -333,10 +333,6 @@ impl Sink for Counting {
     fn finish(self: Box<Self>) -> Result<()> {
         self.inner.finish()
     }
-}
-
-fn sink_len(s: &Counting) -> u64 {
-    s.n
 }
 
 // ---------------------------------------------------------------------------

@@ -269,6 +269,19 @@ pub struct PackReport {
     pub rows: u64,
 }
 
+impl PackReport {
+    /// A report of a run that wrote nothing (dry run, nothing to do).
+    fn unchanged(plan: Plan) -> PackReport {
+        PackReport {
+            plan,
+            seq: None,
+            outputs: vec![],
+            deleted: vec![],
+            rows: 0,
+        }
+    }
+}
+
 struct Folder {
     /// Relative to the table folder, with a trailing `/` (or empty).
     rel: String,
@@ -454,13 +467,7 @@ impl Packer {
                 .map(|(r, _)| r)
                 .collect();
             let plan = self.plan_blocking(&runs, rt)?;
-            return Ok(PackReport {
-                plan,
-                seq: None,
-                outputs: vec![],
-                deleted: vec![],
-                rows: 0,
-            });
+            return Ok(PackReport::unchanged(plan));
         }
         if !self.single_writer && !rt.block_on(table_dir.capabilities())?.conditional_create {
             return Err(Error::UnsafeStore {
@@ -472,13 +479,7 @@ impl Packer {
             let runs = rt.block_on(journal.recover())?;
             let plan = self.plan_blocking(&runs, rt)?;
             if plan.inputs.is_empty() && plan.compact.is_empty() {
-                return Ok(PackReport {
-                    plan,
-                    seq: None,
-                    outputs: vec![],
-                    deleted: vec![],
-                    rows: 0,
-                });
+                return Ok(PackReport::unchanged(plan));
             }
             let run = uuid::Uuid::new_v4().simple().to_string();
             rt.block_on(journal.claim(&run))?;
@@ -930,7 +931,6 @@ impl Packer {
         };
         let mut ropts = ReadOptions::new(rt.clone());
         ropts.cast = cast;
-        ropts.bytes_read = None;
         let bytes_read = Arc::new(AtomicU64::new(0));
         ropts.bytes_read = Some(bytes_read.clone());
         let mut wopts = WriteOptions::new(plan.format).with_target_size(Some(self.max_file_size));
