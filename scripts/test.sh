@@ -18,6 +18,21 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== building tests"
 cargo test --workspace --locked --no-run
 
+# Other engines (Python deltalake, DuckDB, Polars) for the interoperability
+# tests, in a throw-away virtual environment kept beside the build.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+VENV="$TARGET_DIR/test-venv"
+echo "== python test environment ($VENV)"
+if ! "$VENV/bin/python" -c 'import deltalake, duckdb, polars' 2>/dev/null \
+    || ! cmp -s scripts/requirements-test.txt "$VENV/requirements-test.txt"; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+    cp scripts/requirements-test.txt "$VENV/requirements-test.txt"
+fi
+export TESSERA_TEST_PYTHON="$(cd "$VENV" && pwd)/bin/python"
+export TESSERA_REQUIRE_PYTHON=1
+
 garage_start
 # In this script the S3 tests must run: a missing server is a failure, not a skip.
 export TESSERA_REQUIRE_S3=1

@@ -69,8 +69,175 @@ pub enum Command {
         after_help = "Examples:\n  tessera pack s3://bucket/land s3://bucket/db sales\n  tessera pack land db sales --output-ext csv --max-file-size 64MiB --suffix eu\n  tessera pack land db sales --partition date=2024-03-01\n  tessera pack land db sales --partition-by country --schema schema.json\n  tessera pack --compact db sales\n\nFiles are named {TABLE}_{N}.{EXT} or {TABLE}_{SUFFIX}_{N}.{EXT}. The latest file, if under\nthe limit, is rewritten with new rows appended; then N+1, N+2, ... Inputs already packed\n(same URL and ETag) are skipped. A pack killed at any point can simply be run again."
     )]
     Pack(PackArgs),
+    /// Load files into a versioned dataset (a Delta Lake table).
+    #[command(
+        disable_version_flag = true,
+        after_help = "Examples:\n  tessera put shop/events events.csv --date-key event_date --id-key user_id:100000\n  tessera put shop/events more/*.parquet --version 2024-04\n  tessera put reports/daily today.jsonl --keep-last\n  cat rows.csv | tessera put shop/events - --format csv\n\nDatasets live under STORE/datasets/NAMESPACE/NAME/ (STORE: --store, TESSERA_STORE or\n./tessera-data). The first load fixes the partition keys; later loads reuse them."
+    )]
+    Put(PutArgs),
+    /// Read a dataset: all rows, one version key, the last load, or as of an earlier version.
+    #[command(
+        disable_version_flag = true,
+        after_help = "Examples:\n  tessera get shop/events -o events.parquet\n  tessera get shop/events --last\n  tessera get shop/events --version 2024-04 --columns id,amount -o april.csv\n  tessera get shop/events --where \"event_date >= '2024-03-01' AND user_id < 5000\" -v\n  tessera get shop/events --as-of 3\n  tessera get shop/events --as-of 2024-03-01T12:00:00Z"
+    )]
+    Get(GetArgs),
+    /// List, inspect and maintain datasets.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
     /// Generate a small demo in ./tessera-data and walk through tessera.
     Quickstart(QuickstartArgs),
+}
+
+/// Where datasets are.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The store holding the datasets (a URL or local folder).
+    #[arg(long, env = "TESSERA_STORE", default_value = "./tessera-data", value_name = "URL")]
+    pub store: String,
+    /// The namespace the datasets live in.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub namespace: String,
+    /// Allow stores that do not enforce conditional writes (e.g. Garage);
+    /// you promise that no other process writes to these datasets at the same time.
+    #[arg(long)]
+    pub single_writer: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// The dataset, e.g. project/dataset.
+    pub name: String,
+    /// Input files (csv, tsv, jsonl, parquet; .gz/.zst text), or - for stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Partition by the date of COLUMN (per day, month or year).
+    #[arg(long, value_name = "COL[:day|month|year]")]
+    pub date_key: Option<String>,
+    /// Partition by ranges of the integer COLUMN, WIDTH wide (default 100000).
+    #[arg(long, value_name = "COL[:WIDTH]")]
+    pub id_key: Option<String>,
+    /// The load's version key (NOW: the UTC time).
+    #[arg(long = "version", default_value = "NOW", value_name = "KEY")]
+    pub version_key: String,
+    /// Replace all earlier data (earlier versions stay readable with --as-of until vacuumed).
+    #[arg(long)]
+    pub keep_last: bool,
+    /// Input format, for stdin or names without an extension (csv, tsv, jsonl, parquet, csv.gz, ...).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Target size of the data files.
+    #[arg(long, default_value = "128MB", value_name = "SIZE")]
+    pub target_size: String,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The dataset.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only the rows loaded with this version key.
+    #[arg(long = "version", value_name = "KEY", conflicts_with = "last")]
+    pub version_key: Option<String>,
+    /// Only the rows of the most recent load.
+    #[arg(long)]
+    pub last: bool,
+    /// The dataset as of a Delta version number or a time (2024-03-01T12:00:00Z).
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<String>,
+    /// Only rows matching this SQL predicate.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Only these columns, comma-separated, in this order.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Write to this file or URL; the format comes from its extension (csv, tsv, jsonl, parquet).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<String>,
+    /// Format on stdout: csv, tsv or jsonl.
+    #[arg(long, default_value = "csv", value_name = "FORMAT")]
+    pub format: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetsCommand {
+    /// List datasets (whose names start with PREFIX).
+    List(ListArgs),
+    /// The versions of a dataset: time, operation, version key, rows.
+    History(HistoryArgs),
+    /// Delete a dataset and all its versions.
+    Rm(RmArgs),
+    /// Delete data files no version younger than --retain needs.
+    Vacuum(VacuumArgs),
+    /// Merge small files of each partition into files of the target size.
+    Compact(CompactArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only datasets whose name starts with this.
+    #[arg(default_value = "")]
+    pub prefix: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// The dataset.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only the newest N versions.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// The dataset.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Really delete (required).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VacuumArgs {
+    /// The dataset.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Keep what versions younger than this need (e.g. 7d, 12h, 0s).
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    pub retain: String,
+    /// Only list what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompactArgs {
+    /// The dataset.
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Target size of the merged files.
+    #[arg(long, default_value = "128MB", value_name = "SIZE")]
+    pub target_size: String,
 }
 
 #[derive(Args, Debug)]

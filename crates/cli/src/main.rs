@@ -4,6 +4,7 @@
 //! (`tessera-store`, `tessera-manifest`, …), which hold all the logic.
 
 mod cli;
+mod datasets;
 mod ls;
 mod manifest;
 mod output;
@@ -52,6 +53,9 @@ async fn run(args: cli::Cli) -> anyhow::Result<i32> {
         }
         cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, &opts).await,
         cli::Command::Pack(a) => pack::run(a, &opts, quiet).await,
+        cli::Command::Put(a) => datasets::put(a, &opts, quiet).await,
+        cli::Command::Get(a) => datasets::get(a, &opts, args.global.verbose).await,
+        cli::Command::Datasets(c) => datasets::admin(c, &opts).await,
         cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
     }
 }
@@ -61,7 +65,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "info,tessera=info",
+        (false, 1) => "warn,tessera=info",
         (false, 2) => "debug",
         _ => "trace",
     };

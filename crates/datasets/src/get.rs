@@ -272,11 +272,13 @@ impl<'a> Get<'a> {
                 }
                 cols.clone()
             }
-            None => table_schema
+            // The table's declared order (scans put partition columns last).
+            None => snapshot
+                .schema()
                 .fields()
-                .iter()
                 .map(|f| f.name().clone())
                 .filter(|n| n != VERSION_COLUMN && !derived.contains(n))
+                .filter(|n| table_schema.field_with_name(n).is_ok())
                 .collect(),
         };
         df = df

@@ -202,7 +202,10 @@ impl Datasets {
 
     /// Dataset `name` at its latest version, or `None` if there is none.
     pub(crate) async fn try_load(&self, name: &str) -> Result<Option<DeltaTable>> {
-        let (_, builder) = self.table_handle(name)?;
+        let (loc, builder) = self.table_handle(name)?;
+        if !put::is_table(&loc).await? {
+            return Ok(None);
+        }
         let mut table = builder.build().map_err(|e| Error::delta(name, e))?;
         match table.load().await {
             Ok(()) => Ok(Some(table)),

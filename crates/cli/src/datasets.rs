@@ -1,0 +1,362 @@
+//! `tessera put`, `tessera get`, `tessera datasets …`.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::RecordBatch;
+use tessera_datasets::{parse_duration, AsOf, Datasets};
+use tessera_formats::{open_sink, FileWriter, Format, Layout, Sink, WriteOptions};
+use tessera_store::{format_size, parse_size, Location, StoreOptions};
+
+use crate::cli::{DatasetsCommand, GetArgs, PutArgs, StoreArgs};
+
+async fn open(s: &StoreArgs, opts: &StoreOptions) -> Result<Datasets> {
+    Ok(Datasets::open(&s.store, opts)
+        .await?
+        .with_namespace(&s.namespace)?
+        .single_writer(s.single_writer))
+}
+
+pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
+    let ds = open(&a.store, opts).await?;
+    let format = a
+        .format
+        .as_deref()
+        .map(|f| Format::from_extension(f).context("--format"))
+        .transpose()?;
+    let target = parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
+    // Standard input is spooled to a temporary file: inference needs a
+    // sample, and a retried commit needs to read the data again.
+    let mut _spool = None;
+    let mut files = Vec::new();
+    let mut sources = Vec::new();
+    for f in &a.files {
+        if f == "-" {
+            let Some(fmt) = format else {
+                bail!("reading stdin needs --format (csv, tsv, jsonl, parquet, csv.gz, ...)");
+            };
+            if _spool.is_some() {
+                bail!("'-' (stdin) can be given once");
+            }
+            let mut tmp = tempfile::Builder::new()
+                .prefix("tessera-stdin-")
+                .suffix(&format!(".{}", fmt.extension()))
+                .tempfile()
+                .context("cannot create a temporary file for stdin")?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let n = stdin.read(&mut buf).context("reading stdin")?;
+                if n == 0 {
+                    break;
+                }
+                tmp.write_all(&buf[..n]).context("spooling stdin")?;
+            }
+            tmp.flush()?;
+            files.push(Location::local(tmp.path())?);
+            sources.push("(stdin)".to_string());
+            _spool = Some(tmp);
+        } else {
+            let loc = Location::open(f, opts).await?;
+            sources.push(loc.url());
+            files.push(loc);
+        }
+    }
+    let mut p = ds
+        .put(&a.name)
+        .version(&a.version_key)
+        .keep_last(a.keep_last)
+        .target_size(target)
+        .input_format(format)
+        .sources(sources);
+    if let Some(k) = &a.date_key {
+        p = p.date_key(k.parse()?);
+    }
+    if let Some(k) = &a.id_key {
+        p = p.id_key(k.parse()?);
+    }
+    let rows = p.rows_read();
+    let spinner = crate::output::spinner("rows loaded", quiet);
+    let ticker = (!spinner.is_hidden()).then(|| {
+        let pb = spinner.clone();
+        tokio::spawn(async move {
+            loop {
+                pb.set_position(rows.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(120)).await;
+            }
+        })
+    });
+    let result = p.execute_files(&files).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    spinner.finish_and_clear();
+    let r = result?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if !quiet {
+        println!(
+            "{} {} rows into '{}' as version key {} (Delta version {}, {} file(s){}{})",
+            if r.keep_last { "replaced with" } else { "loaded" },
+            r.rows,
+            r.name,
+            r.version_key,
+            r.table_version,
+            r.files,
+            if r.created { ", new dataset" } else { "" },
+            if r.new_columns.is_empty() {
+                String::new()
+            } else {
+                format!(", new columns: {}", r.new_columns.join(", "))
+            },
+        );
+    }
+    Ok(0)
+}
+
+/// Standard output as a sink for the file writers.
+struct Stdout(std::io::BufWriter<std::io::Stdout>);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Sink for Stdout {
+    fn finish(mut self: Box<Self>) -> tessera_formats::Result<()> {
+        self.0.flush().map_err(|e| tessera_formats::Error::Io {
+            url: "(stdout)".into(),
+            source: e,
+        })
+    }
+}
+
+pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
+    let ds = open(&a.store, opts).await?;
+    let mut g = ds.get(&a.name);
+    if let Some(k) = &a.version_key {
+        g = g.version(k);
+    }
+    if a.last {
+        g = g.last();
+    }
+    if let Some(at) = &a.as_of {
+        g = g.as_of(at.parse::<AsOf>()?);
+    }
+    if let Some(f) = &a.filter {
+        g = g.filter(f);
+    }
+    if let Some(c) = &a.columns {
+        g = g.columns(c.iter().map(|s| s.trim().to_string()).collect());
+    }
+    // Where the rows go: checked before reading anything.
+    let (format, out) = match &a.output {
+        Some(o) => {
+            let loc = Location::open(o, opts).await?;
+            let f = Format::from_name(&loc.url()).with_context(|| {
+                format!("-o {o}: the extension does not name a format (csv, tsv, jsonl, parquet)")
+            })?;
+            (f, Some(loc))
+        }
+        None => {
+            let f = Format::from_extension(&a.format).context("--format")?;
+            if f.layout == Layout::Parquet || f.codec != tessera_formats::Codec::None {
+                bail!("stdout takes csv, tsv or jsonl; write {f} with -o FILE");
+            }
+            (f, None)
+        }
+    };
+    if !format.writable() {
+        bail!("tessera does not write {format} files (write csv, tsv, jsonl or parquet)");
+    }
+    let mut rows = g.execute().await?;
+    let schema = rows.schema().clone();
+    let rt = tokio::runtime::Handle::current();
+    // The writer runs on its own thread (file and upload writes block).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+    let out2 = out.clone();
+    let writer = std::thread::spawn(move || -> Result<u64> {
+        let (sink, url, tmp): (Box<dyn Sink>, String, Option<(std::path::PathBuf, std::path::PathBuf)>) =
+            match &out2 {
+                None => (
+                    Box::new(Stdout(std::io::BufWriter::with_capacity(
+                        1 << 20,
+                        std::io::stdout(),
+                    ))),
+                    "(stdout)".into(),
+                    None,
+                ),
+                Some(loc) => match loc.local_path() {
+                    // A local file appears whole: written aside, then renamed.
+                    Some(p) => {
+                        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                        let t = p.with_file_name(format!(".{name}.tessera-{}.tmp", std::process::id()));
+                        let tloc = Location::local(&t)?;
+                        (open_sink(&tloc, &rt)?, loc.url(), Some((t, p)))
+                    }
+                    None => (open_sink(loc, &rt)?, loc.url(), None),
+                },
+            };
+        let mut w = FileWriter::create(sink, schema, &WriteOptions::new(format), &url)?;
+        let mut result = Ok(());
+        for b in rx {
+            if let Err(e) = w.write(&b) {
+                result = Err(e);
+                break;
+            }
+        }
+        let done = result.and_then(|_| w.finish());
+        match (done, tmp) {
+            (Ok(wr), Some((t, p))) => {
+                std::fs::rename(&t, &p).with_context(|| format!("cannot move the output into {}", p.display()))?;
+                Ok(wr.bytes)
+            }
+            (Ok(wr), None) => Ok(wr.bytes),
+            (Err(e), tmp) => {
+                if let Some((t, _)) = tmp {
+                    let _ = std::fs::remove_file(t);
+                }
+                Err(e.into())
+            }
+        }
+    });
+    let mut failed = None;
+    while let Some(b) = rows.next().await {
+        match b {
+            Ok(b) => {
+                if tx.send(b).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.join().map_err(|_| anyhow::anyhow!("the output writer panicked"))?;
+    if let Some(e) = failed {
+        if let Some(loc) = &out {
+            if loc.local_path().is_none() {
+                let _ = loc.delete().await;
+            }
+        }
+        return Err(e.into());
+    }
+    let bytes = written?;
+    let st = rows.stats();
+    if verbose > 0 || out.is_some() {
+        let to = out.as_ref().map(|l| format!(" to {} ({})", l.url(), format_size(bytes))).unwrap_or_default();
+        eprintln!(
+            "{} rows of '{}' (Delta version {}){to}; read {} of {} file(s), {} of {}",
+            st.rows,
+            a.name,
+            st.table_version,
+            st.files_read,
+            st.files_total,
+            format_size(st.bytes_read),
+            format_size(st.bytes_total),
+        );
+    }
+    Ok(0)
+}
+
+pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
+    match c {
+        DatasetsCommand::List(a) => {
+            let ds = open(&a.store, opts).await?;
+            let list = ds.list(&a.prefix).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                eprintln!(
+                    "no datasets{} in namespace '{}' of {}",
+                    if a.prefix.is_empty() { String::new() } else { format!(" under '{}'", a.prefix) },
+                    ds.namespace(),
+                    a.store.store
+                );
+            } else {
+                let w = list.iter().map(|d| d.name.len()).max().unwrap_or(4).max(4);
+                println!("{:w$}  {:>7}  {:>6}  {:>10}  {:>12}  PARTITIONS", "NAME", "VERSION", "FILES", "SIZE", "ROWS");
+                for d in &list {
+                    println!(
+                        "{:w$}  {:>7}  {:>6}  {:>10}  {:>12}  {}",
+                        d.name,
+                        d.version,
+                        d.files,
+                        format_size(d.bytes),
+                        d.rows.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+                        d.partition_columns.join("/")
+                    );
+                }
+            }
+        }
+        DatasetsCommand::History(a) => {
+            let ds = open(&a.store, opts).await?;
+            let h = ds.history(&a.name, a.limit).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+            } else {
+                println!("{:>7}  {:24}  {:16}  {:>10}  VERSION KEY", "VERSION", "TIME (UTC)", "OPERATION", "ROWS");
+                for e in &h {
+                    println!(
+                        "{:>7}  {:24}  {:16}  {:>10}  {}",
+                        e.version,
+                        e.time.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default(),
+                        e.operation,
+                        e.rows.map(|r| r.to_string()).unwrap_or_default(),
+                        e.version_key.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        DatasetsCommand::Rm(a) => {
+            if !a.yes {
+                bail!(
+                    "this deletes '{}' and every version of it; run again with --yes to do it",
+                    a.name
+                );
+            }
+            let ds = open(&a.store, opts).await?;
+            let r = ds.remove(&a.name).await?;
+            println!("removed '{}': {} object(s), {}", r.name, r.objects, format_size(r.bytes));
+        }
+        DatasetsCommand::Vacuum(a) => {
+            let ds = open(&a.store, opts).await?;
+            let retain = parse_duration(&a.retain).context("--retain")?;
+            let r = ds.vacuum(&a.name).retain(retain).dry_run(a.dry_run).execute().await?;
+            for f in &r.files {
+                println!("{f}");
+            }
+            eprintln!(
+                "{} {} file(s) of '{}' that no version younger than {} needs",
+                if r.dry_run { "would delete" } else { "deleted" },
+                r.files.len(),
+                r.name,
+                a.retain
+            );
+        }
+        DatasetsCommand::Compact(a) => {
+            let ds = open(&a.store, opts).await?;
+            let target = parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
+            let r = ds.compact(&a.name).target_size(target).execute().await?;
+            if r.files_removed == 0 {
+                println!("'{}': nothing to compact", r.name);
+            } else {
+                println!(
+                    "compacted '{}': {} file(s) merged into {} in {} partition(s) (Delta version {})",
+                    r.name, r.files_removed, r.files_added, r.partitions, r.table_version
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
