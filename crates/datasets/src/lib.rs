@@ -189,6 +189,11 @@ impl Datasets {
         Ok((loc, builder))
     }
 
+    /// Whether dataset `name` exists.
+    pub async fn try_exists(&self, name: &str) -> Result<bool> {
+        put::is_table(&self.location(name)?).await
+    }
+
     /// Dataset `name`, loaded at its latest version; `NotFound` if absent.
     pub(crate) async fn load(&self, name: &str) -> Result<DeltaTable> {
         match self.try_load(name).await? {
