@@ -156,10 +156,11 @@ pub struct GetArgs {
     /// Only these columns, comma-separated, in this order.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
-    /// Write to this file or URL; the format comes from its extension (csv, tsv, jsonl, parquet).
+    /// Write to this file or URL; the format comes from its extension (csv, tsv, jsonl,
+    /// parquet, arrow for an Arrow IPC stream).
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<String>,
-    /// Format on stdout: csv, tsv or jsonl.
+    /// Format on stdout: csv, tsv, jsonl or arrow (an Arrow IPC stream).
     #[arg(long, default_value = "csv", value_name = "FORMAT")]
     pub format: String,
 }

@@ -137,6 +137,20 @@ impl Sink for Stdout {
     }
 }
 
+/// A sink that counts the bytes written through it.
+struct Counting(Box<dyn Sink>, u64);
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
     let ds = open(&a.store, opts).await?;
     let mut g = ds.get(&a.name);
@@ -156,24 +170,35 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
         g = g.columns(c.iter().map(|s| s.trim().to_string()).collect());
     }
     // Where the rows go: checked before reading anything.
+    let arrow_ipc = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        n == "arrow" || n == "arrows" || n.ends_with(".arrow") || n.ends_with(".arrows")
+    };
     let (format, out) = match &a.output {
         Some(o) => {
             let loc = Location::open(o, opts).await?;
-            let f = Format::from_name(&loc.url()).with_context(|| {
-                format!("-o {o}: the extension does not name a format (csv, tsv, jsonl, parquet)")
-            })?;
+            let f = if arrow_ipc(&loc.url()) {
+                None
+            } else {
+                Some(Format::from_name(&loc.url()).with_context(|| {
+                    format!("-o {o}: the extension does not name a format (csv, tsv, jsonl, parquet, arrow)")
+                })?)
+            };
             (f, Some(loc))
         }
+        None if arrow_ipc(&a.format) => (None, None),
         None => {
             let f = Format::from_extension(&a.format).context("--format")?;
             if f.layout == Layout::Parquet || f.codec != tessera_formats::Codec::None {
-                bail!("stdout takes csv, tsv or jsonl; write {f} with -o FILE");
+                bail!("stdout takes csv, tsv, jsonl or arrow; write {f} with -o FILE");
             }
-            (f, None)
+            (Some(f), None)
         }
     };
-    if !format.writable() {
-        bail!("tessera does not write {format} files (write csv, tsv, jsonl or parquet)");
+    if let Some(f) = format {
+        if !f.writable() {
+            bail!("tessera does not write {f} files (write csv, tsv, jsonl, parquet or arrow)");
+        }
     }
     let mut rows = g.execute().await?;
     let schema = rows.schema().clone();
@@ -203,26 +228,36 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
                     None => (open_sink(loc, &rt)?, loc.url(), None),
                 },
             };
-        let mut w = FileWriter::create(sink, schema, &WriteOptions::new(format), &url)?;
-        let mut result = Ok(());
-        for b in rx {
-            if let Err(e) = w.write(&b) {
-                result = Err(e);
-                break;
-            }
-        }
-        let done = result.and_then(|_| w.finish());
+        let done: Result<u64> = match format {
+            Some(format) => (|| {
+                let mut w = FileWriter::create(sink, schema, &WriteOptions::new(format), &url)?;
+                for b in rx {
+                    w.write(&b)?;
+                }
+                Ok(w.finish()?.bytes)
+            })(),
+            None => (|| {
+                let mut w = arrow::ipc::writer::StreamWriter::try_new(Counting(sink, 0), &schema)?;
+                for b in rx {
+                    w.write(&b)?;
+                }
+                w.finish()?;
+                let Counting(sink, n) = w.into_inner()?;
+                sink.finish()?;
+                Ok(n)
+            })(),
+        };
         match (done, tmp) {
-            (Ok(wr), Some((t, p))) => {
+            (Ok(n), Some((t, p))) => {
                 std::fs::rename(&t, &p).with_context(|| format!("cannot move the output into {}", p.display()))?;
-                Ok(wr.bytes)
+                Ok(n)
             }
-            (Ok(wr), None) => Ok(wr.bytes),
+            (Ok(n), None) => Ok(n),
             (Err(e), tmp) => {
                 if let Some((t, _)) = tmp {
                     let _ = std::fs::remove_file(t);
                 }
-                Err(e.into())
+                Err(e)
             }
         }
     });

@@ -117,6 +117,13 @@ fn run_story(dir: &Path, store: &str, extra: &[&str]) {
     assert_eq!(ids(&ok(&mut t(&["get", "copy"]))), (2000..2100).collect());
     ok(&mut t(&["get", "copy", "--format", "jsonl", "-o", "copy.jsonl"]));
     assert_eq!(std::fs::read_to_string(dir.join("copy.jsonl")).unwrap().lines().count(), 100);
+    ok(&mut t(&["get", "copy", "-o", "copy.arrow"]));
+    let r = arrow::ipc::reader::StreamReader::try_new(std::fs::File::open(dir.join("copy.arrow")).unwrap(), None).unwrap();
+    assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 100);
+    let o = t(&["get", "copy", "--format", "arrow"]).output().unwrap();
+    let r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(o.stdout), None).unwrap();
+    assert_eq!(r.schema().field(0).name(), "id");
+    assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 100);
     let j = ok(&mut t(&["get", "copy", "--format", "jsonl", "--columns", "id"]));
     assert!(j.starts_with("{\"id\":"), "{j}");
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Benchmark: versioned datasets. A generated table (10 million rows: a date
+# over one year, ids, numbers, strings) is stored and read back, in one run,
+# by tessera (put / get), by the reference tool's storage approach (pandas
+# writing 100K-row csv.gz chunks per date folder, read back by
+# concatenating) and by the Python deltalake writer/reader. Then one day of
+# the year is read. Prints wall time, peak RSS, bytes touched and ratios
+# (medians of RUNS runs).
+#
+#   bash bench/datasets/run.sh
+#   ROWS=1000000 RUNS=1 bash bench/datasets/run.sh    # a quick look
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+OUT=${BENCH_OUT:-$ROOT/bench/out/datasets}
+mkdir -p "$OUT"
+
+echo "== building tessera (release)"
+cargo build --release --locked -p tessera-cli --bin tessera
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+VENV=${BENCH_VENV:-$ROOT/bench/.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating a Python environment for the peers in $VENV"
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/datasets/requirements.txt
+
+exec "$VENV/bin/python" bench/datasets/bench.py \
+  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --rows "${ROWS:-10000000}" --runs "${RUNS:-3}"
