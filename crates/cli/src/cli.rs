@@ -92,7 +92,12 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// The store holding the datasets (a URL or local folder).
-    #[arg(long, env = "TESSERA_STORE", default_value = "./tessera-data", value_name = "URL")]
+    #[arg(
+        long,
+        env = "TESSERA_STORE",
+        default_value = "./tessera-data",
+        value_name = "URL"
+    )]
     pub store: String,
     /// The namespace the datasets live in.
     #[arg(long, default_value = "default", value_name = "NAME")]

@@ -99,7 +99,11 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     } else if !quiet {
         println!(
             "{} {} rows into '{}' as version key {} (Delta version {}, {} file(s){}{})",
-            if r.keep_last { "replaced with" } else { "loaded" },
+            if r.keep_last {
+                "replaced with"
+            } else {
+                "loaded"
+            },
             r.rows,
             r.name,
             r.version_key,
@@ -207,27 +211,33 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
     let out2 = out.clone();
     let writer = std::thread::spawn(move || -> Result<u64> {
-        let (sink, url, tmp): (Box<dyn Sink>, String, Option<(std::path::PathBuf, std::path::PathBuf)>) =
-            match &out2 {
-                None => (
-                    Box::new(Stdout(std::io::BufWriter::with_capacity(
-                        1 << 20,
-                        std::io::stdout(),
-                    ))),
-                    "(stdout)".into(),
-                    None,
-                ),
-                Some(loc) => match loc.local_path() {
-                    // A local file appears whole: written aside, then renamed.
-                    Some(p) => {
-                        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                        let t = p.with_file_name(format!(".{name}.tessera-{}.tmp", std::process::id()));
-                        let tloc = Location::local(&t)?;
-                        (open_sink(&tloc, &rt)?, loc.url(), Some((t, p)))
-                    }
-                    None => (open_sink(loc, &rt)?, loc.url(), None),
-                },
-            };
+        let (sink, url, tmp): (
+            Box<dyn Sink>,
+            String,
+            Option<(std::path::PathBuf, std::path::PathBuf)>,
+        ) = match &out2 {
+            None => (
+                Box::new(Stdout(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::io::stdout(),
+                ))),
+                "(stdout)".into(),
+                None,
+            ),
+            Some(loc) => match loc.local_path() {
+                // A local file appears whole: written aside, then renamed.
+                Some(p) => {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    let t = p.with_file_name(format!(".{name}.tessera-{}.tmp", std::process::id()));
+                    let tloc = Location::local(&t)?;
+                    (open_sink(&tloc, &rt)?, loc.url(), Some((t, p)))
+                }
+                None => (open_sink(loc, &rt)?, loc.url(), None),
+            },
+        };
         let done: Result<u64> = match format {
             Some(format) => (|| {
                 let mut w = FileWriter::create(sink, schema, &WriteOptions::new(format), &url)?;
@@ -249,7 +259,8 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
         };
         match (done, tmp) {
             (Ok(n), Some((t, p))) => {
-                std::fs::rename(&t, &p).with_context(|| format!("cannot move the output into {}", p.display()))?;
+                std::fs::rename(&t, &p)
+                    .with_context(|| format!("cannot move the output into {}", p.display()))?;
                 Ok(n)
             }
             (Ok(n), None) => Ok(n),
@@ -276,7 +287,9 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
         }
     }
     drop(tx);
-    let written = writer.join().map_err(|_| anyhow::anyhow!("the output writer panicked"))?;
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output writer panicked"))?;
     if let Some(e) = failed {
         if let Some(loc) = &out {
             if loc.local_path().is_none() {
@@ -288,7 +301,10 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
     let bytes = written?;
     let st = rows.stats();
     if verbose > 0 || out.is_some() {
-        let to = out.as_ref().map(|l| format!(" to {} ({})", l.url(), format_size(bytes))).unwrap_or_default();
+        let to = out
+            .as_ref()
+            .map(|l| format!(" to {} ({})", l.url(), format_size(bytes)))
+            .unwrap_or_default();
         eprintln!(
             "{} rows of '{}' (Delta version {}){to}; read {} of {} file(s), {} of {}",
             st.rows,
@@ -313,13 +329,20 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
             } else if list.is_empty() {
                 eprintln!(
                     "no datasets{} in namespace '{}' of {}",
-                    if a.prefix.is_empty() { String::new() } else { format!(" under '{}'", a.prefix) },
+                    if a.prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" under '{}'", a.prefix)
+                    },
                     ds.namespace(),
                     a.store.store
                 );
             } else {
                 let w = list.iter().map(|d| d.name.len()).max().unwrap_or(4).max(4);
-                println!("{:w$}  {:>7}  {:>6}  {:>10}  {:>12}  PARTITIONS", "NAME", "VERSION", "FILES", "SIZE", "ROWS");
+                println!(
+                    "{:w$}  {:>7}  {:>6}  {:>10}  {:>12}  PARTITIONS",
+                    "NAME", "VERSION", "FILES", "SIZE", "ROWS"
+                );
                 for d in &list {
                     println!(
                         "{:w$}  {:>7}  {:>6}  {:>10}  {:>12}  {}",
@@ -339,12 +362,17 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&h)?);
             } else {
-                println!("{:>7}  {:24}  {:16}  {:>10}  VERSION KEY", "VERSION", "TIME (UTC)", "OPERATION", "ROWS");
+                println!(
+                    "{:>7}  {:24}  {:16}  {:>10}  VERSION KEY",
+                    "VERSION", "TIME (UTC)", "OPERATION", "ROWS"
+                );
                 for e in &h {
                     println!(
                         "{:>7}  {:24}  {:16}  {:>10}  {}",
                         e.version,
-                        e.time.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_default(),
+                        e.time
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                            .unwrap_or_default(),
                         e.operation,
                         e.rows.map(|r| r.to_string()).unwrap_or_default(),
                         e.version_key.as_deref().unwrap_or("")
@@ -361,12 +389,22 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
             }
             let ds = open(&a.store, opts).await?;
             let r = ds.remove(&a.name).await?;
-            println!("removed '{}': {} object(s), {}", r.name, r.objects, format_size(r.bytes));
+            println!(
+                "removed '{}': {} object(s), {}",
+                r.name,
+                r.objects,
+                format_size(r.bytes)
+            );
         }
         DatasetsCommand::Vacuum(a) => {
             let ds = open(&a.store, opts).await?;
             let retain = parse_duration(&a.retain).context("--retain")?;
-            let r = ds.vacuum(&a.name).retain(retain).dry_run(a.dry_run).execute().await?;
+            let r = ds
+                .vacuum(&a.name)
+                .retain(retain)
+                .dry_run(a.dry_run)
+                .execute()
+                .await?;
             for f in &r.files {
                 println!("{f}");
             }
@@ -380,7 +418,8 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
         }
         DatasetsCommand::Compact(a) => {
             let ds = open(&a.store, opts).await?;
-            let target = parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
+            let target =
+                parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
             let r = ds.compact(&a.name).target_size(target).execute().await?;
             if r.files_removed == 0 {
                 println!("'{}': nothing to compact", r.name);
@@ -394,4 +433,3 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
     }
     Ok(0)
 }
-

@@ -227,16 +227,25 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     let orders = |first: i64, n: i64, day: u32| {
         let mut csv = String::from("order_id,order_date,customer_id,amount\n");
         for i in first..first + n {
-            csv.push_str(&format!("{i},2024-03-{day:02},{},{}.50\n", (i * 37) % 250_000, i % 90));
+            csv.push_str(&format!(
+                "{i},2024-03-{day:02},{},{}.50\n",
+                (i * 37) % 250_000,
+                i % 90
+            ));
         }
         csv
     };
     let jan = land.join("orders/2024-03-01.csv")?;
-    jan.publish(orders(0, 500, 1), PublishMode::Overwrite).await?;
+    jan.publish(orders(0, 500, 1), PublishMode::Overwrite)
+        .await?;
     let feb = land.join("orders/2024-03-02.csv")?;
-    feb.publish(orders(500, 300, 2), PublishMode::Overwrite).await?;
+    feb.publish(orders(500, 300, 2), PublishMode::Overwrite)
+        .await?;
     // The CLI's default store is the quickstart's default folder.
-    let dir_flag = if matches!(args.dir.trim_end_matches('/'), "./tessera-data" | "tessera-data") {
+    let dir_flag = if matches!(
+        args.dir.trim_end_matches('/'),
+        "./tessera-data" | "tessera-data"
+    ) {
         String::new()
     } else {
         format!(" --store {}", args.dir)

@@ -55,7 +55,10 @@ fn events(ids: std::ops::Range<i64>) -> String {
 fn ids(csv: &str) -> BTreeSet<i64> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = header.iter().position(|h| *h == "id").expect("an id column");
+    let col = header
+        .iter()
+        .position(|h| *h == "id")
+        .expect("an id column");
     let mut out = BTreeSet::new();
     for l in lines {
         let id: i64 = l.split(',').nth(col).unwrap().parse().unwrap();
@@ -83,26 +86,63 @@ fn run_story(dir: &Path, store: &str, extra: &[&str]) {
         c
     };
     let out = ok(&mut t(&[
-        "put", "sales/events", "a.csv", "--date-key", "event_date:month", "--id-key", "user_id:50000",
-        "--version", "v1", "--target-size", "64KB",
+        "put",
+        "sales/events",
+        "a.csv",
+        "--date-key",
+        "event_date:month",
+        "--id-key",
+        "user_id:50000",
+        "--version",
+        "v1",
+        "--target-size",
+        "64KB",
     ]));
-    assert!(out.contains("loaded 2000 rows") && out.contains("new dataset"), "{out}");
-    let out = ok(&mut t(&["put", "sales/events", "b.jsonl", "--version", "v2", "--json"]));
+    assert!(
+        out.contains("loaded 2000 rows") && out.contains("new dataset"),
+        "{out}"
+    );
+    let out = ok(&mut t(&[
+        "put",
+        "sales/events",
+        "b.jsonl",
+        "--version",
+        "v2",
+        "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"], 100);
-    assert_eq!(v["partition_columns"], serde_json::json!(["event_date_month", "user_id_range"]));
+    assert_eq!(
+        v["partition_columns"],
+        serde_json::json!(["event_date_month", "user_id_range"])
+    );
 
     // Everything, in the columns' original order.
     let all = ok(&mut t(&["get", "sales/events"]));
-    assert!(all.starts_with("id,event_date,user_id,amount,note\n"), "{}", &all[..80]);
+    assert!(
+        all.starts_with("id,event_date,user_id,amount,note\n"),
+        "{}",
+        &all[..80]
+    );
     assert_eq!(ids(&all), (0..2100).collect());
-    assert_eq!(ids(&ok(&mut t(&["get", "sales/events", "--version", "v1"]))), (0..2000).collect());
-    assert_eq!(ids(&ok(&mut t(&["get", "sales/events", "--last"]))), (2000..2100).collect());
+    assert_eq!(
+        ids(&ok(&mut t(&["get", "sales/events", "--version", "v1"]))),
+        (0..2000).collect()
+    );
+    assert_eq!(
+        ids(&ok(&mut t(&["get", "sales/events", "--last"]))),
+        (2000..2100).collect()
+    );
 
     // A filter prunes: -v reports the files and bytes read.
     let (out, err) = ok_err(&mut t(&[
-        "get", "sales/events", "--where", "event_date >= '2024-03-01' AND event_date < '2024-04-01' AND user_id < 50000",
-        "--columns", "id,event_date", "-v",
+        "get",
+        "sales/events",
+        "--where",
+        "event_date >= '2024-03-01' AND event_date < '2024-04-01' AND user_id < 50000",
+        "--columns",
+        "id,event_date",
+        "-v",
     ]));
     let want: BTreeSet<i64> = (0..2000)
         .filter(|i| 1 + i % 12 == 3 && (i * 7919) % 300_000 < 50_000)
@@ -112,19 +152,51 @@ fn run_story(dir: &Path, store: &str, extra: &[&str]) {
     assert!(read * 10 <= total && read >= 1, "{err}");
 
     // Output files, format from the extension; read back through tessera.
-    ok(&mut t(&["get", "sales/events", "--version", "v2", "-o", "v2.parquet"]));
+    ok(&mut t(&[
+        "get",
+        "sales/events",
+        "--version",
+        "v2",
+        "-o",
+        "v2.parquet",
+    ]));
     ok(&mut t(&["put", "copy", "v2.parquet"]));
     assert_eq!(ids(&ok(&mut t(&["get", "copy"]))), (2000..2100).collect());
-    ok(&mut t(&["get", "copy", "--format", "jsonl", "-o", "copy.jsonl"]));
-    assert_eq!(std::fs::read_to_string(dir.join("copy.jsonl")).unwrap().lines().count(), 100);
+    ok(&mut t(&[
+        "get",
+        "copy",
+        "--format",
+        "jsonl",
+        "-o",
+        "copy.jsonl",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("copy.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        100
+    );
     ok(&mut t(&["get", "copy", "-o", "copy.arrow"]));
-    let r = arrow::ipc::reader::StreamReader::try_new(std::fs::File::open(dir.join("copy.arrow")).unwrap(), None).unwrap();
+    let r = arrow::ipc::reader::StreamReader::try_new(
+        std::fs::File::open(dir.join("copy.arrow")).unwrap(),
+        None,
+    )
+    .unwrap();
     assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 100);
     let o = t(&["get", "copy", "--format", "arrow"]).output().unwrap();
-    let r = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(o.stdout), None).unwrap();
+    let r =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(o.stdout), None).unwrap();
     assert_eq!(r.schema().field(0).name(), "id");
     assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 100);
-    let j = ok(&mut t(&["get", "copy", "--format", "jsonl", "--columns", "id"]));
+    let j = ok(&mut t(&[
+        "get",
+        "copy",
+        "--format",
+        "jsonl",
+        "--columns",
+        "id",
+    ]));
     assert!(j.starts_with("{\"id\":"), "{j}");
 
     // stdin.
@@ -135,28 +207,78 @@ fn run_story(dir: &Path, store: &str, extra: &[&str]) {
 
     // keep-last, history, time travel, compaction, vacuum.
     std::fs::write(dir.join("k.csv"), events(5000..5003)).unwrap();
-    ok(&mut t(&["put", "sales/events", "k.csv", "--keep-last", "--version", "v3"]));
-    assert_eq!(ids(&ok(&mut t(&["get", "sales/events"]))), (5000..5003).collect());
-    assert_eq!(ids(&ok(&mut t(&["get", "sales/events", "--as-of", "1"]))).len(), 2100);
+    ok(&mut t(&[
+        "put",
+        "sales/events",
+        "k.csv",
+        "--keep-last",
+        "--version",
+        "v3",
+    ]));
+    assert_eq!(
+        ids(&ok(&mut t(&["get", "sales/events"]))),
+        (5000..5003).collect()
+    );
+    assert_eq!(
+        ids(&ok(&mut t(&["get", "sales/events", "--as-of", "1"]))).len(),
+        2100
+    );
     let h = ok(&mut t(&["datasets", "history", "sales/events"]));
     let lines: Vec<&str> = h.lines().collect();
     assert_eq!(lines.len(), 4, "{h}");
-    assert!(lines[1].contains("put (keep-last)") && lines[1].contains("v3"), "{h}");
+    assert!(
+        lines[1].contains("put (keep-last)") && lines[1].contains("v3"),
+        "{h}"
+    );
     assert!(lines[3].contains("2000") && lines[3].contains("v1"), "{h}");
-    let hj: serde_json::Value = serde_json::from_str(&ok(&mut t(&["datasets", "history", "sales/events", "--json", "--limit", "1"]))).unwrap();
+    let hj: serde_json::Value = serde_json::from_str(&ok(&mut t(&[
+        "datasets",
+        "history",
+        "sales/events",
+        "--json",
+        "--limit",
+        "1",
+    ])))
+    .unwrap();
     assert_eq!(hj.as_array().unwrap().len(), 1);
 
     for i in 0..3 {
-        std::fs::write(dir.join("s.csv"), format!("id,event_date,user_id,amount,note\n{},2024-01-01,1,1.0,s\n", 6000 + i)).unwrap();
+        std::fs::write(
+            dir.join("s.csv"),
+            format!(
+                "id,event_date,user_id,amount,note\n{},2024-01-01,1,1.0,s\n",
+                6000 + i
+            ),
+        )
+        .unwrap();
         ok(&mut t(&["put", "sales/events", "s.csv"]));
     }
-    let out = ok(&mut t(&["datasets", "compact", "sales/events", "--target-size", "1MB"]));
+    let out = ok(&mut t(&[
+        "datasets",
+        "compact",
+        "sales/events",
+        "--target-size",
+        "1MB",
+    ]));
     assert!(out.contains("merged"), "{out}");
     assert_eq!(ids(&ok(&mut t(&["get", "sales/events"]))).len(), 6);
 
-    let (out, err) = ok_err(&mut t(&["datasets", "vacuum", "sales/events", "--retain", "0s", "--dry-run"]));
+    let (out, err) = ok_err(&mut t(&[
+        "datasets",
+        "vacuum",
+        "sales/events",
+        "--retain",
+        "0s",
+        "--dry-run",
+    ]));
     assert!(err.contains("would delete") && !out.is_empty(), "{err}");
-    let (_, err) = ok_err(&mut t(&["datasets", "vacuum", "sales/events", "--retain", "0s"]));
+    let (_, err) = ok_err(&mut t(&[
+        "datasets",
+        "vacuum",
+        "sales/events",
+        "--retain",
+        "0s",
+    ]));
     assert!(err.contains("deleted"), "{err}");
     let e = fails(&mut t(&["get", "sales/events", "--as-of", "1"]));
     assert!(e.contains("removed by vacuum"), "{e}");
@@ -223,7 +345,10 @@ fn every_option_on_s3() {
     std::fs::write(d.path().join("a.csv"), events(0..5)).unwrap();
     // Garage ignores conditional writes: writers must promise to be alone.
     let e = fails(tessera(d.path()).args(["put", "x", "a.csv", "--store", &store]));
-    assert!(e.contains("--single-writer") && e.contains("conditional"), "{e}");
+    assert!(
+        e.contains("--single-writer") && e.contains("conditional"),
+        "{e}"
+    );
     run_story(d.path(), &store, &["--single-writer"]);
 }
 
@@ -234,15 +359,28 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     std::fs::write(p.join("a.csv"), events(0..20)).unwrap();
     std::fs::write(p.join("dates.csv"), "id,d\n1,2024-01-01\n2,not a date\n").unwrap();
     std::fs::write(p.join("ids.csv"), "id,u\n1,12\n2,twelve\n").unwrap();
-    std::fs::write(p.join("float.csv"), "id,event_date,user_id,amount,note\n1.5,2024-01-01,1,1,x\n").unwrap();
+    std::fs::write(
+        p.join("float.csv"),
+        "id,event_date,user_id,amount,note\n1.5,2024-01-01,1,1,x\n",
+    )
+    .unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["put", "../x", "a.csv"], "invalid dataset name"),
         (&["put", "a//b", "a.csv"], "empty segment"),
         (&["put", "a b", "a.csv"], "not allowed"),
         (&["put", "x/_delta_log", "a.csv"], "reserved"),
-        (&["put", "x", "a.csv", "--date-key", "nope"], "no column 'nope'"),
-        (&["put", "x", "a.csv", "--date-key", "event_date:week"], "unknown unit"),
-        (&["put", "x", "a.csv", "--id-key", "user_id:0"], "positive integer"),
+        (
+            &["put", "x", "a.csv", "--date-key", "nope"],
+            "no column 'nope'",
+        ),
+        (
+            &["put", "x", "a.csv", "--date-key", "event_date:week"],
+            "unknown unit",
+        ),
+        (
+            &["put", "x", "a.csv", "--id-key", "user_id:0"],
+            "positive integer",
+        ),
         (&["put", "x", "dates.csv", "--date-key", "d"], "not a date"),
         (&["put", "x", "ids.csv", "--id-key", "u"], "twelve"),
         (&["put", "x", "missing.csv"], "missing.csv"),
@@ -250,18 +388,28 @@ fn bad_input_fails_clearly_and_writes_nothing() {
         (&["get", "nothing"], "does not exist"),
         (&["get", "x", "--as-of", "soon"], "--as-of"),
         (&["datasets", "history", "nothing"], "does not exist"),
-        (&["datasets", "vacuum", "nothing", "--retain", "forever"], "duration"),
+        (
+            &["datasets", "vacuum", "nothing", "--retain", "forever"],
+            "duration",
+        ),
         (&["datasets", "rm", "nothing", "--yes"], "does not exist"),
     ];
     for (args, want) in cases {
         let e = fails(tessera(p).args(*args));
         assert!(e.contains(want), "{args:?}: {e}");
     }
-    assert!(!p.join("tessera-data/datasets/default/x/_delta_log").exists(), "nothing committed");
+    assert!(
+        !p.join("tessera-data/datasets/default/x/_delta_log")
+            .exists(),
+        "nothing committed"
+    );
     // A conflicting type names the column; the dataset is unchanged.
     ok(tessera(p).args(["put", "x", "a.csv"]));
     let e = fails(tessera(p).args(["put", "x", "float.csv"]));
-    assert!(e.contains("'id'") && e.contains("Float64") && e.contains("Int64"), "{e}");
+    assert!(
+        e.contains("'id'") && e.contains("Float64") && e.contains("Int64"),
+        "{e}"
+    );
     let e = fails(tessera(p).args(["get", "x", "--where", "no_such > 1"]));
     assert!(e.contains("no_such"), "{e}");
     let e = fails(tessera(p).args(["get", "x", "-o", "out.xlsx"]));
@@ -292,7 +440,8 @@ fn concurrent_writers_lose_nothing() {
                 for k in 0..20 {
                     // Each load: one row of this writer's file.
                     let f = p.join(format!("w{w}-{k}.csv"));
-                    std::fs::write(&f, format!("id,writer,seq\n{},{w},{k}\n", w * 1000 + k)).unwrap();
+                    std::fs::write(&f, format!("id,writer,seq\n{},{w},{k}\n", w * 1000 + k))
+                        .unwrap();
                     let o = StdCommand::new(&bin)
                         .current_dir(&p)
                         .env_remove("TESSERA_STORE")
@@ -300,7 +449,11 @@ fn concurrent_writers_lose_nothing() {
                         .arg(format!("w{w}-{k}"))
                         .output()
                         .unwrap();
-                    assert!(o.status.success(), "writer {w} load {k}: {}", String::from_utf8_lossy(&o.stderr));
+                    assert!(
+                        o.status.success(),
+                        "writer {w} load {k}: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
                 }
             })
         })
@@ -309,10 +462,14 @@ fn concurrent_writers_lose_nothing() {
         w.join().unwrap();
     }
     let all = ok(tessera(&p).args(["get", "shared"]));
-    let want: BTreeSet<i64> = (0..8).flat_map(|w| (0..20).map(move |k| w * 1000 + k)).collect();
+    let want: BTreeSet<i64> = (0..8)
+        .flat_map(|w| (0..20).map(move |k| w * 1000 + k))
+        .collect();
     assert_eq!(ids(&all), want);
-    let h: serde_json::Value =
-        serde_json::from_str(&ok(tessera(&p).args(["datasets", "history", "shared", "--json"]))).unwrap();
+    let h: serde_json::Value = serde_json::from_str(&ok(
+        tessera(&p).args(["datasets", "history", "shared", "--json"])
+    ))
+    .unwrap();
     let h = h.as_array().unwrap();
     assert_eq!(h.iter().filter(|e| e["operation"] == "put").count(), 160);
     let keys: BTreeSet<&str> = h.iter().filter_map(|e| e["version_key"].as_str()).collect();
@@ -341,7 +498,17 @@ fn other_engines_read_what_tessera_wrote() {
     let p = d.path();
     std::fs::write(p.join("a.csv"), events(0..1000)).unwrap();
     std::fs::write(p.join("b.csv"), events(1000..1500)).unwrap();
-    ok(tessera(p).args(["put", "shop/ev", "a.csv", "--date-key", "event_date", "--id-key", "user_id:100000", "--version", "v1"]));
+    ok(tessera(p).args([
+        "put",
+        "shop/ev",
+        "a.csv",
+        "--date-key",
+        "event_date",
+        "--id-key",
+        "user_id:100000",
+        "--version",
+        "v1",
+    ]));
     ok(tessera(p).args(["put", "shop/ev", "b.csv", "--version", "v2"]));
     let table = p.join("tessera-data/datasets/default/shop/ev");
     let script = r#"
@@ -367,7 +534,12 @@ print(json.dumps({
     "versions": [h.get("tessera", {}).get("versionKey") for h in dt.history()],
 }))
 "#;
-    let o = StdCommand::new(&py).arg("-c").arg(script).arg(&table).output().unwrap();
+    let o = StdCommand::new(&py)
+        .arg("-c")
+        .arg(script)
+        .arg(&table)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let want: Vec<i64> = (0..1500).collect();
@@ -375,7 +547,10 @@ print(json.dumps({
         let got: Vec<i64> = serde_json::from_value(v[engine].clone()).unwrap();
         assert_eq!(got, want, "{engine}");
     }
-    assert_eq!(v["parts"], serde_json::json!(["event_date", "user_id_range"]));
+    assert_eq!(
+        v["parts"],
+        serde_json::json!(["event_date", "user_id_range"])
+    );
     assert_eq!(v["row7"]["event_date"], "2024-08-08");
     assert_eq!(v["row7"]["user_id_range"], "from_0_to_100000");
     assert_eq!(v["row7"]["_version_key"], "v1");

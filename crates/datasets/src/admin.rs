@@ -93,10 +93,14 @@ impl Datasets {
     /// Every dataset whose name starts with `prefix` (all when empty), by name.
     pub async fn list(&self, prefix: &str) -> Result<Vec<DatasetInfo>> {
         let names = self.names(prefix).await?;
-        let infos = futures::stream::iter(names.into_iter().map(|n| async move { self.info(&n).await }))
-            .buffered(8)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let infos = futures::stream::iter(
+            names
+                .into_iter()
+                .map(|n| async move { self.info(&n).await }),
+        )
+        .buffered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
         Ok(infos)
     }
 
@@ -193,13 +197,24 @@ impl Datasets {
                 let num = |keys: &[&str]| {
                     keys.iter().find_map(|k| {
                         metrics.and_then(|m| m.get(*k)).and_then(|v| {
-                            v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                            v.as_u64()
+                                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                         })
                     })
                 };
                 let op = c.operation.clone().unwrap_or_default();
-                let operation = match tessera.and_then(|t| t.get("operation")).and_then(|o| o.as_str()) {
-                    Some("put") if tessera.and_then(|t| t.get("keepLast")).and_then(|k| k.as_bool()) == Some(true) => "put (keep-last)".to_string(),
+                let operation = match tessera
+                    .and_then(|t| t.get("operation"))
+                    .and_then(|o| o.as_str())
+                {
+                    Some("put")
+                        if tessera
+                            .and_then(|t| t.get("keepLast"))
+                            .and_then(|k| k.as_bool())
+                            == Some(true) =>
+                    {
+                        "put (keep-last)".to_string()
+                    }
                     Some(o) => o.to_string(),
                     None => op.to_lowercase(),
                 };
@@ -213,7 +228,12 @@ impl Datasets {
                         .map(str::to_string),
                     rows: num(&["num_added_rows", "numOutputRows"]),
                     files_added: num(&["num_added_files", "numFilesAdded", "numAddedFiles"]),
-                    files_removed: num(&["num_removed_files", "numFilesRemoved", "numRemovedFiles", "numDeletedFiles"]),
+                    files_removed: num(&[
+                        "num_removed_files",
+                        "numFilesRemoved",
+                        "numRemovedFiles",
+                        "numDeletedFiles",
+                    ]),
                 }
             })
             .collect())
@@ -359,7 +379,9 @@ impl<'a> Compact<'a> {
             let table = self.ds.load(&self.name).await?;
             let before = table.version().unwrap_or(0);
             let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+                .set_compression(Compression::ZSTD(
+                    ZstdLevel::try_new(3).expect("valid level"),
+                ))
                 .build();
             let r = table
                 .optimize()

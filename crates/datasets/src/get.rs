@@ -8,7 +8,9 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::logical_expr::{lit, Expr};
-use deltalake::datafusion::physical_plan::{execute_stream, ExecutionPlan, SendableRecordBatchStream};
+use deltalake::datafusion::physical_plan::{
+    execute_stream, ExecutionPlan, SendableRecordBatchStream,
+};
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::{StreamExt, TryStreamExt};
@@ -44,13 +46,19 @@ impl FromStr for AsOf {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Ok(AsOf::Time(t.with_timezone(&Utc)));
         }
-        for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+        for f in [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S%.f",
+        ] {
             if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
                 return Ok(AsOf::Time(t.and_utc()));
             }
         }
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(AsOf::Time(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+            return Ok(AsOf::Time(
+                d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+            ));
         }
         Err(Error::InvalidInput(format!(
             "--as-of '{s}': expected a version number or a time (2024-03-01T12:00:00Z, 2024-03-01 12:00:00, 2024-03-01)"
@@ -174,7 +182,9 @@ impl<'a> Get<'a> {
         builder.load().await.map_err(|e| match e {
             e if not_a_table(&e) => Error::NoSuchVersion {
                 name: self.name.clone(),
-                message: format!("{at:?} is not in the table's log (the log keeps 30 days by default): {e}"),
+                message: format!(
+                    "{at:?} is not in the table's log (the log keeps 30 days by default): {e}"
+                ),
             },
             DeltaTableError::InvalidVersion(_) | DeltaTableError::InvalidDateTimeString { .. } => {
                 Error::NoSuchVersion {
@@ -223,8 +233,10 @@ impl<'a> Get<'a> {
         };
 
         // Plain strings, not views: what every writer and client expects.
-        let config = SessionConfig::new()
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
         let ctx = SessionContext::new_with_config(config);
         table
             .update_datafusion_session(&ctx.state())
@@ -233,7 +245,9 @@ impl<'a> Get<'a> {
             .table_provider()
             .await
             .map_err(|e| Error::query(name, e))?;
-        let mut df = ctx.read_table(provider).map_err(|e| Error::query(name, e))?;
+        let mut df = ctx
+            .read_table(provider)
+            .map_err(|e| Error::query(name, e))?;
         let table_schema = df.schema().as_arrow().clone();
         let has_key_column = table_schema.field_with_name(VERSION_COLUMN).is_ok();
         if let Some(k) = &key {
@@ -293,7 +307,8 @@ impl<'a> Get<'a> {
             .create_physical_plan()
             .await
             .map_err(|e| Error::query(name, e))?;
-        let stream = execute_stream(plan.clone(), ctx.task_ctx()).map_err(|e| Error::query(name, e))?;
+        let stream =
+            execute_stream(plan.clone(), ctx.task_ctx()).map_err(|e| Error::query(name, e))?;
         Ok(Rows {
             name: self.name.clone(),
             schema: plain_schema(&stream.schema()),
@@ -325,7 +340,8 @@ impl Rows {
 
     fn read_error(&self, e: deltalake::datafusion::error::DataFusionError) -> Error {
         let s = e.to_string();
-        let missing = s.contains("not found") || s.contains("NotFound") || s.contains("No such file");
+        let missing =
+            s.contains("not found") || s.contains("NotFound") || s.contains("No such file");
         match self.as_of {
             Some(_) if missing => Error::Vacuumed {
                 name: self.name.clone(),
@@ -362,7 +378,9 @@ fn plain_schema(s: &SchemaRef) -> SchemaRef {
             .iter()
             .map(|f| match f.data_type() {
                 DataType::Utf8View => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
-                DataType::BinaryView => Arc::new(f.as_ref().clone().with_data_type(DataType::Binary)),
+                DataType::BinaryView => {
+                    Arc::new(f.as_ref().clone().with_data_type(DataType::Binary))
+                }
                 _ => f.clone(),
             })
             .collect::<Vec<_>>(),
@@ -400,8 +418,14 @@ fn plain_batch(
 fn scan_metrics(plan: &dyn ExecutionPlan) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
     if let Some(m) = plan.metrics() {
-        files += m.sum_by_name("files_opened").map(|v| v.as_usize()).unwrap_or(0) as u64;
-        bytes += m.sum_by_name("bytes_scanned").map(|v| v.as_usize()).unwrap_or(0) as u64;
+        files += m
+            .sum_by_name("files_opened")
+            .map(|v| v.as_usize())
+            .unwrap_or(0) as u64;
+        bytes += m
+            .sum_by_name("bytes_scanned")
+            .map(|v| v.as_usize())
+            .unwrap_or(0) as u64;
     }
     for c in plan.children() {
         let (f, b) = scan_metrics(c.as_ref());
@@ -458,7 +482,10 @@ mod tests {
         let t = "2024-03-01T12:00:00Z".parse::<AsOf>().unwrap();
         let u = "2024-03-01 12:00:00".parse::<AsOf>().unwrap();
         assert_eq!(t, u);
-        assert!(matches!("2024-03-01".parse::<AsOf>().unwrap(), AsOf::Time(_)));
+        assert!(matches!(
+            "2024-03-01".parse::<AsOf>().unwrap(),
+            AsOf::Time(_)
+        ));
         assert!("yesterday".parse::<AsOf>().is_err());
     }
 }

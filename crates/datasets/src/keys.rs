@@ -15,9 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int32Array, Int64Array, StringBuilder,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, Int64Array, StringBuilder};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, TimeUnit};
 use chrono::{Datelike, NaiveDate};
@@ -265,7 +263,11 @@ impl Layout {
                     f.data_type()
                 )));
             }
-            out.push(Field::new(format!("{}_range", k.column), DataType::Utf8, true));
+            out.push(Field::new(
+                format!("{}_range", k.column),
+                DataType::Utf8,
+                true,
+            ));
         }
         for f in &out {
             if input.field_with_name(f.name()).is_ok() {
@@ -504,7 +506,10 @@ mod tests {
         let d: DateKey = "ts:month".parse().unwrap();
         assert_eq!(d.granularity, Granularity::Month);
         assert_eq!(d.to_string(), "ts:month");
-        assert_eq!("ts".parse::<DateKey>().unwrap().granularity, Granularity::Day);
+        assert_eq!(
+            "ts".parse::<DateKey>().unwrap().granularity,
+            Granularity::Day
+        );
         assert!("ts:week".parse::<DateKey>().is_err());
         assert!(":day".parse::<DateKey>().is_err());
         let i: IdKey = "user_id:1000".parse().unwrap();
@@ -577,7 +582,10 @@ mod tests {
             id: Some("d".parse().unwrap()),
         };
         let e = layout.derive(&batch, &ctx()).unwrap_err().to_string();
-        assert!(e.contains("row 11") && e.contains("expected an integer"), "{e}");
+        assert!(
+            e.contains("row 11") && e.contains("expected an integer"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -587,7 +595,11 @@ mod tests {
             date: Some("x".parse().unwrap()),
             id: None,
         };
-        assert!(l.derived_fields(&schema).unwrap_err().to_string().contains("Float64"));
+        assert!(l
+            .derived_fields(&schema)
+            .unwrap_err()
+            .to_string()
+            .contains("Float64"));
         let l = Layout {
             date: None,
             id: Some("nope".parse().unwrap()),

@@ -66,8 +66,7 @@ mod stream;
 use std::sync::{Arc, Once};
 
 use deltalake::logstore::{
-    default_logstore, logstore_factories, LogStore, LogStoreFactory, ObjectStoreRef,
-    StorageConfig,
+    default_logstore, logstore_factories, LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig,
 };
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use tessera_store::{Location, StoreOptions};
@@ -134,9 +133,7 @@ impl Datasets {
 
     /// The folder holding this namespace's datasets.
     pub fn root(&self) -> Result<Location> {
-        Ok(self
-            .store
-            .join(&format!("datasets/{}", self.namespace))?)
+        Ok(self.store.join(&format!("datasets/{}", self.namespace))?)
     }
 
     /// The folder of dataset `name` (checked).
@@ -260,7 +257,12 @@ impl LogStoreFactory for SharedStoreLogs {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 

@@ -10,7 +10,12 @@ use crate::error::{Error, Result};
 /// Longest accepted name, in bytes (object keys are limited to 1 KiB).
 pub const MAX_NAME: usize = 512;
 
-const RESERVED: &[&str] = &["_delta_log", "_tessera", "_change_data", "_deletion_vectors"];
+const RESERVED: &[&str] = &[
+    "_delta_log",
+    "_tessera",
+    "_change_data",
+    "_deletion_vectors",
+];
 
 fn bad(name: &str, reason: impl Into<String>) -> Error {
     Error::InvalidName {
@@ -129,7 +134,10 @@ mod tests {
             assert!(e.contains(want), "{n:?}: {e}");
         }
         let long = "a".repeat(MAX_NAME + 1);
-        assert!(check_name(&long).unwrap_err().to_string().contains("longer"));
+        assert!(check_name(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer"));
         assert!(check_namespace("a/b").is_err());
         check_namespace("team-1").unwrap();
         check_prefix("").unwrap();

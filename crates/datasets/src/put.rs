@@ -15,7 +15,9 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use serde::Serialize;
-use tessera_formats::{conform, infer_schema, lossless, merge_inferred, read, Cast, Format, ReadOptions};
+use tessera_formats::{
+    conform, infer_schema, lossless, merge_inferred, read, Cast, Format, ReadOptions,
+};
 use tessera_store::Location;
 use tokio::runtime::Handle;
 
@@ -252,7 +254,11 @@ impl<'a> Put<'a> {
                         files,
                         created,
                         keep_last: self.keep_last,
-                        new_columns: if created { Vec::new() } else { shape.new_columns },
+                        new_columns: if created {
+                            Vec::new()
+                        } else {
+                            shape.new_columns
+                        },
                         partition_columns: shape.partition_columns,
                         attempts: attempt,
                     });
@@ -317,7 +323,11 @@ impl<'a> Put<'a> {
     }
 
     /// Work out the columns of this load against the table (if any).
-    fn shape(&self, table: Option<&DeltaTable>, inferred: &[(String, Schema, bool)]) -> Result<Shape> {
+    fn shape(
+        &self,
+        table: Option<&DeltaTable>,
+        inferred: &[(String, Schema, bool)],
+    ) -> Result<Shape> {
         let Some(table) = table else {
             // A new dataset: the inputs' columns in Delta-compatible types,
             // the derived partition columns, the version key.
@@ -351,7 +361,9 @@ impl<'a> Put<'a> {
         let recorded = Layout::of_table(metadata)?;
         let layout = if self.layout.is_empty() {
             recorded.clone()
-        } else if recorded != self.layout && !(recorded.is_empty() && !metadata.partition_columns().is_empty()) {
+        } else if recorded != self.layout
+            && !(recorded.is_empty() && !metadata.partition_columns().is_empty())
+        {
             return Err(Error::InvalidInput(format!(
                 "dataset '{}' is partitioned by {}; this load asks for {}",
                 self.name,
@@ -376,7 +388,8 @@ impl<'a> Put<'a> {
                     continue;
                 }
                 if let Ok(t) = data_table.field_with_name(f.name()) {
-                    let text_untyped = *text && matches!(f.data_type(), DataType::Utf8 | DataType::Null);
+                    let text_untyped =
+                        *text && matches!(f.data_type(), DataType::Utf8 | DataType::Null);
                     if !text_untyped && !lossless(f.data_type(), t.data_type()) {
                         problems.push(format!(
                             "column '{}' is {} in {url} but {} in the dataset",
@@ -396,14 +409,19 @@ impl<'a> Put<'a> {
         if !problems.is_empty() {
             return Err(Error::Schema {
                 name: self.name.clone(),
-                message: format!("the load does not fit the dataset's schema: {}", problems.join("; ")),
+                message: format!(
+                    "the load does not fit the dataset's schema: {}",
+                    problems.join("; ")
+                ),
             });
         }
         // Columns new to the dataset, in order of first appearance.
         let merged = merge_inferred(inferred.iter().map(|(_, s, _)| s));
         let mut new_fields = Vec::new();
         for f in merged.fields() {
-            if data_table.field_with_name(f.name()).is_err() && table_schema.field_with_name(f.name()).is_err() {
+            if data_table.field_with_name(f.name()).is_err()
+                && table_schema.field_with_name(f.name()).is_err()
+            {
                 new_fields.push(delta_field(f, &self.name)?);
             }
         }
@@ -456,9 +474,8 @@ impl<'a> Put<'a> {
                 let generic = |e: Error| DeltaTableError::Generic(e.to_string());
                 let (loc, builder) = self.ds.table_handle(&self.name).map_err(generic)?;
                 if let Some(p) = loc.local_path() {
-                    std::fs::create_dir_all(&p).map_err(|e| {
-                        DeltaTableError::Generic(format!("{}: {e}", p.display()))
-                    })?;
+                    std::fs::create_dir_all(&p)
+                        .map_err(|e| DeltaTableError::Generic(format!("{}: {e}", p.display())))?;
                 }
                 builder.build()?
             }
@@ -482,7 +499,9 @@ impl<'a> Put<'a> {
             "tesseraVersion": env!("CARGO_PKG_VERSION"),
         });
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid level"),
+            ))
             .build();
         let mut w = table
             .write(Vec::new())
@@ -563,13 +582,7 @@ impl Producer {
     /// Data columns + derived partition columns + version key, in the
     /// write schema's order.
     fn assemble(&self, b: &RecordBatch, source: &str, first_row: u64) -> Result<RecordBatch> {
-        let derived = self.layout.derive(
-            b,
-            &RowContext {
-                source,
-                first_row,
-            },
-        )?;
+        let derived = self.layout.derive(b, &RowContext { source, first_row })?;
         let derived_fields = self.layout.derived_fields(&self.data)?;
         let n = b.num_rows();
         let version: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
@@ -673,7 +686,13 @@ fn delta_type(t: &DataType) -> Option<DataType> {
         ),
         Struct(fs) => Struct(
             fs.iter()
-                .map(|f| Some(Arc::new(Field::new(f.name(), delta_type(f.data_type())?, true))))
+                .map(|f| {
+                    Some(Arc::new(Field::new(
+                        f.name(),
+                        delta_type(f.data_type())?,
+                        true,
+                    )))
+                })
                 .collect::<Option<Vec<_>>>()?
                 .into(),
         ),
@@ -722,4 +741,3 @@ async fn write_metrics(table: &DeltaTable) -> (u64, u64) {
     let get = |k: &str| m.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
     (get("num_added_rows"), get("num_added_files"))
 }
-

@@ -70,8 +70,8 @@ pub(crate) fn streaming_plan(
             }
         })
         .map_err(|e| Error::InvalidInput(format!("cannot start a reader thread: {e}")))?;
-    let table = StreamingTable::try_new(schema, vec![source])
-        .map_err(|e| Error::query("(load)", e))?;
+    let table =
+        StreamingTable::try_new(schema, vec![source]).map_err(|e| Error::query("(load)", e))?;
     LogicalPlanBuilder::scan("load", provider_as_source(Arc::new(table)), None)
         .and_then(|b| b.build())
         .map_err(|e| Error::query("(load)", e))

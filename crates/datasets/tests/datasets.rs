@@ -34,7 +34,11 @@ fn rows(batches: &[RecordBatch]) -> BTreeMap<i64, String> {
                     )
                 })
                 .collect();
-            assert!(out.insert(id.value(r), rest.join(",")).is_none(), "duplicate id {}", id.value(r));
+            assert!(
+                out.insert(id.value(r), rest.join(",")).is_none(),
+                "duplicate id {}",
+                id.value(r)
+            );
         }
     }
     out
@@ -59,7 +63,9 @@ fn events(ids: std::ops::Range<i64>) -> String {
 
 async fn file(dir: &Location, rel: &str, data: impl Into<Vec<u8>>) -> Location {
     let l = dir.join(rel).unwrap();
-    l.publish(data.into(), PublishMode::Overwrite).await.unwrap();
+    l.publish(data.into(), PublishMode::Overwrite)
+        .await
+        .unwrap();
     l
 }
 
@@ -99,12 +105,24 @@ async fn story(base: &str, single_writer: bool) {
     let all = ds.get("shop/events").collect().await.unwrap();
     let got = rows(&all);
     assert_eq!(got.len(), 5000);
-    assert_eq!(got[&7], "event_date=2024-03-08,user_id=55433,amount=7.25,note=n, 7");
+    assert_eq!(
+        got[&7],
+        "event_date=2024-03-08,user_id=55433,amount=7.25,note=n, 7"
+    );
     assert!(all[0].schema().field_with_name(VERSION_COLUMN).is_err());
     assert!(all[0].schema().field_with_name("user_id_range").is_err());
 
     // By version key, and the last load.
-    assert_eq!(count(&ds.get("shop/events").version("2024-03").collect().await.unwrap()), 3000);
+    assert_eq!(
+        count(
+            &ds.get("shop/events")
+                .version("2024-03")
+                .collect()
+                .await
+                .unwrap()
+        ),
+        3000
+    );
     let last = ds.get("shop/events").last().collect().await.unwrap();
     assert_eq!(rows(&last).keys().next(), Some(&3000));
     assert_eq!(count(&last), 2000);
@@ -120,16 +138,25 @@ async fn story(base: &str, single_writer: bool) {
     while let Some(b) = q.next().await {
         let b = b.unwrap();
         for i in 0..b.num_rows() {
-            let d = arrow::util::display::array_value_to_string(b.column_by_name("event_date").unwrap(), i).unwrap();
+            let d = arrow::util::display::array_value_to_string(
+                b.column_by_name("event_date").unwrap(),
+                i,
+            )
+            .unwrap();
             assert_eq!(d, "2024-03-05");
         }
         n += b.num_rows();
     }
-    let want = (0..5000i64).filter(|i| 1 + i % 28 == 5 && (i * 7919) % 500_000 < 100_000).count();
+    let want = (0..5000i64)
+        .filter(|i| 1 + i % 28 == 5 && (i * 7919) % 500_000 < 100_000)
+        .count();
     assert_eq!(n, want);
     let st = q.stats();
     assert!(st.files_total > 20, "{st:?}");
-    assert!(st.files_read >= 1 && st.files_read * 10 <= st.files_total, "{st:?}");
+    assert!(
+        st.files_read >= 1 && st.files_read * 10 <= st.files_total,
+        "{st:?}"
+    );
     assert!(st.bytes_read * 10 <= st.bytes_total, "{st:?}");
 
     // Columns, in the order asked.
@@ -139,20 +166,45 @@ async fn story(base: &str, single_writer: bool) {
         .collect()
         .await
         .unwrap();
-    let names: Vec<_> = c[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<_> = c[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, vec!["note", "id", VERSION_COLUMN]);
 
     // A load with a new column merges it; old rows read it as null.
-    let c3 = file(&land, "c.csv", "id,event_date,user_id,amount,note,channel\n9000,2024-05-01,3,1.5,x,web\n").await;
-    let r3 = ds.put("shop/events").version("v3").execute_files(&[c3]).await.unwrap();
+    let c3 = file(
+        &land,
+        "c.csv",
+        "id,event_date,user_id,amount,note,channel\n9000,2024-05-01,3,1.5,x,web\n",
+    )
+    .await;
+    let r3 = ds
+        .put("shop/events")
+        .version("v3")
+        .execute_files(&[c3])
+        .await
+        .unwrap();
     assert_eq!(r3.new_columns, vec!["channel"]);
     let all = rows(&ds.get("shop/events").collect().await.unwrap());
     assert!(all[&9000].ends_with("channel=web"), "{}", all[&9000]);
     assert!(all[&1].ends_with("channel="), "{}", all[&1]);
 
     // A changed type is refused, naming the column; nothing is committed.
-    let bad = file(&land, "bad.csv", "id,event_date,user_id,amount,note\n1.5,2024-05-01,3,1.5,x\n").await;
-    let e = ds.put("shop/events").execute_files(&[bad]).await.unwrap_err().to_string();
+    let bad = file(
+        &land,
+        "bad.csv",
+        "id,event_date,user_id,amount,note\n1.5,2024-05-01,3,1.5,x\n",
+    )
+    .await;
+    let e = ds
+        .put("shop/events")
+        .execute_files(&[bad])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("'id'") && e.contains("Float64"), "{e}");
 
     // History: newest first, with keys and rows.
@@ -165,7 +217,13 @@ async fn story(base: &str, single_writer: bool) {
 
     // Keep-last replaces everything; time travel still sees the past.
     let k = file(&land, "k.csv", events(100..110)).await;
-    let rk = ds.put("shop/events").version("fresh").keep_last(true).execute_files(&[k]).await.unwrap();
+    let rk = ds
+        .put("shop/events")
+        .version("fresh")
+        .keep_last(true)
+        .execute_files(&[k])
+        .await
+        .unwrap();
     assert_eq!(count(&ds.get("shop/events").collect().await.unwrap()), 10);
     let before = ds
         .get("shop/events")
@@ -174,9 +232,23 @@ async fn story(base: &str, single_writer: bool) {
         .await
         .unwrap();
     assert_eq!(count(&before), 5001);
-    assert_eq!(count(&ds.get("shop/events").as_of(AsOf::Version(0)).collect().await.unwrap()), 3000);
+    assert_eq!(
+        count(
+            &ds.get("shop/events")
+                .as_of(AsOf::Version(0))
+                .collect()
+                .await
+                .unwrap()
+        ),
+        3000
+    );
     assert!(matches!(
-        ds.get("shop/events").as_of(AsOf::Version(99)).execute().await.err().unwrap(),
+        ds.get("shop/events")
+            .as_of(AsOf::Version(99))
+            .execute()
+            .await
+            .err()
+            .unwrap(),
         Error::NoSuchVersion { .. }
     ));
 
@@ -187,10 +259,20 @@ async fn story(base: &str, single_writer: bool) {
             small.push_str(&format!("{},2024-06-01,1,0.5,s\n", 20_000 + i * 10 + j));
         }
         let f = file(&land, &format!("s{i}.csv"), small).await;
-        ds.put("shop/events").version("small").keep_last(false).execute_files(&[f]).await.unwrap();
+        ds.put("shop/events")
+            .version("small")
+            .keep_last(false)
+            .execute_files(&[f])
+            .await
+            .unwrap();
     }
     let before = ds.info("shop/events").await.unwrap();
-    let cr = ds.compact("shop/events").target_size(1 << 20).execute().await.unwrap();
+    let cr = ds
+        .compact("shop/events")
+        .target_size(1 << 20)
+        .execute()
+        .await
+        .unwrap();
     assert!(cr.files_removed > cr.files_added, "{cr:?}");
     let after = ds.info("shop/events").await.unwrap();
     assert!(after.files < before.files);
@@ -198,9 +280,19 @@ async fn story(base: &str, single_writer: bool) {
     assert_eq!(count(&ds.get("shop/events").collect().await.unwrap()), 50);
 
     // Vacuum removes the files old versions need: time travel says so.
-    let v = ds.vacuum("shop/events").retain(parse_duration("0s").unwrap()).execute().await.unwrap();
+    let v = ds
+        .vacuum("shop/events")
+        .retain(parse_duration("0s").unwrap())
+        .execute()
+        .await
+        .unwrap();
     assert!(!v.files.is_empty());
-    let e = ds.get("shop/events").as_of(AsOf::Version(0)).collect().await.unwrap_err();
+    let e = ds
+        .get("shop/events")
+        .as_of(AsOf::Version(0))
+        .collect()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Vacuumed { .. }), "{e}");
     assert!(e.to_string().contains("vacuum"), "{e}");
     assert_eq!(count(&ds.get("shop/events").collect().await.unwrap()), 50);
@@ -208,18 +300,37 @@ async fn story(base: &str, single_writer: bool) {
     // Listing and removal.
     let s = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let one = RecordBatch::try_new(s, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
-    ds.put("shop/other").execute(vec![one.clone()]).await.unwrap();
+    ds.put("shop/other")
+        .execute(vec![one.clone()])
+        .await
+        .unwrap();
     ds.put("zoo").execute(vec![one]).await.unwrap();
-    let names: Vec<_> = ds.list("shop/").await.unwrap().into_iter().map(|d| d.name).collect();
+    let names: Vec<_> = ds
+        .list("shop/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     assert_eq!(names, vec!["shop/events", "shop/other"]);
-    assert_eq!(ds.names("").await.unwrap(), vec!["shop/events", "shop/other", "zoo"]);
+    assert_eq!(
+        ds.names("").await.unwrap(),
+        vec!["shop/events", "shop/other", "zoo"]
+    );
     let rm = ds.remove("shop/other").await.unwrap();
     assert!(rm.objects >= 2);
     assert_eq!(ds.names("").await.unwrap(), vec!["shop/events", "zoo"]);
-    assert!(matches!(ds.get("shop/other").collect().await.unwrap_err(), Error::NotFound { .. }));
+    assert!(matches!(
+        ds.get("shop/other").collect().await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
 
     // Another namespace sees none of it.
-    let other = open(base).await.single_writer(single_writer).with_namespace("team-b").unwrap();
+    let other = open(base)
+        .await
+        .single_writer(single_writer)
+        .with_namespace("team-b")
+        .unwrap();
     assert!(other.names("").await.unwrap().is_empty());
 }
 
@@ -271,7 +382,9 @@ async fn story_on_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_clear_errors() {
     let ds = open("memory://ds-bad").await;
-    let land = Location::open("memory://ds-bad/land", &StoreOptions::default()).await.unwrap();
+    let land = Location::open("memory://ds-bad/land", &StoreOptions::default())
+        .await
+        .unwrap();
     // Names: each rule.
     for (n, want) in [
         ("", "empty"),
@@ -293,18 +406,50 @@ async fn bad_input_is_refused_with_clear_errors() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("no column 'nope'") && e.contains("event_date"), "{e}");
+    assert!(
+        e.contains("no column 'nope'") && e.contains("event_date"),
+        "{e}"
+    );
     // Non-date values in a date key.
-    let nd = file(&land, "nd.csv", "id,d\n1,2024-01-01\n2,2024-01-02\n3,someday\n").await;
-    let e = ds.put("nd").date_key("d".parse().unwrap()).execute_files(&[nd]).await.unwrap_err().to_string();
+    let nd = file(
+        &land,
+        "nd.csv",
+        "id,d\n1,2024-01-01\n2,2024-01-02\n3,someday\n",
+    )
+    .await;
+    let e = ds
+        .put("nd")
+        .date_key("d".parse().unwrap())
+        .execute_files(&[nd])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("row 3") && e.contains("someday"), "{e}");
-    assert!(ds.names("").await.unwrap().is_empty(), "nothing is committed");
+    assert!(
+        ds.names("").await.unwrap().is_empty(),
+        "nothing is committed"
+    );
     // Non-integer ID key.
     let ni = file(&land, "ni.csv", "id,u\n1,5\n2,x7\n").await;
-    let e = ds.put("ni").id_key("u".parse().unwrap()).execute_files(&[ni]).await.unwrap_err().to_string();
-    assert!(e.contains("row 2") && e.contains("x7") && e.contains("integer"), "{e}");
+    let e = ds
+        .put("ni")
+        .id_key("u".parse().unwrap())
+        .execute_files(&[ni])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("row 2") && e.contains("x7") && e.contains("integer"),
+        "{e}"
+    );
     let fl = file(&land, "fl.csv", "id,u\n1,5.5\n").await;
-    let e = ds.put("fl").id_key("u".parse().unwrap()).execute_files(&[fl]).await.unwrap_err().to_string();
+    let e = ds
+        .put("fl")
+        .id_key("u".parse().unwrap())
+        .execute_files(&[fl])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("Float64") && e.contains("integers"), "{e}");
     // Missing dataset; --last with no loads.
     let e = ds.get("missing").collect().await.unwrap_err();
@@ -313,19 +458,45 @@ async fn bad_input_is_refused_with_clear_errors() {
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
     // A malformed row names the object and line.
     let mal = file(&land, "mal.csv", "id,amount\n1,2.5\n2,abc\n").await;
-    ds.put("mal").execute_files(&[file(&land, "ok.csv", "id,amount\n1,2.5\n").await]).await.unwrap();
-    let e = ds.put("mal").execute_files(&[mal]).await.unwrap_err().to_string();
+    ds.put("mal")
+        .execute_files(&[file(&land, "ok.csv", "id,amount\n1,2.5\n").await])
+        .await
+        .unwrap();
+    let e = ds
+        .put("mal")
+        .execute_files(&[mal])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mal.csv") && e.contains("line 3"), "{e}");
     assert_eq!(count(&ds.get("mal").collect().await.unwrap()), 1);
     // A reserved column name in the data.
     let rv = file(&land, "rv.csv", format!("id,{VERSION_COLUMN}\n1,x\n")).await;
-    let e = ds.put("rv").execute_files(&[rv]).await.unwrap_err().to_string();
+    let e = ds
+        .put("rv")
+        .execute_files(&[rv])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(VERSION_COLUMN), "{e}");
     // Nested datasets are refused both ways.
-    let e = ds.put("mal/inner").execute_files(std::slice::from_ref(&f)).await.unwrap_err().to_string();
+    let e = ds
+        .put("mal/inner")
+        .execute_files(std::slice::from_ref(&f))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("inside another"), "{e}");
-    ds.put("outer/inner").execute_files(std::slice::from_ref(&f)).await.unwrap();
-    let e = ds.put("outer").execute_files(std::slice::from_ref(&f)).await.unwrap_err().to_string();
+    ds.put("outer/inner")
+        .execute_files(std::slice::from_ref(&f))
+        .await
+        .unwrap();
+    let e = ds
+        .put("outer")
+        .execute_files(std::slice::from_ref(&f))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("holds other datasets"), "{e}");
     // A partitioning different from the dataset's.
     let e = ds
@@ -337,9 +508,21 @@ async fn bad_input_is_refused_with_clear_errors() {
         .to_string();
     assert!(e.contains("partitioned by nothing"), "{e}");
     // Bad predicates and columns.
-    let e = ds.get("outer/inner").filter("nope > 1").collect().await.unwrap_err().to_string();
+    let e = ds
+        .get("outer/inner")
+        .filter("nope > 1")
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--where") && e.contains("nope"), "{e}");
-    let e = ds.get("outer/inner").columns(vec!["zz".into()]).collect().await.unwrap_err().to_string();
+    let e = ds
+        .get("outer/inner")
+        .columns(vec!["zz".into()])
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no column 'zz'"), "{e}");
 }
 
@@ -365,12 +548,26 @@ async fn last_needs_a_load() {
     ]));
     let b = RecordBatch::try_new(
         schema,
-        vec![Arc::new(Int64Array::from(vec![3])), Arc::new(StringArray::from(vec!["x"]))],
+        vec![
+            Arc::new(Int64Array::from(vec![3])),
+            Arc::new(StringArray::from(vec!["x"])),
+        ],
     )
     .unwrap();
-    ds.put("foreign").version("mine").execute(vec![b]).await.unwrap();
+    ds.put("foreign")
+        .version("mine")
+        .execute(vec![b])
+        .await
+        .unwrap();
     let last = ds.get("foreign").last().collect().await.unwrap();
     assert_eq!(count(&last), 1);
-    assert_eq!(last[0].column_by_name("s").unwrap().as_string::<i32>().value(0), "x");
+    assert_eq!(
+        last[0]
+            .column_by_name("s")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "x"
+    );
     assert_eq!(last[0].column_by_name("id").unwrap().null_count(), 0);
 }
