@@ -121,7 +121,11 @@ def main():
             "step-delta-read": lambda a: step_delta_read(*a),
         }
         steps[sys.argv[1]](sys.argv[2:])
-        return
+        # deltalake's background runtime can abort the interpreter at exit
+        # ("terminate called without an active exception"); the step is done.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     ap = argparse.ArgumentParser()
     ap.add_argument("--tessera", required=True)
     ap.add_argument("--out", required=True)

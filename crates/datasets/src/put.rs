@@ -362,7 +362,9 @@ impl<'a> Put<'a> {
         let layout = if self.layout.is_empty() {
             recorded.clone()
         } else if recorded != self.layout
-            && !(recorded.is_empty() && !metadata.partition_columns().is_empty())
+            // A table partitioned by another tool records no keys: the
+            // requested keys are checked against its partition columns below.
+            && (!recorded.is_empty() || metadata.partition_columns().is_empty())
         {
             return Err(Error::InvalidInput(format!(
                 "dataset '{}' is partitioned by {}; this load asks for {}",
