@@ -8,25 +8,8 @@ use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 
-fn tessera(cwd: &Path) -> Command {
-    let mut c = Command::cargo_bin("tessera").unwrap();
-    c.current_dir(cwd)
-        .env_remove("TESSERA_STORE")
-        .env("TESSERA_MAX_RETRIES", "1");
-    c
-}
-
-fn fails(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "expected failure: {o:?}");
-    String::from_utf8(o.stderr).unwrap()
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
+mod common;
+use common::{fails, ok, s3_bucket, tessera};
 
 fn ok_err(c: &mut Command) -> (String, String) {
     let o = c.output().unwrap();
@@ -315,20 +298,6 @@ fn every_option_on_local_disk() {
     let d = tempfile::tempdir().unwrap();
     let store = d.path().join("store");
     run_story(d.path(), store.to_str().unwrap(), &[]);
-}
-
-fn s3_bucket() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_S3").is_err(),
-                "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
-            );
-            eprintln!("skipping: TESSERA_TEST_S3 not set");
-            None
-        }
-    }
 }
 
 #[test]

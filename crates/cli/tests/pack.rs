@@ -9,33 +9,15 @@ use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
-use assert_cmd::Command;
+
+mod common;
+use common::{fails, ok, s3_bucket, tessera};
 use tessera_formats::{infer_schema, parquet_schema, read, Format, ReadOptions};
 use tessera_store::{Location, PublishMode, StoreOptions};
-
-fn tessera(cwd: &Path) -> Command {
-    let mut c = Command::cargo_bin("tessera").unwrap();
-    c.current_dir(cwd)
-        .env_remove("TESSERA_STORE")
-        .env("TESSERA_MAX_RETRIES", "1");
-    c
-}
 
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
-}
-
-fn fails(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "expected failure: {o:?}");
-    String::from_utf8(o.stderr).unwrap()
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn write(p: &Path, data: &[u8]) {
@@ -374,17 +356,7 @@ fn killed_packs_converge_exactly_once_on_disk() {
 
 #[test]
 fn killed_packs_converge_exactly_once_on_s3() {
-    let Some(bucket) = std::env::var("TESSERA_TEST_S3")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var("TESSERA_REQUIRE_S3").is_err(),
-            "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
-        );
-        eprintln!("skipping: TESSERA_TEST_S3 not set");
-        return;
-    };
+    let Some(bucket) = s3_bucket() else { return };
     let base = format!(
         "{bucket}/pack-crash-{}",
         std::time::SystemTime::now()
