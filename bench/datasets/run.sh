@@ -10,21 +10,8 @@
 #   bash bench/datasets/run.sh
 #   ROWS=1000000 RUNS=1 bash bench/datasets/run.sh    # a quick look
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-OUT=${BENCH_OUT:-$ROOT/bench/out/datasets}
-mkdir -p "$OUT"
-
-echo "== building tessera (release)"
-cargo build --release --locked -p tessera-cli --bin tessera
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-
-VENV=${BENCH_VENV:-$ROOT/bench/.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "== creating a Python environment for the peers in $VENV"
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/datasets/requirements.txt
+. "$(dirname "$0")/../common.sh"
+bench_setup datasets "-r bench/datasets/requirements.txt" -p tessera-cli --bin tessera
 
 exec "$VENV/bin/python" bench/datasets/bench.py \
   --tessera "$TARGET/release/tessera" --out "$OUT" \

@@ -6,21 +6,8 @@
 #   bash bench/manifest/run.sh            # 1M and 10M keys
 #   SIZES="1000000" bash bench/manifest/run.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-OUT=${BENCH_OUT:-$ROOT/bench/out/manifest}
-mkdir -p "$OUT"
-
-echo "== building tessera (release)"
-cargo build --release --locked -p tessera-cli -p tessera-manifest --bin tessera --example manifest_lookup
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-
-VENV=${BENCH_VENV:-$ROOT/bench/.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "== creating a Python environment for the peers in $VENV"
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q pandas pyarrow duckdb
+. "$(dirname "$0")/../common.sh"
+bench_setup manifest "pandas pyarrow duckdb" -p tessera-cli -p tessera-manifest --bin tessera --example manifest_lookup
 
 exec "$VENV/bin/python" bench/manifest/bench.py \
   --tessera "$TARGET/release/tessera" \

@@ -8,21 +8,8 @@
 #   bash bench/pack/run.sh
 #   GB=0.2 RUNS=1 bash bench/pack/run.sh     # a quick look
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-OUT=${BENCH_OUT:-$ROOT/bench/out/pack}
-mkdir -p "$OUT"
-
-echo "== building tessera (release)"
-cargo build --release --locked -p tessera-cli --bin tessera
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-
-VENV=${BENCH_VENV:-$ROOT/bench/.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "== creating a Python environment for the peers in $VENV"
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install -q duckdb
+. "$(dirname "$0")/../common.sh"
+bench_setup pack "duckdb" -p tessera-cli --bin tessera
 
 exec "$VENV/bin/python" bench/pack/bench.py \
   --tessera "$TARGET/release/tessera" --out "$OUT" \

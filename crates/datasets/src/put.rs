@@ -490,6 +490,7 @@ impl<'a> Put<'a> {
             key: key.to_string(),
             rt: rt.clone(),
             rows: self.rows_read.clone(),
+            derived: shape.layout.derived_names(&shape.data),
         };
         let plan = streaming_plan(shape.write.clone(), move |sink| producer.run(sink))
             .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
@@ -541,6 +542,8 @@ struct Producer {
     key: String,
     rt: Handle,
     rows: Arc<AtomicU64>,
+    /// Names of the derived partition columns, in [`Layout::derive`] order.
+    derived: Vec<String>,
 }
 
 impl Producer {
@@ -585,7 +588,6 @@ impl Producer {
     /// write schema's order.
     fn assemble(&self, b: &RecordBatch, source: &str, first_row: u64) -> Result<RecordBatch> {
         let derived = self.layout.derive(b, &RowContext { source, first_row })?;
-        let derived_fields = self.layout.derived_fields(&self.data)?;
         let n = b.num_rows();
         let version: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
             self.key.as_str(),
@@ -599,7 +601,7 @@ impl Producer {
                 if f.name() == VERSION_COLUMN {
                     return version.clone();
                 }
-                if let Some(i) = derived_fields.iter().position(|d| d.name() == f.name()) {
+                if let Some(i) = self.derived.iter().position(|d| d == f.name()) {
                     return derived[i].clone();
                 }
                 match b.column_by_name(f.name()) {

@@ -1,0 +1,25 @@
+# Sourced by bench/*/run.sh: the repository root, an output folder, a
+# release build, and the Python environment the peers run in.
+#
+#   bench_setup NAME "PIP PACKAGES or -r FILE" CARGO_BUILD_ARGS...
+# sets ROOT, OUT (bench/out/NAME or $BENCH_OUT), TARGET and VENV ($BENCH_VENV).
+bench_setup() {
+  local name=$1 pip_args=$2
+  shift 2
+  ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cd "$ROOT"
+  OUT=${BENCH_OUT:-$ROOT/bench/out/$name}
+  mkdir -p "$OUT"
+
+  echo "== building tessera (release)"
+  cargo build --release --locked "$@"
+  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+  VENV=${BENCH_VENV:-$ROOT/bench/.venv}
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating a Python environment for the peers in $VENV"
+    python3 -m venv "$VENV"
+  fi
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q --disable-pip-version-check $pip_args
+}
