@@ -84,8 +84,46 @@ pub enum Command {
     /// List, inspect and maintain datasets.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
+    /// Serve queries over HTTP: /query-parquet, tables, SQL, datasets, manifests.
+    #[command(
+        after_help = "Examples:\n  tessera serve\n  tessera serve --store s3://bucket/data --config tessera.toml --bind 0.0.0.0:8080 --auth auth.toml\n  tessera serve --new-token --namespace team-a --role write >> auth.toml\n\nConfiguration: the TOML file (--config or TESSERA_CONFIG), then TESSERA_* variables\n(also read from ./.env), then these flags. Docs of every endpoint: http://ADDR/docs/.\nWithout --auth the server only binds to loopback addresses unless --insecure is given."
+    )]
+    Serve(ServeArgs),
     /// Generate a small demo in ./tessera-data and walk through tessera.
     Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The store tables, datasets and /query-parquet files are read from
+    /// [default: the config's store, TESSERA_STORE, or ./tessera-data].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// TOML configuration file (tables, manifests, limits, auth).
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080; port 0 picks a free one].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Auth file: API token hashes and JWT/JWKS settings.
+    #[arg(long, value_name = "FILE")]
+    pub auth: Option<PathBuf>,
+    /// Allow a non-loopback address without --auth.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Allow dataset uploads on a store that does not enforce conditional
+    /// writes (e.g. Garage); you promise no other process writes at the same time.
+    #[arg(long)]
+    pub single_writer: bool,
+    /// Print a new API token and the auth-file entry holding its hash, then exit.
+    #[arg(long)]
+    pub new_token: bool,
+    /// Namespace of the new token.
+    #[arg(long, requires = "new_token", default_value = "default", value_name = "NAME")]
+    pub namespace: String,
+    /// Role of the new token: read, write or admin.
+    #[arg(long, requires = "new_token", default_value = "read", value_name = "ROLE")]
+    pub role: String,
 }
 
 /// Where datasets are.

@@ -10,6 +10,7 @@ mod manifest;
 mod output;
 mod pack;
 mod quickstart;
+mod serve;
 
 use clap::Parser;
 
@@ -20,6 +21,10 @@ mod alloc;
 static GLOBAL: alloc::HugePages<std::alloc::System> = alloc::HugePages(std::alloc::System);
 
 fn main() {
+    // `tessera serve` reads TESSERA_* settings from ./.env too.
+    if std::env::args().any(|a| a == "serve") {
+        let _ = dotenvy::dotenv();
+    }
     let args = cli::Cli::parse();
     init_logging(args.global.verbose, args.global.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -56,6 +61,7 @@ async fn run(args: cli::Cli) -> anyhow::Result<i32> {
         cli::Command::Put(a) => datasets::put(a, &opts, quiet).await,
         cli::Command::Get(a) => datasets::get(a, &opts, args.global.verbose).await,
         cli::Command::Datasets(c) => datasets::admin(c, &opts).await,
+        cli::Command::Serve(a) => serve::run(a, &opts).await,
         cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
     }
 }

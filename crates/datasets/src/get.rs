@@ -160,6 +160,26 @@ impl<'a> Get<'a> {
         Ok(out)
     }
 
+    /// The dataset (at the chosen `as_of`, else its latest version) as a
+    /// DataFusion table, for SQL over several tables. Its object store is
+    /// registered in `ctx`'s runtime, so the provider is usable from any
+    /// context sharing that runtime. Version keys and filters do not apply
+    /// here: SQL selects with `WHERE`.
+    pub async fn table_provider(
+        self,
+        ctx: &SessionContext,
+    ) -> Result<Arc<dyn deltalake::datafusion::catalog::TableProvider>> {
+        crate::name::check_name(&self.name)?;
+        let table = self.open().await?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| Error::delta(&self.name, e))?;
+        table
+            .table_provider()
+            .await
+            .map_err(|e| Error::query(&self.name, e))
+    }
+
     async fn open(&self) -> Result<DeltaTable> {
         let Some(at) = self.as_of else {
             return self.ds.load(&self.name).await;

@@ -1,0 +1,55 @@
+//! `tessera serve`.
+
+use anyhow::{bail, Context};
+use tessera_server::{Application, Config};
+use tessera_store::StoreOptions;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(a: ServeArgs, opts: &StoreOptions) -> anyhow::Result<i32> {
+    if a.new_token {
+        let role = a.role.to_ascii_lowercase();
+        if !matches!(role.as_str(), "read" | "write" | "admin") {
+            bail!("--role '{}': use read, write or admin", a.role);
+        }
+        tessera_datasets::name::check_namespace(&a.namespace).context("--namespace")?;
+        let (token, hash) = tessera_server::new_token();
+        eprintln!("# give this token to the caller (it is not stored anywhere):");
+        eprintln!("#   {token}");
+        println!(
+            "[[tokens]]\nname = \"{}-{}\"\nsha256 = \"{hash}\"\nnamespace = \"{}\"\nrole = \"{role}\"",
+            a.namespace,
+            &hash[..8],
+            a.namespace
+        );
+        return Ok(0);
+    }
+    let mut config = match &a.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    if let Some(s) = a.store {
+        config.store = s;
+    }
+    if let Some(b) = a.bind {
+        config.bind = b;
+    }
+    if let Some(p) = a.auth {
+        config.auth = Some(p);
+    }
+    config.insecure |= a.insecure;
+    config.single_writer |= a.single_writer;
+    config.store_options = opts.clone();
+    let auth = if config.auth.is_some() { "on" } else { "off" };
+    let store = config.store.clone();
+    let app = Application::build(config).await?;
+    // The address goes to stdout so scripts (and tests) can pick up port 0.
+    println!("listening on http://{}", app.local_addr());
+    eprintln!(
+        "tessera serve: store {store}, auth {auth}; docs at http://{}/docs/ (Ctrl-C to stop)",
+        app.local_addr()
+    );
+    app.run_until_stopped().await?;
+    Ok(0)
+}

@@ -1,0 +1,304 @@
+//! Paging through Parquet files without reading them whole.
+//!
+//! A file's footer (with its page index when it has one) is read once and
+//! kept, keyed by URL and checked against the object's ETag at most every
+//! `refresh_interval`. A page of rows `[offset, offset + n)` touches only
+//! the row groups that hold it, and inside them a row selection skips the
+//! pages before and after, so page 50,000 costs about what page 0 costs.
+//! Small files are also kept in memory (within a byte budget), so a hot
+//! file is decoded without I/O at all.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use tessera_store::Location;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A Parquet file whose footer is in memory.
+pub struct ParquetFile {
+    loc: Location,
+    etag: Option<String>,
+    size: u64,
+    meta: ArrowReaderMetadata,
+    data: Option<Bytes>,
+    checked_ms: AtomicU64,
+}
+
+impl ParquetFile {
+    /// The Arrow schema of the file.
+    pub fn schema(&self) -> &SchemaRef {
+        self.meta.schema()
+    }
+
+    /// Rows in the file, from its footer.
+    pub fn num_rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// Size of the object.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Read rows `[offset, offset + limit)` in file order, optionally only
+    /// some columns (indices into [`schema`](Self::schema)).
+    pub async fn read_rows(
+        &self,
+        offset: u64,
+        limit: u64,
+        columns: Option<&[usize]>,
+    ) -> ApiResult<Vec<RecordBatch>> {
+        let md = self.meta.metadata();
+        let mut groups = Vec::new();
+        let mut selectors = Vec::new();
+        let mut start = 0u64;
+        let want_end = offset.saturating_add(limit);
+        for (i, rg) in md.row_groups().iter().enumerate() {
+            let n = rg.num_rows().max(0) as u64;
+            let end = start + n;
+            if end > offset && start < want_end {
+                groups.push(i);
+                let s = offset.saturating_sub(start);
+                let e = end.min(want_end) - start;
+                if s > 0 {
+                    selectors.push(RowSelector::skip(s as usize));
+                }
+                selectors.push(RowSelector::select((e - s) as usize));
+                if n > e {
+                    selectors.push(RowSelector::skip((n - e) as usize));
+                }
+            }
+            start = end;
+            if start >= want_end {
+                break;
+            }
+        }
+        if groups.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mask = columns.map(|c| {
+            ProjectionMask::roots(md.file_metadata().schema_descr(), c.iter().copied())
+        });
+        let batch = limit.min(65_536) as usize;
+        let err = |e: ParquetError| {
+            ApiError::Store(format!("cannot read {}: {e}", self.loc.url()))
+        };
+        if let Some(data) = &self.data {
+            let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                data.clone(),
+                self.meta.clone(),
+            )
+            .with_row_groups(groups)
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(batch);
+            if let Some(m) = mask {
+                b = b.with_projection(m);
+            }
+            let reader = b.build().map_err(err)?;
+            return reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::Store(format!("cannot read {}: {e}", self.loc.url())));
+        }
+        let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            LocationReader::new(&self.loc),
+            self.meta.clone(),
+        )
+        .with_row_groups(groups)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(batch);
+        if let Some(m) = mask {
+            b = b.with_projection(m);
+        }
+        b.build().map_err(err)?.try_collect().await.map_err(err)
+    }
+}
+
+/// The cache of open Parquet files.
+pub struct ParquetFiles {
+    files: Mutex<HashMap<String, Arc<ParquetFile>>>,
+    refresh: Duration,
+    budget: u64,
+    used: AtomicU64,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for ParquetFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetFiles")
+            .field("used", &self.used.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ParquetFiles {
+    /// A cache that re-checks ETags every `refresh` and keeps whole files of
+    /// at most `budget / 8` bytes in memory, `budget` bytes in all.
+    pub fn new(refresh: Duration, budget: u64) -> ParquetFiles {
+        ParquetFiles {
+            files: Mutex::new(HashMap::new()),
+            refresh,
+            budget,
+            used: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Open a file: from the cache when fresh, else its footer is read.
+    /// A missing object is `NotFound`.
+    pub async fn open(&self, loc: &Location) -> ApiResult<Arc<ParquetFile>> {
+        let key = loc.url();
+        let cached = self.files.lock().unwrap().get(&key).cloned();
+        if let Some(f) = &cached {
+            let age = self.now_ms().saturating_sub(f.checked_ms.load(Ordering::Relaxed));
+            if age < self.refresh.as_millis() as u64 {
+                return Ok(f.clone());
+            }
+        }
+        let head = loc.head().await.map_err(|e| match e {
+            tessera_store::Error::NotFound { .. } => {
+                ApiError::NotFound(format!("no such file: {}", loc.url()))
+            }
+            e => ApiError::from(e),
+        });
+        let head = match head {
+            Ok(h) => h,
+            Err(e) => {
+                if matches!(e, ApiError::NotFound(_)) {
+                    self.forget(&key);
+                }
+                return Err(e);
+            }
+        };
+        if let Some(f) = cached {
+            if f.etag == head.e_tag && f.size == head.size {
+                f.checked_ms.store(self.now_ms(), Ordering::Relaxed);
+                return Ok(f);
+            }
+        }
+        let size = head.size;
+        let mut reader = LocationReader::new(loc);
+        let bad = |e: ParquetError| {
+            ApiError::BadRequest(format!("{} is not a readable Parquet file: {e}", loc.url()))
+        };
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .load_and_finish(&mut reader, size)
+            .await
+            .map_err(bad)?;
+        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+            .map_err(bad)?;
+        let data = if size <= self.budget / 8
+            && self.used.load(Ordering::Relaxed) + size <= self.budget
+        {
+            let d = loc.read().await?;
+            self.used.fetch_add(size, Ordering::Relaxed);
+            Some(d)
+        } else {
+            None
+        };
+        let file = Arc::new(ParquetFile {
+            loc: loc.clone(),
+            etag: head.e_tag,
+            size,
+            meta,
+            data,
+            checked_ms: AtomicU64::new(self.now_ms()),
+        });
+        if let Some(old) = self.files.lock().unwrap().insert(key, file.clone()) {
+            if let Some(d) = &old.data {
+                self.used.fetch_sub(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(file)
+    }
+
+    fn forget(&self, key: &str) {
+        if let Some(old) = self.files.lock().unwrap().remove(key) {
+            if let Some(d) = &old.data {
+                self.used.fetch_sub(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// An [`AsyncFileReader`] over a tessera [`Location`].
+#[derive(Clone)]
+pub(crate) struct LocationReader {
+    store: Arc<dyn ObjectStore>,
+    path: object_store::path::Path,
+}
+
+impl LocationReader {
+    pub(crate) fn new(loc: &Location) -> LocationReader {
+        LocationReader {
+            store: loc.store().clone(),
+            path: loc.path().clone(),
+        }
+    }
+}
+
+fn pq_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for LocationReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(pq_err)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(pq_err)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.store.head(&self.path).await.map_err(pq_err)?.size;
+            let md = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(md))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,246 @@
+//! Tables registered in the config, turned into DataFusion tables lazily
+//! and cached.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deltalake::datafusion::catalog::TableProvider;
+use deltalake::datafusion::datasource::file_format::csv::CsvFormat;
+use deltalake::datafusion::datasource::file_format::json::JsonFormat;
+use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
+use deltalake::datafusion::datasource::file_format::FileFormat;
+use deltalake::datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use deltalake::datafusion::execution::runtime_env::RuntimeEnv;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+use tessera_store::{Location, StoreKind};
+use tokio::sync::Mutex;
+
+use crate::auth::Identity;
+use crate::config::{Config, TableConfig};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// What kind of source a table has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// One Parquet file.
+    File,
+    /// A prefix or Hive-partitioned folder.
+    Folder,
+    /// A tessera dataset (Delta table).
+    Dataset,
+    /// A manifest.
+    Manifest,
+}
+
+/// The registered tables and their cached providers.
+pub struct Tables {
+    configs: Vec<(String, TableConfig)>,
+    runtime: Arc<RuntimeEnv>,
+    cache: Mutex<HashMap<String, (Arc<dyn TableProvider>, Instant)>>,
+}
+
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables")
+            .field("tables", &self.configs.len())
+            .finish()
+    }
+}
+
+/// A session whose strings are plain `Utf8` (what JSON/CSV clients expect).
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+}
+
+impl Tables {
+    pub(crate) fn new(config: &Config, _store: &Location) -> Tables {
+        Tables {
+            configs: config
+                .tables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            runtime: Arc::new(RuntimeEnv::default()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tables `id` may see, in name order.
+    pub fn visible<'a>(&'a self, id: &'a Identity) -> impl Iterator<Item = (&'a str, &'a TableConfig)> {
+        self.configs
+            .iter()
+            .filter(move |(_, c)| c.namespace.as_deref().is_none_or(|ns| ns == id.namespace))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The config of a table `id` may see; 404 otherwise (other namespaces'
+    /// tables are not revealed).
+    pub fn get<'a>(&'a self, id: &'a Identity, name: &str) -> ApiResult<&'a TableConfig> {
+        self.visible(id)
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no table named '{}'",
+                    crate::format::truncate(name, 80)
+                ))
+            })
+    }
+
+    /// A new query session sharing the tables' object stores.
+    pub fn session(&self, config: SessionConfig) -> SessionContext {
+        SessionContext::new_with_config_rt(config, self.runtime.clone())
+    }
+
+    /// The DataFusion table of `name` (cached; rebuilt after the refresh
+    /// interval so new files and new dataset versions show).
+    pub async fn provider(
+        &self,
+        state: &AppState,
+        id: &Identity,
+        name: &str,
+    ) -> ApiResult<Arc<dyn TableProvider>> {
+        let cfg = self.get(id, name)?.clone();
+        let mut cache = self.cache.lock().await;
+        if let Some((p, at)) = cache.get(name) {
+            let pinned = cfg.dataset.is_some() && cfg.version.is_some();
+            if pinned || at.elapsed() < state.config.limits.refresh_interval {
+                return Ok(p.clone());
+            }
+        }
+        let p = self.build(state, name, &cfg).await?;
+        cache.insert(name.to_string(), (p.clone(), Instant::now()));
+        Ok(p)
+    }
+
+    async fn build(
+        &self,
+        state: &AppState,
+        name: &str,
+        cfg: &TableConfig,
+    ) -> ApiResult<Arc<dyn TableProvider>> {
+        let ctx = self.session(session_config());
+        if let Some(ds) = &cfg.dataset {
+            let ns = cfg
+                .namespace
+                .clone()
+                .unwrap_or_else(|| state.config.default_namespace.clone());
+            let datasets =
+                tessera_datasets::Datasets::new(state.store.clone()).with_namespace(&ns)?;
+            let mut get = datasets.get(ds);
+            if let Some(v) = cfg.version {
+                get = get.as_of(tessera_datasets::AsOf::Version(v));
+            }
+            return Ok(get.table_provider(&ctx).await?);
+        }
+        let (src, format) = match (&cfg.location, &cfg.manifest) {
+            (Some(l), _) => (l.as_str(), cfg.format.clone()),
+            (None, Some(m)) => (m.as_str(), Some("parquet".to_string())),
+            _ => unreachable!("the config is validated"),
+        };
+        let loc = state.resolve(src).await?;
+        let is_dir = src.ends_with('/') || loc.head().await.is_err();
+        let (store_url, table_url) = listing_urls(&loc, is_dir)?;
+        self.runtime
+            .register_object_store(&store_url, loc.store().clone());
+        let table_url = ListingTableUrl::parse(&table_url)
+            .map_err(|e| ApiError::Internal(format!("table '{name}': {e}")))?;
+        let format = format.unwrap_or_else(|| guess_format(src));
+        let (file_format, ext): (Arc<dyn FileFormat>, &str) = match format.as_str() {
+            "csv" => (Arc::new(CsvFormat::default().with_has_header(true)), ""),
+            "tsv" => (
+                Arc::new(
+                    CsvFormat::default()
+                        .with_has_header(true)
+                        .with_delimiter(b'\t'),
+                ),
+                "",
+            ),
+            "jsonl" | "json" => (Arc::new(JsonFormat::default()), ""),
+            _ => (Arc::new(ParquetFormat::default()), ""),
+        };
+        let mut opts = ListingOptions::new(file_format).with_file_extension(ext);
+        let st = ctx.state();
+        if is_dir {
+            let parts = opts
+                .infer_partitions(&st, &table_url)
+                .await
+                .map_err(|e| ApiError::Store(format!("table '{name}': cannot list {}: {e}", loc.url())))?;
+            opts = opts.with_table_partition_cols(
+                parts
+                    .into_iter()
+                    .map(|p| (p, arrow::datatypes::DataType::Utf8))
+                    .collect(),
+            );
+        }
+        let schema = opts.infer_schema(&st, &table_url).await.map_err(|e| {
+            ApiError::Store(format!(
+                "table '{name}': cannot read the schema of {}: {e}",
+                loc.url()
+            ))
+        })?;
+        let config = ListingTableConfig::new(table_url)
+            .with_listing_options(opts)
+            .with_schema(schema);
+        let table = ListingTable::try_new(config)
+            .map_err(|e| ApiError::Internal(format!("table '{name}': {e}")))?;
+        Ok(Arc::new(table))
+    }
+
+    /// The kind of a configured table.
+    pub fn kind(cfg: &TableConfig) -> TableKind {
+        if cfg.dataset.is_some() {
+            TableKind::Dataset
+        } else if cfg.manifest.is_some() {
+            TableKind::Manifest
+        } else if cfg
+            .location
+            .as_deref()
+            .is_some_and(|l| !l.ends_with('/') && l.ends_with(".parquet"))
+        {
+            TableKind::File
+        } else {
+            TableKind::Folder
+        }
+    }
+}
+
+fn guess_format(src: &str) -> String {
+    let s = src.trim_end_matches(".gz").trim_end_matches(".zst");
+    if s.ends_with(".csv") {
+        "csv".into()
+    } else if s.ends_with(".tsv") {
+        "tsv".into()
+    } else if s.ends_with(".jsonl") || s.ends_with(".ndjson") || s.ends_with(".json") {
+        "jsonl".into()
+    } else {
+        "parquet".into()
+    }
+}
+
+/// The object store URL to register and the table URL for DataFusion.
+fn listing_urls(loc: &Location, dir: bool) -> ApiResult<(url::Url, String)> {
+    let key = loc.path().as_ref();
+    let slash = if dir && !key.is_empty() { "/" } else { "" };
+    let (root, table) = match loc.kind() {
+        StoreKind::Local => ("file:///".to_string(), format!("file:///{key}{slash}")),
+        _ => {
+            let root = loc.root().trim_end_matches('/').to_string();
+            let t = if key.is_empty() {
+                format!("{root}/")
+            } else {
+                format!("{root}/{key}{slash}")
+            };
+            (root, t)
+        }
+    };
+    let u = url::Url::parse(&root).map_err(|e| ApiError::Internal(format!("{root}: {e}")))?;
+    Ok((u, table))
+}
