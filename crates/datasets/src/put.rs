@@ -44,6 +44,9 @@ pub struct Put<'a> {
     format: Option<Format>,
     sources: Option<Vec<String>>,
     rows_read: Arc<AtomicU64>,
+    /// The input's own error, kept whole: delta-rs flattens the errors of
+    /// its input plan to strings on some paths.
+    failure: Arc<std::sync::Mutex<Option<Error>>>,
 }
 
 /// What a load did.
@@ -100,6 +103,7 @@ impl<'a> Put<'a> {
             format: None,
             sources: None,
             rows_read: Arc::new(AtomicU64::new(0)),
+            failure: Default::default(),
         }
     }
 
@@ -282,7 +286,10 @@ impl<'a> Put<'a> {
                         attempts: attempt,
                     })
                 }
-                Err(e) => return Err(Error::delta(&self.name, e)),
+                Err(e) => {
+                    let ours = self.failure.lock().ok().and_then(|mut f| f.take());
+                    return Err(ours.unwrap_or_else(|| Error::delta(&self.name, e)));
+                }
             }
         }
     }
@@ -492,7 +499,17 @@ impl<'a> Put<'a> {
             rows: self.rows_read.clone(),
             derived: shape.layout.derived_names(&shape.data),
         };
-        let plan = streaming_plan(shape.write.clone(), move |sink| producer.run(sink))
+        let failure = self.failure.clone();
+        let plan = streaming_plan(shape.write.clone(), move |sink| {
+            producer.run(sink).map_err(|e| {
+                // Keep the typed error; the engine gets a copy of its message.
+                let copy = Error::InvalidInput(e.to_string());
+                if let Ok(mut f) = failure.lock() {
+                    *f = Some(e);
+                }
+                copy
+            })
+        })
             .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
         let info = serde_json::json!({
             "operation": "put",

@@ -450,7 +450,13 @@ pub async fn sql(
     headers: HeaderMap,
     body: Result<Json<SqlRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let Json(req) = body.map_err(|e| ApiError::bad(format!("body: {}", e.body_text())))?;
+    let Json(req) = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("the SQL body is larger than 1 MiB".into())
+        } else {
+            ApiError::bad(format!("body: {}", e.body_text()))
+        }
+    })?;
     let p = Params::parse(q.as_deref());
     p.only(&["format"])?;
     let format = OutFormat::negotiate(p.get("format"), &headers)?;
@@ -496,7 +502,7 @@ pub async fn sql(
         .execute_stream()
         .await
         .map_err(|e| exec_err("sql", e))?;
-    Ok(format::stream_response(
+    format::stream_response(
         stream,
         format,
         StreamOptions {
@@ -504,7 +510,8 @@ pub async fn sql(
             permit: Some(permit),
             tail: Box::new(move |rows| format!("\"rows\":{rows},\"row_limit\":{limit}")),
         },
-    ))
+    )
+    .await
 }
 
 /// The datasets of the caller's namespace.
@@ -611,7 +618,8 @@ pub async fn get_dataset(
                 )
             }),
         },
-    );
+    )
+    .await?;
     resp.headers_mut()
         .insert("x-table-version", HeaderValue::from(stats.table_version));
     Ok(resp)

@@ -190,20 +190,43 @@ pub struct StreamOptions {
     pub tail: Box<dyn FnOnce(u64) -> String + Send>,
 }
 
-/// Stream a result. JSON is wrapped as `{"data":[…], <tail>}`.
-pub fn stream_response(
-    stream: SendableRecordBatchStream,
+/// Stream a result. JSON is wrapped as `{"data":[…], <tail>}`. The first
+/// batch is awaited before the response starts, so a query that fails or
+/// times out early still gets a proper status; later failures end the body
+/// early (the client sees a truncated response).
+pub async fn stream_response(
+    mut stream: SendableRecordBatchStream,
     format: OutFormat,
     opts: StreamOptions,
-) -> Response {
+) -> ApiResult<Response> {
+    let first = match opts.deadline {
+        Some(d) => tokio::time::timeout_at(d.into(), stream.next())
+            .await
+            .map_err(|_| ApiError::Timeout("the query took longer than the request timeout".into()))?,
+        None => stream.next().await,
+    };
+    let first = first.transpose().map_err(execution_error)?;
     let schema = stream.schema();
-    let body = async_stream(stream, schema, format, opts);
-    response(format, Body::from_stream(body))
+    let body = async_stream(first, stream, schema, format, opts);
+    Ok(response(format, Body::from_stream(body)))
+}
+
+/// A failure while running a query: the store's fault (502) or the
+/// query's (400: a bad cast, a division by zero, …).
+pub fn execution_error(e: deltalake::datafusion::error::DataFusionError) -> ApiError {
+    let s = e.to_string();
+    let s = truncate(&s, 600);
+    if s.contains("Object Store") || s.contains("IO error") || s.contains("io error") {
+        ApiError::Store(s)
+    } else {
+        ApiError::BadRequest(s)
+    }
 }
 
 type Chunk = Result<Bytes, std::io::Error>;
 
 fn async_stream(
+    first_batch: Option<RecordBatch>,
     mut stream: SendableRecordBatchStream,
     schema: SchemaRef,
     format: OutFormat,
@@ -224,13 +247,24 @@ fn async_stream(
         if tx.send(Ok(enc.start())).await.is_err() {
             return;
         }
-        while let Some(b) = stream.next().await {
-            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                let _ = tx
-                    .send(Err(io("the query ran past the request timeout".into())))
-                    .await;
-                return;
-            }
+        let mut pending = first_batch.map(Ok);
+        loop {
+            let next = match pending.take() {
+                Some(b) => Some(b),
+                None => match deadline {
+                    Some(d) => match tokio::time::timeout_at(d.into(), stream.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            let _ = tx
+                                .send(Err(io("the query ran past the request timeout".into())))
+                                .await;
+                            return;
+                        }
+                    },
+                    None => stream.next().await,
+                },
+            };
+            let Some(b) = next else { break };
             let chunk = match b {
                 Ok(b) => {
                     rows += b.num_rows() as u64;

@@ -93,10 +93,7 @@ impl AppState {
         let Some(cfg) = self.config.manifests.get(name) else {
             return Err(ApiError::NotFound(format!("no manifest named '{}'", crate::format::truncate(name, 80))));
         };
-        if cfg.namespace.as_deref().is_some_and(|ns| ns != id.namespace) {
-            // Do not tell callers of other namespaces that it exists.
-            return Err(ApiError::NotFound(format!("no manifest named '{name}'")));
-        }
+        id.check_namespace(cfg.namespace.as_deref(), &format!("manifest '{name}'"))?;
         let mut cache = self.manifests.lock().await;
         if let Some((m, _, at)) = cache.get(name) {
             if at.elapsed() < self.config.limits.refresh_interval {

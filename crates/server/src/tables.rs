@@ -80,18 +80,19 @@ impl Tables {
             .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The config of a table `id` may see; 404 otherwise (other namespaces'
-    /// tables are not revealed).
+    /// The config of a table `id` may see: 404 when there is none, 403
+    /// when it belongs to another namespace.
     pub fn get<'a>(&'a self, id: &'a Identity, name: &str) -> ApiResult<&'a TableConfig> {
-        self.visible(id)
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-            .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "no table named '{}'",
-                    crate::format::truncate(name, 80)
-                ))
-            })
+        match self.configs.iter().find(|(k, _)| k == name) {
+            None => Err(ApiError::NotFound(format!(
+                "no table named '{}'",
+                crate::format::truncate(name, 80)
+            ))),
+            Some((_, c)) => {
+                id.check_namespace(c.namespace.as_deref(), &format!("table '{name}'"))?;
+                Ok(c)
+            }
+        }
     }
 
     /// A new query session sharing the tables' object stores.
