@@ -119,10 +119,20 @@ pub struct ServeArgs {
     #[arg(long)]
     pub new_token: bool,
     /// Namespace of the new token.
-    #[arg(long, requires = "new_token", default_value = "default", value_name = "NAME")]
+    #[arg(
+        long,
+        requires = "new_token",
+        default_value = "default",
+        value_name = "NAME"
+    )]
     pub namespace: String,
     /// Role of the new token: read, write or admin.
-    #[arg(long, requires = "new_token", default_value = "read", value_name = "ROLE")]
+    #[arg(
+        long,
+        requires = "new_token",
+        default_value = "read",
+        value_name = "ROLE"
+    )]
     pub role: String,
 }
 
@@ -426,4 +436,11 @@ pub struct QuickstartArgs {
         value_name = "DIR"
     )]
     pub dir: String,
+    /// Do not start the server at the end (it starts only when run from a
+    /// terminal anyway).
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Address the demo server listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub bind: String,
 }

@@ -290,6 +290,53 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         );
     }
 
+    // 10. The query server over all of it.
+    let sales = root.join("state=california/dname=sales/sales.parquet")?;
+    sales
+        .publish(sales_parquet()?, PublishMode::Overwrite)
+        .await?;
+    let config = format!(
+        "# tessera serve --config this-file\nstore = \"{}\"\nbind = \"{}\"\n\n\
+         [tables.sales]\nlocation = \"state=california/dname=sales/sales.parquet\"\n\n\
+         [tables.orders]\ndataset = \"demo/orders\"\n\n\
+         [manifests.models]\nlocation = \"demo/manifest.parquet\"\n",
+        root.url(),
+        args.bind
+    );
+    let config_loc = root.join("serve.toml")?;
+    config_loc
+        .publish(config.clone(), PublishMode::Overwrite)
+        .await?;
+    let config_arg = match config_loc.local_path() {
+        Some(p) => p.display().to_string(),
+        None => "serve.toml   (copy it from the store first)".to_string(),
+    };
+    step(
+        10,
+        "The query server: the reference /query-parquet endpoint, tables, SQL, datasets, manifests",
+        &format!("tessera serve --config {config_arg}"),
+    );
+    let base = format!("http://{}", args.bind);
+    println!("    Try, while it runs:");
+    for c in [
+        format!("curl '{base}/query-parquet?statename=california&dname=sales&page=0&page_size=5'"),
+        format!("curl '{base}/v1/tables'"),
+        format!("curl '{base}/v1/tables/sales/schema'"),
+        format!("curl '{base}/v1/tables/sales/rows?columns=id,amount&filter=amount:gte:900&sort=-amount&limit=5'"),
+        format!("curl '{base}/v1/tables/sales/rows?limit=3&format=csv'"),
+        format!("curl -X POST '{base}/v1/sql' -H 'content-type: application/json' -d '{{\"sql\": \"SELECT region, count(*) AS n, sum(amount) AS total FROM sales GROUP BY region ORDER BY region\"}}'"),
+        format!("curl '{base}/v1/datasets'"),
+        format!("curl '{base}/v1/datasets/demo/orders?last&columns=order_id,amount'"),
+        format!("curl '{base}/v1/datasets/demo/orders?view=history'"),
+        format!("curl -X POST '{base}/v1/datasets/demo/orders?version=day-3' -H 'content-type: text/csv' --data-binary $'order_id,order_date,customer_id,amount\\n9001,2024-03-03,42,9.50\\n'"),
+        format!("curl '{base}/v1/manifests/models/lookup?gene_id=GENE00007'"),
+        format!("curl '{base}/v1/manifests/models/unique/tissue_id'"),
+        format!("curl '{base}/healthz'; curl '{base}/metrics'"),
+        format!("open {base}/docs/   (every endpoint, with a form to try it)"),
+    ] {
+        println!("      {c}");
+    }
+
     println!("\nNext, try:");
     println!(
         "  tessera get demo/orders --where \"order_date = '2024-03-02' AND customer_id < 100000\" -v{dir_flag}"
@@ -304,5 +351,54 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     );
     println!("  tessera ls s3://your-bucket/prefix -o paths.txt   (with --profile or --endpoint)");
     println!("  tessera --help");
+
+    use std::io::IsTerminal;
+    if args.no_serve || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Ok(0);
+    }
+    let mut cfg = tessera_server::Config::from_toml(&config, "serve.toml")?;
+    cfg.store_options = opts.clone();
+    let app = tessera_server::Application::build(cfg).await?;
+    println!(
+        "\nServing {} on http://{} (Ctrl-C to stop; --no-serve skips this)",
+        root.url(),
+        app.local_addr()
+    );
+    app.run_until_stopped().await?;
     Ok(0)
+}
+
+/// The reference app's layout: 1,000 sales rows.
+fn sales_parquet() -> Result<Vec<u8>> {
+    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let n = 1000i64;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("product", DataType::Utf8, false),
+        Field::new("region", DataType::Utf8, false),
+        Field::new("amount", DataType::Float64, false),
+    ]));
+    let regions = ["north", "south", "east", "west"];
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(1..=n)),
+            Arc::new(StringArray::from_iter_values(
+                (1..=n).map(|i| format!("Product {}", (b'A' + (i % 26) as u8) as char)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (1..=n).map(|i| regions[(i % 4) as usize]),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                (1..=n).map(|i| ((i * 7919) % 1000) as f64 + 0.5),
+            )),
+        ],
+    )?;
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(out)
 }

@@ -510,7 +510,7 @@ impl<'a> Put<'a> {
                 copy
             })
         })
-            .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
         let info = serde_json::json!({
             "operation": "put",
             "versionKey": key,

@@ -290,7 +290,9 @@ pub async fn table_rows(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
-    p.only(&["columns", "filter", "sort", "limit", "page", "cursor", "format"])?;
+    p.only(&[
+        "columns", "filter", "sort", "limit", "page", "cursor", "format",
+    ])?;
     let format = OutFormat::negotiate(p.get("format"), &headers)?;
     let cfg = state.tables.get(&id, &table)?.clone();
     let max = state.config.limits.max_page_size as u64;
@@ -303,15 +305,13 @@ pub async fn table_rows(
             query::MAX_FILTERS
         )));
     }
-    let fp = query::fingerprint(
-        &[
-            table.as_str(),
-            p.get("columns").unwrap_or(""),
-            &filters.join("\u{1}"),
-            p.get("sort").unwrap_or(""),
-            &limit.to_string(),
-        ],
-    );
+    let fp = query::fingerprint(&[
+        table.as_str(),
+        p.get("columns").unwrap_or(""),
+        &filters.join("\u{1}"),
+        p.get("sort").unwrap_or(""),
+        &limit.to_string(),
+    ]);
     let offset = match (p.get("cursor"), p.get("page")) {
         (Some(_), Some(_)) => return Err(ApiError::bad("give page or cursor, not both")),
         (Some(c), None) => query::parse_cursor(c, &fp)?,
@@ -323,9 +323,12 @@ pub async fn table_rows(
     let page = offset / limit;
     let _permit = state.query_permit()?;
 
-    let single_file = Tables::kind(&cfg) == TableKind::File && filters.is_empty() && p.get("sort").is_none();
+    let single_file =
+        Tables::kind(&cfg) == TableKind::File && filters.is_empty() && p.get("sort").is_none();
     let (batches, schema, total) = if single_file {
-        let loc = state.resolve(cfg.location.as_deref().unwrap_or_default()).await?;
+        let loc = state
+            .resolve(cfg.location.as_deref().unwrap_or_default())
+            .await?;
         let file = state.files.open(&loc).await?;
         let schema = file.schema().clone();
         let cols = match p.get("columns") {
@@ -339,7 +342,11 @@ pub async fn table_rows(
         };
         let batches = file.read_rows(offset, limit, cols.as_deref()).await?;
         let schema = match &cols {
-            Some(c) => std::sync::Arc::new(schema.project(c).map_err(|e| ApiError::Internal(e.to_string()))?),
+            Some(c) => std::sync::Arc::new(
+                schema
+                    .project(c)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            ),
             None => schema,
         };
         // The projection follows the file's column order; put it in the asked order.
@@ -365,7 +372,9 @@ pub async fn table_rows(
         }
         let counted = df.clone();
         if let Some(s) = p.get("sort") {
-            df = df.sort(query::sort(&schema, s)?).map_err(|e| df_err("sort", e))?;
+            df = df
+                .sort(query::sort(&schema, s)?)
+                .map_err(|e| df_err("sort", e))?;
         }
         if let Some(c) = p.get("columns") {
             let cols = query::columns(&schema, c)?;
@@ -379,16 +388,27 @@ pub async fn table_rows(
         let out_schema = std::sync::Arc::new(df.schema().as_arrow().clone());
         let timeout = state.config.limits.request_timeout;
         let (batches, total) = tokio::time::timeout(timeout, async {
-            let b = df.collect().await.map_err(|e| exec_err(&format!("table '{table}'"), e))?;
-            let t = counted.count().await.map_err(|e| exec_err(&format!("table '{table}'"), e))?;
+            let b = df
+                .collect()
+                .await
+                .map_err(|e| exec_err(&format!("table '{table}'"), e))?;
+            let t = counted
+                .count()
+                .await
+                .map_err(|e| exec_err(&format!("table '{table}'"), e))?;
             Ok::<_, ApiError>((b, t as u64))
         })
         .await
-        .map_err(|_| ApiError::Timeout(format!("the query on '{table}' took longer than {timeout:?}")))??;
+        .map_err(|_| {
+            ApiError::Timeout(format!(
+                "the query on '{table}' took longer than {timeout:?}"
+            ))
+        })??;
         (batches, out_schema, total)
     };
     let returned: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let next = (returned == limit && offset + limit < total).then(|| query::cursor(offset + limit, &fp));
+    let next =
+        (returned == limit && offset + limit < total).then(|| query::cursor(offset + limit, &fp));
     if format == OutFormat::Json {
         return json_body(&RowsResponse {
             data: raw(format::json_rows(&batches)?)?,
@@ -422,7 +442,10 @@ fn reorder(
         .collect();
     batches
         .into_iter()
-        .map(|b| b.project(&idx).map_err(|e| ApiError::Internal(e.to_string())))
+        .map(|b| {
+            b.project(&idx)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
         .collect()
 }
 
@@ -464,7 +487,11 @@ pub async fn sql(
     let started = Instant::now();
     let ctx = state.tables.session(session_config());
     // Only the tables this caller may see exist for its query.
-    let names: Vec<String> = state.tables.visible(&id).map(|(n, _)| n.to_string()).collect();
+    let names: Vec<String> = state
+        .tables
+        .visible(&id)
+        .map(|(n, _)| n.to_string())
+        .collect();
     let lower = req.sql.to_ascii_lowercase();
     for n in names {
         if !lower.contains(&n.to_ascii_lowercase()) {
@@ -488,7 +515,11 @@ pub async fn sql(
         .map_err(|_| ApiError::Timeout(format!("planning took longer than {timeout:?}")))?
         .map_err(|e| {
             let s = e.to_string();
-            if s.contains("not supported") || s.contains("DDL") || s.contains("DML") || s.contains("Statement") {
+            if s.contains("not supported")
+                || s.contains("DDL")
+                || s.contains("DML")
+                || s.contains("Statement")
+            {
                 ApiError::bad(format!(
                     "only queries are allowed (SELECT, WITH, VALUES, EXPLAIN): {}",
                     truncate(&s, 300)
@@ -498,10 +529,7 @@ pub async fn sql(
             }
         })?;
     let df = df.limit(0, Some(limit)).map_err(|e| df_err("sql", e))?;
-    let stream = df
-        .execute_stream()
-        .await
-        .map_err(|e| exec_err("sql", e))?;
+    let stream = df.execute_stream().await.map_err(|e| exec_err("sql", e))?;
     format::stream_response(
         stream,
         format,
@@ -565,7 +593,9 @@ pub async fn get_dataset(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
-    p.only(&["view", "version", "last", "as_of", "where", "columns", "limit", "format"])?;
+    p.only(&[
+        "view", "version", "last", "as_of", "where", "columns", "limit", "format",
+    ])?;
     let ds = state.datasets(&id)?;
     match p.get("view").unwrap_or("rows") {
         "history" => {
@@ -652,7 +682,10 @@ pub async fn put_dataset(
     tessera_datasets::name::check_name(&name)?;
     let fmt_name = match p.get("format") {
         Some(f) => f.to_string(),
-        None => match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => match headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(ct) if ct.contains("parquet") => "parquet".into(),
             Some(ct) if ct.contains("csv") => "csv".into(),
             Some(ct) if ct.contains("tab-separated") => "tsv".into(),
@@ -692,7 +725,9 @@ pub async fn put_dataset(
             .await
             .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
     }
-    file.flush().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    file.flush()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     drop(file);
     if total == 0 {
         return Err(ApiError::bad("the body is empty"));
@@ -830,4 +865,3 @@ pub async fn method_not_allowed() -> Response {
     )
         .into_response()
 }
-

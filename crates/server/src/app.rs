@@ -122,7 +122,10 @@ impl Application {
     }
 
     /// Serve until `stop` completes; in-flight requests finish first.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
             .await
@@ -181,7 +184,10 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .route("/", get(|| async { axum::response::Redirect::temporary("/docs/") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::temporary("/docs/") }),
+        )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));
     Router::new()
         .merge(api)
@@ -231,6 +237,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
 async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::Timeout(format!("the request took longer than {limit:?}")).into_response(),
+        Err(_) => {
+            ApiError::Timeout(format!("the request took longer than {limit:?}")).into_response()
+        }
     }
 }

@@ -194,7 +194,9 @@ impl Auth {
     pub async fn load(path: &Path) -> Result<Auth, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read auth file {}: {e}", path.display()))?;
-        Auth::from_toml(&text, path.parent()).await.map_err(|e| format!("{}: {e}", path.display()))
+        Auth::from_toml(&text, path.parent())
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Parse an auth document; a relative JWKS path is taken from `base`.
@@ -206,7 +208,10 @@ impl Auth {
                 .ok()
                 .and_then(|v| <[u8; 32]>::try_from(v).ok())
                 .ok_or_else(|| {
-                    format!("token '{}': sha256 must be 64 hex digits (the token's SHA-256)", t.name)
+                    format!(
+                        "token '{}': sha256 must be 64 hex digits (the token's SHA-256)",
+                        t.name
+                    )
                 })?;
             tessera_datasets::name::check_namespace(&t.namespace)
                 .map_err(|e| format!("token '{}': {e}", t.name))?;
@@ -240,7 +245,9 @@ impl Auth {
             }
         };
         if tokens.is_empty() && jwt.is_none() {
-            return Err("the auth file lists no tokens and no [jwt] section: nobody could call".into());
+            return Err(
+                "the auth file lists no tokens and no [jwt] section: nobody could call".into(),
+            );
         }
         Ok(Auth { tokens, jwt })
     }
@@ -276,7 +283,9 @@ impl Auth {
                 role: t.role,
                 subject: t.name.clone(),
             }),
-            None => Err(ApiError::Unauthorized("unknown or revoked API token".into())),
+            None => Err(ApiError::Unauthorized(
+                "unknown or revoked API token".into(),
+            )),
         }
     }
 }
@@ -295,7 +304,9 @@ async fn fetch_jwks(src: &str, base: Option<&Path>) -> Result<JwkSet, String> {
         if !resp.status().is_success() {
             return Err(format!("cannot fetch JWKS {src}: HTTP {}", resp.status()));
         }
-        resp.text().await.map_err(|e| format!("cannot fetch JWKS {src}: {e}"))?
+        resp.text()
+            .await
+            .map_err(|e| format!("cannot fetch JWKS {src}: {e}"))?
     } else {
         let p = Path::new(src.strip_prefix("file://").unwrap_or(src));
         let p = match base {
@@ -360,24 +371,30 @@ impl Jwt {
             OneOrMany::One(a) => v.set_audience(&[a]),
             OneOrMany::Many(a) => v.set_audience(a),
         }
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::ExpiredSignature => bad("expired"),
-                    K::InvalidSignature => bad("bad signature"),
-                    K::InvalidIssuer => bad("wrong issuer"),
-                    K::InvalidAudience => bad("wrong audience"),
-                    K::ImmatureSignature => bad("not valid yet"),
-                    K::MissingRequiredClaim(c) => bad(&format!("missing claim '{c}'")),
-                    _ => bad("cannot be verified"),
-                }
-            })?;
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
+                .map_err(|e| {
+                    use jsonwebtoken::errors::ErrorKind as K;
+                    match e.kind() {
+                        K::ExpiredSignature => bad("expired"),
+                        K::InvalidSignature => bad("bad signature"),
+                        K::InvalidIssuer => bad("wrong issuer"),
+                        K::InvalidAudience => bad("wrong audience"),
+                        K::ImmatureSignature => bad("not valid yet"),
+                        K::MissingRequiredClaim(c) => bad(&format!("missing claim '{c}'")),
+                        _ => bad("cannot be verified"),
+                    }
+                })?;
         let claims = data.claims;
         let namespace = claims
             .get(&c.namespace_claim)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| bad(&format!("no string claim '{}' to take the namespace from", c.namespace_claim)))?
+            .ok_or_else(|| {
+                bad(&format!(
+                    "no string claim '{}' to take the namespace from",
+                    c.namespace_claim
+                ))
+            })?
             .to_string();
         if tessera_datasets::name::check_namespace(&namespace).is_err() {
             return Err(ApiError::Forbidden(format!(
@@ -427,7 +444,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let id = auth.authenticate(Some(&format!("Bearer {token}"))).await.unwrap();
+        let id = auth
+            .authenticate(Some(&format!("Bearer {token}")))
+            .await
+            .unwrap();
         assert_eq!((id.namespace.as_str(), id.role), ("team-a", Role::Write));
         assert!(id.require(Role::Admin).is_err());
         assert!(id.check_namespace(Some("team-b"), "x").is_err());

@@ -179,8 +179,7 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Parse a TOML document.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let c: Config =
-            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
         c.validate()?;
         Ok(c)
     }
@@ -214,7 +213,11 @@ impl Config {
         for (k, v) in vars {
             let (k, v) = (k.as_ref(), v.as_ref());
             let bad = |what: &str| ConfigError(format!("{k}='{v}': {what}"));
-            let num = || v.trim().parse::<usize>().map_err(|_| bad("expected a number"));
+            let num = || {
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| bad("expected a number"))
+            };
             let dur = || parse_duration(v).map_err(|e| bad(&e));
             match k {
                 "TESSERA_STORE" => self.store = v.into(),
@@ -442,6 +445,9 @@ namespace = "lab"
         let e = c
             .apply_env([("TESSERA_MAX_PAGE_SIZE", "many")])
             .unwrap_err();
-        assert!(e.to_string().contains("TESSERA_MAX_PAGE_SIZE='many'"), "{e}");
+        assert!(
+            e.to_string().contains("TESSERA_MAX_PAGE_SIZE='many'"),
+            "{e}"
+        );
     }
 }

@@ -151,8 +151,8 @@ pub fn encode_batches(
             }
         }
         OutFormat::Arrow => {
-            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, schema)
-                .map_err(arrow_err)?;
+            let mut w =
+                arrow::ipc::writer::StreamWriter::try_new(&mut out, schema).map_err(arrow_err)?;
             for b in batches {
                 w.write(b).map_err(arrow_err)?;
             }
@@ -202,7 +202,9 @@ pub async fn stream_response(
     let first = match opts.deadline {
         Some(d) => tokio::time::timeout_at(d.into(), stream.next())
             .await
-            .map_err(|_| ApiError::Timeout("the query took longer than the request timeout".into()))?,
+            .map_err(|_| {
+                ApiError::Timeout("the query took longer than the request timeout".into())
+            })?,
         None => stream.next().await,
     };
     let first = first.transpose().map_err(execution_error)?;

@@ -94,21 +94,16 @@ impl ParquetFile {
         if groups.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let mask = columns.map(|c| {
-            ProjectionMask::roots(md.file_metadata().schema_descr(), c.iter().copied())
-        });
+        let mask = columns
+            .map(|c| ProjectionMask::roots(md.file_metadata().schema_descr(), c.iter().copied()));
         let batch = limit.min(65_536) as usize;
-        let err = |e: ParquetError| {
-            ApiError::Store(format!("cannot read {}: {e}", self.loc.url()))
-        };
+        let err = |e: ParquetError| ApiError::Store(format!("cannot read {}: {e}", self.loc.url()));
         if let Some(data) = &self.data {
-            let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                data.clone(),
-                self.meta.clone(),
-            )
-            .with_row_groups(groups)
-            .with_row_selection(RowSelection::from(selectors))
-            .with_batch_size(batch);
+            let mut b =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(data.clone(), self.meta.clone())
+                    .with_row_groups(groups)
+                    .with_row_selection(RowSelection::from(selectors))
+                    .with_batch_size(batch);
             if let Some(m) = mask {
                 b = b.with_projection(m);
             }
@@ -171,7 +166,9 @@ impl ParquetFiles {
         let key = loc.url();
         let cached = self.files.lock().unwrap().get(&key).cloned();
         if let Some(f) = &cached {
-            let age = self.now_ms().saturating_sub(f.checked_ms.load(Ordering::Relaxed));
+            let age = self
+                .now_ms()
+                .saturating_sub(f.checked_ms.load(Ordering::Relaxed));
             if age < self.refresh.as_millis() as u64 {
                 return Ok(f.clone());
             }
@@ -209,15 +206,14 @@ impl ParquetFiles {
             .map_err(bad)?;
         let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
             .map_err(bad)?;
-        let data = if size <= self.budget / 8
-            && self.used.load(Ordering::Relaxed) + size <= self.budget
-        {
-            let d = loc.read().await?;
-            self.used.fetch_add(size, Ordering::Relaxed);
-            Some(d)
-        } else {
-            None
-        };
+        let data =
+            if size <= self.budget / 8 && self.used.load(Ordering::Relaxed) + size <= self.budget {
+                let d = loc.read().await?;
+                self.used.fetch_add(size, Ordering::Relaxed);
+                Some(d)
+            } else {
+                None
+            };
         let file = Arc::new(ParquetFile {
             loc: loc.clone(),
             etag: head.e_tag,

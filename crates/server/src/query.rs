@@ -44,7 +44,9 @@ pub fn columns(schema: &Schema, spec: &str) -> ApiResult<Vec<String>> {
         .map(String::from)
         .collect();
     if cols.is_empty() {
-        return Err(ApiError::bad("columns= is empty; list column names separated by commas"));
+        return Err(ApiError::bad(
+            "columns= is empty; list column names separated by commas",
+        ));
     }
     for c in &cols {
         column_of(schema, c, "columns")?;
@@ -90,7 +92,10 @@ pub fn filter(schema: &Schema, spec: &str) -> ApiResult<Expr> {
             let items: Vec<String> = if raw.trim_start().starts_with('[') {
                 serde_json::from_str::<Vec<serde_json::Value>>(raw)
                     .map_err(|e| {
-                        ApiError::bad(format!("filter '{}': bad JSON list: {e}", truncate(spec, 80)))
+                        ApiError::bad(format!(
+                            "filter '{}': bad JSON list: {e}",
+                            truncate(spec, 80)
+                        ))
                     })?
                     .into_iter()
                     .map(|v| match v {
@@ -114,7 +119,10 @@ pub fn filter(schema: &Schema, spec: &str) -> ApiResult<Expr> {
             col.in_list(list, false)
         }
         "like" => {
-            if !matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            if !matches!(
+                ty,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) {
                 return Err(ApiError::bad(format!(
                     "filter '{}': like applies to string columns; '{name}' is {ty}",
                     truncate(spec, 80)
@@ -195,14 +203,22 @@ mod tests {
     #[test]
     fn filters_are_typed_by_column() {
         let s = schema();
-        assert_eq!(filter(&s, "id:gte:5").unwrap().to_string(), "id >= Int64(5)");
+        assert_eq!(
+            filter(&s, "id:gte:5").unwrap().to_string(),
+            "id >= Int64(5)"
+        );
         assert_eq!(
             filter(&s, "day:lt:2024-03-01").unwrap().to_string(),
             "day < Date32(\"2024-03-01\")"
         );
-        assert!(filter(&s, "name:in:[\"a,b\",\"c\"]").unwrap().to_string().contains("a,b"));
-        assert_eq!(filter(&s, "name:eq:O'Brien; DROP").unwrap().to_string(),
-            "name = Utf8(\"O'Brien; DROP\")");
+        assert!(filter(&s, "name:in:[\"a,b\",\"c\"]")
+            .unwrap()
+            .to_string()
+            .contains("a,b"));
+        assert_eq!(
+            filter(&s, "name:eq:O'Brien; DROP").unwrap().to_string(),
+            "name = Utf8(\"O'Brien; DROP\")"
+        );
         for (bad, want) in [
             ("id", "column:op:value"),
             ("id:gt:abc", "not a Int64"),
@@ -221,7 +237,10 @@ mod tests {
         let fp = fingerprint(&["t", "id:gt:1"]);
         let c = cursor(200, &fp);
         assert_eq!(parse_cursor(&c, &fp).unwrap(), 200);
-        assert!(parse_cursor(&c, &fingerprint(&["t"])).unwrap_err().to_string().contains("another query"));
+        assert!(parse_cursor(&c, &fingerprint(&["t"]))
+            .unwrap_err()
+            .to_string()
+            .contains("another query"));
         assert!(parse_cursor("!!", &fp).is_err());
     }
 

@@ -16,6 +16,9 @@ use crate::metrics::Metrics;
 use crate::pages::ParquetFiles;
 use crate::tables::Tables;
 
+/// A manifest, its ETag and when that was last checked.
+type CachedManifest = (Arc<Manifest>, Option<String>, Instant);
+
 /// Cheap to clone: everything is behind one `Arc`.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
@@ -35,7 +38,7 @@ pub struct Inner {
     pub files: ParquetFiles,
     /// Registered tables.
     pub tables: Tables,
-    manifests: tokio::sync::Mutex<HashMap<String, (Arc<Manifest>, Option<String>, Instant)>>,
+    manifests: tokio::sync::Mutex<HashMap<String, CachedManifest>>,
     queries: Arc<Semaphore>,
 }
 
@@ -91,7 +94,10 @@ impl AppState {
     /// ETag is checked again after the refresh interval).
     pub async fn manifest(&self, id: &Identity, name: &str) -> ApiResult<Arc<Manifest>> {
         let Some(cfg) = self.config.manifests.get(name) else {
-            return Err(ApiError::NotFound(format!("no manifest named '{}'", crate::format::truncate(name, 80))));
+            return Err(ApiError::NotFound(format!(
+                "no manifest named '{}'",
+                crate::format::truncate(name, 80)
+            )));
         };
         id.check_namespace(cfg.namespace.as_deref(), &format!("manifest '{name}'"))?;
         let mut cache = self.manifests.lock().await;

@@ -37,11 +37,14 @@ pub enum TableKind {
     Manifest,
 }
 
+/// A table and when it was built.
+type CachedProvider = (Arc<dyn TableProvider>, Instant);
+
 /// The registered tables and their cached providers.
 pub struct Tables {
     configs: Vec<(String, TableConfig)>,
     runtime: Arc<RuntimeEnv>,
-    cache: Mutex<HashMap<String, (Arc<dyn TableProvider>, Instant)>>,
+    cache: Mutex<HashMap<String, CachedProvider>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -55,7 +58,10 @@ impl std::fmt::Debug for Tables {
 /// A session whose strings are plain `Utf8` (what JSON/CSV clients expect).
 pub fn session_config() -> SessionConfig {
     SessionConfig::new()
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
 }
 
@@ -73,7 +79,10 @@ impl Tables {
     }
 
     /// The tables `id` may see, in name order.
-    pub fn visible<'a>(&'a self, id: &'a Identity) -> impl Iterator<Item = (&'a str, &'a TableConfig)> {
+    pub fn visible<'a>(
+        &'a self,
+        id: &'a Identity,
+    ) -> impl Iterator<Item = (&'a str, &'a TableConfig)> {
         self.configs
             .iter()
             .filter(move |(_, c)| c.namespace.as_deref().is_none_or(|ns| ns == id.namespace))
@@ -165,15 +174,17 @@ impl Tables {
                 "",
             ),
             "jsonl" | "json" => (Arc::new(JsonFormat::default()), ""),
-            _ => (Arc::new(ParquetFormat::default()), ""),
+            _ => (
+                Arc::new(ParquetFormat::default().with_force_view_types(false)),
+                "",
+            ),
         };
         let mut opts = ListingOptions::new(file_format).with_file_extension(ext);
         let st = ctx.state();
         if is_dir {
-            let parts = opts
-                .infer_partitions(&st, &table_url)
-                .await
-                .map_err(|e| ApiError::Store(format!("table '{name}': cannot list {}: {e}", loc.url())))?;
+            let parts = opts.infer_partitions(&st, &table_url).await.map_err(|e| {
+                ApiError::Store(format!("table '{name}': cannot list {}: {e}", loc.url()))
+            })?;
             opts = opts.with_table_partition_cols(
                 parts
                     .into_iter()

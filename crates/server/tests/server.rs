@@ -28,9 +28,12 @@ fn sales_parquet() -> Vec<u8> {
         vec![
             Arc::new(Int64Array::from(ids.clone())),
             Arc::new(StringArray::from_iter(
-                ids.iter().map(|i| (i % 7 != 3).then(|| format!("product-{i}"))),
+                ids.iter()
+                    .map(|i| (i % 7 != 3).then(|| format!("product-{i}"))),
             )),
-            Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i * 10 % 997))),
+            Arc::new(Int64Array::from_iter_values(
+                ids.iter().map(|i| i * 10 % 997),
+            )),
         ],
     )
     .unwrap();
@@ -48,19 +51,28 @@ fn sales_parquet() -> Vec<u8> {
 fn unique_suffix() -> String {
     format!(
         "{}-{}",
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
         std::process::id()
     )
 }
 
 /// Write the fixtures under `store` and return a config serving them.
 async fn fixture(store: &str) -> Config {
-    let root = Location::open(store, &StoreOptions::default()).await.unwrap();
+    let root = Location::open(store, &StoreOptions::default())
+        .await
+        .unwrap();
     let put = |key: &str, data: Vec<u8>| {
         let loc = root.join(key).unwrap();
         async move { loc.write(data).await.unwrap() }
     };
-    put("state=california/dname=sales/sales.parquet", sales_parquet()).await;
+    put(
+        "state=california/dname=sales/sales.parquet",
+        sales_parquet(),
+    )
+    .await;
     put(
         "events/day=2024-03-01/part-0.csv",
         b"id,user,amount\n1,ann,10\n2,bob,20\n".to_vec(),
@@ -74,9 +86,12 @@ async fn fixture(store: &str) -> Config {
     let paths: String = (0..50)
         .map(|i| format!("s3://lab/v1/ad/G{}/model_tissue_{}.tl\n", i % 5, i))
         .collect();
-    let t = tessera_manifest::Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl")
+    let t =
+        tessera_manifest::Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl")
+            .unwrap();
+    let m = tessera_manifest::ManifestBuilder::new(t)
+        .build(paths)
         .unwrap();
-    let m = tessera_manifest::ManifestBuilder::new(t).build(paths).unwrap();
     put("manifests/genes.parquet", m.to_parquet(1 << 20).unwrap()).await;
 
     let mut c = Config::from_toml(
@@ -157,7 +172,10 @@ impl Server {
             .unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn stop(mut self) {
@@ -188,7 +206,10 @@ async fn query_parquet_contract(s: &Server) {
     let (st, v) = s.get(q).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["total_rows"], ROWS);
-    assert_eq!((v["page"].as_u64(), v["page_size"].as_u64()), (Some(0), Some(10)));
+    assert_eq!(
+        (v["page"].as_u64(), v["page_size"].as_u64()),
+        (Some(0), Some(10))
+    );
     assert_eq!(ids(&v), (0..10).collect::<Vec<_>>());
     assert_eq!(v["data"][3]["name"], Value::Null, "nulls are explicit");
     assert_eq!(v["data"][1]["name"], "product-1");
@@ -209,15 +230,30 @@ async fn query_parquet_contract(s: &Server) {
     for (query, want) in [
         ("statename=California&dname=sales", "statename='California'"),
         ("statename=..%2F..%2Fetc&dname=sales", "statename="),
-        ("statename=ca%27%3B%20DROP%20TABLE%20x&dname=sales", "statename="),
+        (
+            "statename=ca%27%3B%20DROP%20TABLE%20x&dname=sales",
+            "statename=",
+        ),
         ("statename=california&dname=sales%22", "dname="),
         ("dname=sales", "statename is required"),
-        ("statename=california&dname=sales&page_size=0", "page_size=0 is out of range"),
-        ("statename=california&dname=sales&page_size=10001", "page_size=10001"),
+        (
+            "statename=california&dname=sales&page_size=0",
+            "page_size=0 is out of range",
+        ),
+        (
+            "statename=california&dname=sales&page_size=10001",
+            "page_size=10001",
+        ),
         ("statename=california&dname=sales&page=-1", "page='-1'"),
-        ("statename=california&dname=sales&page=99999999999999999999999", "page="),
+        (
+            "statename=california&dname=sales&page=99999999999999999999999",
+            "page=",
+        ),
         ("statename=california&dname=sales&page=abc", "page='abc'"),
-        ("statename=california&dname=sales&pgae=1", "unknown parameter 'pgae'"),
+        (
+            "statename=california&dname=sales&pgae=1",
+            "unknown parameter 'pgae'",
+        ),
     ] {
         let (st, v) = s.get(&format!("/query-parquet?{query}")).await;
         assert_error(st, &v, 400, want);
@@ -237,22 +273,43 @@ async fn tables(s: &Server) {
         .collect();
     assert_eq!(names, ["events", "sales"], "team-b's table is not listed");
     let (_, v) = s.get("/v1/tables/sales/schema").await;
-    assert_eq!(v["columns"][0], json!({"name": "id", "type": "Int64", "nullable": false}));
+    assert_eq!(
+        v["columns"][0],
+        json!({"name": "id", "type": "Int64", "nullable": false})
+    );
     let (_, v) = s.get("/v1/tables/events/schema").await;
-    let cols: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(cols, ["id", "user", "amount", "day"], "hive partition column");
+    let cols: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols,
+        ["id", "user", "amount", "day"],
+        "hive partition column"
+    );
 
     // Unfiltered: total from the footer, a cursor to the next page.
-    let (_, v) = s.get("/v1/tables/sales/rows?limit=5&page=2&columns=sales,id").await;
+    let (_, v) = s
+        .get("/v1/tables/sales/rows?limit=5&page=2&columns=sales,id")
+        .await;
     assert_eq!(v["total_rows"], ROWS);
     assert_eq!(ids(&v), [10, 11, 12, 13, 14]);
-    assert_eq!(v["data"][0].as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "sales"]);
+    assert_eq!(
+        v["data"][0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "sales"]
+    );
     let next = v["next_cursor"].as_str().unwrap().to_string();
     let (_, v2) = s
-        .get(&format!("/v1/tables/sales/rows?limit=5&columns=sales,id&cursor={next}"))
+        .get(&format!(
+            "/v1/tables/sales/rows?limit=5&columns=sales,id&cursor={next}"
+        ))
         .await;
     assert_eq!(ids(&v2), [15, 16, 17, 18, 19]);
-    let (st, v3) = s.get(&format!("/v1/tables/sales/rows?limit=6&cursor={next}")).await;
+    let (st, v3) = s
+        .get(&format!("/v1/tables/sales/rows?limit=6&cursor={next}"))
+        .await;
     assert_error(st, &v3, 400, "another query");
 
     // Filters, sort, typed values.
@@ -263,9 +320,17 @@ async fn tables(s: &Server) {
     let (_, v) = s
         .get("/v1/tables/sales/rows?filter=id:gte:100&filter=id:lt:110&sort=-id&limit=3")
         .await;
-    assert_eq!((ids(&v), v["total_rows"].as_u64()), (vec![109, 108, 107], Some(10)));
-    let (_, v) = s.get("/v1/tables/sales/rows?filter=name:like:product-2499_").await;
-    assert_eq!(ids(&v), (24990..25000).filter(|i| i % 7 != 3).collect::<Vec<_>>());
+    assert_eq!(
+        (ids(&v), v["total_rows"].as_u64()),
+        (vec![109, 108, 107], Some(10))
+    );
+    let (_, v) = s
+        .get("/v1/tables/sales/rows?filter=name:like:product-2499_")
+        .await;
+    assert_eq!(
+        ids(&v),
+        (24990..25000).filter(|i| i % 7 != 3).collect::<Vec<_>>()
+    );
     let (_, v) = s
         .get("/v1/tables/events/rows?filter=day:eq:2024-03-02&filter=user:in:[%22O'Neil,%20D%22]")
         .await;
@@ -274,10 +339,21 @@ async fn tables(s: &Server) {
     assert_eq!((ids(&v), v["total_rows"].as_u64()), (vec![4, 3], Some(4)));
 
     // Formats.
-    let csv = s.http.get(format!("{}/v1/tables/sales/rows?limit=2&format=csv", s.base)).send().await.unwrap();
+    let csv = s
+        .http
+        .get(format!(
+            "{}/v1/tables/sales/rows?limit=2&format=csv",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(csv.headers()["x-total-rows"], ROWS.to_string().as_str());
-    assert_eq!(csv.text().await.unwrap(), "id,name,sales\n0,product-0,0\n1,product-1,10\n");
+    assert_eq!(
+        csv.text().await.unwrap(),
+        "id,name,sales\n0,product-0,0\n1,product-1,10\n"
+    );
     let arrow_bytes = s
         .http
         .get(format!("{}/v1/tables/events/rows?limit=3", s.base))
@@ -288,19 +364,26 @@ async fn tables(s: &Server) {
         .bytes()
         .await
         .unwrap();
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow_bytes), None).unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow_bytes), None).unwrap();
     let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(n, 3);
     let pq = s
         .http
-        .get(format!("{}/v1/tables/sales/rows?limit=7&format=parquet", s.base))
+        .get(format!(
+            "{}/v1/tables/sales/rows?limit=7&format=parquet",
+            s.base
+        ))
         .send()
         .await
         .unwrap()
         .bytes()
         .await
         .unwrap();
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(pq).unwrap().build().unwrap();
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(pq)
+        .unwrap()
+        .build()
+        .unwrap();
     assert_eq!(r.map(|b| b.unwrap().num_rows()).sum::<usize>(), 7);
 
     // Mistakes.
@@ -308,7 +391,11 @@ async fn tables(s: &Server) {
         ("/v1/tables/nope/rows", 404, "no table named 'nope'"),
         ("/v1/tables/secret/rows", 403, "another namespace"),
         ("/v1/tables/sales/rows?filter=id:gt:abc", 400, "not a Int64"),
-        ("/v1/tables/sales/rows?filter=id%22;drop:eq:1", 400, "no column"),
+        (
+            "/v1/tables/sales/rows?filter=id%22;drop:eq:1",
+            400,
+            "no column",
+        ),
         ("/v1/tables/sales/rows?filter=id", 400, "column:op:value"),
         ("/v1/tables/sales/rows?filter=id:regex:1", 400, "unknown op"),
         ("/v1/tables/sales/rows?sort=nope", 400, "no column 'nope'"),
@@ -327,7 +414,9 @@ async fn tables(s: &Server) {
 
 async fn sql(s: &Server) {
     let (st, v) = s
-        .sql("SELECT day, count(*) AS n, sum(amount) AS total FROM events GROUP BY day ORDER BY day")
+        .sql(
+            "SELECT day, count(*) AS n, sum(amount) AS total FROM events GROUP BY day ORDER BY day",
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(
@@ -335,7 +424,9 @@ async fn sql(s: &Server) {
         json!([{"day": "2024-03-01", "n": 2, "total": 30}, {"day": "2024-03-02", "n": 2, "total": 70}])
     );
     assert_eq!(v["rows"], 2);
-    let (_, v) = s.sql("SELECT count(*) AS n FROM sales WHERE id % 2 = 0").await;
+    let (_, v) = s
+        .sql("SELECT count(*) AS n FROM sales WHERE id % 2 = 0")
+        .await;
     assert_eq!(v["data"][0]["n"], ROWS / 2);
     // The row limit applies.
     let (_, v) = s.sql("SELECT id FROM sales").await;
@@ -356,7 +447,14 @@ async fn sql(s: &Server) {
     assert_error(st, &v, 400, "secret");
     let (st, v) = s.sql("SELEC 1").await;
     assert_error(st, &v, 400, "sql");
-    let resp = s.http.post(format!("{}/v1/sql", s.base)).body("{\"sql\": 1}").header("content-type", "application/json").send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/v1/sql", s.base))
+        .body("{\"sql\": 1}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let csv = s
         .http
@@ -380,11 +478,21 @@ async fn datasets(s: &Server) {
             .body(body)
             .send()
     };
-    let r = post("version=v1&date_key=day", "id,day,amount\n1,2024-03-01,10\n2,2024-03-02,20\n").await.unwrap();
+    let r = post(
+        "version=v1&date_key=day",
+        "id,day,amount\n1,2024-03-01,10\n2,2024-03-02,20\n",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let r = post("version=v2", "id,day,amount\n3,2024-03-02,30\n").await.unwrap();
+    let r = post("version=v2", "id,day,amount\n3,2024-03-02,30\n")
+        .await
+        .unwrap();
     let report: Value = r.json().await.unwrap();
-    assert_eq!((report["rows"].as_u64(), report["version_key"].as_str()), (Some(1), Some("v2")));
+    assert_eq!(
+        (report["rows"].as_u64(), report["version_key"].as_str()),
+        (Some(1), Some("v2"))
+    );
     let (st, v) = s.get(&format!("/v1/datasets/{name}")).await;
     assert_eq!(st, 200, "{v}");
     let mut got = ids(&v);
@@ -393,9 +501,15 @@ async fn datasets(s: &Server) {
     assert_eq!(v["rows"], 3);
     let (_, v) = s.get(&format!("/v1/datasets/{name}?last")).await;
     assert_eq!(ids(&v), [3]);
-    let (_, v) = s.get(&format!("/v1/datasets/{name}?where=day%20%3D%20%272024-03-01%27&columns=id,amount")).await;
+    let (_, v) = s
+        .get(&format!(
+            "/v1/datasets/{name}?where=day%20%3D%20%272024-03-01%27&columns=id,amount"
+        ))
+        .await;
     assert_eq!(v["data"], json!([{"id": 1, "amount": 10}]));
-    let (_, v) = s.get(&format!("/v1/datasets/{name}?as_of=0&format=json")).await;
+    let (_, v) = s
+        .get(&format!("/v1/datasets/{name}?as_of=0&format=json"))
+        .await;
     assert_eq!(ids(&v).len(), 2, "{v}");
     let (_, v) = s.get(&format!("/v1/datasets/{name}?view=history")).await;
     assert_eq!(v["history"].as_array().unwrap().len(), 2, "{v}");
@@ -412,10 +526,18 @@ async fn datasets(s: &Server) {
         let (st, v) = s.get(path).await;
         assert_error(st, &v, status, want);
     }
-    let r = post("version=v3", "id,day,amount\nx,2024-03-02,oops\n").await.unwrap();
+    let r = post("version=v3", "id,day,amount\nx,2024-03-02,oops\n")
+        .await
+        .unwrap();
     let st = r.status();
     assert_eq!(st, 400, "a conflicting type: {}", r.text().await.unwrap());
-    let r = s.http.post(format!("{}/v1/datasets/{name}", s.base)).body("id\n1\n").send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/datasets/{name}", s.base))
+        .body("id\n1\n")
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     assert!(v["message"].as_str().unwrap().contains("format="), "{v}");
 }
@@ -423,10 +545,15 @@ async fn datasets(s: &Server) {
 async fn manifests(s: &Server) {
     let (_, v) = s.get("/v1/manifests").await;
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1, "{v}");
-    let (st, v) = s.get("/v1/manifests/genes/lookup?gene_id=G2&tissue_id=017").await;
+    let (st, v) = s
+        .get("/v1/manifests/genes/lookup?gene_id=G2&tissue_id=017")
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["count"], 1);
-    assert_eq!(v["records"][0]["file_path"], "s3://lab/v1/ad/G2/model_tissue_17.tl");
+    assert_eq!(
+        v["records"][0]["file_path"],
+        "s3://lab/v1/ad/G2/model_tissue_17.tl"
+    );
     let (_, v) = s.get("/v1/manifests/genes/lookup?gene_id=G2").await;
     assert_eq!(v["count"], 10);
     let (_, v) = s.get("/v1/manifests/genes/unique/gene_id").await;
@@ -436,7 +563,11 @@ async fn manifests(s: &Server) {
         ("/v1/manifests/genes/lookup?color=red", 400, "color"),
         ("/v1/manifests/genes/unique/color", 400, "color"),
         ("/v1/manifests/nope/lookup?a=1", 404, "no manifest"),
-        ("/v1/manifests/private/lookup?gene_id=G1", 403, "another namespace"),
+        (
+            "/v1/manifests/private/lookup?gene_id=G1",
+            403,
+            "another namespace",
+        ),
     ] {
         let (st, v) = s.get(path).await;
         assert_error(st, &v, status, want);
@@ -448,11 +579,28 @@ async fn service(s: &Server) {
     assert_eq!((st.as_u16(), v["status"].as_str()), (200, Some("ok")));
     let (st, v) = s.get("/openapi.json").await;
     assert_eq!(st, 200);
-    for p in ["/query-parquet", "/v1/tables/{table}/rows", "/v1/sql", "/v1/datasets/{name}", "/v1/manifests/{manifest}/lookup"] {
-        assert!(v["paths"][p].is_object(), "{p} missing from the OpenAPI document");
+    for p in [
+        "/query-parquet",
+        "/v1/tables/{table}/rows",
+        "/v1/sql",
+        "/v1/datasets/{name}",
+        "/v1/manifests/{manifest}/lookup",
+    ] {
+        assert!(
+            v["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
     }
     // The docs page and every asset it names come from the server itself.
-    let html = s.http.get(format!("{}/docs/", s.base)).send().await.unwrap().text().await.unwrap();
+    let html = s
+        .http
+        .get(format!("{}/docs/", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("swagger"), "{html}");
     let mut assets = 0;
     for part in html.split(['"', '\'']) {
@@ -466,13 +614,29 @@ async fn service(s: &Server) {
         }
     }
     assert!(assets >= 2, "the page names its script and style: {html}");
-    let metrics = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains("tessera_http_requests_total{method=\"GET\",route=\"/query-parquet\",status=\"200\"}"),
+        metrics.contains(
+            "tessera_http_requests_total{method=\"GET\",route=\"/query-parquet\",status=\"200\"}"
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains("route=\"/query-parquet\",status=\"400\""), "400s are counted");
-    assert!(metrics.contains("tessera_http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("route=\"/query-parquet\",status=\"400\""),
+        "400s are counted"
+    );
+    assert!(
+        metrics.contains("tessera_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 async fn hostile(s: &Server) {
@@ -502,11 +666,24 @@ async fn hostile(s: &Server) {
     assert!(st.is_client_error());
     let (st, v) = s.get("/v1/tables/sales%27%3B--/rows").await;
     assert_error(st, &v, 404, "no table named");
-    let r = s.http.post(format!("{}/v1/sql", s.base)).json(&json!({"sql": "x".repeat(2 << 20)})).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/sql", s.base))
+        .json(&json!({"sql": "x".repeat(2 << 20)}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    let r = s.http.delete(format!("{}/v1/tables", s.base)).send().await.unwrap();
+    let r = s
+        .http
+        .delete(format!("{}/v1/tables", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
-    let (st, _) = s.get("/query-parquet?statename=california&dname=sales").await;
+    let (st, _) = s
+        .get("/query-parquet?statename=california&dname=sales")
+        .await;
     assert_eq!(st, 200, "still serving");
 }
 
@@ -516,13 +693,23 @@ async fn limits(s: &Server) {
     while let Ok(p) = s.app.query_permit() {
         held.push(p);
     }
-    let r = s.http.get(format!("{}/query-parquet?statename=california&dname=sales", s.base)).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!(
+            "{}/query-parquet?statename=california&dname=sales",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
     let (st, _) = s.get("/healthz").await;
     assert_eq!(st, 200, "health is not a query");
     drop(held);
-    let (st, _) = s.get("/query-parquet?statename=california&dname=sales").await;
+    let (st, _) = s
+        .get("/query-parquet?statename=california&dname=sales")
+        .await;
     assert_eq!(st, 200);
 }
 
