@@ -298,3 +298,110 @@ impl AsyncFileReader for LocationReader {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use proptest::prelude::*;
+
+    /// `n` rows `0..n` in row groups of `group` rows and pages of `page`.
+    fn file(n: i64, group: usize, page: usize, page_index: bool) -> Bytes {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("twice", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                Arc::new(Int64Array::from_iter(
+                    (0..n).map(|i| (i % 5 != 0).then_some(i * 2)),
+                )),
+            ],
+        )
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(group))
+            .set_data_page_row_count_limit(page)
+            .set_write_batch_size(page)
+            .set_statistics_enabled(if page_index {
+                parquet::file::properties::EnabledStatistics::Page
+            } else {
+                parquet::file::properties::EnabledStatistics::None
+            })
+            .build();
+        let mut out = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        out.into()
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// A page is exactly rows [offset, min(offset + limit, n)), in file
+        /// order, whatever the row-group and page layout, cached in memory
+        /// or read by ranges.
+        #[test]
+        fn a_page_is_exactly_its_rows(
+            n in 1i64..3000,
+            group in 1usize..700,
+            page in 1usize..300,
+            page_index in any::<bool>(),
+            in_memory in any::<bool>(),
+            offset in 0u64..3200,
+            limit in 1u64..900,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let loc = Location::open(
+                    &format!("memory://pages-{}/f.parquet", rand::random::<u64>()),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
+                loc.write(file(n, group, page, page_index)).await.unwrap();
+                let budget = if in_memory { 1 << 30 } else { 0 };
+                let files = ParquetFiles::new(Duration::from_secs(60), budget);
+                let f = files.open(&loc).await.unwrap();
+                prop_assert_eq!(f.num_rows(), n as u64);
+                let got = ids(&f.read_rows(offset, limit, None).await.unwrap());
+                let want: Vec<i64> = (offset as i64..(offset + limit).min(n as u64) as i64).collect();
+                prop_assert_eq!(got, want);
+                let cols = f.read_rows(offset, limit, Some(&[1])).await.unwrap();
+                prop_assert!(cols.iter().all(|b| b.num_columns() == 1));
+                Ok(())
+            })?;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_object_is_read_again_and_a_missing_one_is_404() {
+        let loc = Location::open("memory://pages-etag/f.parquet", &Default::default())
+            .await
+            .unwrap();
+        loc.write(file(10, 4, 2, true)).await.unwrap();
+        let files = ParquetFiles::new(Duration::ZERO, 1 << 20);
+        assert_eq!(files.open(&loc).await.unwrap().num_rows(), 10);
+        loc.write(file(25, 4, 2, true)).await.unwrap();
+        assert_eq!(files.open(&loc).await.unwrap().num_rows(), 25);
+        loc.write(Bytes::from_static(b"not parquet at all"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            files.open(&loc).await,
+            Err(ApiError::BadRequest(_))
+        ));
+        loc.delete().await.unwrap();
+        assert!(matches!(files.open(&loc).await, Err(ApiError::NotFound(_))));
+    }
+}
