@@ -235,6 +235,11 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
 }
 
 async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    // An upload takes as long as the client takes to send it; its size is
+    // bounded by max_body instead.
+    if req.method() == axum::http::Method::POST && req.uri().path().starts_with("/v1/datasets/") {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => {

@@ -53,7 +53,7 @@ impl AppState {
     /// Build the state (no I/O besides what `Tables::new` needs).
     pub fn new(config: Config, store: Location, auth: SharedAuth) -> AppState {
         let files = ParquetFiles::new(config.limits.refresh_interval, 512 << 20);
-        let tables = Tables::new(&config, &store);
+        let tables = Tables::new(&config);
         let queries = Arc::new(Semaphore::new(config.limits.max_concurrent_queries));
         AppState(Arc::new(Inner {
             config,

@@ -66,7 +66,7 @@ pub fn session_config() -> SessionConfig {
 }
 
 impl Tables {
-    pub(crate) fn new(config: &Config, _store: &Location) -> Tables {
+    pub(crate) fn new(config: &Config) -> Tables {
         Tables {
             configs: config
                 .tables
