@@ -25,6 +25,9 @@ fi
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
+# Each server is measured alone: the reference keeps working through its
+# backlog of queued requests for a while after wrk stops.
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; sleep 2; }
 
 wait_up() {
   for _ in $(seq 1 100); do
@@ -37,13 +40,20 @@ wait_up() {
 
 REF_PORT=18701
 TS_PORT=18702
-echo "== starting the reference app (uvicorn, 2 workers = the machine's cores)"
-(cd bench/server && DATA_ROOT=$DATA exec "$VENV/bin/uvicorn" reference_app:app \
-  --host 127.0.0.1 --port $REF_PORT --workers 2 --log-level warning) &
-PIDS+=($!)
-echo "== starting tessera serve"
-"$TARGET/release/tessera" serve --store "$DATA" --bind 127.0.0.1:$TS_PORT -q >/dev/null &
-PIDS+=($!)
+start_reference() {
+  (cd bench/server && DATA_ROOT=$DATA exec "$VENV/bin/uvicorn" reference_app:app \
+    --host 127.0.0.1 --port $REF_PORT --workers 2 --log-level warning) &
+  REF_PID=$!
+  PIDS+=($REF_PID)
+}
+start_tessera() {
+  "$TARGET/release/tessera" serve --store "$DATA" --bind 127.0.0.1:$TS_PORT -q >/dev/null &
+  TS_PID=$!
+  PIDS+=($TS_PID)
+}
+echo "== starting the reference app (uvicorn, 2 workers = the machine's cores) and tessera serve"
+start_reference
+start_tessera
 wait_up "http://127.0.0.1:$REF_PORT/query-parquet?statename=california&dname=sales&page=1&page_size=10"
 wait_up "http://127.0.0.1:$TS_PORT/query-parquet?statename=california&dname=sales&page=1&page_size=10"
 
@@ -65,9 +75,16 @@ run() { # name port page
     "http://127.0.0.1:$2/query-parquet?statename=california&dname=sales&page=$3&page_size=10" \
     > "$OUT/wrk-$1-page$3.txt" 2>&1
 }
+stop "$TS_PID"
 for page in 1 50000; do
   echo "== page $page: reference app"
   run reference $REF_PORT $page
+  sleep 5
+done
+stop "$REF_PID"
+start_tessera
+wait_up "http://127.0.0.1:$TS_PORT/query-parquet?statename=california&dname=sales&page=1&page_size=10"
+for page in 1 50000; do
   echo "== page $page: tessera"
   run tessera $TS_PORT $page
 done

@@ -91,6 +91,10 @@ pub struct Limits {
     /// before the object's ETag is checked again.
     #[serde(with = "human_duration")]
     pub refresh_interval: Duration,
+    /// Memory for Parquet files kept decoded (hot files are paged from
+    /// memory; larger ones by ranged reads).
+    #[serde(with = "human_size")]
+    pub cache_memory: u64,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
             max_body: 1_000_000_000,
             sql_row_limit: 100_000,
             refresh_interval: Duration::from_secs(5),
+            cache_memory: 512 << 20,
         }
     }
 }
@@ -203,7 +208,8 @@ impl Config {
     /// `TESSERA_AUTH`, `TESSERA_INSECURE`, `TESSERA_REQUEST_TIMEOUT`,
     /// `TESSERA_MAX_PAGE_SIZE`, `TESSERA_MAX_CONCURRENT_QUERIES`,
     /// `TESSERA_MAX_BODY`, `TESSERA_SQL_ROW_LIMIT`,
-    /// `TESSERA_REFRESH_INTERVAL`, `TESSERA_QUERY_PARQUET_TEMPLATE`.
+    /// `TESSERA_REFRESH_INTERVAL`, `TESSERA_CACHE_MEMORY`,
+    /// `TESSERA_QUERY_PARQUET_TEMPLATE`.
     pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<(), ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -237,6 +243,9 @@ impl Config {
                 "TESSERA_SQL_ROW_LIMIT" => self.limits.sql_row_limit = num()?,
                 "TESSERA_MAX_BODY" => {
                     self.limits.max_body = tessera_store::parse_size(v).map_err(|e| bad(&e))?
+                }
+                "TESSERA_CACHE_MEMORY" => {
+                    self.limits.cache_memory = tessera_store::parse_size(v).map_err(|e| bad(&e))?
                 }
                 "TESSERA_QUERY_PARQUET_TEMPLATE" => self.query_parquet.template = v.into(),
                 _ => {}

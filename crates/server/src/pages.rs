@@ -5,8 +5,11 @@
 //! `refresh_interval`. A page of rows `[offset, offset + n)` touches only
 //! the row groups that hold it, and inside them a row selection skips the
 //! pages before and after, so page 50,000 costs about what page 0 costs.
-//! Small files are also kept in memory (within a byte budget), so a hot
-//! file is decoded without I/O at all.
+//! Files that fit a memory budget are decoded once into Arrow batches and
+//! kept, so a page of a hot file is a zero-copy slice: no I/O and no
+//! decompression per request (a page of a pyarrow-written file, whose pages
+//! hold about 1 MB each, would otherwise cost a page decompression per
+//! column).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -38,8 +41,40 @@ pub struct ParquetFile {
     etag: Option<String>,
     size: u64,
     meta: ArrowReaderMetadata,
-    data: Option<Bytes>,
+    decoded: Option<Decoded>,
     checked_ms: AtomicU64,
+}
+
+/// A whole file as Arrow batches, with the first row number of each.
+struct Decoded {
+    batches: Vec<RecordBatch>,
+    starts: Vec<u64>,
+    bytes: u64,
+}
+
+impl Decoded {
+    fn rows(&self, offset: u64, limit: u64, columns: Option<&[usize]>) -> ApiResult<Vec<RecordBatch>> {
+        let end = offset.saturating_add(limit);
+        let mut i = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let mut out = Vec::new();
+        while i < self.batches.len() && self.starts[i] < end {
+            let b = &self.batches[i];
+            let start = self.starts[i];
+            let from = offset.max(start) - start;
+            let to = (end.min(start + b.num_rows() as u64)).saturating_sub(start);
+            if to > from {
+                let s = b.slice(from as usize, (to - from) as usize);
+                out.push(match columns {
+                    Some(c) => s
+                        .project(c)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                    None => s,
+                });
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
 }
 
 impl ParquetFile {
@@ -94,24 +129,13 @@ impl ParquetFile {
         if groups.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        if let Some(d) = &self.decoded {
+            return d.rows(offset, limit, columns);
+        }
         let mask = columns
             .map(|c| ProjectionMask::roots(md.file_metadata().schema_descr(), c.iter().copied()));
         let batch = limit.min(65_536) as usize;
         let err = |e: ParquetError| ApiError::Store(format!("cannot read {}: {e}", self.loc.url()));
-        if let Some(data) = &self.data {
-            let mut b =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(data.clone(), self.meta.clone())
-                    .with_row_groups(groups)
-                    .with_row_selection(RowSelection::from(selectors))
-                    .with_batch_size(batch);
-            if let Some(m) = mask {
-                b = b.with_projection(m);
-            }
-            let reader = b.build().map_err(err)?;
-            return reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ApiError::Store(format!("cannot read {}: {e}", self.loc.url())));
-        }
         let mut b = ParquetRecordBatchStreamBuilder::new_with_metadata(
             LocationReader::new(&self.loc),
             self.meta.clone(),
@@ -133,6 +157,9 @@ pub struct ParquetFiles {
     budget: u64,
     used: AtomicU64,
     epoch: Instant,
+    /// Loads run one at a time, so that a burst of requests for a cold
+    /// file decodes it once.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ParquetFiles {
@@ -144,8 +171,8 @@ impl std::fmt::Debug for ParquetFiles {
 }
 
 impl ParquetFiles {
-    /// A cache that re-checks ETags every `refresh` and keeps whole files of
-    /// at most `budget / 8` bytes in memory, `budget` bytes in all.
+    /// A cache that re-checks ETags every `refresh` and keeps files decoded
+    /// in memory when they take at most `budget / 2` bytes, `budget` in all.
     pub fn new(refresh: Duration, budget: u64) -> ParquetFiles {
         ParquetFiles {
             files: Mutex::new(HashMap::new()),
@@ -153,6 +180,7 @@ impl ParquetFiles {
             budget,
             used: AtomicU64::new(0),
             epoch: Instant::now(),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -194,6 +222,13 @@ impl ParquetFiles {
                 return Ok(f);
             }
         }
+        let _loading = self.loading.lock().await;
+        // Another request may have loaded this version meanwhile.
+        if let Some(f) = self.files.lock().unwrap().get(&key) {
+            if f.etag == head.e_tag && f.size == head.size && head.e_tag.is_some() {
+                return Ok(f.clone());
+            }
+        }
         let size = head.size;
         let mut reader = LocationReader::new(loc);
         let bad = |e: ParquetError| {
@@ -206,25 +241,37 @@ impl ParquetFiles {
             .map_err(bad)?;
         let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
             .map_err(bad)?;
-        let data =
-            if size <= self.budget / 8 && self.used.load(Ordering::Relaxed) + size <= self.budget {
-                let d = loc.read().await?;
-                self.used.fetch_add(size, Ordering::Relaxed);
-                Some(d)
-            } else {
-                None
-            };
+        let md = meta.metadata();
+        let estimate: u64 = md
+            .row_groups()
+            .iter()
+            .map(|rg| rg.total_byte_size().max(0) as u64)
+            .sum();
+        let decoded = if estimate <= self.budget / 2
+            && self.used.load(Ordering::Relaxed) + estimate <= self.budget
+        {
+            let data = loc.read().await?;
+            let m = meta.clone();
+            let url = loc.url();
+            let d = tokio::task::spawn_blocking(move || decode(data, m, &url))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??;
+            self.used.fetch_add(d.bytes, Ordering::Relaxed);
+            Some(d)
+        } else {
+            None
+        };
         let file = Arc::new(ParquetFile {
             loc: loc.clone(),
             etag: head.e_tag,
             size,
             meta,
-            data,
+            decoded,
             checked_ms: AtomicU64::new(self.now_ms()),
         });
         if let Some(old) = self.files.lock().unwrap().insert(key, file.clone()) {
-            if let Some(d) = &old.data {
-                self.used.fetch_sub(d.len() as u64, Ordering::Relaxed);
+            if let Some(d) = &old.decoded {
+                self.used.fetch_sub(d.bytes, Ordering::Relaxed);
             }
         }
         Ok(file)
@@ -232,11 +279,33 @@ impl ParquetFiles {
 
     fn forget(&self, key: &str) {
         if let Some(old) = self.files.lock().unwrap().remove(key) {
-            if let Some(d) = &old.data {
-                self.used.fetch_sub(d.len() as u64, Ordering::Relaxed);
+            if let Some(d) = &old.decoded {
+                self.used.fetch_sub(d.bytes, Ordering::Relaxed);
             }
         }
     }
+}
+
+fn decode(data: Bytes, meta: ArrowReaderMetadata, url: &str) -> ApiResult<Decoded> {
+    let err = |e: &dyn std::fmt::Display| ApiError::Store(format!("cannot read {url}: {e}"));
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(data, meta)
+        .with_batch_size(65_536)
+        .build()
+        .map_err(|e| err(&e))?;
+    let mut d = Decoded {
+        batches: Vec::new(),
+        starts: Vec::new(),
+        bytes: 0,
+    };
+    let mut row = 0u64;
+    for b in reader {
+        let b = b.map_err(|e| err(&e))?;
+        d.starts.push(row);
+        row += b.num_rows() as u64;
+        d.bytes += b.get_array_memory_size() as u64;
+        d.batches.push(b);
+    }
+    Ok(d)
 }
 
 /// An [`AsyncFileReader`] over a tessera [`Location`].

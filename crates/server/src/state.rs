@@ -52,7 +52,7 @@ impl Deref for AppState {
 impl AppState {
     /// Build the state (no I/O besides what `Tables::new` needs).
     pub fn new(config: Config, store: Location, auth: SharedAuth) -> AppState {
-        let files = ParquetFiles::new(config.limits.refresh_interval, 512 << 20);
+        let files = ParquetFiles::new(config.limits.refresh_interval, config.limits.cache_memory);
         let tables = Tables::new(&config);
         let queries = Arc::new(Semaphore::new(config.limits.max_concurrent_queries));
         AppState(Arc::new(Inner {
