@@ -116,5 +116,9 @@ for page in (1, 50000):
     s = parse(f"{out}/wrk-tessera-page{page}.txt")
     for name, v in (("reference", r), ("tessera", s)):
         print(f"{page:>6} {name:>10} {v[0]:>10.1f} {v[1]:>9.2f} {v[2]:>9.2f} {v[3]:>7}")
-    print(f"{page:>6} {'ratio':>10} {s[0] / r[0]:>9.1f}x {r[1] / s[1]:>8.1f}x {r[2] / s[2]:>8.1f}x")
+    def ratio(a, b):
+        return f"{a / b:>8.1f}x" if a > 0 and b > 0 else f"{'n/a':>9}"
+    print(f"{page:>6} {'ratio':>10} {ratio(s[0], r[0]):>10} {ratio(r[1], s[1])} {ratio(r[2], s[2])}")
+print("(ratio: tessera's req/s over the reference's; the reference's latency over tessera's."
+      " A latency of 0 means wrk saw no answer within its 2 s timeout.)")
 PY
