@@ -53,9 +53,17 @@ struct Decoded {
 }
 
 impl Decoded {
-    fn rows(&self, offset: u64, limit: u64, columns: Option<&[usize]>) -> ApiResult<Vec<RecordBatch>> {
+    fn rows(
+        &self,
+        offset: u64,
+        limit: u64,
+        columns: Option<&[usize]>,
+    ) -> ApiResult<Vec<RecordBatch>> {
         let end = offset.saturating_add(limit);
-        let mut i = self.starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let mut i = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
         let mut out = Vec::new();
         while i < self.batches.len() && self.starts[i] < end {
             let b = &self.batches[i];

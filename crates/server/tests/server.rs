@@ -754,3 +754,21 @@ fn s3_base() -> Option<String> {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_timeout_gets_504_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fixture(dir.path().to_str().unwrap()).await;
+    config.limits.request_timeout = std::time::Duration::from_millis(300);
+    let s = Server::start(config).await;
+    // 625 million pairs: far more than 300 ms of work.
+    let (st, v) = s
+        .sql("SELECT sum(a.id * b.sales) AS x FROM sales a, sales b")
+        .await;
+    assert_error(st, &v, 504, "took longer");
+    let (st, _) = s
+        .get("/query-parquet?statename=california&dname=sales")
+        .await;
+    assert_eq!(st, 200);
+    s.stop().await;
+}
