@@ -1028,7 +1028,7 @@ impl Packer {
                         w.push(&rel, b)?;
                     }
                 }
-                w.close(&rel)?;
+                w.drain(&rel)?;
                 let written: HashSet<&str> = w.outputs.iter().map(|o| o.path.as_str()).collect();
                 deletes.extend(
                     files
@@ -1040,7 +1040,7 @@ impl Packer {
         }
         let order = w.order.clone();
         for rel in order {
-            w.close(&rel)?;
+            w.drain(&rel)?;
         }
         Ok((w.outputs, deletes, rows))
     }
@@ -1224,6 +1224,29 @@ impl Writers<'_> {
             staged,
             replaces,
         })
+    }
+
+    /// Finish the open file of a folder and every file its leftover rows
+    /// need. (Closing the last file can give back rows that did not fit in
+    /// it; dropping them lost the tail of the input.)
+    fn drain(&mut self, rel: &str) -> Result<()> {
+        let mut before = usize::MAX;
+        loop {
+            let left = self.close(rel)?;
+            let n: usize = left.iter().map(|b| b.num_rows()).sum();
+            if n == 0 {
+                return Ok(());
+            }
+            if n >= before {
+                return Err(Error::InvalidInput(format!(
+                    "internal error: {n} rows fit in no file of {rel}"
+                )));
+            }
+            before = n;
+            for b in left {
+                self.push(rel, b)?;
+            }
+        }
     }
 
     /// Finish the open file of a folder; returns rows that did not fit.

@@ -355,9 +355,14 @@ proptest! {
         inputs in proptest::collection::vec(0i64..300, 1..5),
         limit in 2_000u64..30_000,
         ext in prop::sample::select(vec!["csv", "jsonl", "snappy.parquet", "zstd.parquet"]),
-        case in any::<u64>(),
     ) {
-        let (land, db) = (mem(&format!("prop{case}/land")), mem(&format!("prop{case}/db")));
+        // A fresh store for every execution, shrinking runs included.
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let case = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (land, db) = (
+            mem(&format!("prop-{}-{case}/land", std::process::id())),
+            mem(&format!("prop-{}-{case}/db", std::process::id())),
+        );
         let fmt = Format::from_extension(ext).unwrap();
         let mut next = 0;
         let mut want = Vec::new();
