@@ -349,9 +349,6 @@ pub async fn table_rows(
             ),
             None => schema,
         };
-        // The projection follows the file's column order; put it in the asked order.
-        let batches = reorder(batches, &schema, p.get("columns"))?;
-        let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
         (batches, schema, file.num_rows())
     } else {
         let provider = state.tables.provider(&state, &id, &table).await?;
@@ -425,28 +422,6 @@ pub async fn table_rows(
         r.headers_mut().insert("x-next-cursor", n);
     }
     Ok(r)
-}
-
-fn reorder(
-    batches: Vec<RecordBatch>,
-    schema: &arrow::datatypes::SchemaRef,
-    columns: Option<&str>,
-) -> ApiResult<Vec<RecordBatch>> {
-    let Some(spec) = columns else {
-        return Ok(batches);
-    };
-    let want = query::columns(schema, spec)?;
-    let idx: Vec<usize> = want
-        .iter()
-        .map(|n| schema.index_of(n).expect("checked"))
-        .collect();
-    batches
-        .into_iter()
-        .map(|b| {
-            b.project(&idx)
-                .map_err(|e| ApiError::Internal(e.to_string()))
-        })
-        .collect()
 }
 
 /// A SQL request.

@@ -102,7 +102,7 @@ impl ParquetFile {
     }
 
     /// Read rows `[offset, offset + limit)` in file order, optionally only
-    /// some columns (indices into [`schema`](Self::schema)).
+    /// some columns (indices into [`schema`](Self::schema), in that order).
     pub async fn read_rows(
         &self,
         offset: u64,
@@ -154,7 +154,26 @@ impl ParquetFile {
         if let Some(m) = mask {
             b = b.with_projection(m);
         }
-        b.build().map_err(err)?.try_collect().await.map_err(err)
+        let batches: Vec<RecordBatch> = b.build().map_err(err)?.try_collect().await.map_err(err)?;
+        // A projection mask reads columns in file order; give the asked order.
+        match columns {
+            None => Ok(batches),
+            Some(c) => {
+                let mut sorted = c.to_vec();
+                sorted.sort_unstable();
+                let order: Vec<usize> = c
+                    .iter()
+                    .map(|i| sorted.binary_search(i).expect("from the same list"))
+                    .collect();
+                batches
+                    .iter()
+                    .map(|b| {
+                        b.project(&order)
+                            .map_err(|e| ApiError::Internal(e.to_string()))
+                    })
+                    .collect()
+            }
+        }
     }
 }
 
@@ -454,8 +473,10 @@ mod tests {
                 let got = ids(&f.read_rows(offset, limit, None).await.unwrap());
                 let want: Vec<i64> = (offset as i64..(offset + limit).min(n as u64) as i64).collect();
                 prop_assert_eq!(got, want);
-                let cols = f.read_rows(offset, limit, Some(&[1])).await.unwrap();
-                prop_assert!(cols.iter().all(|b| b.num_columns() == 1));
+                // Columns come in the asked order, whichever path reads them.
+                let cols = f.read_rows(offset, limit, Some(&[1, 0])).await.unwrap();
+                prop_assert!(cols.iter().all(|b| b.num_columns() == 2 && b.schema().field(0).name() == "twice"));
+                prop_assert_eq!(cols.iter().map(|b| b.column(1).as_primitive::<Int64Type>().values().to_vec()).collect::<Vec<_>>().concat(), ids(&f.read_rows(offset, limit, None).await.unwrap()));
                 Ok(())
             })?;
         }

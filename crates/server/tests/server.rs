@@ -298,8 +298,23 @@ async fn tables(s: &Server) {
     assert_eq!(ids(&v), [10, 11, 12, 13, 14]);
     assert_eq!(
         v["data"][0].as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["id", "sales"]
+        ["id", "sales"],
+        "only the asked columns"
     );
+    // Columns come in the asked order (JSON objects here are key-sorted; CSV is not).
+    let csv = s
+        .http
+        .get(format!(
+            "{}/v1/tables/sales/rows?limit=2&columns=sales,id&format=csv",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "sales,id\n0,0\n10,1\n");
     let next = v["next_cursor"].as_str().unwrap().to_string();
     let (_, v2) = s
         .get(&format!(
