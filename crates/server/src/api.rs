@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
