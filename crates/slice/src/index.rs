@@ -1,0 +1,736 @@
+//! The index: one streaming pass over an object records where slices may
+//! start, saved as a sidecar JSON object (format documented on [`Index`]).
+
+use std::io::Read;
+use std::time::Instant;
+
+use base64::Engine;
+use libz_rs_sys as z;
+use serde::{Deserialize, Serialize};
+use tessera_store::{Location, ObjectMeta, PublishMode};
+
+use crate::error::{Error, Result};
+use crate::format::{Compression, Format};
+use crate::gz::{self, Inflater, WINDOW};
+use crate::scan::{Event, Scanner, Sequence};
+
+/// The version of the index format this crate writes and reads.
+pub const INDEX_VERSION: u32 = 1;
+
+/// The suffix of an index object: `reads.fq.gz` → `reads.fq.gz.tessera-index.json`.
+pub const INDEX_SUFFIX: &str = ".tessera-index.json";
+
+/// Default distance between checkpoints, in uncompressed bytes.
+pub const DEFAULT_SPACING: u64 = 1 << 20;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A place where decoding may resume and the first slice boundary after it.
+///
+/// For an uncompressed object `u == c == o`. For gzip, `c`/`bits` is the
+/// deflate block boundary (decoding starts `bits` bits before byte `c`),
+/// `w` the window (none: a gzip member starts at `c`), `u` the uncompressed
+/// offset there, and `o` the first record (or FASTA line) start at or after
+/// `u`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Uncompressed offset where decoding resumes.
+    pub u: u64,
+    /// Compressed offset where decoding resumes.
+    pub c: u64,
+    /// Bits of the byte before `c` that belong to the block (gzip only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bits: u8,
+    /// Index into [`Index::windows`] (gzip only; none at a member start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w: Option<u32>,
+    /// Uncompressed offset of the boundary (a record start or, for FASTA, a line start).
+    pub o: u64,
+    /// Record number at the boundary (FASTA line boundary: the sequence it belongs to).
+    pub r: u64,
+    /// FASTA line boundary: bases of the sequence before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<u64>,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// The header every slice repeats (CSV/TSV first record, VCF `#` lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Its length: the body starts at this uncompressed offset.
+    pub length: u64,
+    /// Its bytes, base64.
+    pub base64: String,
+}
+
+/// An index of one object.
+///
+/// Stored as JSON beside the object (`KEY.tessera-index.json`) or under an
+/// index store. Fields: `tessera_index` (format version, 1), `url`, `size`
+/// and `etag` of the object when indexed, `format`, `compression`,
+/// `spacing`, `data_size` (uncompressed bytes), `records`, `header`,
+/// `checkpoints` (see [`Checkpoint`]), `windows` (raw-deflate-compressed
+/// 32 KiB windows, base64), `sequences` (FASTA: name, header line, offsets,
+/// length and line layout of each sequence, as a `.fai` holds them) and
+/// `fai_problem` (why a `.fai` cannot describe this FASTA, if so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// Format version ([`INDEX_VERSION`]).
+    pub tessera_index: u32,
+    /// The indexed object.
+    pub url: String,
+    /// Its size in bytes when indexed.
+    pub size: u64,
+    /// Its ETag when indexed.
+    pub etag: Option<String>,
+    /// Record format.
+    pub format: Format,
+    /// Compression, detected from the bytes.
+    pub compression: Compression,
+    /// Whether the first CSV/TSV line is a header.
+    #[serde(default = "yes")]
+    pub has_header: bool,
+    /// Target distance between checkpoints (uncompressed bytes).
+    pub spacing: u64,
+    /// Uncompressed size.
+    pub data_size: u64,
+    /// Number of records (header excluded; FASTA: sequences).
+    pub records: u64,
+    /// The header, when the format has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Header>,
+    /// Where slices may start, in order.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Deflate windows of gzip checkpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
+    /// FASTA sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<Sequence>,
+    /// Why a `.fai` cannot describe this FASTA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fai_problem: Option<String>,
+    /// BGZF: every block start after the first, as (compressed, uncompressed) offsets (the `.gzi` entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<(u64, u64)>,
+    /// The tessera version that wrote the index.
+    pub created_by: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How to index an object.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// The record format; `None` guesses from the object's name.
+    pub format: Option<Format>,
+    /// Distance between checkpoints in uncompressed bytes.
+    pub spacing: u64,
+    /// CSV/TSV: the first line is a header (default true).
+    pub header: bool,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            format: None,
+            spacing: DEFAULT_SPACING,
+            header: true,
+        }
+    }
+}
+
+/// What indexing measured.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexStats {
+    /// Compressed bytes read.
+    pub bytes: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Turns scanner events into checkpoints.
+struct Builder {
+    cps: Vec<Checkpoint>,
+    pending: bool,
+    spacing: u64,
+    next_at: u64,
+}
+
+impl Builder {
+    fn new(spacing: u64) -> Builder {
+        Builder {
+            cps: Vec::new(),
+            pending: false,
+            spacing: spacing.max(1),
+            next_at: 0,
+        }
+    }
+
+    /// Uncompressed objects: a checkpoint at the first boundary past each spacing mark.
+    #[inline]
+    fn plain(&mut self, ev: Event) {
+        let o = ev.offset();
+        if o >= self.next_at {
+            let (r, p) = record_part(ev);
+            self.cps.push(Checkpoint {
+                u: o,
+                c: o,
+                bits: 0,
+                w: None,
+                o,
+                r,
+                p,
+            });
+            self.next_at = o + self.spacing;
+        }
+    }
+
+    /// Compressed objects: the pending checkpoint takes the first boundary after it.
+    #[inline]
+    fn compressed(&mut self, ev: Event) {
+        if self.pending {
+            self.pending = false;
+            let (r, p) = record_part(ev);
+            let cp = self.cps.last_mut().unwrap();
+            cp.o = ev.offset();
+            cp.r = r;
+            cp.p = p;
+        }
+    }
+}
+
+fn record_part(ev: Event) -> (u64, Option<u64>) {
+    match ev {
+        Event::Record { record, .. } => (record, None),
+        Event::Part { record, bases, .. } => (record, Some(bases)),
+    }
+}
+
+/// The object's identity as an index records it.
+fn describe(size: u64, etag: Option<&str>) -> String {
+    format!("{size} bytes, ETag {}", etag.unwrap_or("none"))
+}
+
+impl Index {
+    /// Index an object in one streaming pass.
+    pub async fn build(object: &Location, opts: &IndexOptions) -> Result<(Index, IndexStats)> {
+        Self::build_with_progress(object, opts, |_| {}).await
+    }
+
+    /// [`Index::build`], calling `progress` with the compressed bytes read so far.
+    pub async fn build_with_progress(
+        object: &Location,
+        opts: &IndexOptions,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<(Index, IndexStats)> {
+        let url = object.url();
+        let format = match opts.format {
+            Some(f) => f,
+            None => Format::from_name(object.path().as_ref()).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "{url}: cannot tell the format from the name; give --format (csv, tsv, text, jsonl, fasta, fastq, vcf)"
+                ))
+            })?,
+        };
+        let meta = object.head().await.map_err(not_found(&url))?;
+        let started = Instant::now();
+        let reader: Box<dyn Read + Send> = match object.local_path() {
+            Some(p) => Box::new(
+                std::fs::File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
+            ),
+            None => {
+                let (_, stream) = object.read_stream().await?;
+                Box::new(StreamReader::spawn(stream))
+            }
+        };
+        let opts = opts.clone();
+        let url2 = url.clone();
+        let meta2 = meta.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            build_sync(reader, &url2, &meta2, format, &opts, &progress)
+        })
+        .await
+        .map_err(|e| Error::InvalidInput(format!("indexing task failed: {e}")))??;
+        let stats = IndexStats {
+            bytes: meta.size,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((index, stats))
+    }
+
+    /// Where the index of `object` lives: beside it, or under `index_store`.
+    pub fn location_for(object: &Location, index_store: Option<&Location>) -> Result<Location> {
+        sidecar(object, index_store, INDEX_SUFFIX)
+    }
+
+    /// Save the index (replacing an older one).
+    pub async fn save(&self, to: &Location) -> Result<()> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        to.publish(json, PublishMode::Overwrite).await?;
+        Ok(())
+    }
+
+    /// Read an index; check it is one this version understands.
+    pub async fn load(from: &Location) -> Result<Index> {
+        let url = from.url();
+        let bytes = from.read().await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    what: format!("{url} (no index; run `tessera index` on the object first)"),
+                }
+            } else {
+                Error::Store(e)
+            }
+        })?;
+        Self::from_json(&bytes, &url)
+    }
+
+    /// Parse an index from JSON (`url` names it in errors).
+    pub fn from_json(bytes: &[u8], url: &str) -> Result<Index> {
+        let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::BadIndex {
+            url: url.to_string(),
+            message: format!("not a tessera index: {e}"),
+        })?;
+        if index.tessera_index != INDEX_VERSION {
+            return Err(Error::BadIndex {
+                url: url.to_string(),
+                message: format!(
+                    "index format version {} is not supported (this tessera reads version {INDEX_VERSION})",
+                    index.tessera_index
+                ),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Refuse the index when the object no longer has the size and ETag it recorded.
+    pub fn check_current(&self, meta: &ObjectMeta) -> Result<()> {
+        if meta.size != self.size || (self.etag.is_some() && meta.e_tag != self.etag) {
+            return Err(Error::StaleIndex {
+                url: self.url.clone(),
+                indexed: describe(self.size, self.etag.as_deref()),
+                now: describe(meta.size, meta.e_tag.as_deref()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Open the index of `object` and check it is current.
+    pub async fn open(object: &Location, index_store: Option<&Location>) -> Result<Index> {
+        let url = object.url();
+        let meta = object.head().await.map_err(not_found(&url))?;
+        let index = Self::load(&Self::location_for(object, index_store)?).await?;
+        index.check_current(&meta)?;
+        Ok(index)
+    }
+
+    /// The header bytes, decoded.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        self.header
+            .as_ref()
+            .and_then(|h| B64.decode(&h.base64).ok())
+            .unwrap_or_default()
+    }
+
+    /// Where the records start (after the header).
+    pub fn body_start(&self) -> u64 {
+        self.header.as_ref().map_or(0, |h| h.length)
+    }
+
+    /// A window, decoded.
+    pub(crate) fn window(&self, w: u32) -> Result<Vec<u8>> {
+        let packed = self
+            .windows
+            .get(w as usize)
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or_else(|| Error::BadIndex {
+                url: self.url.clone(),
+                message: format!("window {w} is missing or damaged"),
+            })?;
+        gz::unpack_window(&packed).map_err(|e| Error::BadIndex {
+            url: self.url.clone(),
+            message: format!("window {w}: {e}"),
+        })
+    }
+
+    /// The `.fai` text `samtools faidx` would write (FASTA only).
+    pub fn fai(&self) -> Result<Vec<u8>> {
+        use std::num::NonZero;
+        if self.format != Format::Fasta {
+            return Err(Error::InvalidInput(format!(
+                "{}: a .fai describes FASTA; this index is {}",
+                self.url, self.format
+            )));
+        }
+        if self.compression == Compression::Gzip {
+            return Err(Error::InvalidInput(format!(
+                "{}: samtools reads .fai offsets only for uncompressed or BGZF FASTA; this object is plain gzip",
+                self.url
+            )));
+        }
+        if let Some(problem) = &self.fai_problem {
+            return Err(Error::data(&self.url, problem.clone()));
+        }
+        let mut records = Vec::with_capacity(self.sequences.len());
+        for s in &self.sequences {
+            let (Some(lb), Some(lw)) = (NonZero::new(s.line_bases), NonZero::new(s.line_width)) else {
+                return Err(Error::data(&self.url, format!("sequence `{}` is empty", s.name)));
+            };
+            records.push(noodles_fasta::fai::Record::new(s.name.as_str(), s.length, s.offset, lb, lw));
+        }
+        let mut out = Vec::new();
+        noodles_fasta::fai::io::Writer::new(&mut out)
+            .write_index(&noodles_fasta::fai::Index::from(records))
+            .map_err(|e| Error::io("writing .fai", e))?;
+        Ok(out)
+    }
+
+    /// The `.gzi` bytes `bgzip -r` would write (BGZF only).
+    pub fn gzi(&self) -> Result<Vec<u8>> {
+        if self.compression != Compression::Bgzf {
+            return Err(Error::InvalidInput(format!(
+                "{}: a .gzi indexes BGZF; this object is {}",
+                self.url,
+                self.compression.name()
+            )));
+        }
+        let mut out = Vec::new();
+        noodles_bgzf::gzi::io::Writer::new(&mut out)
+            .write_index(&noodles_bgzf::gzi::Index::from(self.blocks.clone()))
+            .map_err(|e| Error::io("writing .gzi", e))?;
+        Ok(out)
+    }
+}
+
+/// `object` with a suffix, beside it or under `index_store` (same key).
+pub fn sidecar(object: &Location, index_store: Option<&Location>, suffix: &str) -> Result<Location> {
+    let key = format!("{}{suffix}", object.path().as_ref());
+    match index_store {
+        None => Ok(object.with_path(key.as_str().into())),
+        Some(store) => Ok(store.join(&key)?),
+    }
+}
+
+fn not_found(url: &str) -> impl Fn(tessera_store::Error) -> Error + '_ {
+    move |e| {
+        if e.is_not_found() {
+            Error::NotFound { what: url.to_string() }
+        } else {
+            Error::Store(e)
+        }
+    }
+}
+
+const CHUNK: usize = 4 << 20;
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8], url: &str) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("reading {url}"), e)),
+        }
+    }
+    Ok(n)
+}
+
+/// The indexing pass proper (blocking).
+fn build_sync(
+    mut reader: Box<dyn Read + Send>,
+    url: &str,
+    meta: &ObjectMeta,
+    format: Format,
+    opts: &IndexOptions,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Index> {
+    let mut first = vec![0u8; CHUNK];
+    let n = read_full(&mut *reader, &mut first, url)?;
+    first.truncate(n);
+    let compression = Compression::detect(&first);
+    let mut scanner = Scanner::new(format, opts.header);
+    let mut builder = Builder::new(opts.spacing);
+    let mut windows = Vec::new();
+    let mut blocks = Vec::new();
+    let data_size = match compression {
+        Compression::None => {
+            let mut buf = first;
+            let mut total = 0u64;
+            loop {
+                if buf.is_empty() {
+                    break;
+                }
+                scanner.feed(&buf, &mut |ev| {
+                    builder.plain(ev);
+                    true
+                });
+                total += buf.len() as u64;
+                progress(total);
+                if scanner.error().is_some() {
+                    break;
+                }
+                buf.resize(CHUNK, 0);
+                let n = read_full(&mut *reader, &mut buf, url)?;
+                buf.truncate(n);
+            }
+            total
+        }
+        Compression::Gzip | Compression::Bgzf => gzip_pass(
+            first,
+            &mut *reader,
+            url,
+            compression == Compression::Bgzf,
+            &mut scanner,
+            &mut builder,
+            &mut windows,
+            &mut blocks,
+            progress,
+        )?,
+    };
+    if let Some(e) = scanner.finish(&mut |_| true) {
+        return Err(Error::data(url, format!("not valid {format}: {e}")));
+    }
+    if builder.pending {
+        // No boundary after the last checkpoint.
+        if builder.cps.pop().is_some_and(|cp| cp.w.is_some()) {
+            windows.pop();
+        }
+    }
+    let records = scanner.records();
+    let header = scanner.header().and_then(|(bytes, end)| {
+        (end > 0).then(|| Header {
+            length: end,
+            base64: B64.encode(bytes),
+        })
+    });
+    if format == Format::Fasta && records == 0 && data_size > 0 {
+        return Err(Error::data(url, "not valid fasta: no '>' header line found"));
+    }
+    let has_header = opts.header;
+    let (sequences, fai_problem) = if format == Format::Fasta {
+        scanner.into_sequences()
+    } else {
+        (Vec::new(), None)
+    };
+    Ok(Index {
+        tessera_index: INDEX_VERSION,
+        url: url.to_string(),
+        size: meta.size,
+        etag: meta.e_tag.clone(),
+        format,
+        compression,
+        has_header,
+        spacing: builder.spacing,
+        data_size,
+        records,
+        header,
+        checkpoints: builder.cps,
+        windows,
+        sequences,
+        fai_problem,
+        blocks,
+        created_by: format!("tessera {}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// One pass of inflate with `Z_BLOCK`, zran-style, feeding the output to the scanner.
+#[allow(clippy::too_many_arguments)]
+fn gzip_pass(
+    first: Vec<u8>,
+    reader: &mut dyn Read,
+    url: &str,
+    bgzf: bool,
+    scanner: &mut Scanner,
+    builder: &mut Builder,
+    windows: &mut Vec<String>,
+    blocks: &mut Vec<(u64, u64)>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u64> {
+    let mut input = first;
+    let mut in_pos = 0usize;
+    let mut eof = input.len() < CHUNK;
+    let mut out = vec![0u8; 4 << 20];
+    let mut out_pos = 0usize;
+    let mut total_in = 0u64; // compressed bytes consumed
+    let mut total_out = 0u64;
+    let mut inf = Inflater::new(gz::GZIP);
+    let mut member_start = Some(0u64);
+    let mut ended = false; // the last member ended cleanly
+    let mut reported = 0u64;
+    loop {
+        if in_pos == input.len() {
+            if eof {
+                break;
+            }
+            input.resize(CHUNK, 0);
+            let n = read_full(reader, &mut input, url)?;
+            input.truncate(n);
+            in_pos = 0;
+            eof = n < CHUNK;
+            if n == 0 {
+                break;
+            }
+        }
+        if out_pos == out.len() {
+            out.copy_within(out_pos - WINDOW..out_pos, 0);
+            out_pos = WINDOW;
+        }
+        ended = false;
+        let step = inf.inflate(&input[in_pos..], &mut out[out_pos..], z::Z_BLOCK);
+        in_pos += step.consumed;
+        total_in += step.consumed as u64;
+        if step.produced > 0 {
+            let produced = &out[out_pos..out_pos + step.produced];
+            scanner.feed(produced, &mut |ev| {
+                builder.compressed(ev);
+                true
+            });
+            out_pos += step.produced;
+            total_out += step.produced as u64;
+            if let Some(e) = scanner.error() {
+                return Err(Error::data(url, format!("not valid {}: {e}", format_name(scanner))));
+            }
+        }
+        if total_in - reported >= 16 << 20 {
+            reported = total_in;
+            progress(total_in);
+        }
+        match step.code {
+            z::Z_OK | z::Z_BUF_ERROR => {}
+            z::Z_STREAM_END => {
+                ended = true;
+                // Another member may follow (trailing zeros or garbage end the data, as with gzip).
+                if in_pos == input.len() && !eof {
+                    input.resize(CHUNK, 0);
+                    let n = read_full(reader, &mut input, url)?;
+                    input.truncate(n);
+                    in_pos = 0;
+                    eof = n < CHUNK;
+                }
+                let rest = &input[in_pos..];
+                if rest.len() >= 2 && rest[0] == 0x1f && rest[1] == 0x8b {
+                    inf.reset(gz::GZIP);
+                    member_start = Some(total_in);
+                    if bgzf {
+                        blocks.push((total_in, total_out));
+                    }
+                    continue;
+                }
+                if !rest.is_empty() || !eof {
+                    tracing::warn!("{url}: ignoring data after the last gzip member at byte {total_in}");
+                }
+                break;
+            }
+            code => {
+                return Err(Error::data(
+                    url,
+                    format!(
+                        "corrupt gzip data at compressed byte {total_in} (uncompressed {total_out}): {}",
+                        inf.message(code)
+                    ),
+                ))
+            }
+        }
+        let at_boundary = step.data_type & 128 != 0 && step.data_type & 64 == 0;
+        if !at_boundary {
+            continue;
+        }
+        let at_member = member_start.take();
+        if builder.pending || total_out < builder.next_at {
+            continue;
+        }
+        if let Some(start) = at_member {
+            // Right after a member header: resume by parsing that header.
+            builder.cps.push(Checkpoint {
+                u: total_out,
+                c: start,
+                bits: 0,
+                w: None,
+                o: 0,
+                r: 0,
+                p: None,
+            });
+        } else if bgzf {
+            continue;
+        } else {
+            let window = &out[out_pos.saturating_sub(WINDOW)..out_pos];
+            windows.push(B64.encode(gz::pack_window(window)));
+            builder.cps.push(Checkpoint {
+                u: total_out,
+                c: total_in,
+                bits: (step.data_type & 7) as u8,
+                w: Some(windows.len() as u32 - 1),
+                o: 0,
+                r: 0,
+                p: None,
+            });
+        }
+        builder.pending = true;
+        builder.next_at = total_out + builder.spacing;
+    }
+    if !ended {
+        return Err(Error::data(
+            url,
+            format!(
+                "truncated gzip: the data ends inside a member (after {total_in} compressed, {total_out} uncompressed bytes)"
+            ),
+        ));
+    }
+    progress(total_in);
+    Ok(total_out)
+}
+
+fn format_name(s: &Scanner) -> &'static str {
+    s.format_name()
+}
+
+/// A blocking reader over an object's byte stream (filled by a tokio task).
+struct StreamReader {
+    rx: std::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, String>>,
+    cur: bytes::Bytes,
+}
+
+impl StreamReader {
+    fn spawn(
+        mut stream: futures::stream::BoxStream<'static, tessera_store::Result<bytes::Bytes>>,
+    ) -> StreamReader {
+        use futures::StreamExt;
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(|e| e.to_string());
+                let stop = item.is_err();
+                if tx.send(item).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        StreamReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.cur = b,
+                Ok(Err(e)) => return Err(std::io::Error::other(e)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
