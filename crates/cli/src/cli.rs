@@ -89,8 +89,87 @@ pub enum Command {
         after_help = "Examples:\n  tessera serve\n  tessera serve --store s3://bucket/data --config tessera.toml --bind 0.0.0.0:8080 --auth auth.toml\n  tessera serve --new-token --namespace team-a --role write >> auth.toml\n\nConfiguration: the TOML file (--config or TESSERA_CONFIG), then TESSERA_* variables\n(also read from ./.env), then these flags. Docs of every endpoint: http://ADDR/docs/.\nWithout --auth the server only binds to loopback addresses unless --insecure is given."
     )]
     Serve(ServeArgs),
+    /// Index a raw object (CSV, TSV, text, JSON Lines, FASTA, FASTQ, VCF; plain, gzip or BGZF) for slicing.
+    #[command(
+        after_help = "Examples:\n  tessera index s3://bucket/reads.fastq.gz\n  tessera index genome.fa --fai\n  tessera index calls.vcf.gz --gzi --index-store s3://bucket/indexes\n\nOne streaming pass; the index is written beside the object as KEY.tessera-index.json\n(or under --index-store) and records the object's size and ETag. The format is taken\nfrom the name unless --format is given; gzip and BGZF are detected from the bytes."
+    )]
+    Index(IndexArgs),
+    /// Plan slices of an indexed object, or fetch one slice (`tessera slice get`).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:\n  tessera slice s3://bucket/reads.fastq.gz --count 64 -o slices.json\n  tessera slice data.csv --bytes 64MiB -o slices.json\n  tessera slice genome.fa --records 1 -o per-sequence.json\n  tessera slice get slices.json --slice 3 -o part3.fastq\n\nPlanning reads only the index. Each slice in the JSON list is self-contained (URL, ETag,\nbyte ranges, header, decompression checkpoint) and holds no credentials: a worker\nfetches it with its own."
+    )]
+    Slice(SliceArgs),
     /// Generate a small demo in ./tessera-data and walk through tessera.
     Quickstart(QuickstartArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// The object to index (s3://bucket/key, a local path, …).
+    pub url: String,
+    /// Record format: csv, tsv, text, jsonl, fasta, fastq, vcf [default: from the name].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Write the index under this location instead of beside the object.
+    #[arg(long, value_name = "URL")]
+    pub index_store: Option<String>,
+    /// Distance between checkpoints (uncompressed bytes). Smaller: evener
+    /// slices, bigger index [default: 64KiB; gzip: 1MiB].
+    #[arg(long, value_name = "SIZE")]
+    pub spacing: Option<String>,
+    /// CSV/TSV: the first line is a record, not a header.
+    #[arg(long)]
+    pub no_header: bool,
+    /// FASTA: also write a samtools-compatible KEY.fai.
+    #[arg(long)]
+    pub fai: bool,
+    /// BGZF: also write a bgzip-compatible KEY.gzi.
+    #[arg(long)]
+    pub gzi: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SliceArgs {
+    #[command(subcommand)]
+    pub command: Option<SliceCommand>,
+    /// The indexed object.
+    #[arg(required = true)]
+    pub url: Option<String>,
+    /// About N slices of even size.
+    #[arg(long, value_name = "N", group = "strategy")]
+    pub count: Option<usize>,
+    /// Slices of about SIZE stored bytes each (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE", group = "strategy")]
+    pub bytes: Option<String>,
+    /// Slices of N records each (FASTA: N sequences).
+    #[arg(long, value_name = "N", group = "strategy")]
+    pub records: Option<u64>,
+    /// Where the index was written (as given to `tessera index --index-store`).
+    #[arg(long, value_name = "URL")]
+    pub index_store: Option<String>,
+    /// Write the slices (a JSON list) here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SliceCommand {
+    /// Fetch one slice of a slices file and write its records (with the header).
+    Get(SliceGetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SliceGetArgs {
+    /// A slices file written by `tessera slice` (`-` for stdin).
+    pub slices: String,
+    /// The slice number (0-based).
+    #[arg(long, value_name = "I")]
+    pub slice: usize,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@ mod output;
 mod pack;
 mod quickstart;
 mod serve;
+mod slice;
 
 use clap::Parser;
 
@@ -62,6 +63,8 @@ async fn run(args: cli::Cli) -> anyhow::Result<i32> {
         cli::Command::Get(a) => datasets::get(a, &opts, args.global.verbose).await,
         cli::Command::Datasets(c) => datasets::admin(c, &opts).await,
         cli::Command::Serve(a) => serve::run(a, &opts).await,
+        cli::Command::Index(a) => slice::index(a, &opts, quiet).await,
+        cli::Command::Slice(a) => slice::run(a, &opts).await,
         cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
     }
 }

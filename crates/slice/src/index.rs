@@ -20,8 +20,12 @@ pub const INDEX_VERSION: u32 = 1;
 /// The suffix of an index object: `reads.fq.gz` → `reads.fq.gz.tessera-index.json`.
 pub const INDEX_SUFFIX: &str = ".tessera-index.json";
 
-/// Default distance between checkpoints, in uncompressed bytes.
-pub const DEFAULT_SPACING: u64 = 1 << 20;
+/// Default distance between checkpoints of an uncompressed object.
+pub const DEFAULT_SPACING: u64 = 64 << 10;
+
+/// Default distance between checkpoints of a gzip object (in uncompressed
+/// bytes; each checkpoint carries a 32 KiB window, so they are sparser).
+pub const DEFAULT_GZIP_SPACING: u64 = 1 << 20;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -129,7 +133,8 @@ fn yes() -> bool {
 pub struct IndexOptions {
     /// The record format; `None` guesses from the object's name.
     pub format: Option<Format>,
-    /// Distance between checkpoints in uncompressed bytes.
+    /// Distance between checkpoints in uncompressed bytes; 0 chooses
+    /// [`DEFAULT_SPACING`] or, for gzip, [`DEFAULT_GZIP_SPACING`].
     pub spacing: u64,
     /// CSV/TSV: the first line is a header (default true).
     pub header: bool,
@@ -139,7 +144,7 @@ impl Default for IndexOptions {
     fn default() -> Self {
         IndexOptions {
             format: None,
-            spacing: DEFAULT_SPACING,
+            spacing: 0,
             header: true,
         }
     }
@@ -456,7 +461,12 @@ fn build_sync(
     first.truncate(n);
     let compression = Compression::detect(&first);
     let mut scanner = Scanner::new(format, opts.header);
-    let mut builder = Builder::new(opts.spacing);
+    let spacing = match (opts.spacing, compression) {
+        (0, Compression::None) => DEFAULT_SPACING,
+        (0, _) => DEFAULT_GZIP_SPACING,
+        (n, _) => n,
+    };
+    let mut builder = Builder::new(spacing);
     let mut windows = Vec::new();
     let mut blocks = Vec::new();
     let data_size = match compression {
@@ -682,6 +692,11 @@ fn gzip_pass(
                 "truncated gzip: the data ends inside a member (after {total_in} compressed, {total_out} uncompressed bytes)"
             ),
         ));
+    }
+    // Like bgzip, list no block that starts at the end of the data (the
+    // empty end-of-file block).
+    while blocks.last().is_some_and(|&(_, u)| u == total_out) {
+        blocks.pop();
     }
     progress(total_in);
     Ok(total_out)

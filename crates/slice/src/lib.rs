@@ -54,8 +54,8 @@ mod slice;
 pub use error::{Error, Result};
 pub use format::{Compression, Format};
 pub use index::{
-    sidecar, Checkpoint, Header, Index, IndexOptions, IndexStats, DEFAULT_SPACING, INDEX_SUFFIX,
-    INDEX_VERSION,
+    sidecar, Checkpoint, Header, Index, IndexOptions, IndexStats, DEFAULT_GZIP_SPACING,
+    DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
 pub use scan::Sequence;
 pub use slice::{

@@ -1,0 +1,169 @@
+//! `tessera index`, `tessera slice` and `tessera slice get`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tessera_slice::{parse_slices, plan, sidecar, Format, Index, IndexOptions, Strategy};
+use tessera_store::{format_size, parse_size, Location, PublishMode, StoreOptions};
+
+use crate::cli::{IndexArgs, SliceArgs, SliceCommand, SliceGetArgs};
+
+async fn index_store(url: &Option<String>, opts: &StoreOptions) -> Result<Option<Location>> {
+    Ok(match url {
+        Some(u) => Some(Location::open(u, opts).await?),
+        None => None,
+    })
+}
+
+pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
+    let object = Location::open(&args.url, opts).await?;
+    let format = match &args.format {
+        Some(f) => Some(f.parse::<Format>().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let spacing = match &args.spacing {
+        Some(s) => match parse_size(s).map_err(|e| anyhow::anyhow!("--spacing: {e}"))? {
+            0 => bail!("--spacing must be at least 1 byte"),
+            n => n,
+        },
+        None => 0,
+    };
+    let store = index_store(&args.index_store, opts).await?;
+    let options = IndexOptions {
+        format,
+        spacing,
+        header: !args.no_header,
+    };
+    let pb = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let size = object.head().await.map(|m| m.size).unwrap_or(0);
+        let pb = ProgressBar::new(size);
+        pb.set_style(
+            ProgressStyle::with_template("indexing {bytes}/{total_bytes} [{elapsed}, {bytes_per_sec}, ETA {eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    };
+    let pb2 = pb.clone();
+    let (index, stats) = Index::build_with_progress(&object, &options, move |n| pb2.set_position(n)).await?;
+    pb.finish_and_clear();
+    // Check the sidecars can be written before publishing anything.
+    let fai = if args.fai { Some(index.fai()?) } else { None };
+    let gzi = if args.gzi { Some(index.gzi()?) } else { None };
+    let at = Index::location_for(&object, store.as_ref())?;
+    index.save(&at).await?;
+    let mut extra = String::new();
+    if let Some(fai) = fai {
+        let loc = fai_location(&object, store.as_ref())?;
+        loc.publish(fai, PublishMode::Overwrite).await?;
+        extra.push_str(&format!("\n  .fai  {}", loc.url()));
+    }
+    if let Some(gzi) = gzi {
+        let loc = sidecar(&object, store.as_ref(), ".gzi")?;
+        loc.publish(gzi, PublishMode::Overwrite).await?;
+        extra.push_str(&format!("\n  .gzi  {}", loc.url()));
+    }
+    if !quiet {
+        let mbps = stats.bytes as f64 / 1e6 / stats.seconds.max(1e-9);
+        eprintln!(
+            "indexed {} ({}, {}): {} records, {} uncompressed, {} checkpoints in {:.2} s ({mbps:.0} MB/s)\n  index {}{extra}",
+            object.url(),
+            index.format,
+            index.compression.name(),
+            index.records,
+            format_size(index.data_size),
+            index.checkpoints.len(),
+            stats.seconds,
+            at.url(),
+        );
+    }
+    Ok(0)
+}
+
+/// samtools looks for `KEY.fai` beside the FASTA.
+fn fai_location(object: &Location, store: Option<&Location>) -> Result<Location> {
+    Ok(sidecar(object, store, ".fai")?)
+}
+
+pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
+    if let Some(SliceCommand::Get(get)) = args.command {
+        return fetch(get, opts).await;
+    }
+    let url = args.url.context("give the object to slice")?;
+    let strategy = match (args.count, &args.bytes, args.records) {
+        (Some(n), None, None) => Strategy::Count(n),
+        (None, Some(b), None) => Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?),
+        (None, None, Some(n)) => Strategy::Records(n),
+        _ => bail!("give one of --count N, --bytes SIZE or --records N"),
+    };
+    let object = Location::open(&url, opts).await?;
+    let store = index_store(&args.index_store, opts).await?;
+    let index = Index::open(&object, store.as_ref()).await?;
+    let slices = plan(&index, strategy)?;
+    let json = serde_json::to_vec_pretty(&slices)?;
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &json)?;
+            eprintln!(
+                "{} slices of {} ({} records) → {}",
+                slices.len(),
+                object.url(),
+                index.records,
+                path.display()
+            );
+        }
+        None => write_stdout(&json)?,
+    }
+    Ok(0)
+}
+
+async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
+    let (json, name) = if args.slices == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("cannot read the slices from stdin")?;
+        (buf, "stdin".to_string())
+    } else if args.slices.contains("://") {
+        let loc = Location::open(&args.slices, opts).await?;
+        (loc.read().await?.to_vec(), loc.url())
+    } else {
+        let p = Path::new(&args.slices);
+        let data = std::fs::read(p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("slices file {} does not exist", p.display())
+            } else {
+                anyhow::anyhow!("cannot read {}: {e}", p.display())
+            }
+        })?;
+        (data, p.display().to_string())
+    };
+    let slices = parse_slices(&json, &name)?;
+    let Some(slice) = slices.get(args.slice) else {
+        bail!("{name} has {} slices (0 to {}); there is no slice {}", slices.len(), slices.len().saturating_sub(1), args.slice);
+    };
+    let data = slice.fetch(opts).await?;
+    match &args.output {
+        Some(path) => write_atomic(path, &data)?,
+        None => write_stdout(&data)?,
+    }
+    Ok(0)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tessera-tmp");
+    std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn write_stdout(data: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(data).and_then(|_| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
