@@ -33,6 +33,20 @@ fi
 export TESSERA_TEST_PYTHON="$(cd "$VENV" && pwd)/bin/python"
 export TESSERA_REQUIRE_PYTHON=1
 
+# Peers of the slicing tests: files made by gzip, pigz and bgzip, and
+# samtools reading the .fai tessera writes (Debian packages).
+need=()
+for t in gzip:gzip pigz:pigz bgzip:tabix samtools:samtools; do
+    command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export TESSERA_REQUIRE_TOOLS=1
+
 garage_start
 # In this script the S3 tests must run: a missing server is a failure, not a skip.
 export TESSERA_REQUIRE_S3=1

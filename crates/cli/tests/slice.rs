@@ -282,4 +282,13 @@ fn slices_on_s3() {
     let (all, n) = fetch_all(d.path(), "s.json");
     assert_eq!(n, 4);
     assert!(all == text.as_bytes());
+    // The object is replaced: planning and fetching both refuse.
+    rt.block_on(async {
+        let loc = tessera_store::Location::open(&url, &Default::default()).await.unwrap();
+        loc.write(gz[..gz.len() - 1].to_vec()).await.unwrap();
+    });
+    let e = fails(tessera(d.path()).args(["slice", &url, "--count", "4", "--index-store", &idx_store]));
+    assert!(e.contains("changed since it was indexed"), "{e}");
+    let e = fails(tessera(d.path()).args(["slice", "get", "s.json", "--slice", "0"]));
+    assert!(e.contains("changed since it was indexed"), "{e}");
 }

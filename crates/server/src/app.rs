@@ -30,8 +30,9 @@ use crate::state::AppState;
         api::healthz, api::metrics, api::query_parquet, api::list_tables, api::table_schema,
         api::table_rows, api::sql, api::list_datasets, api::get_dataset, api::put_dataset,
         api::delete_dataset, api::list_manifests, api::manifest_lookup, api::manifest_unique,
+        crate::slices::plan_slices, crate::slices::slice_data,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorBody, crate::slices::PlanRequest)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -180,6 +181,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/manifests/{manifest}/unique/{field}",
             get(api::manifest_unique),
         )
+        .route("/v1/slices/plan", post(crate::slices::plan_slices))
+        .route("/v1/slices/data", get(crate::slices::slice_data))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/healthz", get(api::healthz))

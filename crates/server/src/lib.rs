@@ -32,6 +32,7 @@ mod metrics;
 pub mod pages;
 mod params;
 mod query;
+pub mod slices;
 mod state;
 pub mod tables;
 

@@ -1,0 +1,159 @@
+//! Slicing endpoints: plan slices of an indexed object under the store, and
+//! serve one slice's records.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use tessera_slice::{plan, Index, Strategy};
+use tessera_store::Location;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Identity;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::format::truncate;
+use crate::state::AppState;
+
+/// Which object to slice, and how.
+#[derive(Debug, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// The object's key under the server's store (indexed with `tessera index`).
+    /// With authentication on, keys start with the caller's namespace: `NAMESPACE/...`.
+    pub object: String,
+    /// About this many slices of even size.
+    pub count: Option<usize>,
+    /// Slices of about this many stored bytes.
+    pub bytes: Option<u64>,
+    /// Slices of this many records (FASTA: sequences).
+    pub records: Option<u64>,
+}
+
+/// A plan request plus the slice to serve.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DataRequest {
+    /// The object's key under the server's store.
+    pub object: String,
+    /// About this many slices of even size.
+    pub count: Option<usize>,
+    /// Slices of about this many stored bytes.
+    pub bytes: Option<u64>,
+    /// Slices of this many records.
+    pub records: Option<u64>,
+    /// The slice to serve (0-based).
+    pub slice: usize,
+}
+
+impl From<tessera_slice::Error> for ApiError {
+    fn from(e: tessera_slice::Error) -> Self {
+        use tessera_slice::Error as E;
+        match &e {
+            E::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            E::InvalidInput(_) | E::InvalidData { .. } => ApiError::BadRequest(e.to_string()),
+            E::StaleIndex { .. } => ApiError::Conflict(e.to_string()),
+            E::Store(tessera_store::Error::NotFound { .. }) => ApiError::NotFound(e.to_string()),
+            E::BadIndex { .. } | E::Store(_) | E::Io { .. } => ApiError::Store(e.to_string()),
+        }
+    }
+}
+
+fn strategy(count: Option<usize>, bytes: Option<u64>, records: Option<u64>) -> ApiResult<Strategy> {
+    match (count, bytes, records) {
+        (Some(n), None, None) => Ok(Strategy::Count(n)),
+        (None, Some(b), None) => Ok(Strategy::Bytes(b)),
+        (None, None, Some(n)) => Ok(Strategy::Records(n)),
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of count, bytes or records".into(),
+        )),
+    }
+}
+
+/// The object a caller may slice: a plain key under the store (no URL, no
+/// `..`), inside the caller's namespace when authentication is on.
+fn object(state: &AppState, id: &Identity, key: &str) -> ApiResult<Location> {
+    let bad = |why: &str| ApiError::BadRequest(format!("object '{}': {why}", truncate(key, 120)));
+    if key.is_empty() || key.len() > 1024 {
+        return Err(bad("a key of 1 to 1024 bytes is expected"));
+    }
+    if key.contains("://") || key.starts_with('/') || key.contains('\\') {
+        return Err(bad("give a key under the server's store, not a URL or absolute path"));
+    }
+    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(bad("empty, '.' and '..' path segments are not allowed"));
+    }
+    if state.auth.is_some() && !key.starts_with(&format!("{}/", id.namespace)) {
+        return Err(ApiError::Forbidden(format!(
+            "object '{}' is outside your namespace '{}/'",
+            truncate(key, 120),
+            id.namespace
+        )));
+    }
+    Ok(state.store.join(key)?)
+}
+
+async fn planned(
+    state: &AppState,
+    id: &Identity,
+    key: &str,
+    s: Strategy,
+) -> ApiResult<(Location, Vec<tessera_slice::Slice>)> {
+    let obj = object(state, id, key)?;
+    let index = Index::open(&obj, None).await?;
+    Ok((obj, plan(&index, s)?))
+}
+
+/// Plan slices of an indexed object: a JSON list of self-contained slice
+/// descriptors (no credentials), as `tessera slice` writes.
+#[utoipa::path(post, path = "/v1/slices/plan", tag = "slices",
+    request_body = PlanRequest,
+    responses((status = 200, description = "the slice descriptors"), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn plan_slices(
+    State(state): State<AppState>,
+    Extension(id): Extension<Identity>,
+    body: Result<Json<PlanRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
+    let s = strategy(req.count, req.bytes, req.records)?;
+    let (_, slices) = planned(&state, &id, &req.object, s).await?;
+    Ok(Json(slices).into_response())
+}
+
+/// The records of one slice in the source format (with its header), as
+/// `tessera slice get` writes them.
+#[utoipa::path(get, path = "/v1/slices/data", tag = "slices",
+    params(DataRequest),
+    responses((status = 200, description = "the slice's records", content_type = "text/plain"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn slice_data(
+    State(state): State<AppState>,
+    Extension(id): Extension<Identity>,
+    query: Result<Query<DataRequest>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(req) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let s = strategy(req.count, req.bytes, req.records)?;
+    let (obj, slices) = planned(&state, &id, &req.object, s).await?;
+    let Some(slice) = slices.get(req.slice) else {
+        return Err(ApiError::NotFound(format!(
+            "the plan has {} slices; there is no slice {}",
+            slices.len(),
+            req.slice
+        )));
+    };
+    let _permit = state.query_permit()?;
+    let data = slice.fetch_from(&obj).await?;
+    let mut resp = data.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    for (k, v) in [
+        ("x-tessera-first-record", slice.first_record),
+        ("x-tessera-record-count", slice.record_count),
+    ] {
+        resp.headers_mut().insert(k, HeaderValue::from(v));
+    }
+    Ok(resp)
+}
