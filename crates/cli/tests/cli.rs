@@ -75,11 +75,20 @@ fn quickstart_runs_and_reruns() {
         assert!(out.contains("216 matched"), "{out}");
         assert!(out.contains("    true"), "{out}");
         assert!(out.contains("Next, try"), "{out}");
+        assert!(out.contains("20000 reads"), "{out}");
+        assert!(out.contains("      slice 7: "), "{out}");
     }
     assert!(dir
         .path()
         .join("tessera-data/demo/manifest.parquet")
         .is_file());
+    // The slicing step's files work with the real commands.
+    let o = ok(tessera(dir.path()).args(["slice", "get", "tessera-data/slices.json", "--slice", "3"]));
+    let text = stdout(&o);
+    assert!(text.starts_with("@demo_read_") && text.lines().count() % 4 == 0, "{text}");
+    ok(tessera(dir.path()).args(["slice", "tessera-data/raw/reads.fastq.gz", "--records", "5000", "-o", "r.json"]));
+    let o = ok(tessera(dir.path()).args(["slice", "get", "r.json", "--slice", "1"]));
+    assert_eq!(stdout(&o).lines().count(), 5000 * 4);
 }
 
 #[test]
