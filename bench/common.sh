@@ -16,6 +16,7 @@ bench_setup() {
   TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
   VENV=${BENCH_VENV:-$ROOT/bench/.venv}
+  [ -n "$pip_args" ] || { VENV=""; return 0; }
   if [ ! -x "$VENV/bin/python" ]; then
     echo "== creating a Python environment for the peers in $VENV"
     python3 -m venv "$VENV"

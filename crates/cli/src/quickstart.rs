@@ -292,7 +292,9 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
 
     // 10. Slicing: a gzip FASTQ indexed once, cut into 8 slices, one fetched.
     let reads = root.join("raw/reads.fastq.gz")?;
-    reads.publish(fastq_gz(20_000)?, PublishMode::Overwrite).await?;
+    reads
+        .publish(fastq_gz(20_000)?, PublishMode::Overwrite)
+        .await?;
     step(
         10,
         "Slicing: index a FASTQ.gz once, plan 8 slices from the index, fetch one",
@@ -320,7 +322,10 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     let slices_arg = slices_loc
         .local_path()
         .map_or_else(|| slices_loc.url(), |p| p.display().to_string());
-    println!("    $ tessera slice {} --count 8 -o {slices_arg}", reads.url());
+    println!(
+        "    $ tessera slice {} --count 8 -o {slices_arg}",
+        reads.url()
+    );
     for s in &slices {
         println!(
             "      slice {}: compressed bytes {}..{}, reads {}..{}",
@@ -431,8 +436,12 @@ fn fastq_gz(n: usize) -> Result<Vec<u8>> {
         x ^= x >> 7;
         x ^= x << 17;
         let len = 100 + (x % 51) as usize;
-        let seq: String = (0..len).map(|k| b"ACGT"[((x >> (k % 62)) & 3) as usize] as char).collect();
-        let qual: String = (0..len).map(|k| (b'5' + ((x >> (k % 60)) % 10) as u8) as char).collect();
+        let seq: String = (0..len)
+            .map(|k| b"ACGT"[((x >> (k % 62)) & 3) as usize] as char)
+            .collect();
+        let qual: String = (0..len)
+            .map(|k| (b'5' + ((x >> (k % 60)) % 10) as u8) as char)
+            .collect();
         writeln!(enc, "@demo_read_{i} length={len}\n{seq}\n+\n{qual}")?;
     }
     Ok(enc.finish()?)

@@ -42,13 +42,16 @@ pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<
         let size = object.head().await.map(|m| m.size).unwrap_or(0);
         let pb = ProgressBar::new(size);
         pb.set_style(
-            ProgressStyle::with_template("indexing {bytes}/{total_bytes} [{elapsed}, {bytes_per_sec}, ETA {eta}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "indexing {bytes}/{total_bytes} [{elapsed}, {bytes_per_sec}, ETA {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb
     };
     let pb2 = pb.clone();
-    let (index, stats) = Index::build_with_progress(&object, &options, move |n| pb2.set_position(n)).await?;
+    let (index, stats) =
+        Index::build_with_progress(&object, &options, move |n| pb2.set_position(n)).await?;
     pb.finish_and_clear();
     // Check the sidecars can be written before publishing anything.
     let fai = if args.fai { Some(index.fai()?) } else { None };
@@ -95,7 +98,9 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
     let url = args.url.context("give the object to slice")?;
     let strategy = match (args.count, &args.bytes, args.records) {
         (Some(n), None, None) => Strategy::Count(n),
-        (None, Some(b), None) => Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?),
+        (None, Some(b), None) => {
+            Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?)
+        }
         (None, None, Some(n)) => Strategy::Records(n),
         _ => bail!("give one of --count N, --bytes SIZE or --records N"),
     };
@@ -123,7 +128,9 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
 async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
     let (json, name) = if args.slices == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("cannot read the slices from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read the slices from stdin")?;
         (buf, "stdin".to_string())
     } else if args.slices.contains("://") {
         let loc = Location::open(&args.slices, opts).await?;
@@ -141,7 +148,12 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
     };
     let slices = parse_slices(&json, &name)?;
     let Some(slice) = slices.get(args.slice) else {
-        bail!("{name} has {} slices (0 to {}); there is no slice {}", slices.len(), slices.len().saturating_sub(1), args.slice);
+        bail!(
+            "{name} has {} slices (0 to {}); there is no slice {}",
+            slices.len(),
+            slices.len().saturating_sub(1),
+            args.slice
+        );
     };
     let data = slice.fetch(opts).await?;
     match &args.output {

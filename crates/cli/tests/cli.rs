@@ -83,10 +83,21 @@ fn quickstart_runs_and_reruns() {
         .join("tessera-data/demo/manifest.parquet")
         .is_file());
     // The slicing step's files work with the real commands.
-    let o = ok(tessera(dir.path()).args(["slice", "get", "tessera-data/slices.json", "--slice", "3"]));
+    let o =
+        ok(tessera(dir.path()).args(["slice", "get", "tessera-data/slices.json", "--slice", "3"]));
     let text = stdout(&o);
-    assert!(text.starts_with("@demo_read_") && text.lines().count() % 4 == 0, "{text}");
-    ok(tessera(dir.path()).args(["slice", "tessera-data/raw/reads.fastq.gz", "--records", "5000", "-o", "r.json"]));
+    assert!(
+        text.starts_with("@demo_read_") && text.lines().count().is_multiple_of(4),
+        "{text}"
+    );
+    ok(tessera(dir.path()).args([
+        "slice",
+        "tessera-data/raw/reads.fastq.gz",
+        "--records",
+        "5000",
+        "-o",
+        "r.json",
+    ]));
     let o = ok(tessera(dir.path()).args(["slice", "get", "r.json", "--slice", "1"]));
     assert_eq!(stdout(&o).lines().count(), 5000 * 4);
 }

@@ -28,8 +28,17 @@ fn tool(name: &str) -> Option<&str> {
 }
 
 fn sh(dir: &Path, script: &str) {
-    let o = Std::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap();
-    assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Std::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Deterministic FASTQ whose quality lines often start with '@' or '+'.
@@ -39,8 +48,12 @@ fn fastq(n: usize) -> String {
     for i in 0..n {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
         let len = 100 + (x >> 59) as usize * 3;
-        let seq: String = (0..len).map(|k| b"ACGT"[((x >> (k % 61)) & 3) as usize] as char).collect();
-        let q: String = (0..len).map(|k| b"@+I#5"[((x >> (k % 59)) % 5) as usize] as char).collect();
+        let seq: String = (0..len)
+            .map(|k| b"ACGT"[((x >> (k % 61)) & 3) as usize] as char)
+            .collect();
+        let q: String = (0..len)
+            .map(|k| b"@+I#5"[((x >> (k % 59)) % 5) as usize] as char)
+            .collect();
         s.push_str(&format!("@read{i} lane=1\n{seq}\n+\n{q}\n"));
     }
     s
@@ -48,7 +61,10 @@ fn fastq(n: usize) -> String {
 
 fn fasta() -> String {
     let mut s = String::new();
-    for (i, (len, width)) in [(5000usize, 60usize), (123_457, 70), (17, 80), (80_000, 61)].iter().enumerate() {
+    for (i, (len, width)) in [(5000usize, 60usize), (123_457, 70), (17, 80), (80_000, 61)]
+        .iter()
+        .enumerate()
+    {
         s.push_str(&format!(">chr{i} test sequence {i}\n"));
         let bases: String = "ACGTTGCAAC".chars().cycle().skip(i).take(*len).collect();
         for c in bases.as_bytes().chunks(*width) {
@@ -91,8 +107,10 @@ fn gzip_and_pigz_files_slice_back_to_the_reads() {
     }
     for f in made {
         ok(tessera(d.path()).args(["index", f, "--spacing", "100KiB"]));
-        let idx: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.path().join(format!("{f}.tessera-index.json"))).unwrap()).unwrap();
+        let idx: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(d.path().join(format!("{f}.tessera-index.json"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(idx["compression"], "gzip");
         assert_eq!(idx["records"], 20_000);
         ok(tessera(d.path()).args(["slice", f, "--count", "8", "-o", "s.json"]));
@@ -111,9 +129,15 @@ fn gzip_and_pigz_files_slice_back_to_the_reads() {
 fn bgzip_files_and_their_gzi() {
     let Some(_) = tool("bgzip") else { return };
     let d = tempfile::tempdir().unwrap();
-    let mut vcf = String::from("##fileformat=VCFv4.2\n##contig=<ID=1>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
+    let mut vcf = String::from(
+        "##fileformat=VCFv4.2\n##contig=<ID=1>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n",
+    );
     for i in 0..60_000 {
-        vcf.push_str(&format!("1\t{}\trs{i}\tA\tG\t50\tPASS\tDP={}\n", 1000 + i * 7, i % 97));
+        vcf.push_str(&format!(
+            "1\t{}\trs{i}\tA\tG\t50\tPASS\tDP={}\n",
+            1000 + i * 7,
+            i % 97
+        ));
     }
     std::fs::write(d.path().join("calls.vcf"), &vcf).unwrap();
     sh(d.path(), "bgzip -c calls.vcf > calls.vcf.gz && cp calls.vcf.gz theirs.vcf.gz && bgzip -r theirs.vcf.gz");
@@ -137,7 +161,10 @@ fn bgzip_files_and_their_gzi() {
     sh(d.path(), "gzip -c calls.vcf > plain.vcf.gz");
     let e = fails(tessera(d.path()).args(["index", "plain.vcf.gz", "--gzi"]));
     assert!(e.contains("a .gzi indexes BGZF"), "{e}");
-    assert!(!d.path().join("plain.vcf.gz.tessera-index.json").exists(), "nothing written");
+    assert!(
+        !d.path().join("plain.vcf.gz.tessera-index.json").exists(),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -167,7 +194,9 @@ fn samtools_accepts_the_fai() {
     ok(tessera(d.path()).args(["slice", "g.fa", "--count", "6", "-o", "s.json"]));
     let list: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
-    assert!(list.iter().any(|s| s["fasta"]["sequence"] == "chr1" && s["fasta"]["base_offset"].as_u64().unwrap() > 0));
+    assert!(list.iter().any(
+        |s| s["fasta"]["sequence"] == "chr1" && s["fasta"]["base_offset"].as_u64().unwrap() > 0
+    ));
     let (all, _) = fetch_all(d.path(), "s.json");
     let all = String::from_utf8(all).unwrap();
     // Removing the repeated header lines gives the file back.
@@ -205,7 +234,10 @@ fn bad_input_is_refused_clearly() {
     assert!(e.contains("not valid fastq") && e.contains("line 1"), "{e}");
     let e = fails(tessera(p).args(["index", "r.fq", "--format", "fasta"]));
     assert!(e.contains("not valid fasta"), "{e}");
-    assert!(!p.join("r.fq.tessera-index.json").exists(), "nothing written");
+    assert!(
+        !p.join("r.fq.tessera-index.json").exists(),
+        "nothing written"
+    );
     // A CSV whose quoted field never closes.
     std::fs::write(p.join("q.csv"), "a,b\n1,\"open\n2,3\n").unwrap();
     let e = fails(tessera(p).args(["index", "q.csv"]));
@@ -234,11 +266,15 @@ fn bad_input_is_refused_clearly() {
     // A slices file edited by hand.
     ok(tessera(p).args(["index", "r.fq"]));
     ok(tessera(p).args(["slice", "r.fq", "--count", "3", "-o", "s.json"]));
-    let mut list: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("s.json")).unwrap()).unwrap();
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("s.json")).unwrap()).unwrap();
     list[1]["ranges"][0]["end"] = serde_json::json!(10_000_000_000u64);
     std::fs::write(p.join("edited.json"), serde_json::to_vec(&list).unwrap()).unwrap();
     let e = fails(tessera(p).args(["slice", "get", "edited.json", "--slice", "0"]));
-    assert!(e.contains("outside the object") && e.contains("slice 1"), "{e}");
+    assert!(
+        e.contains("outside the object") && e.contains("slice 1"),
+        "{e}"
+    );
     let e = fails(tessera(p).args(["slice", "get", "s.json", "--slice", "3"]));
     assert!(e.contains("there is no slice 3"), "{e}");
     std::fs::write(p.join("junk.json"), "{\"not\": \"slices\"}").unwrap();
@@ -269,14 +305,32 @@ fn slices_on_s3() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = format!("{bucket}/slice-{run}/reads.fq.gz");
     rt.block_on(async {
-        let loc = tessera_store::Location::open(&url, &Default::default()).await.unwrap();
+        let loc = tessera_store::Location::open(&url, &Default::default())
+            .await
+            .unwrap();
         loc.write(gz.clone()).await.unwrap();
     });
     let idx_store = format!("{bucket}/slice-{run}/indexes");
-    ok(tessera(d.path()).args(["index", &url, "--spacing", "64KiB", "--index-store", &idx_store]));
+    ok(tessera(d.path()).args([
+        "index",
+        &url,
+        "--spacing",
+        "64KiB",
+        "--index-store",
+        &idx_store,
+    ]));
     let e = fails(tessera(d.path()).args(["slice", &url, "--count", "4"]));
     assert!(e.contains("no index"), "{e}");
-    ok(tessera(d.path()).args(["slice", &url, "--count", "4", "--index-store", &idx_store, "-o", "s.json"]));
+    ok(tessera(d.path()).args([
+        "slice",
+        &url,
+        "--count",
+        "4",
+        "--index-store",
+        &idx_store,
+        "-o",
+        "s.json",
+    ]));
     let json = std::fs::read_to_string(d.path().join("s.json")).unwrap();
     assert!(!json.contains("AWS") && !json.to_lowercase().contains("secret"));
     let (all, n) = fetch_all(d.path(), "s.json");
@@ -284,10 +338,13 @@ fn slices_on_s3() {
     assert!(all == text.as_bytes());
     // The object is replaced: planning and fetching both refuse.
     rt.block_on(async {
-        let loc = tessera_store::Location::open(&url, &Default::default()).await.unwrap();
+        let loc = tessera_store::Location::open(&url, &Default::default())
+            .await
+            .unwrap();
         loc.write(gz[..gz.len() - 1].to_vec()).await.unwrap();
     });
-    let e = fails(tessera(d.path()).args(["slice", &url, "--count", "4", "--index-store", &idx_store]));
+    let e =
+        fails(tessera(d.path()).args(["slice", &url, "--count", "4", "--index-store", &idx_store]));
     assert!(e.contains("changed since it was indexed"), "{e}");
     let e = fails(tessera(d.path()).args(["slice", "get", "s.json", "--slice", "0"]));
     assert!(e.contains("changed since it was indexed"), "{e}");

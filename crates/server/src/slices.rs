@@ -78,9 +78,14 @@ fn object(state: &AppState, id: &Identity, key: &str) -> ApiResult<Location> {
         return Err(bad("a key of 1 to 1024 bytes is expected"));
     }
     if key.contains("://") || key.starts_with('/') || key.contains('\\') {
-        return Err(bad("give a key under the server's store, not a URL or absolute path"));
+        return Err(bad(
+            "give a key under the server's store, not a URL or absolute path",
+        ));
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(bad("empty, '.' and '..' path segments are not allowed"));
     }
     if state.auth.is_some() && !key.starts_with(&format!("{}/", id.namespace)) {
@@ -132,7 +137,8 @@ pub async fn slice_data(
     Extension(id): Extension<Identity>,
     query: Result<Query<DataRequest>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(req) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let Query(req) =
+        query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let s = strategy(req.count, req.bytes, req.records)?;
     let (obj, slices) = planned(&state, &id, &req.object, s).await?;
     let Some(slice) = slices.get(req.slice) else {

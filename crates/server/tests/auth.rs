@@ -100,9 +100,15 @@ role_claim = "roles"
     // Raw objects to slice, one per namespace, indexed.
     for ns in ["team-a", "team-b"] {
         std::fs::create_dir_all(store.join(ns)).unwrap();
-        std::fs::write(store.join(format!("{ns}/r.txt")), format!("{ns} line 1\nline 2\n")).unwrap();
+        std::fs::write(
+            store.join(format!("{ns}/r.txt")),
+            format!("{ns} line 1\nline 2\n"),
+        )
+        .unwrap();
         let loc = tessera_store::Location::local(&store.join(format!("{ns}/r.txt"))).unwrap();
-        let (index, _) = tessera_slice::Index::build(&loc, &Default::default()).await.unwrap();
+        let (index, _) = tessera_slice::Index::build(&loc, &Default::default())
+            .await
+            .unwrap();
         index
             .save(&tessera_slice::Index::location_for(&loc, None).unwrap())
             .await
@@ -201,12 +207,42 @@ async fn tokens_and_jwts_confine_callers() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     // Slices: only inside the caller's namespace.
-    let (st, v) = call(&http, "GET", &u("/v1/slices/data?object=team-a/r.txt&count=1&slice=0"), Some(&t.read_a), None).await;
-    assert_eq!((st.as_u16(), v.as_str()), (200, Some("team-a line 1\nline 2\n")));
-    let (st, v) = call(&http, "GET", &u("/v1/slices/data?object=team-b/r.txt&count=1&slice=0"), Some(&t.read_a), None).await;
+    let (st, v) = call(
+        &http,
+        "GET",
+        &u("/v1/slices/data?object=team-a/r.txt&count=1&slice=0"),
+        Some(&t.read_a),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v.as_str()),
+        (200, Some("team-a line 1\nline 2\n"))
+    );
+    let (st, v) = call(
+        &http,
+        "GET",
+        &u("/v1/slices/data?object=team-b/r.txt&count=1&slice=0"),
+        Some(&t.read_a),
+        None,
+    )
+    .await;
     assert_eq!(st, 403, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("outside your namespace"), "{v}");
-    let (st, _) = call(&http, "GET", &u("/v1/slices/data?object=team-a/r.txt&count=1&slice=0"), None, None).await;
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside your namespace"),
+        "{v}"
+    );
+    let (st, _) = call(
+        &http,
+        "GET",
+        &u("/v1/slices/data?object=team-a/r.txt&count=1&slice=0"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(st, 401);
     // Health, metrics and docs need none.
     let (st, _) = call(&http, "GET", &u("/healthz"), None, None).await;

@@ -79,7 +79,9 @@ async fn fixture(store: &str) -> Config {
         spacing: 512,
         ..Default::default()
     };
-    let (index, _) = tessera_slice::Index::build(&reads_loc, &opts).await.unwrap();
+    let (index, _) = tessera_slice::Index::build(&reads_loc, &opts)
+        .await
+        .unwrap();
     index
         .save(&tessera_slice::Index::location_for(&reads_loc, None).unwrap())
         .await
@@ -614,7 +616,10 @@ async fn slices(s: &Server) {
             let r = http.post(url).json(&body).send().await.unwrap();
             let st = r.status();
             let text = r.text().await.unwrap();
-            (st, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            (
+                st,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
         }
     };
     let (st, v) = post(json!({"object": "raw/reads.fq", "count": 3})).await;
@@ -623,36 +628,72 @@ async fn slices(s: &Server) {
     assert_eq!(list.len(), 3);
     assert!(list[0]["url"].as_str().unwrap().ends_with("raw/reads.fq"));
     let mut all = String::new();
-    for i in 0..3 {
+    for (i, desc) in list.iter().enumerate() {
         let r = s
             .http
-            .get(format!("{}/v1/slices/data?object=raw/reads.fq&count=3&slice={i}", s.base))
+            .get(format!(
+                "{}/v1/slices/data?object=raw/reads.fq&count=3&slice={i}",
+                s.base
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(
             r.headers()["x-tessera-first-record"].to_str().unwrap(),
-            list[i]["first_record"].to_string()
+            desc["first_record"].to_string()
         );
         all.push_str(&r.text().await.unwrap());
     }
     assert_eq!(all, reads());
     let (st, v) = post(json!({"object": "raw/reads.fq", "records": 7})).await;
-    assert_eq!((st.as_u16(), v.as_array().map(|a| a.len())), (200, Some(43)));
+    assert_eq!(
+        (st.as_u16(), v.as_array().map(|a| a.len())),
+        (200, Some(43))
+    );
     for (body, status, want) in [
-        (json!({"object": "../etc/passwd", "count": 2}), 400, "segments"),
-        (json!({"object": "file:///etc/passwd", "count": 2}), 400, "not a URL"),
-        (json!({"object": "raw/reads.fq", "count": 2, "records": 3}), 400, "exactly one"),
-        (json!({"object": "raw/reads.fq", "count": 0}), 400, "at least 1"),
-        (json!({"object": "raw/missing.fq", "count": 2}), 404, "missing.fq"),
-        (json!({"object": "state=california/dname=sales/sales.parquet", "count": 2}), 404, "no index"),
-        (json!({"object": "raw/reads.fq", "count": 2, "extra": 1}), 400, "extra"),
+        (
+            json!({"object": "../etc/passwd", "count": 2}),
+            400,
+            "segments",
+        ),
+        (
+            json!({"object": "file:///etc/passwd", "count": 2}),
+            400,
+            "not a URL",
+        ),
+        (
+            json!({"object": "raw/reads.fq", "count": 2, "records": 3}),
+            400,
+            "exactly one",
+        ),
+        (
+            json!({"object": "raw/reads.fq", "count": 0}),
+            400,
+            "at least 1",
+        ),
+        (
+            json!({"object": "raw/missing.fq", "count": 2}),
+            404,
+            "missing.fq",
+        ),
+        (
+            json!({"object": "state=california/dname=sales/sales.parquet", "count": 2}),
+            404,
+            "no index",
+        ),
+        (
+            json!({"object": "raw/reads.fq", "count": 2, "extra": 1}),
+            400,
+            "extra",
+        ),
     ] {
         let (st, v) = post(body).await;
         assert_error(st, &v, status, want);
     }
-    let (st, v) = s.get("/v1/slices/data?object=raw/reads.fq&count=3&slice=9").await;
+    let (st, v) = s
+        .get("/v1/slices/data?object=raw/reads.fq&count=3&slice=9")
+        .await;
     assert_error(st, &v, 404, "no slice 9");
     let (st, v) = s.get("/v1/slices/data?object=raw/reads.fq&count=3").await;
     assert_error(st, &v, 400, "slice");

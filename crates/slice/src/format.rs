@@ -170,7 +170,10 @@ mod tests {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
         assert_eq!("fastq.gz".parse::<Format>().unwrap(), Format::Fastq);
-        assert!("bam".parse::<Format>().unwrap_err().contains("unknown format `bam`"));
+        assert!("bam"
+            .parse::<Format>()
+            .unwrap_err()
+            .contains("unknown format `bam`"));
         assert_eq!(Format::from_name("s3://b/reads.fq.gz"), Some(Format::Fastq));
         assert_eq!(Format::from_name("x/calls.vcf.bgz"), Some(Format::Vcf));
         assert_eq!(Format::from_name("genome.fa"), Some(Format::Fasta));
@@ -182,7 +185,9 @@ mod tests {
     fn detects_compression() {
         assert_eq!(Compression::detect(b"@r1\nACGT\n"), Compression::None);
         assert_eq!(Compression::detect(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-        let mut bgzf = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0, 0];
+        let mut bgzf = vec![
+            0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0, 0,
+        ];
         assert_eq!(Compression::detect(&bgzf), Compression::Bgzf);
         bgzf[12] = b'X';
         assert_eq!(Compression::detect(&bgzf), Compression::Gzip);

@@ -247,7 +247,8 @@ impl Index {
         let started = Instant::now();
         let reader: Box<dyn Read + Send> = match object.local_path() {
             Some(p) => Box::new(
-                std::fs::File::open(&p).map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
+                std::fs::File::open(&p)
+                    .map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
             ),
             None => {
                 let (_, stream) = object.read_stream().await?;
@@ -384,10 +385,20 @@ impl Index {
         }
         let mut records = Vec::with_capacity(self.sequences.len());
         for s in &self.sequences {
-            let (Some(lb), Some(lw)) = (NonZero::new(s.line_bases), NonZero::new(s.line_width)) else {
-                return Err(Error::data(&self.url, format!("sequence `{}` is empty", s.name)));
+            let (Some(lb), Some(lw)) = (NonZero::new(s.line_bases), NonZero::new(s.line_width))
+            else {
+                return Err(Error::data(
+                    &self.url,
+                    format!("sequence `{}` is empty", s.name),
+                ));
             };
-            records.push(noodles_fasta::fai::Record::new(s.name.as_str(), s.length, s.offset, lb, lw));
+            records.push(noodles_fasta::fai::Record::new(
+                s.name.as_str(),
+                s.length,
+                s.offset,
+                lb,
+                lw,
+            ));
         }
         let mut out = Vec::new();
         noodles_fasta::fai::io::Writer::new(&mut out)
@@ -414,7 +425,11 @@ impl Index {
 }
 
 /// `object` with a suffix, beside it or under `index_store` (same key).
-pub fn sidecar(object: &Location, index_store: Option<&Location>, suffix: &str) -> Result<Location> {
+pub fn sidecar(
+    object: &Location,
+    index_store: Option<&Location>,
+    suffix: &str,
+) -> Result<Location> {
     let key = format!("{}{suffix}", object.path().as_ref());
     match index_store {
         None => Ok(object.with_path(key.as_str().into())),
@@ -425,7 +440,9 @@ pub fn sidecar(object: &Location, index_store: Option<&Location>, suffix: &str) 
 fn not_found(url: &str) -> impl Fn(tessera_store::Error) -> Error + '_ {
     move |e| {
         if e.is_not_found() {
-            Error::NotFound { what: url.to_string() }
+            Error::NotFound {
+                what: url.to_string(),
+            }
         } else {
             Error::Store(e)
         }
@@ -521,7 +538,10 @@ fn build_sync(
         })
     });
     if format == Format::Fasta && records == 0 && data_size > 0 {
-        return Err(Error::data(url, "not valid fasta: no '>' header line found"));
+        return Err(Error::data(
+            url,
+            "not valid fasta: no '>' header line found",
+        ));
     }
     let has_header = opts.header;
     let (sequences, fai_problem) = if format == Format::Fasta {
@@ -605,7 +625,10 @@ fn gzip_pass(
             out_pos += step.produced;
             total_out += step.produced as u64;
             if let Some(e) = scanner.error() {
-                return Err(Error::data(url, format!("not valid {}: {e}", format_name(scanner))));
+                return Err(Error::data(
+                    url,
+                    format!("not valid {}: {e}", format_name(scanner)),
+                ));
             }
         }
         if total_in - reported >= 16 << 20 {

@@ -59,6 +59,5 @@ pub use index::{
 };
 pub use scan::Sequence;
 pub use slice::{
-    parse_slices, plan, ByteRange, Decode, FastaPart, Prefix, Slice, Strategy, Take,
-    SLICE_VERSION,
+    parse_slices, plan, ByteRange, Decode, FastaPart, Prefix, Slice, Strategy, Take, SLICE_VERSION,
 };

@@ -21,7 +21,11 @@ pub(crate) enum Event {
     Record { offset: u64, record: u64 },
     /// FASTA: a sequence line of record `record` starts at `offset`, with
     /// `bases` bases of that sequence before it.
-    Part { offset: u64, record: u64, bases: u64 },
+    Part {
+        offset: u64,
+        record: u64,
+        bases: u64,
+    },
 }
 
 impl Event {
@@ -383,10 +387,8 @@ impl Scanner {
     /// A line ended at `end` (the offset of its newline, or of the end of input).
     fn line_ended(&mut self, end: u64, cr: bool, newline: bool) {
         match self.format {
-            Format::Csv | Format::Tsv => {
-                if self.in_header && !self.quoted {
-                    self.end_header(end + newline as u64);
-                }
+            Format::Csv | Format::Tsv if self.in_header && !self.quoted => {
+                self.end_header(end + newline as u64);
             }
             Format::Fastq => {
                 let blank = end - self.line_start == cr as u64;
@@ -415,7 +417,8 @@ impl Scanner {
                 .unwrap_or("")
                 .to_string();
             if name.is_empty() && self.fasta.fai_problem.is_none() {
-                self.fasta.fai_problem = Some(format!("line {}: a sequence without a name", self.line_no));
+                self.fasta.fai_problem =
+                    Some(format!("line {}: a sequence without a name", self.line_no));
             }
             self.fasta.short_line_seen = false;
             self.fasta.seq_lines = 0;
@@ -438,16 +441,15 @@ impl Scanner {
         if first_line {
             seq.line_bases = bases;
             seq.line_width = width;
-        } else if (self.fasta.short_line_seen && bases > 0)
+        } else if ((self.fasta.short_line_seen && bases > 0)
             || bases > seq.line_bases
-            || (bases == seq.line_bases && width != seq.line_width && newline)
+            || (bases == seq.line_bases && width != seq.line_width && newline))
+            && self.fasta.fai_problem.is_none()
         {
-            if self.fasta.fai_problem.is_none() {
-                self.fasta.fai_problem = Some(format!(
-                    "line {}: sequence `{}` has lines of different lengths, which a .fai cannot describe",
-                    self.line_no, seq.name
-                ));
-            }
+            self.fasta.fai_problem = Some(format!(
+                "line {}: sequence `{}` has lines of different lengths, which a .fai cannot describe",
+                self.line_no, seq.name
+            ));
         }
         if bases < seq.line_bases {
             self.fasta.short_line_seen = true;
@@ -458,8 +460,10 @@ impl Scanner {
     fn finish_sequence(&mut self) {
         if let Some(seq) = self.fasta.seqs.last() {
             if seq.length == 0 && self.fasta.fai_problem.is_none() {
-                self.fasta.fai_problem =
-                    Some(format!("sequence `{}` is empty, which a .fai cannot describe", seq.name));
+                self.fasta.fai_problem = Some(format!(
+                    "sequence `{}` is empty, which a .fai cannot describe",
+                    seq.name
+                ));
             }
         }
     }
@@ -499,7 +503,11 @@ mod tests {
             assert!(s.error().is_none());
         }
         let (_, s) = events(Format::Csv, b"a\n\"open\n", 3);
-        assert!(s.error().unwrap().contains("never closed"), "{:?}", s.error());
+        assert!(
+            s.error().unwrap().contains("never closed"),
+            "{:?}",
+            s.error()
+        );
     }
 
     #[test]
@@ -525,20 +533,58 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                Event::Record { offset: 0, record: 0 },
-                Event::Part { offset: 9, record: 0, bases: 0 },
-                Event::Part { offset: 14, record: 0, bases: 4 },
-                Event::Record { offset: 17, record: 1 },
-                Event::Part { offset: 22, record: 1, bases: 0 },
-                Event::Part { offset: 28, record: 1, bases: 4 },
+                Event::Record {
+                    offset: 0,
+                    record: 0
+                },
+                Event::Part {
+                    offset: 9,
+                    record: 0,
+                    bases: 0
+                },
+                Event::Part {
+                    offset: 14,
+                    record: 0,
+                    bases: 4
+                },
+                Event::Record {
+                    offset: 17,
+                    record: 1
+                },
+                Event::Part {
+                    offset: 22,
+                    record: 1,
+                    bases: 0
+                },
+                Event::Part {
+                    offset: 28,
+                    record: 1,
+                    bases: 4
+                },
             ]
         );
         let (seqs, problem) = s.into_sequences();
         assert_eq!(problem, None);
         assert_eq!(seqs[0].name, "s1");
         assert_eq!(seqs[0].header, ">s1 desc\n");
-        assert_eq!((seqs[0].offset, seqs[0].length, seqs[0].line_bases, seqs[0].line_width), (9, 6, 4, 5));
-        assert_eq!((seqs[1].offset, seqs[1].length, seqs[1].line_bases, seqs[1].line_width), (22, 6, 4, 6));
+        assert_eq!(
+            (
+                seqs[0].offset,
+                seqs[0].length,
+                seqs[0].line_bases,
+                seqs[0].line_width
+            ),
+            (9, 6, 4, 5)
+        );
+        assert_eq!(
+            (
+                seqs[1].offset,
+                seqs[1].length,
+                seqs[1].line_bases,
+                seqs[1].line_width
+            ),
+            (22, 6, 4, 6)
+        );
         let (_, s) = events(Format::Fasta, b">a\nAC\nACGT\n", 2);
         assert!(s.into_sequences().1.unwrap().contains("different lengths"));
     }

@@ -171,7 +171,9 @@ pub fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
     }
     let mut slices = match strategy {
         Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
-            return Err(Error::InvalidInput("the slice count or size must be at least 1".into()))
+            return Err(Error::InvalidInput(
+                "the slice count or size must be at least 1".into(),
+            ))
         }
         Strategy::Count(n) => {
             let c0 = cost(index, bounds[0]);
@@ -192,7 +194,11 @@ pub fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
                 let cur = *cuts.last().unwrap();
                 let target = cost(index, bounds[cur]).saturating_add(size);
                 let j = bounds.partition_point(|cp| cost(index, cp) <= target);
-                let next = if j == 0 { cur + 1 } else { (j - 1).max(cur + 1) };
+                let next = if j == 0 {
+                    cur + 1
+                } else {
+                    (j - 1).max(cur + 1)
+                };
                 if next >= bounds.len() || target >= index.size {
                     break;
                 }
@@ -297,7 +303,10 @@ impl Index {
                 let cp = self.resume_before(start);
                 let from = cp.c - (cp.bits > 0) as u64;
                 let to = end.map_or(self.size, |e| self.compressed_end(e));
-                s.ranges = vec![ByteRange { start: from, end: to }];
+                s.ranges = vec![ByteRange {
+                    start: from,
+                    end: to,
+                }];
                 s.decode.start = cp.u;
                 s.decode.bits = cp.bits;
                 s.decode.window = match cp.w {
@@ -377,7 +386,10 @@ fn by_records(index: &Index, bounds: &[&Checkpoint], n: u64) -> Result<Vec<Slice
             if next < index.records {
                 // Read up to a checkpoint past the next slice's first record.
                 let k = index.checkpoints.partition_point(|c| c.r <= next);
-                let to = index.checkpoints.get(k).map_or(index.size, |c| cost_end(index, c));
+                let to = index
+                    .checkpoints
+                    .get(k)
+                    .map_or(index.size, |c| cost_end(index, c));
                 s.ranges[0].end = to;
                 s.decode.take = Take::Records(s.record_count);
             }
@@ -411,7 +423,8 @@ pub fn parse_slices(json: &[u8], name: &str) -> Result<Vec<Slice>> {
 impl Slice {
     /// Check the descriptor is internally consistent (catches hand edits).
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Error::InvalidInput(format!("slice {} of {}: {m}", self.slice, self.url));
+        let bad =
+            |m: String| Error::InvalidInput(format!("slice {} of {}: {m}", self.slice, self.url));
         if self.tessera_slice != SLICE_VERSION {
             return Err(bad(format!(
                 "descriptor version {} is not supported (this tessera reads version {SLICE_VERSION})",
@@ -431,7 +444,9 @@ impl Slice {
         }
         if let Some(Prefix::Range { start, end }) = &self.header {
             if start > end || *end > self.size {
-                return Err(bad(format!("header range {start}..{end} is outside the object")));
+                return Err(bad(format!(
+                    "header range {start}..{end} is outside the object"
+                )));
             }
         }
         if self.decode.bits > 7 {
@@ -454,12 +469,18 @@ impl Slice {
         let header = async {
             match &self.header {
                 None => Ok(Vec::new()),
-                Some(Prefix::Inline { base64 }) => B64
-                    .decode(base64)
-                    .map_err(|e| Error::InvalidInput(format!("slice {}: header is not base64: {e}", self.slice))),
-                Some(Prefix::Range { start, end }) => {
-                    Ok(self.get(object, ByteRange { start: *start, end: *end }).await?)
-                }
+                Some(Prefix::Inline { base64 }) => B64.decode(base64).map_err(|e| {
+                    Error::InvalidInput(format!("slice {}: header is not base64: {e}", self.slice))
+                }),
+                Some(Prefix::Range { start, end }) => Ok(self
+                    .get(
+                        object,
+                        ByteRange {
+                            start: *start,
+                            end: *end,
+                        },
+                    )
+                    .await?),
             }
         };
         let body = async {
@@ -477,10 +498,16 @@ impl Slice {
                 let window = match &self.decode.window {
                     Some(w) => {
                         let packed = B64.decode(w).map_err(|e| {
-                            Error::InvalidInput(format!("slice {}: window is not base64: {e}", self.slice))
+                            Error::InvalidInput(format!(
+                                "slice {}: window is not base64: {e}",
+                                self.slice
+                            ))
                         })?;
                         Some(gz::unpack_window(&packed).map_err(|e| {
-                            Error::InvalidInput(format!("slice {}: damaged window: {e}", self.slice))
+                            Error::InvalidInput(format!(
+                                "slice {}: damaged window: {e}",
+                                self.slice
+                            ))
                         })?)
                     }
                     None => None,
@@ -492,8 +519,12 @@ impl Slice {
                 let resume = gz::Resume {
                     raw: window.as_deref().map(|w| (self.decode.bits, w)),
                 };
-                decoded = gz::decode_from(resume, &raw, want)
-                    .map_err(|m| Error::data(&self.url, format!("slice {}: corrupt gzip data: {m}", self.slice)))?;
+                decoded = gz::decode_from(resume, &raw, want).map_err(|m| {
+                    Error::data(
+                        &self.url,
+                        format!("slice {}: corrupt gzip data: {m}", self.slice),
+                    )
+                })?;
                 &decoded
             }
         };
@@ -503,7 +534,9 @@ impl Slice {
         }
         let mut body = &body[skip..];
         if self.decode.skip_records > 0 {
-            let at = self.nth_record(body, self.decode.skip_records)?.ok_or_else(|| self.short())?;
+            let at = self
+                .nth_record(body, self.decode.skip_records)?
+                .ok_or_else(|| self.short())?;
             body = &body[at..];
         }
         match self.decode.take {
@@ -591,10 +624,16 @@ impl Slice {
             Err(e) => Err(e),
         };
         got.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => Error::NotFound { what: self.url.clone() },
+            object_store::Error::NotFound { .. } => Error::NotFound {
+                what: self.url.clone(),
+            },
             object_store::Error::Precondition { .. } => Error::StaleIndex {
                 url: self.url.clone(),
-                indexed: format!("{} bytes, ETag {}", self.size, self.etag.as_deref().unwrap_or("none")),
+                indexed: format!(
+                    "{} bytes, ETag {}",
+                    self.size,
+                    self.etag.as_deref().unwrap_or("none")
+                ),
                 now: "a different ETag".into(),
             },
             other => Error::Store(tessera_store::Error::from_object_store(&self.url, other)),

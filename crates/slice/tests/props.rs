@@ -81,8 +81,13 @@ fn tsv_content() -> impl Strategy<Value = String> {
 /// FASTQ whose quality lines often start with `@` or `+` (the classic trap).
 fn fastq_content() -> impl Strategy<Value = String> {
     let record = (0usize..300, "[@+!-J]{0,300}", any::<bool>());
-    (prop::collection::vec(record, 0..40), any::<bool>(), any::<bool>(), 0usize..3).prop_map(
-        |(recs, crlf, final_eol, blank_tail)| {
+    (
+        prop::collection::vec(record, 0..40),
+        any::<bool>(),
+        any::<bool>(),
+        0usize..3,
+    )
+        .prop_map(|(recs, crlf, final_eol, blank_tail)| {
             let mut lines = Vec::new();
             for (i, (len, qual, plus_name)) in recs.into_iter().enumerate() {
                 let seq: String = "ACGTN".chars().cycle().skip(i % 5).take(len).collect();
@@ -92,7 +97,11 @@ fn fastq_content() -> impl Strategy<Value = String> {
                 }
                 lines.push(format!("@read{i} desc"));
                 lines.push(seq);
-                lines.push(if plus_name { format!("+read{i}") } else { "+".into() });
+                lines.push(if plus_name {
+                    format!("+read{i}")
+                } else {
+                    "+".into()
+                });
                 lines.push(q);
             }
             let mut s = join(&lines, crlf, final_eol || blank_tail > 0);
@@ -102,15 +111,18 @@ fn fastq_content() -> impl Strategy<Value = String> {
                 }
             }
             s
-        },
-    )
+        })
 }
 
 /// FASTA with regular line widths, long and empty-ish sequences.
 fn fasta_content() -> impl Strategy<Value = String> {
     let seq = (1usize..2000, 1usize..90, "[a-z ]{0,20}");
-    (prop::collection::vec(seq, 1..12), any::<bool>(), any::<bool>()).prop_map(
-        |(seqs, crlf, final_eol)| {
+    (
+        prop::collection::vec(seq, 1..12),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(seqs, crlf, final_eol)| {
             let mut lines = Vec::new();
             for (i, (len, width, desc)) in seqs.into_iter().enumerate() {
                 lines.push(format!(">seq{i} {desc}"));
@@ -120,8 +132,7 @@ fn fasta_content() -> impl Strategy<Value = String> {
                 }
             }
             join(&lines, crlf, final_eol)
-        },
-    )
+        })
 }
 
 fn vcf_content() -> impl Strategy<Value = String> {
@@ -184,12 +195,17 @@ fn header_of(format: Format, data: &[u8]) -> usize {
     match format {
         Format::Csv | Format::Tsv => {
             // The first record; the generated headers hold no quotes.
-            data.iter().position(|&b| b == b'\n').map_or(data.len(), |p| p + 1)
+            data.iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |p| p + 1)
         }
         Format::Vcf => {
             let mut at = 0;
             while at < data.len() && data[at] == b'#' {
-                at = data[at..].iter().position(|&b| b == b'\n').map_or(data.len(), |p| at + p + 1);
+                at = data[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(data.len(), |p| at + p + 1);
             }
             at
         }
@@ -198,13 +214,20 @@ fn header_of(format: Format, data: &[u8]) -> usize {
 }
 
 fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, cuts: &[usize]) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let data = text.as_bytes();
         let stored = compress(data, comp, cuts);
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let url = format!("memory://props-{comp:?}-{}/obj{n}.{}", format.name(), format.name());
+        let url = format!(
+            "memory://props-{comp:?}-{}/obj{n}.{}",
+            format.name(),
+            format.name()
+        );
         let obj = Location::open(&url, &StoreOptions::default())
             .await
             .unwrap();
@@ -250,7 +273,10 @@ fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, c
                 if s.slice + 1 < slices.len() {
                     assert_eq!(s.record_count, n);
                     if format != Format::Fasta {
-                        assert!(matches!(s.decode.take, Take::Records(_) | Take::Bytes(_) | Take::All));
+                        assert!(matches!(
+                            s.decode.take,
+                            Take::Records(_) | Take::Bytes(_) | Take::All
+                        ));
                     }
                 }
             }
@@ -307,14 +333,21 @@ fn large_gzip_with_bit_aligned_blocks() {
     let mut text = String::new();
     let mut x: u64 = 7;
     for i in 0..40_000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let len = 20 + (x >> 58) as usize;
-        let seq: String = (0..len).map(|k| b"ACGT"[((x >> (k % 60)) & 3) as usize] as char).collect();
+        let seq: String = (0..len)
+            .map(|k| b"ACGT"[((x >> (k % 60)) & 3) as usize] as char)
+            .collect();
         text.push_str(&format!("@r{i}\n{seq}\n+\n{}\n", "I".repeat(len)));
     }
     let half = text.len() / 2;
     let half = half + text[half..].find('\n').unwrap() + 1;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut gz = Vec::new();
         for part in [&text[..half], &text[half..]] {
@@ -332,7 +365,10 @@ fn large_gzip_with_bit_aligned_blocks() {
         };
         let (index, _) = Index::build(&obj, &opts).await.unwrap();
         assert_eq!(index.records, 40_000);
-        assert!(index.checkpoints.iter().any(|c| c.bits > 0), "some blocks end mid-byte");
+        assert!(
+            index.checkpoints.iter().any(|c| c.bits > 0),
+            "some blocks end mid-byte"
+        );
         assert!(index.windows.len() > 5, "{} windows", index.windows.len());
         for strategy in [Plan::Count(17), Plan::Records(3001), Plan::Bytes(50_000)] {
             let slices = plan(&index, strategy).unwrap();

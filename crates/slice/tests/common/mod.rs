@@ -52,7 +52,9 @@ fn bgzf_block(data: &[u8]) -> Vec<u8> {
     enc.write_all(data).unwrap();
     let cdata = enc.finish().unwrap();
     let bsize = 18 + cdata.len() + 8 - 1;
-    let mut b = vec![0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0];
+    let mut b = vec![
+        0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0,
+    ];
     b.extend((bsize as u16).to_le_bytes());
     b.extend(cdata);
     let mut crc = flate2::Crc::new();

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Benchmark: slicing. In one run, on the same generated input:
+#   * a FASTQ (default 1 GB, reads of 100-150 bases), gzip-compressed, indexed
+#     by `gztool -i -x` (what the reference framework runs) and by
+#     `tessera index`;
+#   * a multi-sequence FASTA (default 500 MB) indexed by `samtools faidx` and
+#     by `tessera index --fai`;
+#   * the FASTQ.gz cut into 64 slices, all fetched (`tessera slice get`, one
+#     process per slice, 1 and 2 at a time) against reading the whole file
+#     sequentially (`gzip -dc`, and `tessera slice get` of a 1-slice plan).
+# Prints medians of RUNS runs, MB/s and ratios.
+#
+#   bash bench/slice/run.sh
+#   FASTQ_MB=200 FASTA_MB=100 RUNS=1 bash bench/slice/run.sh   # a quick look
+set -euo pipefail
+. "$(dirname "$0")/../common.sh"
+
+need=()
+for t in gztool:gztool samtools:samtools pigz:pigz; do
+  command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]} (Debian)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+bench_setup slice "" -p tessera-cli --bin tessera
+
+exec python3 bench/slice/bench.py \
+  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --fastq-mb "${FASTQ_MB:-1000}" --fasta-mb "${FASTA_MB:-500}" --runs "${RUNS:-3}"
