@@ -570,7 +570,20 @@ fn build_sync(
     })
 }
 
-/// One pass of inflate with `Z_BLOCK`, zran-style, feeding the output to the scanner.
+/// What the inflating thread hands to the scanning thread, in stream order.
+enum Msg {
+    /// Decompressed bytes.
+    Data(Vec<u8>),
+    /// A resume point at the current output position, with its raw window.
+    Checkpoint(Checkpoint, Option<Vec<u8>>),
+}
+
+/// Decompressed bytes handed over at a time.
+const HANDOFF: usize = 1 << 20;
+
+/// One pass of inflate with `Z_BLOCK`, zran-style. The calling thread
+/// inflates; a second thread scans the output for records and compresses
+/// the windows, so the two cores split the work.
 #[allow(clippy::too_many_arguments)]
 fn gzip_pass(
     first: Vec<u8>,
@@ -583,17 +596,90 @@ fn gzip_pass(
     blocks: &mut Vec<(u64, u64)>,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<u64> {
+    let spacing = builder.spacing;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(8);
+        let (scanner, builder, windows) = (&mut *scanner, &mut *builder, &mut *windows);
+        let scan = scope.spawn(move || {
+            for msg in rx {
+                match msg {
+                    Msg::Data(data) => {
+                        scanner.feed(&data, &mut |ev| {
+                            builder.compressed(ev);
+                            true
+                        });
+                        if scanner.error().is_some() {
+                            return; // dropping rx stops the inflating side
+                        }
+                    }
+                    Msg::Checkpoint(cp, window) => {
+                        if builder.pending {
+                            // No boundary since the previous checkpoint: this one is closer.
+                            if builder.cps.pop().is_some_and(|old| old.w.is_some()) {
+                                windows.pop();
+                            }
+                        }
+                        let mut cp = cp;
+                        if let Some(w) = window {
+                            windows.push(B64.encode(gz::pack_window(&w)));
+                            cp.w = Some(windows.len() as u32 - 1);
+                        }
+                        builder.cps.push(cp);
+                        builder.pending = true;
+                    }
+                }
+            }
+        });
+        let inflated = inflate_pass(first, reader, url, bgzf, spacing, blocks, progress, &tx);
+        drop(tx);
+        scan.join().expect("the scanning thread panicked");
+        inflated
+    })
+    .and_then(|total_out| match scanner.error() {
+        Some(e) => Err(Error::data(
+            url,
+            format!("not valid {}: {e}", format_name(scanner)),
+        )),
+        None => Ok(total_out),
+    })
+}
+
+/// The inflating side of [`gzip_pass`]. Returns the uncompressed size.
+#[allow(clippy::too_many_arguments)]
+fn inflate_pass(
+    first: Vec<u8>,
+    reader: &mut dyn Read,
+    url: &str,
+    bgzf: bool,
+    spacing: u64,
+    blocks: &mut Vec<(u64, u64)>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+    tx: &std::sync::mpsc::SyncSender<Msg>,
+) -> Result<u64> {
     let mut input = first;
     let mut in_pos = 0usize;
     let mut eof = input.len() < CHUNK;
+    // Output ring: the last WINDOW bytes stay in front when it wraps.
     let mut out = vec![0u8; 4 << 20];
     let mut out_pos = 0usize;
+    let mut sent = 0usize; // out[sent..out_pos] not yet handed over
     let mut total_in = 0u64; // compressed bytes consumed
     let mut total_out = 0u64;
+    let mut next_at = 0u64;
     let mut inf = Inflater::new(gz::GZIP);
     let mut member_start = Some(0u64);
     let mut ended = false; // the last member ended cleanly
     let mut reported = 0u64;
+    // Hand over out[sent..out_pos]; false when the scanner stopped (bad data).
+    let flush = |out: &[u8], sent: &mut usize, out_pos: usize| -> bool {
+        if out_pos > *sent {
+            let ok = tx.send(Msg::Data(out[*sent..out_pos].to_vec())).is_ok();
+            *sent = out_pos;
+            ok
+        } else {
+            true
+        }
+    };
     loop {
         if in_pos == input.len() {
             if eof {
@@ -609,27 +695,21 @@ fn gzip_pass(
             }
         }
         if out_pos == out.len() {
+            if !flush(&out, &mut sent, out_pos) {
+                return Ok(total_out);
+            }
             out.copy_within(out_pos - WINDOW..out_pos, 0);
             out_pos = WINDOW;
+            sent = WINDOW;
         }
         ended = false;
         let step = inf.inflate(&input[in_pos..], &mut out[out_pos..], z::Z_BLOCK);
         in_pos += step.consumed;
         total_in += step.consumed as u64;
-        if step.produced > 0 {
-            let produced = &out[out_pos..out_pos + step.produced];
-            scanner.feed(produced, &mut |ev| {
-                builder.compressed(ev);
-                true
-            });
-            out_pos += step.produced;
-            total_out += step.produced as u64;
-            if let Some(e) = scanner.error() {
-                return Err(Error::data(
-                    url,
-                    format!("not valid {}: {e}", format_name(scanner)),
-                ));
-            }
+        out_pos += step.produced;
+        total_out += step.produced as u64;
+        if out_pos - sent >= HANDOFF && !flush(&out, &mut sent, out_pos) {
+            return Ok(total_out);
         }
         if total_in - reported >= 16 << 20 {
             reported = total_in;
@@ -676,37 +756,46 @@ fn gzip_pass(
             continue;
         }
         let at_member = member_start.take();
-        if builder.pending || total_out < builder.next_at {
+        if total_out < next_at || (bgzf && at_member.is_none()) {
             continue;
         }
-        if let Some(start) = at_member {
+        if !flush(&out, &mut sent, out_pos) {
+            return Ok(total_out);
+        }
+        let (cp, window) = match at_member {
             // Right after a member header: resume by parsing that header.
-            builder.cps.push(Checkpoint {
-                u: total_out,
-                c: start,
-                bits: 0,
-                w: None,
-                o: 0,
-                r: 0,
-                p: None,
-            });
-        } else if bgzf {
-            continue;
-        } else {
-            let window = &out[out_pos.saturating_sub(WINDOW)..out_pos];
-            windows.push(B64.encode(gz::pack_window(window)));
-            builder.cps.push(Checkpoint {
-                u: total_out,
-                c: total_in,
-                bits: (step.data_type & 7) as u8,
-                w: Some(windows.len() as u32 - 1),
-                o: 0,
-                r: 0,
-                p: None,
-            });
+            Some(start) => (
+                Checkpoint {
+                    u: total_out,
+                    c: start,
+                    bits: 0,
+                    w: None,
+                    o: 0,
+                    r: 0,
+                    p: None,
+                },
+                None,
+            ),
+            None => (
+                Checkpoint {
+                    u: total_out,
+                    c: total_in,
+                    bits: (step.data_type & 7) as u8,
+                    w: None,
+                    o: 0,
+                    r: 0,
+                    p: None,
+                },
+                Some(out[out_pos.saturating_sub(WINDOW)..out_pos].to_vec()),
+            ),
+        };
+        if tx.send(Msg::Checkpoint(cp, window)).is_err() {
+            return Ok(total_out);
         }
-        builder.pending = true;
-        builder.next_at = total_out + builder.spacing;
+        next_at = total_out + spacing;
+    }
+    if !flush(&out, &mut sent, out_pos) {
+        return Ok(total_out);
     }
     if !ended {
         return Err(Error::data(
