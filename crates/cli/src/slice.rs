@@ -155,10 +155,30 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
             args.slice
         );
     };
-    let data = slice.fetch(opts).await?;
+    let object = Location::open(&slice.url, opts).await?;
     match &args.output {
-        Some(path) => write_atomic(path, &data)?,
-        None => write_stdout(&data)?,
+        Some(path) => {
+            let tmp = path.with_extension("tessera-tmp");
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            if let Err(e) = slice.write_to(&object, &mut w).await {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+            drop(w);
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            match slice.write_to(&object, &mut w).await {
+                Ok(_) => {}
+                Err(tessera_slice::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(0)
 }

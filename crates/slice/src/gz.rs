@@ -154,67 +154,137 @@ pub(crate) fn unpack_window(packed: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Where decoding of a slice starts.
-pub(crate) struct Resume<'a> {
-    /// `None`: the input starts with a gzip member header.
-    /// `Some((bits, window))`: a raw deflate block boundary; when `bits > 0`
-    /// the input starts one byte early, with the block's first bits at the
-    /// top of that byte.
-    pub(crate) raw: Option<(u8, &'a [u8])>,
+/// Where a [`Decoder`] is in the stream.
+enum State {
+    Inflating,
+    /// Skipping the trailer (CRC32, ISIZE) of a member that was resumed
+    /// mid-way: its CRC covers bytes not decoded here, so it is not checked.
+    Trailer(usize),
+    /// Between members: the bytes seen of what may be the next header.
+    Header(Vec<u8>),
+    /// The data ended (bytes after the last member are ignored, as gzip does).
+    Done,
 }
 
-/// Decompress `input` (the compressed bytes from a checkpoint on) until
-/// `want` bytes were produced or the input ends. Concatenated members are
-/// followed. Returns the output; `Err` carries a message on corrupt data.
-pub(crate) fn decode_from(resume: Resume<'_>, input: &[u8], want: u64) -> Result<Vec<u8>, String> {
-    let mut out: Vec<u8> = Vec::with_capacity(want.min(1 << 30) as usize);
-    let mut pos = 0usize;
-    let mut inf;
-    let mut raw = false;
-    match resume.raw {
-        None => inf = Inflater::new(GZIP),
-        Some((bits, window)) => {
-            inf = Inflater::new(RAW);
-            raw = true;
-            if bits > 0 {
-                let Some(&b) = input.first() else {
-                    return Err("no input".into());
-                };
-                inf.prime(bits, b);
-                pos = 1;
+/// A streaming decoder that resumes at a checkpoint and follows
+/// concatenated members: push compressed chunks in order, get output.
+pub(crate) struct Decoder {
+    inf: Inflater,
+    /// Decoding a raw deflate stream (resumed mid-member).
+    raw: bool,
+    /// The first input byte still has to be primed with this many bits.
+    prime_bits: u8,
+    state: State,
+    buf: Vec<u8>,
+}
+
+impl Decoder {
+    /// `window`: `None` when the input starts with a gzip member header;
+    /// `Some((bits, window))` for a raw deflate block boundary, in which case
+    /// when `bits > 0` the input starts one byte early.
+    pub(crate) fn new(window: Option<(u8, &[u8])>) -> Decoder {
+        let (inf, raw, prime_bits) = match window {
+            None => (Inflater::new(GZIP), false, 0),
+            Some((bits, w)) => {
+                let mut inf = Inflater::new(RAW);
+                inf.set_dictionary(w);
+                (inf, true, bits)
             }
-            inf.set_dictionary(window);
+        };
+        Decoder {
+            inf,
+            raw,
+            prime_bits,
+            state: State::Inflating,
+            buf: vec![0u8; 256 * 1024],
         }
     }
-    let mut buf = vec![0u8; 256 * 1024];
-    while (out.len() as u64) < want {
-        let limit = ((want - out.len() as u64) as usize).min(buf.len());
-        let step = inf.inflate(&input[pos..], &mut buf[..limit], z::Z_NO_FLUSH);
-        pos += step.consumed;
-        out.extend_from_slice(&buf[..step.produced]);
+
+    /// Decode the next compressed bytes, handing output to `out` (which
+    /// returns false to stop). Returns `Ok(false)` once stopped or ended.
+    pub(crate) fn push(
+        &mut self,
+        mut input: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<bool, String> {
+        if self.prime_bits > 0 {
+            let Some((&b, rest)) = input.split_first() else {
+                return Ok(true);
+            };
+            self.inf.prime(self.prime_bits, b);
+            self.prime_bits = 0;
+            input = rest;
+        }
+        while !input.is_empty() {
+            match &mut self.state {
+                State::Done => return Ok(false),
+                State::Trailer(left) => {
+                    let k = (*left).min(input.len());
+                    input = &input[k..];
+                    *left -= k;
+                    if *left == 0 {
+                        self.state = State::Header(Vec::new());
+                    }
+                }
+                State::Header(seen) => {
+                    while seen.len() < 2 && !input.is_empty() {
+                        seen.push(input[0]);
+                        input = &input[1..];
+                    }
+                    if seen.len() < 2 {
+                        return Ok(true);
+                    }
+                    if seen[..] != [0x1f, 0x8b] {
+                        self.state = State::Done;
+                        return Ok(false);
+                    }
+                    let head = std::mem::take(seen);
+                    self.inf.reset(GZIP);
+                    self.state = State::Inflating;
+                    // The two magic bytes start the header: no output yet.
+                    let (_, _, more) = self.step(&head, out)?;
+                    if !more {
+                        return Ok(false);
+                    }
+                }
+                State::Inflating => {
+                    let (used, produced, more) = self.step(input, out)?;
+                    if !more {
+                        return Ok(false);
+                    }
+                    if used == 0 && produced == 0 && matches!(self.state, State::Inflating) {
+                        return Ok(true);
+                    }
+                    input = &input[used..];
+                }
+            }
+        }
+        Ok(!matches!(self.state, State::Done))
+    }
+
+    /// One inflate call: (input consumed, output produced, keep going).
+    fn step(
+        &mut self,
+        input: &[u8],
+        out: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(usize, usize, bool), String> {
+        let step = self.inf.inflate(input, &mut self.buf, z::Z_NO_FLUSH);
+        if step.produced > 0 && !out(&self.buf[..step.produced]) {
+            self.state = State::Done;
+            return Ok((step.consumed, step.produced, false));
+        }
         match step.code {
-            z::Z_OK => {}
-            z::Z_BUF_ERROR => {
-                if step.consumed == 0 && step.produced == 0 {
-                    break; // input exhausted
-                }
-            }
+            z::Z_OK | z::Z_BUF_ERROR => Ok((step.consumed, step.produced, true)),
             z::Z_STREAM_END => {
-                if raw {
-                    // Skip the member trailer (CRC32, ISIZE): not checked on a
-                    // resumed member, whose CRC covers bytes not decoded here.
-                    pos = (pos + 8).min(input.len());
-                    raw = false;
-                }
-                let rest = &input[pos..];
-                if rest.len() >= 2 && rest[0] == 0x1f && rest[1] == 0x8b {
-                    inf.reset(GZIP);
+                self.state = if self.raw {
+                    self.raw = false;
+                    State::Trailer(8)
                 } else {
-                    break;
-                }
+                    State::Header(Vec::new())
+                };
+                Ok((step.consumed, step.produced, true))
             }
-            code => return Err(inf.message(code)),
+            code => Err(self.inf.message(code)),
         }
     }
-    Ok(out)
 }

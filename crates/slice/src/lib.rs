@@ -59,5 +59,6 @@ pub use index::{
 };
 pub use scan::Sequence;
 pub use slice::{
-    parse_slices, plan, ByteRange, Decode, FastaPart, Prefix, Slice, Strategy, Take, SLICE_VERSION,
+    parse_slices, plan, set_fetch_part_size, ByteRange, Decode, FastaPart, Prefix, Slice, Strategy,
+    Take, SLICE_VERSION,
 };

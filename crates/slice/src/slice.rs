@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::format::{Compression, Format};
 use crate::gz;
 use crate::index::{Checkpoint, Index};
+use std::io::Write;
+
 use crate::scan::{Event, Scanner};
 
 /// The version of the slice descriptor format.
@@ -18,7 +20,18 @@ pub const SLICE_VERSION: u32 = 1;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Size of one ranged GET when a slice is fetched in parallel parts.
-const PART: u64 = 8 << 20;
+static PART: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(8 << 20);
+
+/// Set the size of the ranged GETs slices are fetched in (default 8 MiB,
+/// at most 8 in flight per slice). Smaller parts use less memory; tests
+/// use tiny ones to cut the stream at every possible place.
+pub fn set_fetch_part_size(bytes: u64) {
+    PART.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn part_size() -> u64 {
+    PART.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Ranged GETs in flight per slice.
 const PARALLEL_GETS: usize = 8;
 
@@ -465,35 +478,36 @@ impl Slice {
 
     /// [`Slice::fetch`] from an already opened location.
     pub async fn fetch_from(&self, object: &Location) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.write_to(object, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Stream this slice (header, then records) into `out`: ranged GETs in
+    /// parallel, decoded and cut as they arrive, so memory stays bounded by
+    /// the GETs in flight whatever the slice's size. Returns the bytes written.
+    pub async fn write_to(&self, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
         self.validate()?;
-        let header = async {
-            match &self.header {
-                None => Ok(Vec::new()),
-                Some(Prefix::Inline { base64 }) => B64.decode(base64).map_err(|e| {
-                    Error::InvalidInput(format!("slice {}: header is not base64: {e}", self.slice))
-                }),
-                Some(Prefix::Range { start, end }) => Ok(self
-                    .get(
-                        object,
-                        ByteRange {
-                            start: *start,
-                            end: *end,
-                        },
-                    )
-                    .await?),
+        let header = match &self.header {
+            None => Vec::new(),
+            Some(Prefix::Inline { base64 }) => B64.decode(base64).map_err(|e| {
+                Error::InvalidInput(format!("slice {}: header is not base64: {e}", self.slice))
+            })?,
+            Some(Prefix::Range { start, end }) => {
+                self.get(
+                    object,
+                    ByteRange {
+                        start: *start,
+                        end: *end,
+                    },
+                )
+                .await?
             }
         };
-        let body = async {
-            let mut data = Vec::new();
-            for r in &self.ranges {
-                data.extend_from_slice(&self.get(object, *r).await?);
-            }
-            Ok::<_, Error>(data)
-        };
-        let (mut out, raw) = futures::try_join!(header, body)?;
-        let decoded;
-        let body: &[u8] = match self.compression {
-            Compression::None => &raw,
+        let write_err = |e: std::io::Error| Error::io("writing the slice", e);
+        out.write_all(&header).map_err(write_err)?;
+        let mut decoder = match self.compression {
+            Compression::None => None,
             Compression::Gzip | Compression::Bgzf => {
                 let window = match &self.decode.window {
                     Some(w) => {
@@ -512,48 +526,41 @@ impl Slice {
                     }
                     None => None,
                 };
-                let want = match self.decode.take {
-                    Take::Bytes(n) => self.decode.skip_bytes.saturating_add(n),
-                    _ => u64::MAX,
-                };
-                let resume = gz::Resume {
-                    raw: window.as_deref().map(|w| (self.decode.bits, w)),
-                };
-                decoded = gz::decode_from(resume, &raw, want).map_err(|m| {
+                Some(gz::Decoder::new(
+                    window.as_deref().map(|w| (self.decode.bits, w)),
+                ))
+            }
+        };
+        let mut emitter = Emitter::new(self, out);
+        let part = part_size();
+        let parts: Vec<(u64, u64)> = self
+            .ranges
+            .iter()
+            .flat_map(|r| {
+                (r.start..r.end)
+                    .step_by(part as usize)
+                    .map(move |a| (a, (a + part).min(r.end)))
+            })
+            .collect();
+        let mut chunks = futures::stream::iter(parts)
+            .map(|(a, b)| self.get_part(object, a, b))
+            .buffered(PARALLEL_GETS);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            let more = match &mut decoder {
+                None => emitter.push(&chunk),
+                Some(d) => d.push(&chunk, &mut |o| emitter.push(o)).map_err(|m| {
                     Error::data(
                         &self.url,
                         format!("slice {}: corrupt gzip data: {m}", self.slice),
                     )
-                })?;
-                &decoded
-            }
-        };
-        let skip = self.decode.skip_bytes as usize;
-        if body.len() < skip {
-            return Err(self.short());
-        }
-        let mut body = &body[skip..];
-        if self.decode.skip_records > 0 {
-            let at = self
-                .nth_record(body, self.decode.skip_records)?
-                .ok_or_else(|| self.short())?;
-            body = &body[at..];
-        }
-        match self.decode.take {
-            Take::All => {}
-            Take::Bytes(n) => {
-                if (body.len() as u64) < n {
-                    return Err(self.short());
-                }
-                body = &body[..n as usize];
-            }
-            Take::Records(n) => {
-                let end = self.nth_record(body, n)?.ok_or_else(|| self.short())?;
-                body = &body[..end];
+                })?,
+            };
+            if !more {
+                break;
             }
         }
-        out.extend_from_slice(body);
-        Ok(out)
+        emitter.finish().map(|n| n + header.len() as u64)
     }
 
     fn short(&self) -> Error {
@@ -566,50 +573,19 @@ impl Slice {
         )
     }
 
-    /// Offset of the start of record `n` (0-based) in `body`, which starts at a record.
-    fn nth_record(&self, body: &[u8], n: u64) -> Result<Option<usize>> {
-        if n == 0 {
-            return Ok(Some(0));
-        }
-        let mut scanner = Scanner::at_boundary(self.format, 0, 0);
-        let mut found = None;
-        scanner.feed(body, &mut |ev| {
-            if let Event::Record { offset, record } = ev {
-                if record == n {
-                    found = Some(offset as usize);
-                    return false;
-                }
-            }
-            true
-        });
-        if let (None, Some(e)) = (found, scanner.error()) {
-            return Err(Error::data(&self.url, format!("slice {}: {e}", self.slice)));
-        }
-        if found.is_none() {
-            // The data may end exactly after record n-1.
-            if scanner.records() == n {
-                return Ok(Some(body.len()));
-            }
-        }
-        Ok(found)
-    }
-
-    /// One range, as parallel part GETs that must all see the indexed ETag.
+    /// One range, fetched in parallel parts (for headers).
     async fn get(&self, object: &Location, r: ByteRange) -> Result<Vec<u8>> {
+        let part = part_size();
         let parts: Vec<(u64, u64)> = (r.start..r.end)
-            .step_by(PART as usize)
-            .map(|a| (a, (a + PART).min(r.end)))
+            .step_by(part as usize)
+            .map(|a| (a, (a + part).min(r.end)))
             .collect();
         let chunks: Vec<bytes::Bytes> = futures::stream::iter(parts)
             .map(|(a, b)| self.get_part(object, a, b))
             .buffered(PARALLEL_GETS)
             .try_collect()
             .await?;
-        let mut out = Vec::with_capacity((r.end - r.start) as usize);
-        for c in chunks {
-            out.extend_from_slice(&c);
-        }
-        Ok(out)
+        Ok(chunks.concat())
     }
 
     async fn get_part(&self, object: &Location, a: u64, b: u64) -> Result<bytes::Bytes> {
@@ -638,5 +614,134 @@ impl Slice {
             },
             other => Error::Store(tessera_store::Error::from_object_store(&self.url, other)),
         })
+    }
+}
+
+/// Cuts the decoded stream of a slice to its records and writes them.
+struct Emitter<'a> {
+    slice: &'a Slice,
+    out: &'a mut (dyn Write + Send),
+    skip_bytes: u64,
+    /// Offset in the stream after `skip_bytes`.
+    pos: u64,
+    /// Where emitting starts and ends (stream offsets), once known.
+    start: Option<u64>,
+    end: Option<u64>,
+    /// Counts records when the slice is cut by records.
+    scanner: Option<Scanner>,
+    written: u64,
+    done: bool,
+    failure: Option<Error>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(slice: &'a Slice, out: &'a mut (dyn Write + Send)) -> Emitter<'a> {
+        let d = &slice.decode;
+        let by_records = d.skip_records > 0 || matches!(d.take, Take::Records(_));
+        Emitter {
+            slice,
+            out,
+            skip_bytes: d.skip_bytes,
+            pos: 0,
+            start: (d.skip_records == 0).then_some(0),
+            end: match d.take {
+                Take::Bytes(n) => Some(n),
+                _ => None,
+            },
+            scanner: by_records.then(|| Scanner::at_boundary(slice.format, 0, 0)),
+            written: 0,
+            done: false,
+            failure: None,
+        }
+    }
+
+    /// The next decoded bytes; false once everything needed was written.
+    fn push(&mut self, mut chunk: &[u8]) -> bool {
+        if self.done {
+            return false;
+        }
+        if self.skip_bytes > 0 {
+            let k = (self.skip_bytes as usize).min(chunk.len());
+            chunk = &chunk[k..];
+            self.skip_bytes -= k as u64;
+            if chunk.is_empty() {
+                return true;
+            }
+        }
+        let base = self.pos;
+        let len = chunk.len() as u64;
+        if let Some(scanner) = &mut self.scanner {
+            let skip = self.slice.decode.skip_records;
+            let take = self.slice.decode.take;
+            let (start, end) = (&mut self.start, &mut self.end);
+            scanner.feed(chunk, &mut |ev| {
+                if let Event::Record { offset, record } = ev {
+                    if record == skip {
+                        *start = Some(offset);
+                    }
+                    if let Take::Records(n) = take {
+                        if record == skip + n {
+                            *end = Some(offset);
+                            return false;
+                        }
+                    }
+                }
+                true
+            });
+            if let (Some(e), None) = (scanner.error(), self.end) {
+                self.failure = Some(Error::data(
+                    &self.slice.url,
+                    format!("slice {}: {e}", self.slice.slice),
+                ));
+                self.done = true;
+                return false;
+            }
+        }
+        if let Some(s) = self.start {
+            let a = s.max(base);
+            let b = self.end.map_or(base + len, |e| e.min(base + len));
+            if b > a {
+                let part = &chunk[(a - base) as usize..(b - base) as usize];
+                if let Err(e) = self.out.write_all(part) {
+                    self.failure = Some(Error::io("writing the slice", e));
+                    self.done = true;
+                    return false;
+                }
+                self.written += b - a;
+            }
+        }
+        self.pos += len;
+        if self.end.is_some_and(|e| self.pos >= e) {
+            self.done = true;
+            return false;
+        }
+        true
+    }
+
+    /// The input ended: check the slice was complete.
+    fn finish(mut self) -> Result<u64> {
+        if let Some(f) = self.failure.take() {
+            return Err(f);
+        }
+        if !self.done {
+            let d = &self.slice.decode;
+            let complete = match (d.take, &self.scanner) {
+                (Take::Bytes(_), _) => false,
+                // The data ends exactly after the slice's last record.
+                (Take::Records(n), Some(s)) => {
+                    self.skip_bytes == 0
+                        && self.start.is_some()
+                        && s.records() == d.skip_records + n
+                }
+                (_, _) => self.skip_bytes == 0 && self.start.is_some(),
+            };
+            if !complete {
+                return Err(self.slice.short());
+            }
+        }
+        self.out
+            .flush()
+            .map_err(|e| Error::io("writing the slice", e))?;
+        Ok(self.written)
     }
 }
