@@ -35,16 +35,8 @@ export TESSERA_REQUIRE_PYTHON=1
 
 # Peers of the slicing tests: files made by gzip, pigz and bgzip, and
 # samtools reading the .fai tessera writes (Debian packages).
-need=()
-for t in gzip:gzip pigz:pigz bgzip:tabix samtools:samtools; do
-    command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. scripts/debian.sh
+need_commands gzip:gzip pigz:pigz bgzip:tabix samtools:samtools
 export TESSERA_REQUIRE_TOOLS=1
 
 garage_start

@@ -11,10 +11,8 @@ bench_setup server "-r bench/server/requirements.txt" -p tessera-cli
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 
-if ! command -v wrk >/dev/null; then
-  echo "== installing wrk (Debian package)"
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null; else sudo apt-get install -y -q wrk >/dev/null; fi
-fi
+. "$(dirname "$0")/../../scripts/debian.sh"
+need_commands wrk:wrk
 
 DATA=$OUT/data
 if [ ! -f "$DATA/state=california/dname=sales/sales.parquet" ]; then

@@ -15,16 +15,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../common.sh"
 
-need=()
-for t in gztool:gztool samtools:samtools pigz:pigz; do
-  command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]} (Debian)"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. "$(dirname "$0")/../../scripts/debian.sh"
+need_commands gztool:gztool samtools:samtools pigz:pigz
 
 bench_setup slice "" -p tessera-cli --bin tessera
 
