@@ -349,20 +349,15 @@ impl Index {
         self.header.as_ref().map_or(0, |h| h.length)
     }
 
-    /// A window, decoded.
-    pub(crate) fn window(&self, w: u32) -> Result<Vec<u8>> {
-        let packed = self
-            .windows
+    /// A stored window (deflated, base64), as a descriptor carries it.
+    pub(crate) fn window(&self, w: u32) -> Result<&str> {
+        self.windows
             .get(w as usize)
-            .and_then(|s| B64.decode(s).ok())
+            .map(String::as_str)
             .ok_or_else(|| Error::BadIndex {
                 url: self.url.clone(),
-                message: format!("window {w} is missing or damaged"),
-            })?;
-        gz::unpack_window(&packed).map_err(|e| Error::BadIndex {
-            url: self.url.clone(),
-            message: format!("window {w}: {e}"),
-        })
+                message: format!("window {w} is missing"),
+            })
     }
 
     /// The `.fai` text `samtools faidx` would write (FASTA only).

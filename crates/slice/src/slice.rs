@@ -323,7 +323,8 @@ impl Index {
                 s.decode.start = cp.u;
                 s.decode.bits = cp.bits;
                 s.decode.window = match cp.w {
-                    Some(w) => Some(B64.encode(gz::pack_window(&self.window(w)?))),
+                    // Stored as descriptors carry it: deflated, base64.
+                    Some(w) => Some(self.window(w)?.to_string()),
                     None => None,
                 };
                 s.decode.skip_bytes = start - cp.u;
