@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tessera_slice::{parse_slices, plan, sidecar, Format, Index, IndexOptions, Strategy};
+use tessera_slice::{pick_slice, plan, sidecar, Format, Index, IndexOptions, Strategy};
 use tessera_store::{format_size, parse_size, Location, PublishMode, StoreOptions};
 
 use crate::cli::{IndexArgs, SliceArgs, SliceCommand, SliceGetArgs};
@@ -146,15 +146,7 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         })?;
         (data, p.display().to_string())
     };
-    let slices = parse_slices(&json, &name)?;
-    let Some(slice) = slices.get(args.slice) else {
-        bail!(
-            "{name} has {} slices (0 to {}); there is no slice {}",
-            slices.len(),
-            slices.len().saturating_sub(1),
-            args.slice
-        );
-    };
+    let slice = pick_slice(&json, &name, args.slice)?;
     let object = Location::open(&slice.url, opts).await?;
     match &args.output {
         Some(path) => {

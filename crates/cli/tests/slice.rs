@@ -270,7 +270,7 @@ fn bad_input_is_refused_clearly() {
         serde_json::from_slice(&std::fs::read(p.join("s.json")).unwrap()).unwrap();
     list[1]["ranges"][0]["end"] = serde_json::json!(10_000_000_000u64);
     std::fs::write(p.join("edited.json"), serde_json::to_vec(&list).unwrap()).unwrap();
-    let e = fails(tessera(p).args(["slice", "get", "edited.json", "--slice", "0"]));
+    let e = fails(tessera(p).args(["slice", "get", "edited.json", "--slice", "1"]));
     assert!(
         e.contains("outside the object") && e.contains("slice 1"),
         "{e}"

@@ -59,6 +59,6 @@ pub use index::{
 };
 pub use scan::Sequence;
 pub use slice::{
-    parse_slices, plan, set_fetch_part_size, ByteRange, Decode, FastaPart, Prefix, Slice, Strategy,
-    Take, SLICE_VERSION,
+    parse_slices, pick_slice, plan, set_fetch_part_size, ByteRange, Decode, FastaPart, Prefix,
+    Slice, Strategy, Take, SLICE_VERSION,
 };

@@ -434,6 +434,27 @@ pub fn parse_slices(json: &[u8], name: &str) -> Result<Vec<Slice>> {
     Ok(slices)
 }
 
+/// Read slice `i` of a slices file without decoding the others (a plan's
+/// descriptors carry windows, so a worker skips most of the file).
+pub fn pick_slice(json: &[u8], name: &str, i: usize) -> Result<Slice> {
+    let not_slices = |e: serde_json::Error| Error::BadIndex {
+        url: name.to_string(),
+        message: format!("not a slices file (a JSON list of slice descriptors): {e}"),
+    };
+    let list: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(json).map_err(not_slices)?;
+    let Some(raw) = list.get(i) else {
+        return Err(Error::InvalidInput(format!(
+            "{name} has {} slices (0 to {}); there is no slice {i}",
+            list.len(),
+            list.len().saturating_sub(1)
+        )));
+    };
+    let slice: Slice = serde_json::from_str(raw.get()).map_err(not_slices)?;
+    slice.validate()?;
+    Ok(slice)
+}
+
 impl Slice {
     /// Check the descriptor is internally consistent (catches hand edits).
     pub fn validate(&self) -> Result<()> {
