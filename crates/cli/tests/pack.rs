@@ -287,7 +287,15 @@ fn crash_test(land: &str, db: &str, extra: &[&str], put: &dyn Fn(usize, &str)) {
         rows += n;
         // Some runs die at a chosen point of the protocol, the others are
         // killed at a random instant or finish.
-        let fault = ["after-stage", "after-commit", "mid-apply", "", "", ""][rng.next(6) as usize];
+        let fault = [
+            "after-stage",
+            "after-commit",
+            "mid-apply",
+            "mid-cleanup",
+            "",
+            "",
+            "",
+        ][rng.next(7) as usize];
         let mut child = StdCommand::new(&bin)
             .current_dir(dir.path())
             .args(["pack", land, db, "t", "--max-file-size", "40KB", "-q"])

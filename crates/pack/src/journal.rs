@@ -216,12 +216,22 @@ impl Journal {
         self.remove_staging(&rec.run).await
     }
 
-    /// Delete a run's staging folder.
+    /// Delete a run's staging folder. The owner record goes last: a removal
+    /// killed half-way must leave a folder that the next run still knows to
+    /// be abandoned (without its owner it would be kept for a day).
     pub async fn remove_staging(&self, run: &str) -> Result<()> {
         let dir = self.at(&format!("_tessera/staging/{run}"))?;
-        let objs = dir.list_all(4).await?;
-        for o in objs {
+        let owner = self.at(&format!("_tessera/staging/{run}/owner.json"))?;
+        let (owner, files): (Vec<_>, Vec<_>) = dir
+            .list_all(4)
+            .await?
+            .into_iter()
+            .partition(|o| &o.location == owner.path());
+        for (i, o) in files.into_iter().chain(owner).enumerate() {
             dir.with_path(o.location).delete().await?;
+            if i == 0 {
+                fault("mid-cleanup");
+            }
         }
         Ok(())
     }
@@ -292,7 +302,8 @@ async fn older_than_a_day(dir: &Location) -> bool {
 }
 
 /// Crash-testing hook: `TESSERA_FAULT=<point>` aborts the process at that
-/// point (`after-stage`, `after-commit`, `mid-apply`), as a kill would.
+/// point (`after-stage`, `after-commit`, `mid-apply`, `mid-cleanup`: after
+/// the first file of a staging folder is deleted), as a kill would.
 pub fn fault(point: &str) {
     if std::env::var("TESSERA_FAULT").is_ok_and(|v| v == point) {
         eprintln!("TESSERA_FAULT: aborting at {point}");
