@@ -157,6 +157,14 @@ def main():
         print(f"  {'64 slices, ' + str(workers) + ' worker(s)':44s} {t:8.2f} s", flush=True)
         return t
 
+    starts = []
+    for _ in range(30):
+        start = time.perf_counter()
+        subprocess.run([T, "--version"], stdout=subprocess.DEVNULL, check=True)
+        starts.append(time.perf_counter() - start)
+    t_start = statistics.median(starts)
+    print(f"  {'one process start (tessera --version, 30 runs)':44s} {t_start * 1000:8.1f} ms", flush=True)
+
     t_s1 = all_slices(1)
     t_s2 = all_slices(2)
 
@@ -167,6 +175,7 @@ def main():
     print(f"  64 slices vs one sequential read of the whole file (compressed MB/s):")
     print(f"    sequential gzip -dc {gz_mb / t_gunzip:6.0f}   tessera 1 slice {gz_mb / t_whole:6.0f}")
     print(f"    64 slices, 1 worker {gz_mb / t_s1:6.0f} ({t_gunzip / t_s1:.0%} of gzip -dc, {t_whole / t_s1:.0%} of tessera's whole-file read)")
+    print(f"    of which process starts: 64 x {t_start * 1000:.1f} ms = {64 * t_start:.2f} s")
     print(f"    64 slices, 2 workers {gz_mb / t_s2:5.0f} ({t_gunzip / t_s2:.0%} of gzip -dc, {t_whole / t_s2:.0%} of tessera's whole-file read)")
 
 

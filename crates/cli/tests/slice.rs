@@ -277,6 +277,18 @@ fn bad_input_is_refused_clearly() {
     );
     let e = fails(tessera(p).args(["slice", "get", "s.json", "--slice", "3"]));
     assert!(e.contains("there is no slice 3"), "{e}");
+    // A slices file that is missing, empty, or given on stdin.
+    let e = fails(tessera(p).args(["slice", "get", "nowhere.json", "--slice", "0"]));
+    assert!(e.contains("slices file nowhere.json does not exist"), "{e}");
+    std::fs::write(p.join("empty.json"), "").unwrap();
+    let e = fails(tessera(p).args(["slice", "get", "empty.json", "--slice", "0"]));
+    assert!(e.contains("not a slices file"), "{e}");
+    let from_file = ok(tessera(p).args(["slice", "get", "s.json", "--slice", "2"]));
+    let from_stdin = ok(tessera(p)
+        .args(["slice", "get", "-", "--slice", "2"])
+        .write_stdin(std::fs::read(p.join("s.json")).unwrap()));
+    assert!(!from_file.is_empty());
+    assert_eq!(from_file, from_stdin);
     std::fs::write(p.join("junk.json"), "{\"not\": \"slices\"}").unwrap();
     let e = fails(tessera(p).args(["slice", "get", "junk.json", "--slice", "0"]));
     assert!(e.contains("not a slices file"), "{e}");
