@@ -176,6 +176,7 @@ impl<'a> Get<'a> {
             .map_err(|e| Error::delta(&self.name, e))?;
         table
             .table_provider()
+            .with_session(Arc::new(ctx.state()))
             .await
             .map_err(|e| Error::query(&self.name, e))
     }
@@ -261,8 +262,12 @@ impl<'a> Get<'a> {
         table
             .update_datafusion_session(&ctx.state())
             .map_err(|e| Error::delta(name, e))?;
+        // The scan takes its settings from the session: strings are decoded
+        // as plain strings directly, not as views cast afterwards (a second
+        // copy of every string, on the thread that hands batches out).
         let provider = table
             .table_provider()
+            .with_session(Arc::new(ctx.state()))
             .await
             .map_err(|e| Error::query(name, e))?;
         let mut df = ctx
