@@ -221,12 +221,12 @@ impl Journal {
     /// be abandoned (without its owner it would be kept for a day).
     pub async fn remove_staging(&self, run: &str) -> Result<()> {
         let dir = self.at(&format!("_tessera/staging/{run}"))?;
-        let owner = self.at(&format!("_tessera/staging/{run}/owner.json"))?;
+        let owner_record = self.at(&format!("_tessera/staging/{run}/owner.json"))?;
         let (owner, files): (Vec<_>, Vec<_>) = dir
             .list_all(4)
             .await?
             .into_iter()
-            .partition(|o| &o.location == owner.path());
+            .partition(|o| &o.location == owner_record.path());
         for (i, o) in files.into_iter().chain(owner).enumerate() {
             dir.with_path(o.location).delete().await?;
             if i == 0 {
