@@ -5,6 +5,7 @@
 
 mod cli;
 mod datasets;
+mod files;
 mod ls;
 mod manifest;
 mod output;

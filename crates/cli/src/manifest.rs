@@ -10,6 +10,7 @@ use tessera_manifest::{describe, BuildSummary, Manifest, ManifestBuilder, Templa
 use tessera_store::{format_size, Cache, Location, StoreOptions};
 
 use crate::cli::{BuildArgs, Format, QueryArgs};
+use crate::files::map_file;
 use crate::output::{spinner, write_batch};
 
 /// Read the build source: stdin, a paths file, or a listing of a prefix (one URL per line).
@@ -24,7 +25,7 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
     let loc = Location::open(source, opts).await?;
     if let Some(p) = loc.local_path() {
         if p.is_file() {
-            return map_file(&p);
+            return map_file(&p).with_context(|| format!("cannot read {}", p.display()));
         }
         if !p.is_dir() {
             bail!("paths file or folder not found: {}", p.display());
@@ -48,23 +49,6 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
         buf.push(b'\n');
     }
     Ok(buf.into())
-}
-
-/// Map a local paths file into memory (pre-faulted), as ripgrep does for
-/// single large files: no copy, and the page cache is used directly.
-fn map_file(p: &Path) -> Result<Bytes> {
-    let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    // SAFETY: the mapping is read-only. If another process truncates the
-    // paths file while it is being read, reading the lost pages faults, as
-    // for any memory-mapped input; paths files are not expected to change
-    // under a build.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }
-        .with_context(|| format!("cannot read {}", p.display()))?;
-    Ok(Bytes::from_owner(map))
 }
 
 pub fn print_summary(s: &BuildSummary, out_url: &str) {

@@ -9,6 +9,7 @@ use tessera_slice::{pick_slice, plan, sidecar, Format, Index, IndexOptions, Stra
 use tessera_store::{format_size, parse_size, Location, PublishMode, StoreOptions};
 
 use crate::cli::{IndexArgs, SliceArgs, SliceCommand, SliceGetArgs};
+use crate::files::map_file;
 
 async fn index_store(url: &Option<String>, opts: &StoreOptions) -> Result<Option<Location>> {
     Ok(match url {
@@ -131,15 +132,24 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         std::io::stdin()
             .read_to_end(&mut buf)
             .context("cannot read the slices from stdin")?;
-        (SlicesFile::Bytes(buf), "stdin".to_string())
+        (buf.into(), "stdin".to_string())
     } else if args.slices.contains("://") {
         let loc = Location::open(&args.slices, opts).await?;
-        (SlicesFile::Bytes(loc.read().await?.to_vec()), loc.url())
+        (loc.read().await?, loc.url())
     } else {
+        // Mapped, not copied: a 64-slice gzip plan is 2 MB (every slice
+        // carries its 32 KiB window) and a worker needs one descriptor.
         let p = Path::new(&args.slices);
-        (SlicesFile::open(p)?, p.display().to_string())
+        let data = map_file(p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("slices file {} does not exist", p.display())
+            } else {
+                anyhow::anyhow!("cannot read {}: {e}", p.display())
+            }
+        })?;
+        (data, p.display().to_string())
     };
-    let slice = pick_slice(json.as_ref(), &name, args.slice)?;
+    let slice = pick_slice(&json, &name, args.slice)?;
     let object = Location::open(&slice.url, opts).await?;
     match &args.output {
         Some(path) => {
@@ -166,51 +176,6 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// A slices file's bytes. A local one is mapped, not copied: a worker
-/// fetching one slice of a large plan (each gzip slice carries its 32 KiB
-/// window) then pays only for the pages the parser reads.
-enum SlicesFile {
-    Bytes(Vec<u8>),
-    Mapped(memmap2::Mmap),
-}
-
-impl SlicesFile {
-    fn open(p: &Path) -> Result<SlicesFile> {
-        let f = std::fs::File::open(p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                anyhow::anyhow!("slices file {} does not exist", p.display())
-            } else {
-                anyhow::anyhow!("cannot read {}: {e}", p.display())
-            }
-        })?;
-        let meta = f
-            .metadata()
-            .with_context(|| format!("cannot read {}", p.display()))?;
-        if meta.len() == 0 || !meta.is_file() {
-            // Empty files cannot be mapped; pipes and devices are read.
-            let mut buf = Vec::new();
-            (&f).read_to_end(&mut buf)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            return Ok(SlicesFile::Bytes(buf));
-        }
-        // SAFETY: the map is read-only and lives only while this command
-        // parses it; a slices file rewritten meanwhile (they are replaced by
-        // rename, never written in place) would at worst fail to parse.
-        let map = unsafe { memmap2::Mmap::map(&f) }
-            .with_context(|| format!("cannot read {}", p.display()))?;
-        Ok(SlicesFile::Mapped(map))
-    }
-}
-
-impl AsRef<[u8]> for SlicesFile {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            SlicesFile::Bytes(b) => b,
-            SlicesFile::Mapped(m) => m,
-        }
-    }
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -1,0 +1,25 @@
+//! Reading local input files without copying them.
+
+use std::io::Read;
+use std::path::Path;
+
+use bytes::Bytes;
+
+/// A local file's bytes, mapped into memory (pre-faulted), as ripgrep does
+/// for single large files: no copy, the page cache is used directly. Empty
+/// files (which cannot be mapped) and pipes or devices are read instead.
+pub fn map_file(p: &Path) -> std::io::Result<Bytes> {
+    let mut f = std::fs::File::open(p)?;
+    let meta = f.metadata()?;
+    if meta.len() == 0 || !meta.is_file() {
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        return Ok(buf.into());
+    }
+    // SAFETY: the mapping is read-only. If another process truncates the
+    // file while it is being read, reading the lost pages faults, as for any
+    // memory-mapped input; the inputs mapped here (paths files, slices
+    // files) are replaced by rename, not rewritten in place.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }?;
+    Ok(Bytes::from_owner(map))
+}
