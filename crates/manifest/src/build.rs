@@ -10,7 +10,8 @@ use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema, SchemaR
 use bytes::Bytes;
 use hashbrown::HashMap;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
-use parquet::basic::{Compression, Encoding};
+use parquet::basic::Compression;
+use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -18,6 +19,7 @@ use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use tessera_store::{Location, PublishMode};
 
+use crate::delta::PAGE_ROWS;
 use crate::error::{Error, Result};
 use crate::template::{FieldType, Template};
 use crate::{ManifestMeta, DEFAULT_LOCATION_COLUMN};
@@ -61,6 +63,9 @@ enum Col<'a> {
         map: HashMap<&'a str, u32>,
         dict: Vec<&'a str>,
         codes: Vec<u32>,
+        /// The previous row's value and code: listings repeat a value on
+        /// consecutive lines, and comparing is cheaper than hashing.
+        last: Option<(&'a str, u32)>,
     },
     Num(Vec<i64>),
 }
@@ -245,9 +250,7 @@ impl ManifestBuilder {
         for (f, col) in fields.iter().zip(&columns) {
             let (dt, arr): (DataType, ArrayRef) = match (f.ty, col) {
                 (FieldType::String, MergedCol::Str { dict, codes }) => {
-                    let keys = Int32Array::from_iter_values(
-                        perm.iter().map(|&i| codes[i as usize] as i32),
-                    );
+                    let keys = Int32Array::from(gather(&perm, |i| codes[i] as i32));
                     let values = Arc::new(StringArray::from_iter_values(dict.iter())) as ArrayRef;
                     let d = DictionaryArray::<Int32Type>::try_new(keys, values)?;
                     (
@@ -257,21 +260,15 @@ impl ManifestBuilder {
                 }
                 (FieldType::Int32, MergedCol::Num(v)) => (
                     DataType::Int32,
-                    Arc::new(Int32Array::from_iter_values(
-                        perm.iter().map(|&i| v[i as usize] as i32),
-                    )),
+                    Arc::new(Int32Array::from(gather(&perm, |i| v[i] as i32))),
                 ),
                 (FieldType::Int64, MergedCol::Num(v)) => (
                     DataType::Int64,
-                    Arc::new(Int64Array::from_iter_values(
-                        perm.iter().map(|&i| v[i as usize]),
-                    )),
+                    Arc::new(Int64Array::from(gather(&perm, |i| v[i]))),
                 ),
                 (FieldType::Date, MergedCol::Num(v)) => (
                     DataType::Date32,
-                    Arc::new(Date32Array::from_iter_values(
-                        perm.iter().map(|&i| v[i as usize] as i32),
-                    )),
+                    Arc::new(Date32Array::from(gather(&perm, |i| v[i] as i32))),
                 ),
                 _ => unreachable!("column kind follows the field type"),
             };
@@ -313,6 +310,7 @@ impl ManifestBuilder {
                     map: HashMap::new(),
                     dict: Vec::new(),
                     codes: Vec::with_capacity(guess),
+                    last: None,
                 },
                 _ => Col::Num(Vec::with_capacity(guess)),
             })
@@ -358,13 +356,25 @@ impl ManifestBuilder {
                 true => {
                     for (fi, (col, &(cs, ce))) in cols.iter_mut().zip(&caps).enumerate() {
                         match col {
-                            Col::Str { map, dict, codes } => {
+                            Col::Str {
+                                map,
+                                dict,
+                                codes,
+                                last,
+                            } => {
                                 let v = &line[cs..ce];
-                                let next = dict.len() as u32;
-                                let code = *map.entry(v).or_insert_with(|| {
-                                    dict.push(v);
-                                    next
-                                });
+                                let code = match *last {
+                                    Some((lv, lc)) if crate::template::eq_short(lv.as_bytes(), v.as_bytes()) => lc,
+                                    _ => {
+                                        let next = dict.len() as u32;
+                                        let code = *map.entry(v).or_insert_with(|| {
+                                            dict.push(v);
+                                            next
+                                        });
+                                        *last = Some((v, code));
+                                        code
+                                    }
+                                };
                                 codes.push(code);
                             }
                             // Parsed once, while matching.
@@ -412,13 +422,16 @@ impl ManifestBuilder {
     }
 }
 
+/// The byte range in the paths text of a packed location handle.
+#[inline]
+fn loc_span(l: u64) -> std::ops::Range<usize> {
+    let start = (l >> 24) as usize;
+    start..start + (l & MAX_LINE as u64) as usize
+}
+
 /// The location strings of sorted positions `perm` as one Arrow array.
 fn gather_strings(text: &[u8], locs: &[u64], perm: &[u32]) -> Result<StringArray> {
-    let span = |i: u32| {
-        let l = locs[i as usize];
-        let start = (l >> 24) as usize;
-        start..start + (l & MAX_LINE as u64) as usize
-    };
+    let span = |i: u32| loc_span(locs[i as usize]);
     let total: usize = perm.iter().map(|&i| span(i).len()).sum();
     if total > i32::MAX as usize {
         return Err(Error::InvalidInput(format!(
@@ -523,26 +536,39 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
 }
 
 /// Concatenate `parts` (holding `n` items in all) through `f(part, item)`,
-/// writing the output in parallel.
+/// each part written to its place in the output by its own task.
 fn par_concat<T: Sync, U: Send>(
     parts: &[&[T]],
     n: usize,
     f: impl Fn(usize, &T) -> U + Sync,
 ) -> Vec<U> {
-    let mut starts = Vec::with_capacity(parts.len());
-    let mut acc = 0;
+    assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), n);
+    let mut out: Vec<U> = Vec::with_capacity(n);
+    let mut dests: Vec<&mut [std::mem::MaybeUninit<U>]> = Vec::with_capacity(parts.len());
+    let mut rest = &mut out.spare_capacity_mut()[..n];
     for p in parts {
-        starts.push(acc);
-        acc += p.len();
+        let (d, r) = rest.split_at_mut(p.len());
+        dests.push(d);
+        rest = r;
     }
-    debug_assert_eq!(acc, n);
-    (0..n)
+    dests
         .into_par_iter()
-        .map(|i| {
-            let part = starts.partition_point(|&s| s <= i) - 1;
-            f(part, &parts[part][i - starts[part]])
-        })
-        .collect()
+        .zip(parts.par_iter())
+        .enumerate()
+        .for_each(|(pi, (dest, part))| {
+            for (d, x) in dest.iter_mut().zip(part.iter()) {
+                d.write(f(pi, x));
+            }
+        });
+    // SAFETY: the destinations cover the first `n` slots exactly (the parts
+    // hold `n` items, checked above) and every slot was written.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `f(row)` for every row of `perm`, in order, computed in parallel.
+fn gather<U: Send>(perm: &[u32], f: impl Fn(usize) -> U + Sync) -> Vec<U> {
+    perm.par_iter().map(|&i| f(i as usize)).collect()
 }
 
 fn bits_for(range: u64) -> u32 {
@@ -597,9 +623,29 @@ fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
         // the groups of equal leading field need sorting.
         let shift = total - widths[0];
         let lead = |k: u64| if shift >= 64 { 0 } else { k >> shift };
+        let grouped = keys.par_windows(2).all(|w| lead(w[0]) <= lead(w[1]));
+        if total <= 32 {
+            // Key and row number fit one u64: sort plain integers (equal
+            // keys stay in input order), without looking keys up.
+            let mut packed: Vec<u64> = keys
+                .par_iter()
+                .enumerate()
+                .map(|(i, &k)| (k << 32) | i as u64)
+                .collect();
+            drop(keys);
+            if grouped {
+                let lead = |p: u64| lead(p >> 32);
+                packed
+                    .par_chunk_by_mut(|&a, &b| lead(a) == lead(b))
+                    .for_each(|g| g.sort_unstable());
+            } else {
+                packed.par_sort_unstable();
+            }
+            return packed.par_iter().map(|&p| p as u32).collect();
+        }
         let mut perm: Vec<u32> = (0..n as u32).collect();
         let by_key = |&i: &u32| (keys[i as usize], i);
-        if keys.par_windows(2).all(|w| lead(w[0]) <= lead(w[1])) {
+        if grouped {
             perm.par_chunk_by_mut(|&a, &b| lead(keys[a as usize]) == lead(keys[b as usize]))
                 .for_each(|g| g.sort_unstable_by_key(by_key));
         } else {
@@ -641,34 +687,37 @@ fn find_duplicates(
             MergedCol::Num(v) => v[a as usize] == v[b as usize],
         })
     };
-    let mut count = 0u64;
+    let count = perm.par_windows(2).filter(|w| same(w[0], w[1])).count() as u64;
     let mut examples = Vec::new();
+    if count == 0 {
+        return (0, examples);
+    }
     for w in perm.windows(2) {
+        if examples.len() >= max_examples {
+            break;
+        }
         if same(w[0], w[1]) {
-            count += 1;
-            if examples.len() < max_examples {
-                let desc: Vec<String> = fields
-                    .iter()
-                    .zip(cols)
-                    .map(|(f, c)| match c {
-                        MergedCol::Str { dict, codes } => {
-                            format!("{}={}", f.name, dict[codes[w[0] as usize] as usize])
-                        }
-                        MergedCol::Num(v) => {
-                            let x = v[w[0] as usize];
-                            match f.ty {
-                                FieldType::Date => {
-                                    format!("{}={}", f.name, crate::template::format_date(x as i32))
-                                }
-                                _ => format!("{}={x}", f.name),
+            let desc: Vec<String> = fields
+                .iter()
+                .zip(cols)
+                .map(|(f, c)| match c {
+                    MergedCol::Str { dict, codes } => {
+                        format!("{}={}", f.name, dict[codes[w[0] as usize] as usize])
+                    }
+                    MergedCol::Num(v) => {
+                        let x = v[w[0] as usize];
+                        match f.ty {
+                            FieldType::Date => {
+                                format!("{}={}", f.name, crate::template::format_date(x as i32))
                             }
+                            _ => format!("{}={x}", f.name),
                         }
-                    })
-                    .collect();
-                let d = desc.join(", ");
-                if examples.last() != Some(&d) {
-                    examples.push(d);
-                }
+                    }
+                })
+                .collect();
+            let d = desc.join(", ");
+            if examples.last() != Some(&d) {
+                examples.push(d);
             }
         }
     }
@@ -688,7 +737,6 @@ impl BuiltManifest {
             .set_max_row_group_row_count(Some(row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_column_dictionary_enabled(loc_col.clone(), false)
-            .set_column_encoding(loc_col.clone(), Encoding::DELTA_BYTE_ARRAY)
             .set_column_statistics_enabled(loc_col, EnabledStatistics::None)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 crate::META_KEY.to_string(),
@@ -720,27 +768,38 @@ impl BuiltManifest {
         let tasks: Vec<(usize, usize)> = (0..groups.len())
             .flat_map(|g| (0..ncols).map(move |c| (g, c)))
             .collect();
-        // Each task encodes one column of one row group; the location strings
-        // of a row group are gathered from the text only inside its task.
-        let chunks: Vec<Result<(usize, usize, ArrowColumnChunk)>> = tasks
+        let loc_descr = writer.schema_descr().column(loc_idx);
+        // Each task encodes one column of one row group. The location column
+        // is encoded straight from the paths text (see `delta`); the others
+        // through the Arrow writer.
+        enum Encoded {
+            Arrow(ArrowColumnChunk),
+            Location(Bytes, ColumnCloseResult),
+        }
+        let chunks: Vec<Result<(usize, usize, Encoded)>> = tasks
             .par_iter()
             .map(|&(g, c)| {
                 let (s, e) = groups[g];
+                if c == loc_idx {
+                    let perm = &self.perm[s..e];
+                    let (data, close) =
+                        crate::delta::write_chunk(loc_descr.clone(), e - s, PAGE_ROWS, |i| {
+                            &self.text[loc_span(self.locs[perm[i] as usize])]
+                        })
+                        .map_err(perr)?;
+                    return Ok((g, c, Encoded::Location(data, close)));
+                }
                 let mut writers = factory.create_column_writers(g).map_err(perr)?;
                 let mut w = writers.swap_remove(c);
                 drop(writers);
-                let arr: ArrayRef = if c == loc_idx {
-                    Arc::new(gather_strings(&self.text, &self.locs, &self.perm[s..e])?)
-                } else {
-                    self.fields.column(c).slice(s, e - s)
-                };
+                let arr: ArrayRef = self.fields.column(c).slice(s, e - s);
                 for leaf in compute_leaves(schema.field(c), &arr).map_err(perr)? {
                     w.write(&leaf).map_err(perr)?;
                 }
-                Ok((g, c, w.close().map_err(perr)?))
+                Ok((g, c, Encoded::Arrow(w.close().map_err(perr)?)))
             })
             .collect();
-        let mut by_group: Vec<Vec<Option<ArrowColumnChunk>>> = (0..groups.len())
+        let mut by_group: Vec<Vec<Option<Encoded>>> = (0..groups.len())
             .map(|_| (0..ncols).map(|_| None).collect())
             .collect();
         for r in chunks {
@@ -750,7 +809,12 @@ impl BuiltManifest {
         for group in by_group {
             let mut rg = writer.next_row_group().map_err(perr)?;
             for chunk in group.into_iter().flatten() {
-                chunk.append_to_row_group(&mut rg).map_err(perr)?;
+                match chunk {
+                    Encoded::Arrow(chunk) => chunk.append_to_row_group(&mut rg).map_err(perr)?,
+                    Encoded::Location(data, close) => {
+                        rg.append_column(&data, close).map_err(perr)?
+                    }
+                }
             }
             rg.close().map_err(perr)?;
         }

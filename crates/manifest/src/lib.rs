@@ -30,6 +30,7 @@
 //! ```
 
 mod build;
+mod delta;
 mod error;
 mod lookup;
 mod template;

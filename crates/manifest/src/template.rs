@@ -55,10 +55,11 @@ impl FieldType {
     /// Parse a value of this type. Integers and dates are returned as `i64`
     /// (dates as days since 1970-01-01); `None` when the text is not a value
     /// of the type.
+    #[inline]
     pub fn parse_num(self, s: &str) -> Option<i64> {
         match self {
             FieldType::String => None,
-            FieldType::Int32 => s.parse::<i32>().ok().map(i64::from),
+            FieldType::Int32 => parse_i32(s).map(i64::from),
             FieldType::Int64 => s.parse::<i64>().ok(),
             FieldType::Date => parse_date(s).map(i64::from),
         }
@@ -352,6 +353,7 @@ impl Template {
     /// [`Template::match_key`] without allocating: `caps` receives the field
     /// ranges, `scratch` the parsed numeric values ([`MatchScratch::num`]);
     /// both are reused across calls.
+    #[inline]
     pub fn match_key_into(
         &self,
         key: &str,
@@ -367,21 +369,24 @@ impl Template {
         let lead = usize::from(key.starts_with('/'));
         let bytes = key.as_bytes();
         if let Some(k) = self.tail_only {
-            // Only the last k segments matter: find them from the right.
+            // Only the last k segments matter: match them from the right,
+            // each as soon as its slash is found.
             let mut end = bytes.len();
-            for i in 0..k {
-                match memchr::memrchr(b'/', &bytes[lead..end]) {
-                    Some(pos) => {
-                        let slash = lead + pos;
-                        segs.push((slash + 1, end));
-                        end = slash;
-                    }
-                    None if i + 1 == k => segs.push((lead, end)),
+            for (i, seg) in self.segs[1..].iter().rev().enumerate() {
+                let Seg::Parts(parts) = seg else {
+                    unreachable!("tail_only templates have one leading `**`")
+                };
+                let start = match rfind_byte(&bytes[lead..end], b'/') {
+                    Some(pos) => lead + pos + 1,
+                    None if i + 1 == k => lead,
                     None => return false,
+                };
+                if !self.match_parts(key, parts, start, end, caps, nums) {
+                    return false;
                 }
+                end = start.saturating_sub(1);
             }
-            segs.reverse();
-            return self.match_segs(key, &self.segs[1..], segs, caps, nums);
+            return true;
         }
         let mut start = lead;
         for pos in memchr::memchr_iter(b'/', &bytes[lead..]) {
@@ -402,6 +407,7 @@ impl Template {
     }
 
     /// [`Template::match_line`] without allocating (see [`Template::match_key_into`]).
+    #[inline]
     pub fn match_line_into(
         &self,
         line: &str,
@@ -469,24 +475,30 @@ impl Template {
         caps: &mut Captures,
         nums: &mut [i64],
     ) -> bool {
-        let text = &key[s..e];
+        // Bytes, not `str`: every position here is a character boundary
+        // (after ASCII `/` or a literal), and slicing `str` checks it again.
+        let text = &key.as_bytes()[s..e];
         match parts.split_first() {
             None => text.is_empty(),
             Some((Part::Lit(l), rest)) => {
-                text.starts_with(l.as_str())
+                starts_with(text, l.as_bytes())
                     && self.match_parts(key, rest, s + l.len(), e, caps, nums)
             }
             Some((open @ (Part::Field(_) | Part::Star), rest)) => {
                 let accept =
                     |caps: &mut Captures, nums: &mut [i64], fs: usize, fe: usize| -> bool {
                         if let Part::Field(fi) = open {
-                            let v = &key[fs..fe];
                             if fe == fs {
                                 return false;
                             }
                             let ty = self.fields[*fi].ty;
                             if ty != FieldType::String {
-                                match ty.parse_num(v) {
+                                let v = &key.as_bytes()[fs..fe];
+                                let n = match ty {
+                                    FieldType::Int32 => parse_i32_bytes(v).map(i64::from),
+                                    _ => None,
+                                };
+                                match n.or_else(|| ty.parse_num(&key[fs..fe])) {
                                     Some(n) => nums[*fi] = n,
                                     None => return false,
                                 }
@@ -555,14 +567,62 @@ impl fmt::Display for Template {
     }
 }
 
-/// First occurrence of a (short) literal: memchr on its first byte, then compare.
+/// Position of the last `needle` in `hay`, eight bytes at a time (path
+/// segments are short: cheaper than `memrchr`'s set-up).
+#[inline]
+fn rfind_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let splat = u64::from_le_bytes([needle; 8]);
+    let mut end = hay.len();
+    while end >= 8 {
+        let x = u64::from_le_bytes(hay[end - 8..end].try_into().expect("8 bytes")) ^ splat;
+        // 0x80 in each byte that is zero in x (exact: no carry crosses bytes).
+        let zero = !(((x & LO7) + LO7) | x | LO7);
+        if zero != 0 {
+            return Some(end - 8 + (63 - zero.leading_zeros() as usize) / 8);
+        }
+        end -= 8;
+    }
+    hay[..end].iter().rposition(|&b| b == needle)
+}
+
+/// Equality of short byte strings without a call to `memcmp` (keys are
+/// matched piece by piece, and the pieces are a few bytes long).
+#[inline]
+pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if n >= 8 {
+        let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let mut i = 0;
+        while i + 8 <= n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        // The last, overlapping word covers the tail.
+        return word(a, n - 8) == word(b, n - 8);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[inline]
+fn starts_with(text: &[u8], prefix: &[u8]) -> bool {
+    text.len() >= prefix.len() && eq_short(&text[..prefix.len()], prefix)
+}
+
+/// First occurrence of a (short) literal in a (short) segment.
 #[inline]
 fn find_lit(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
     let mut from = 0;
-    while from + needle.len() <= hay.len() {
-        let i = from + memchr::memchr(first, &hay[from..=hay.len() - needle.len()])?;
-        if &hay[i + 1..i + needle.len()] == rest {
+    while from <= last {
+        let i = from + hay[from..=last].iter().position(|&b| b == first)?;
+        if eq_short(&hay[i + 1..i + needle.len()], rest) {
             return Some(i);
         }
         from = i + 1;
@@ -570,8 +630,24 @@ fn find_lit(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// A short run of ASCII digits as an `i32`; `None` for anything else
+/// (then the standard parser decides).
+#[inline]
+fn parse_i32_bytes(b: &[u8]) -> Option<i32> {
+    (!b.is_empty() && b.len() <= 9 && b.iter().all(u8::is_ascii_digit))
+        .then(|| b.iter().fold(0i32, |n, &d| n * 10 + i32::from(d - b'0')))
+}
+
+/// `s.parse::<i32>()` for the common case of a few ASCII digits (with an
+/// optional sign), falling back to the standard parser otherwise.
+#[inline]
+fn parse_i32(s: &str) -> Option<i32> {
+    parse_i32_bytes(s.as_bytes()).or_else(|| s.parse().ok())
+}
+
 /// Byte offset where the key starts in a line: after `scheme://authority/`
 /// for URLs, 0 for plain keys and paths.
+#[inline]
 pub fn key_offset(line: &str) -> usize {
     let b = line.as_bytes();
     // A scheme is 1..=16 ASCII letters, digits or '+', followed by "://".
@@ -598,6 +674,36 @@ pub fn key_offset(line: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_int_parse_agrees_with_std() {
+        for t in [
+            "0", "7", "007", "123456789", "999999999", "1234567890", "2147483647", "2147483648",
+            "-1", "+5", "", "-", "12a", " 1", "1 ", "٣", "-2147483648", "-2147483649",
+        ] {
+            assert_eq!(parse_i32(t), t.parse::<i32>().ok(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn short_equality_and_search() {
+        for (a, b) in [("", ""), ("a", "a"), ("abcdefgh", "abcdefgh"), ("abcdefghijk", "abcdefghijk")] {
+            assert!(eq_short(a.as_bytes(), b.as_bytes()));
+        }
+        for (a, b) in [("a", ""), ("a", "b"), ("abcdefgh", "abcdefgX"), ("abcdefghijk", "abcdefghijX"), ("Xbcdefghijk", "abcdefghijk")] {
+            assert!(!eq_short(a.as_bytes(), b.as_bytes()));
+        }
+        assert_eq!(find_lit(b"model_tissue_12.tl", b".tl"), Some(15));
+        assert_eq!(find_lit(b"a.t.tl", b".tl"), Some(3));
+        assert_eq!(find_lit(b".t", b".tl"), None);
+        assert_eq!(find_lit(b"", b"x"), None);
+        for hay in ["", "/", "a", "a/b", "abcdefgh/", "/abcdefghijklmnop", "ab/cdefghijklmnop/qr", "\u{2f}\u{af}/\u{1}x"] {
+            for n in [b'/', b'a', b'\x01', b'\xaf'] {
+                let h = hay.as_bytes();
+                assert_eq!(rfind_byte(h, n), h.iter().rposition(|&b| b == n), "{hay:?} {n}");
+            }
+        }
+    }
 
     fn err_pos(t: &str) -> (usize, String) {
         match Template::parse(t).unwrap_err() {
