@@ -9,7 +9,7 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 
 mod common;
-use common::{fails, ok, s3_bucket, tessera};
+use common::{fails, ok, python, s3_bucket, tessera};
 
 fn ok_err(c: &mut Command) -> (String, String) {
     let o = c.output().unwrap();
@@ -443,21 +443,6 @@ fn concurrent_writers_lose_nothing() {
     assert_eq!(h.iter().filter(|e| e["operation"] == "put").count(), 160);
     let keys: BTreeSet<&str> = h.iter().filter_map(|e| e["version_key"].as_str()).collect();
     assert_eq!(keys.len(), 160);
-}
-
-/// Python with deltalake, duckdb and polars (scripts/test.sh makes one).
-fn python() -> Option<PathBuf> {
-    match std::env::var("TESSERA_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_PYTHON").is_err(),
-                "TESSERA_REQUIRE_PYTHON is set but TESSERA_TEST_PYTHON is not"
-            );
-            eprintln!("skipping: TESSERA_TEST_PYTHON not set");
-            None
-        }
-    }
 }
 
 #[test]

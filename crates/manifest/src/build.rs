@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema, SchemaR
 use bytes::Bytes;
 use hashbrown::HashMap;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -167,7 +167,7 @@ impl ManifestBuilder {
         let bad = chunks
             .par_iter()
             .filter_map(|&(s, e)| {
-                std::str::from_utf8(&bytes[s..e])
+                simdutf8::compat::from_utf8(&bytes[s..e])
                     .err()
                     .map(|err| s + err.valid_up_to())
             })
@@ -737,7 +737,16 @@ impl BuiltManifest {
             .set_max_row_group_row_count(Some(row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_column_dictionary_enabled(loc_col.clone(), false)
-            .set_column_statistics_enabled(loc_col, EnabledStatistics::None)
+            .set_column_statistics_enabled(loc_col, EnabledStatistics::None);
+        // Numbers and dates: sorted by the fields, so they are runs or small
+        // steps, which delta encoding stores in a few bits without hashing
+        // every value into a dictionary first.
+        for f in self.meta.fields.iter().filter(|(_, ty)| ty != "string") {
+            props = props
+                .set_column_dictionary_enabled(ColumnPath::from(f.0.as_str()), false)
+                .set_column_encoding(ColumnPath::from(f.0.as_str()), Encoding::DELTA_BINARY_PACKED);
+        }
+        let mut props = props
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 crate::META_KEY.to_string(),
                 serde_json::to_string(&self.meta).expect("manifest metadata serializes"),

@@ -121,30 +121,48 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     i
 }
 
-/// One page's values encoded as `DELTA_BYTE_ARRAY` (prefix lengths, suffix
-/// lengths, suffix bytes).
-fn encode_page<'a>(values: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>, scratch: &mut Scratch) {
-    scratch.prefixes.clear();
-    scratch.suffixes.clear();
-    scratch.bytes.clear();
-    let mut last: &[u8] = &[];
-    for v in values {
-        let p = common_prefix(last, v);
-        scratch.prefixes.push(p as i64);
-        scratch.suffixes.push((v.len() - p) as i64);
-        scratch.bytes.extend_from_slice(&v[p..]);
-        last = v;
-    }
-    delta_binary_packed(out, &scratch.prefixes);
-    delta_binary_packed(out, &scratch.suffixes);
-    out.extend_from_slice(&scratch.bytes);
-}
-
+/// The values of one page, split into prefix lengths, suffix lengths and
+/// suffix bytes as they are added.
 #[derive(Default)]
-struct Scratch {
+struct PageValues<'a> {
     prefixes: Vec<i64>,
     suffixes: Vec<i64>,
     bytes: Vec<u8>,
+    /// Sum of the full values' lengths.
+    value_bytes: usize,
+    last: &'a [u8],
+}
+
+impl<'a> PageValues<'a> {
+    fn clear(&mut self) {
+        self.prefixes.clear();
+        self.suffixes.clear();
+        self.bytes.clear();
+        self.value_bytes = 0;
+        self.last = &[];
+    }
+
+    #[inline]
+    fn push(&mut self, v: &'a [u8]) {
+        let p = common_prefix(self.last, v);
+        self.prefixes.push(p as i64);
+        self.suffixes.push((v.len() - p) as i64);
+        self.bytes.extend_from_slice(&v[p..]);
+        self.value_bytes += v.len();
+        self.last = v;
+    }
+
+    fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// The page body: `DELTA_BYTE_ARRAY` is the prefix lengths, then the
+    /// suffixes as `DELTA_LENGTH_BYTE_ARRAY` (lengths, then bytes).
+    fn encode(&self, out: &mut Vec<u8>) {
+        delta_binary_packed(out, &self.prefixes);
+        delta_binary_packed(out, &self.suffixes);
+        out.extend_from_slice(&self.bytes);
+    }
 }
 
 /// Write the column chunk of a required string column holding `values` (in
@@ -161,7 +179,7 @@ where
     F: Fn(usize) -> &'a [u8],
 {
     let mut sink = TrackedWrite::new(Vec::new());
-    let mut scratch = Scratch::default();
+    let mut page_values = PageValues::default();
     let mut snappy = snap::raw::Encoder::new();
     let mut raw = Vec::new();
     let mut compressed = Vec::new();
@@ -173,25 +191,28 @@ where
     {
         let mut pages = SerializedPageWriter::new(&mut sink);
         let page_rows = page_rows.max(1);
-        let mut start = 0;
+        let mut next = 0;
         loop {
             // Cut at `page_rows` rows or PAGE_BYTES of values, whichever comes first.
-            let mut end = start;
-            let mut bytes = 0;
-            while end < rows && end - start < page_rows && bytes < PAGE_BYTES {
-                bytes += value(end).len();
-                end += 1;
+            page_values.clear();
+            while next < rows
+                && page_values.len() < page_rows
+                && page_values.value_bytes < PAGE_BYTES
+            {
+                page_values.push(value(next));
+                next += 1;
             }
+            let (count, bytes) = (page_values.len(), page_values.value_bytes);
             value_bytes += bytes as i64;
             raw.clear();
-            encode_page((start..end).map(&value), &mut raw, &mut scratch);
+            page_values.encode(&mut raw);
             compressed.resize(snap::raw::max_compress_len(raw.len()), 0);
             let n = snappy
                 .compress(&raw, &mut compressed)
                 .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
             let page = Page::DataPage {
                 buf: Bytes::copy_from_slice(&compressed[..n]),
-                num_values: (end - start) as u32,
+                num_values: count as u32,
                 encoding: Encoding::DELTA_BYTE_ARRAY,
                 def_level_encoding: Encoding::RLE,
                 rep_level_encoding: Encoding::RLE,
@@ -199,13 +220,12 @@ where
             };
             let spec = pages.write_page(CompressedPage::new(page, raw.len()))?;
             debug_assert_eq!(spec.page_type, PageType::DATA_PAGE);
-            index.append_row_count((end - start) as i64);
+            index.append_row_count(count as i64);
             index.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
             index.append_unencoded_byte_array_data_bytes(Some(bytes as i64));
             total_compressed += spec.compressed_size as i64;
             total_uncompressed += spec.uncompressed_size as i64;
-            start = end;
-            if start >= rows {
+            if next >= rows {
                 break;
             }
         }

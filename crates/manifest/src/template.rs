@@ -658,7 +658,7 @@ pub fn key_offset(line: &str) -> usize {
     else {
         return 0;
     };
-    if colon == 0 || !b[colon..].starts_with(b"://") {
+    if colon == 0 || !starts_with(&b[colon..], b"://") {
         return 0;
     }
     let after = colon + 3;

@@ -1,7 +1,7 @@
 //! Helpers shared by the tests that run the real `tessera` binary.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
@@ -38,6 +38,22 @@ pub fn s3_bucket() -> Option<String> {
                 "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
             );
             eprintln!("skipping: TESSERA_TEST_S3 not set");
+            None
+        }
+    }
+}
+
+/// Python with pyarrow, deltalake, duckdb and polars (scripts/test.sh makes
+/// one), or `None` (skip) when not configured.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var("TESSERA_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            assert!(
+                std::env::var("TESSERA_REQUIRE_PYTHON").is_err(),
+                "TESSERA_REQUIRE_PYTHON is set but TESSERA_TEST_PYTHON is not"
+            );
+            eprintln!("skipping: TESSERA_TEST_PYTHON not set");
             None
         }
     }
