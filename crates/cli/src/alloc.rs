@@ -10,9 +10,31 @@
 //! the advice is ignored and nothing changes).
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Allocations at least this large are advised to use huge pages.
 const HUGE: usize = 4 << 20;
+
+/// Whether large allocations are advised to use huge pages.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Read `TESSERA_HUGEPAGES` (`0`, `off` or `never` turn the advice off);
+/// called once at start, before any large allocation. Where the kernel
+/// compacts memory to find huge pages on demand (`defrag` = `madvise`), a
+/// fresh process can spend longer waiting for them than it saves.
+pub fn configure() {
+    if let Ok(v) = std::env::var("TESSERA_HUGEPAGES") {
+        let off = matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "never" | "false" | "no"
+        );
+        ENABLED.store(!off, Ordering::Relaxed);
+    }
+}
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// Wraps an allocator; see the module documentation.
 pub struct HugePages<A>(pub A);
@@ -39,7 +61,7 @@ fn advise(_ptr: *mut u8, _size: usize) {}
 unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { self.0.alloc(layout) };
-        if !p.is_null() && layout.size() >= HUGE {
+        if !p.is_null() && layout.size() >= HUGE && enabled() {
             advise(p, layout.size());
         }
         p
@@ -47,7 +69,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { self.0.alloc_zeroed(layout) };
-        if !p.is_null() && layout.size() >= HUGE {
+        if !p.is_null() && layout.size() >= HUGE && enabled() {
             advise(p, layout.size());
         }
         p
@@ -59,7 +81,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = unsafe { self.0.realloc(ptr, layout, new_size) };
-        if !p.is_null() && new_size >= HUGE {
+        if !p.is_null() && new_size >= HUGE && enabled() {
             advise(p, new_size);
         }
         p

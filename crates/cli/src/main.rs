@@ -23,6 +23,8 @@ mod alloc;
 static GLOBAL: alloc::HugePages<std::alloc::System> = alloc::HugePages(std::alloc::System);
 
 fn main() {
+    #[cfg(target_os = "linux")]
+    alloc::configure();
     // `tessera serve` reads TESSERA_* settings from ./.env too.
     if std::env::args().any(|a| a == "serve") {
         let _ = dotenvy::dotenv();

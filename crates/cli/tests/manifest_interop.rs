@@ -20,7 +20,9 @@ fn pyarrow_and_duckdb_read_a_manifest() {
     let mut want = Vec::new();
     for g in 0..300 {
         for &t in &tissues {
-            text.push_str(&format!("s3://b/models/v1/ad/G{g:05}/model_tissue_{t}.tl\n"));
+            text.push_str(&format!(
+                "s3://b/models/v1/ad/G{g:05}/model_tissue_{t}.tl\n"
+            ));
         }
         text.push_str(&format!("s3://b/models/v1/ad/G{g:05}/_SUCCESS\n"));
         for t in 1..=150u32 {

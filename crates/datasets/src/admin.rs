@@ -5,8 +5,6 @@ use std::num::NonZeroU64;
 use chrono::{DateTime, Utc};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tessera_store::Location;
@@ -378,11 +376,12 @@ impl<'a> Compact<'a> {
             attempt += 1;
             let table = self.ds.load(&self.name).await?;
             let before = table.version().unwrap_or(0);
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(
-                    ZstdLevel::try_new(3).expect("valid level"),
-                ))
-                .build();
+            let schema = table
+                .snapshot()
+                .map_err(|e| Error::delta(&self.name, e))?
+                .snapshot()
+                .arrow_schema();
+            let props = crate::files::writer_properties(&schema);
             let r = table
                 .optimize()
                 .with_target_size(NonZeroU64::new(self.target).expect("at least 1"))

@@ -57,6 +57,7 @@
 
 mod admin;
 mod error;
+pub mod files;
 mod get;
 pub mod keys;
 pub mod name;

@@ -9,8 +9,6 @@ use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::operations::write::SchemaMode;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
@@ -518,11 +516,7 @@ impl<'a> Put<'a> {
             "sources": sources,
             "tesseraVersion": env!("CARGO_PKG_VERSION"),
         });
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).expect("valid level"),
-            ))
-            .build();
+        let props = crate::files::writer_properties(&shape.write);
         let mut w = table
             .write(Vec::new())
             .with_input_plan(plan)

@@ -31,7 +31,9 @@ fn main() {
         let built = builder.build(text.clone()).expect("build");
         let b = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let out = built.to_parquet(tessera_manifest::ROW_GROUP_ROWS).expect("encode");
+        let out = built
+            .to_parquet(tessera_manifest::ROW_GROUP_ROWS)
+            .expect("encode");
         let e = t.elapsed().as_secs_f64();
         println!(
             "rows {} build {b:.3} s encode {e:.3} s total {:.3} s ({} bytes)",

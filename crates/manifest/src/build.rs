@@ -167,7 +167,7 @@ impl ManifestBuilder {
         let bad = chunks
             .par_iter()
             .filter_map(|&(s, e)| {
-                simdutf8::compat::from_utf8(&bytes[s..e])
+                std::str::from_utf8(&bytes[s..e])
                     .err()
                     .map(|err| s + err.valid_up_to())
             })
@@ -364,7 +364,14 @@ impl ManifestBuilder {
                             } => {
                                 let v = &line[cs..ce];
                                 let code = match *last {
-                                    Some((lv, lc)) if crate::template::eq_short(lv.as_bytes(), v.as_bytes()) => lc,
+                                    Some((lv, lc))
+                                        if crate::template::eq_short(
+                                            lv.as_bytes(),
+                                            v.as_bytes(),
+                                        ) =>
+                                    {
+                                        lc
+                                    }
                                     _ => {
                                         let next = dict.len() as u32;
                                         let code = *map.entry(v).or_insert_with(|| {
@@ -744,7 +751,10 @@ impl BuiltManifest {
         for f in self.meta.fields.iter().filter(|(_, ty)| ty != "string") {
             props = props
                 .set_column_dictionary_enabled(ColumnPath::from(f.0.as_str()), false)
-                .set_column_encoding(ColumnPath::from(f.0.as_str()), Encoding::DELTA_BINARY_PACKED);
+                .set_column_encoding(
+                    ColumnPath::from(f.0.as_str()),
+                    Encoding::DELTA_BINARY_PACKED,
+                );
         }
         let mut props = props
             .set_key_value_metadata(Some(vec![KeyValue::new(

@@ -275,9 +275,8 @@ mod tests {
         let mut props = WriterProperties::builder().build();
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
         let mut out = Vec::new();
-        let mut w =
-            SerializedFileWriter::new(&mut out, pschema.root_schema_ptr(), Arc::new(props))
-                .unwrap();
+        let mut w = SerializedFileWriter::new(&mut out, pschema.root_schema_ptr(), Arc::new(props))
+            .unwrap();
         let descr = w.schema_descr().column(0);
         for part in values.chunks(group.max(1)) {
             let (data, close) =

@@ -595,7 +595,8 @@ pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
     }
     let n = a.len();
     if n >= 8 {
-        let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let word =
+            |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
         let mut i = 0;
         while i + 8 <= n {
             if word(a, i) != word(b, i) {
@@ -678,8 +679,24 @@ mod tests {
     #[test]
     fn fast_int_parse_agrees_with_std() {
         for t in [
-            "0", "7", "007", "123456789", "999999999", "1234567890", "2147483647", "2147483648",
-            "-1", "+5", "", "-", "12a", " 1", "1 ", "٣", "-2147483648", "-2147483649",
+            "0",
+            "7",
+            "007",
+            "123456789",
+            "999999999",
+            "1234567890",
+            "2147483647",
+            "2147483648",
+            "-1",
+            "+5",
+            "",
+            "-",
+            "12a",
+            " 1",
+            "1 ",
+            "٣",
+            "-2147483648",
+            "-2147483649",
         ] {
             assert_eq!(parse_i32(t), t.parse::<i32>().ok(), "{t:?}");
         }
@@ -687,20 +704,44 @@ mod tests {
 
     #[test]
     fn short_equality_and_search() {
-        for (a, b) in [("", ""), ("a", "a"), ("abcdefgh", "abcdefgh"), ("abcdefghijk", "abcdefghijk")] {
+        for (a, b) in [
+            ("", ""),
+            ("a", "a"),
+            ("abcdefgh", "abcdefgh"),
+            ("abcdefghijk", "abcdefghijk"),
+        ] {
             assert!(eq_short(a.as_bytes(), b.as_bytes()));
         }
-        for (a, b) in [("a", ""), ("a", "b"), ("abcdefgh", "abcdefgX"), ("abcdefghijk", "abcdefghijX"), ("Xbcdefghijk", "abcdefghijk")] {
+        for (a, b) in [
+            ("a", ""),
+            ("a", "b"),
+            ("abcdefgh", "abcdefgX"),
+            ("abcdefghijk", "abcdefghijX"),
+            ("Xbcdefghijk", "abcdefghijk"),
+        ] {
             assert!(!eq_short(a.as_bytes(), b.as_bytes()));
         }
         assert_eq!(find_lit(b"model_tissue_12.tl", b".tl"), Some(15));
         assert_eq!(find_lit(b"a.t.tl", b".tl"), Some(3));
         assert_eq!(find_lit(b".t", b".tl"), None);
         assert_eq!(find_lit(b"", b"x"), None);
-        for hay in ["", "/", "a", "a/b", "abcdefgh/", "/abcdefghijklmnop", "ab/cdefghijklmnop/qr", "\u{2f}\u{af}/\u{1}x"] {
+        for hay in [
+            "",
+            "/",
+            "a",
+            "a/b",
+            "abcdefgh/",
+            "/abcdefghijklmnop",
+            "ab/cdefghijklmnop/qr",
+            "\u{2f}\u{af}/\u{1}x",
+        ] {
             for n in [b'/', b'a', b'\x01', b'\xaf'] {
                 let h = hay.as_bytes();
-                assert_eq!(rfind_byte(h, n), h.iter().rposition(|&b| b == n), "{hay:?} {n}");
+                assert_eq!(
+                    rfind_byte(h, n),
+                    h.iter().rposition(|&b| b == n),
+                    "{hay:?} {n}"
+                );
             }
         }
     }
