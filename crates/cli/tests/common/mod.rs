@@ -28,33 +28,30 @@ pub fn ok(c: &mut Command) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-/// The S3 bucket URL under test, or `None` (skip) when not configured.
-pub fn s3_bucket() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
+/// The value of `var`, or `None` (skip the test) when it is unset or empty;
+/// when `require` is set, a missing `var` fails the test instead (the test
+/// script sets both, so nothing is skipped there by accident).
+fn configured(var: &str, require: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
             assert!(
-                std::env::var("TESSERA_REQUIRE_S3").is_err(),
-                "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
+                std::env::var(require).is_err(),
+                "{require} is set but {var} is not"
             );
-            eprintln!("skipping: TESSERA_TEST_S3 not set");
+            eprintln!("skipping: {var} not set");
             None
         }
     }
 }
 
+/// The S3 bucket URL under test, or `None` (skip) when not configured.
+pub fn s3_bucket() -> Option<String> {
+    configured("TESSERA_TEST_S3", "TESSERA_REQUIRE_S3")
+}
+
 /// Python with pyarrow, deltalake, duckdb and polars (scripts/test.sh makes
 /// one), or `None` (skip) when not configured.
 pub fn python() -> Option<PathBuf> {
-    match std::env::var("TESSERA_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_PYTHON").is_err(),
-                "TESSERA_REQUIRE_PYTHON is set but TESSERA_TEST_PYTHON is not"
-            );
-            eprintln!("skipping: TESSERA_TEST_PYTHON not set");
-            None
-        }
-    }
+    configured("TESSERA_TEST_PYTHON", "TESSERA_REQUIRE_PYTHON").map(PathBuf::from)
 }
