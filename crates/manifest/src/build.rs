@@ -59,15 +59,38 @@ pub struct ManifestBuilder {
 }
 
 enum Col<'a> {
-    Str {
-        map: HashMap<&'a str, u32>,
-        dict: Vec<&'a str>,
-        codes: Vec<u32>,
-        /// The previous row's value and code: listings repeat a value on
-        /// consecutive lines, and comparing is cheaper than hashing.
-        last: Option<(&'a str, u32)>,
-    },
+    Str(StrCol<'a>),
     Num(Vec<i64>),
+}
+
+/// A string field of one chunk: its values and a code per row.
+struct StrCol<'a> {
+    map: HashMap<&'a str, u32>,
+    dict: Vec<&'a str>,
+    codes: Vec<u32>,
+    /// The previous row's value and code: listings repeat a value on
+    /// consecutive lines, and comparing is cheaper than hashing.
+    last: Option<(&'a str, u32)>,
+}
+
+impl<'a> StrCol<'a> {
+    #[inline]
+    fn push(&mut self, v: &'a str) {
+        let code = match self.last {
+            Some((lv, lc)) if crate::template::eq_short(lv.as_bytes(), v.as_bytes()) => lc,
+            _ => {
+                let next = self.dict.len() as u32;
+                let dict = &mut self.dict;
+                let code = *self.map.entry(v).or_insert_with(|| {
+                    dict.push(v);
+                    next
+                });
+                self.last = Some((v, code));
+                code
+            }
+        };
+        self.codes.push(code);
+    }
 }
 
 struct Chunk<'a> {
@@ -306,12 +329,12 @@ impl ManifestBuilder {
         let mut cols: Vec<Col<'a>> = fields
             .iter()
             .map(|f| match f.ty {
-                FieldType::String => Col::Str {
+                FieldType::String => Col::Str(StrCol {
                     map: HashMap::new(),
                     dict: Vec::new(),
                     codes: Vec::with_capacity(guess),
                     last: None,
-                },
+                }),
                 _ => Col::Num(Vec::with_capacity(guess)),
             })
             .collect();
@@ -356,34 +379,7 @@ impl ManifestBuilder {
                 true => {
                     for (fi, (col, &(cs, ce))) in cols.iter_mut().zip(&caps).enumerate() {
                         match col {
-                            Col::Str {
-                                map,
-                                dict,
-                                codes,
-                                last,
-                            } => {
-                                let v = &line[cs..ce];
-                                let code = match *last {
-                                    Some((lv, lc))
-                                        if crate::template::eq_short(
-                                            lv.as_bytes(),
-                                            v.as_bytes(),
-                                        ) =>
-                                    {
-                                        lc
-                                    }
-                                    _ => {
-                                        let next = dict.len() as u32;
-                                        let code = *map.entry(v).or_insert_with(|| {
-                                            dict.push(v);
-                                            next
-                                        });
-                                        *last = Some((v, code));
-                                        code
-                                    }
-                                };
-                                codes.push(code);
-                            }
+                            Col::Str(col) => col.push(&line[cs..ce]),
                             // Parsed once, while matching.
                             Col::Num(vals) => vals.push(scratch.num(fi)),
                         }
@@ -500,15 +496,15 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
                 .iter()
                 .map(|c| match &c.cols[fi] {
                     Col::Num(x) => x.as_slice(),
-                    Col::Str { .. } => &[],
+                    Col::Str(_) => &[],
                 })
                 .collect();
             MergedCol::Num(par_concat(&parts, n, |_, &x| x))
         }
-        Col::Str { .. } => {
+        Col::Str(_) => {
             let mut uniq: HashMap<&str, u32> = HashMap::new();
             for c in parsed {
-                if let Col::Str { dict, .. } = &c.cols[fi] {
+                if let Col::Str(StrCol { dict, .. }) = &c.cols[fi] {
                     for v in dict {
                         uniq.entry(*v).or_insert(0);
                     }
@@ -522,14 +518,14 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
             let remaps: Vec<Vec<u32>> = parsed
                 .iter()
                 .map(|c| match &c.cols[fi] {
-                    Col::Str { dict, .. } => dict.iter().map(|v| uniq[v]).collect(),
+                    Col::Str(StrCol { dict, .. }) => dict.iter().map(|v| uniq[v]).collect(),
                     Col::Num(_) => Vec::new(),
                 })
                 .collect();
             let parts: Vec<&[u32]> = parsed
                 .iter()
                 .map(|c| match &c.cols[fi] {
-                    Col::Str { codes, .. } => codes.as_slice(),
+                    Col::Str(StrCol { codes, .. }) => codes.as_slice(),
                     Col::Num(_) => &[],
                 })
                 .collect();

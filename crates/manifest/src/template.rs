@@ -493,12 +493,7 @@ impl Template {
                             }
                             let ty = self.fields[*fi].ty;
                             if ty != FieldType::String {
-                                let v = &key.as_bytes()[fs..fe];
-                                let n = match ty {
-                                    FieldType::Int32 => parse_i32_bytes(v).map(i64::from),
-                                    _ => None,
-                                };
-                                match n.or_else(|| ty.parse_num(&key[fs..fe])) {
+                                match ty.parse_num(&key[fs..fe]) {
                                     Some(n) => nums[*fi] = n,
                                     None => return false,
                                 }
@@ -631,19 +626,15 @@ fn find_lit(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// A short run of ASCII digits as an `i32`; `None` for anything else
-/// (then the standard parser decides).
-#[inline]
-fn parse_i32_bytes(b: &[u8]) -> Option<i32> {
-    (!b.is_empty() && b.len() <= 9 && b.iter().all(u8::is_ascii_digit))
-        .then(|| b.iter().fold(0i32, |n, &d| n * 10 + i32::from(d - b'0')))
-}
-
 /// `s.parse::<i32>()` for the common case of a few ASCII digits (with an
 /// optional sign), falling back to the standard parser otherwise.
 #[inline]
 fn parse_i32(s: &str) -> Option<i32> {
-    parse_i32_bytes(s.as_bytes()).or_else(|| s.parse().ok())
+    let b = s.as_bytes();
+    if !b.is_empty() && b.len() <= 9 && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0i32, |n, &d| n * 10 + i32::from(d - b'0')));
+    }
+    s.parse().ok()
 }
 
 /// Byte offset where the key starts in a line: after `scheme://authority/`
