@@ -184,31 +184,21 @@ impl ManifestBuilder {
     pub fn build(&self, text: impl Into<Bytes>) -> Result<BuiltManifest> {
         self.check_names()?;
         let bytes: Bytes = text.into();
-        // Chunks end at line breaks, which are character boundaries: check
-        // UTF-8 chunk by chunk, in parallel.
+        // Chunks end at line breaks, which are character boundaries: each
+        // chunk checks its own UTF-8 (only when it is not plain ASCII).
         let chunks = split_chunks(&bytes, rayon::current_num_threads() * 4);
-        let bad = chunks
+        let t0 = std::time::Instant::now();
+        let parsed: Vec<std::result::Result<Chunk<'_>, usize>> = chunks
             .par_iter()
-            .filter_map(|&(s, e)| {
-                std::str::from_utf8(&bytes[s..e])
-                    .err()
-                    .map(|err| s + err.valid_up_to())
-            })
-            .min();
-        if let Some(at) = bad {
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            .map(|&(s, e)| self.parse_chunk(&bytes, s, e))
+            .collect();
+        if let Some(at) = parsed.iter().filter_map(|c| c.as_ref().err()).min() {
+            let line = memchr::memchr_iter(b'\n', &bytes[..*at]).count() + 1;
             return Err(Error::InvalidInput(format!(
                 "line {line} of the paths is not valid UTF-8"
             )));
         }
-        // SAFETY: every chunk was just checked to be UTF-8, and the chunks
-        // cover the text, split at ASCII line breaks.
-        let text: &str = unsafe { std::str::from_utf8_unchecked(&bytes) };
-        let t0 = std::time::Instant::now();
-        let parsed: Vec<Chunk<'_>> = chunks
-            .par_iter()
-            .map(|&(s, e)| self.parse_chunk(text, s, e))
-            .collect();
+        let parsed: Vec<Chunk<'_>> = parsed.into_iter().filter_map(|c| c.ok()).collect();
 
         // Line numbers: each chunk counted its own lines; make them global.
         let mut summary = BuildSummary::default();
@@ -322,7 +312,15 @@ impl ManifestBuilder {
         })
     }
 
-    fn parse_chunk<'a>(&self, text: &'a str, start: usize, end: usize) -> Chunk<'a> {
+    /// Match the lines of `bytes[start..end]`, which ends at a line break
+    /// or the end of the text. `Err` holds the position of the first byte
+    /// that is not valid UTF-8.
+    fn parse_chunk<'a>(
+        &self,
+        bytes: &'a [u8],
+        start: usize,
+        end: usize,
+    ) -> std::result::Result<Chunk<'a>, usize> {
         let fields = self.template.fields();
         // Pre-size for the likely number of lines (about 64 bytes each).
         let guess = (end - start) / 48 + 16;
@@ -347,61 +345,100 @@ impl ManifestBuilder {
             too_long: None,
             cols: Vec::new(),
         };
-        let mut line_no = 0u64;
-        let mut pos = start;
-        let bytes = text.as_bytes();
         let mut caps = Vec::with_capacity(fields.len());
-        let mut scratch = crate::template::MatchScratch::default();
-        while pos < end {
-            let nl = memchr::memchr(b'\n', &bytes[pos..end])
-                .map(|i| pos + i)
-                .unwrap_or(end);
-            line_no += 1;
+        let (mut segs, mut nums) = (Vec::new(), Vec::new());
+        // One line: bytes[line_start..nl], with the slashes at `slashes`
+        // (relative to line_start).
+        let mut take_line = |line_start: usize, nl: usize, slashes: &mut Vec<usize>| {
+            chunk.lines += 1;
             let mut line_end = nl;
-            if line_end > pos && bytes[line_end - 1] == b'\r' {
+            if line_end > line_start && bytes[line_end - 1] == b'\r' {
                 line_end -= 1;
             }
-            // Trim surrounding blanks.
-            let mut ls = pos;
+            // Trim surrounding blanks (never slashes: those stay inside).
+            let mut ls = line_start;
             while ls < line_end && bytes[ls].is_ascii_whitespace() {
                 ls += 1;
             }
             while line_end > ls && bytes[line_end - 1].is_ascii_whitespace() {
                 line_end -= 1;
             }
-            let line = &text[ls..line_end];
-            pos = nl + 1;
-            if line.is_empty() {
-                continue;
+            if ls == line_end {
+                return;
             }
+            if ls > line_start {
+                slashes.iter_mut().for_each(|p| *p -= ls - line_start);
+            }
+            // SAFETY: the line is plain ASCII, or lies in a range that was
+            // checked to be UTF-8 before its first non-ASCII byte was reached
+            // (see the loop below); it starts after a line break or blanks
+            // and ends before a line break or blanks, all ASCII.
+            let line: &'a str = unsafe { std::str::from_utf8_unchecked(&bytes[ls..line_end]) };
             chunk.read += 1;
-            match self.template.match_line_into(line, &mut caps, &mut scratch) {
-                true => {
-                    for (fi, (col, &(cs, ce))) in cols.iter_mut().zip(&caps).enumerate() {
-                        match col {
-                            Col::Str(col) => col.push(&line[cs..ce]),
-                            // Parsed once, while matching.
-                            Col::Num(vals) => vals.push(scratch.num(fi)),
-                        }
+            let skip = crate::template::key_offset_in(line, slashes);
+            if self
+                .template
+                .match_span(line, skip, slashes, &mut caps, &mut segs, &mut nums)
+            {
+                for ((col, &(cs, ce)), &num) in cols.iter_mut().zip(&caps).zip(&nums) {
+                    match col {
+                        Col::Str(col) => col.push(&line[cs..ce]),
+                        // Parsed once, while matching.
+                        Col::Num(vals) => vals.push(num),
                     }
-                    if line.len() > MAX_LINE {
-                        chunk.too_long.get_or_insert(line_no);
-                    }
-                    chunk
-                        .loc
-                        .push(((ls as u64) << 24) | line.len().min(MAX_LINE) as u64);
                 }
-                false => {
-                    chunk.skipped += 1;
-                    if chunk.skipped_examples.len() < EXAMPLES {
-                        chunk.skipped_examples.push((line_no, line.to_string()));
-                    }
+                if line.len() > MAX_LINE {
+                    chunk.too_long.get_or_insert(chunk.lines);
+                }
+                chunk
+                    .loc
+                    .push(((ls as u64) << 24) | line.len().min(MAX_LINE) as u64);
+            } else {
+                chunk.skipped += 1;
+                if chunk.skipped_examples.len() < EXAMPLES {
+                    chunk.skipped_examples.push((chunk.lines, line.to_string()));
                 }
             }
+        };
+        // Visit the line breaks and slashes of 64 bytes at a time.
+        let mut slashes: Vec<usize> = Vec::with_capacity(32);
+        let mut line_start = start;
+        let mut checked = false;
+        let mut base = start;
+        while base < end {
+            let blk = match bytes.get(base..base + 64) {
+                Some(b) if base + 64 <= end => crate::scan::block(b.try_into().expect("64 bytes")),
+                _ => crate::scan::partial_block(&bytes[base..end]),
+            };
+            if blk.high != 0 && !checked {
+                // The first non-ASCII byte is at or after line_start (all
+                // earlier lines were ASCII): check the rest of the chunk once.
+                if let Err(e) = std::str::from_utf8(&bytes[line_start..end]) {
+                    return Err(line_start + e.valid_up_to());
+                }
+                checked = true;
+            }
+            let mut m = blk.nl | blk.slash;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let pos = base + i;
+                if blk.nl >> i & 1 != 0 {
+                    take_line(line_start, pos, &mut slashes);
+                    slashes.clear();
+                    line_start = pos + 1;
+                } else {
+                    slashes.push(pos - line_start);
+                }
+            }
+            base += 64;
         }
+        if line_start < end {
+            take_line(line_start, end, &mut slashes);
+        }
+        drop(take_line);
         chunk.cols = cols;
-        chunk.lines = line_no;
-        chunk
+        Ok(chunk)
     }
 
     /// Build and publish the manifest to `out` atomically. Nothing is written

@@ -33,6 +33,7 @@ mod build;
 mod delta;
 mod error;
 mod lookup;
+mod scan;
 mod template;
 
 pub use build::{BuildSummary, BuiltManifest, ManifestBuilder, ROW_GROUP_ROWS};

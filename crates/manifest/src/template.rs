@@ -111,7 +111,60 @@ enum Part {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seg {
     Deep,
-    Parts(Vec<Part>),
+    Parts(Vec<Part>, Shape),
+}
+
+/// A segment's parts in the forms most templates use, matched without
+/// searching (see [`Shape::of`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Shape {
+    /// The segment is exactly this text.
+    Exact(String),
+    /// `prefix`, then a field (`Some`, non-empty) or `*` (`None`), then
+    /// `suffix`, which ends the segment.
+    Wrapped {
+        prefix: String,
+        field: Option<usize>,
+        suffix: String,
+    },
+    /// Anything else: matched part by part.
+    General,
+}
+
+impl Shape {
+    fn of(parts: &[Part]) -> Shape {
+        let lit = |p: Option<&Part>| match p {
+            Some(Part::Lit(l)) => Some(l.clone()),
+            _ => None,
+        };
+        let (prefix, rest) = match lit(parts.first()) {
+            Some(l) => (l, &parts[1..]),
+            None => (String::new(), parts),
+        };
+        match rest {
+            [] => Shape::Exact(prefix),
+            [open, tail @ ..] if tail.len() <= 1 => {
+                let field = match open {
+                    Part::Field(f) => Some(*f),
+                    Part::Star => None,
+                    Part::Lit(_) => return Shape::General,
+                };
+                let suffix = match tail.first() {
+                    None => String::new(),
+                    p => match lit(p) {
+                        Some(l) => l,
+                        None => return Shape::General,
+                    },
+                };
+                Shape::Wrapped {
+                    prefix,
+                    field,
+                    suffix,
+                }
+            }
+            _ => Shape::General,
+        }
+    }
 }
 
 /// A parsed template (see the module documentation).
@@ -134,6 +187,7 @@ pub type Captures = Vec<(usize, usize)>;
 pub struct MatchScratch {
     segs: Vec<(usize, usize)>,
     nums: Vec<i64>,
+    slashes: Vec<usize>,
 }
 
 impl MatchScratch {
@@ -329,7 +383,8 @@ impl Template {
         if parts.is_empty() && start > 0 && start < source.len() {
             return Err(template_error(source, start, "empty path segment ('//')"));
         }
-        Ok(Seg::Parts(parts))
+        let shape = Shape::of(&parts);
+        Ok(Seg::Parts(parts, shape))
     }
 
     /// The template as written.
@@ -360,41 +415,7 @@ impl Template {
         caps: &mut Captures,
         scratch: &mut MatchScratch,
     ) -> bool {
-        caps.clear();
-        caps.resize(self.fields.len(), (0, 0));
-        let MatchScratch { segs, nums } = scratch;
-        nums.clear();
-        nums.resize(self.fields.len(), 0);
-        segs.clear();
-        let lead = usize::from(key.starts_with('/'));
-        let bytes = key.as_bytes();
-        if let Some(k) = self.tail_only {
-            // Only the last k segments matter: match them from the right,
-            // each as soon as its slash is found.
-            let mut end = bytes.len();
-            for (i, seg) in self.segs[1..].iter().rev().enumerate() {
-                let Seg::Parts(parts) = seg else {
-                    unreachable!("tail_only templates have one leading `**`")
-                };
-                let start = match rfind_byte(&bytes[lead..end], b'/') {
-                    Some(pos) => lead + pos + 1,
-                    None if i + 1 == k => lead,
-                    None => return false,
-                };
-                if !self.match_parts(key, parts, start, end, caps, nums) {
-                    return false;
-                }
-                end = start.saturating_sub(1);
-            }
-            return true;
-        }
-        let mut start = lead;
-        for pos in memchr::memchr_iter(b'/', &bytes[lead..]) {
-            segs.push((start, lead + pos));
-            start = lead + pos + 1;
-        }
-        segs.push((start, key.len()));
-        self.match_segs(key, &self.segs, segs, caps, nums)
+        self.match_from(key, 0, caps, scratch)
     }
 
     /// Like [`Template::match_key`] for a line that may be a full URL
@@ -414,17 +435,84 @@ impl Template {
         caps: &mut Captures,
         scratch: &mut MatchScratch,
     ) -> bool {
-        let skip = key_offset(line);
-        if !self.match_key_into(&line[skip..], caps, scratch) {
-            return false;
-        }
-        if skip > 0 {
-            for c in caps.iter_mut() {
-                c.0 += skip;
-                c.1 += skip;
+        self.match_from(line, key_offset(line), caps, scratch)
+    }
+
+    /// Match the key `text[key_start..]`, finding its slashes first.
+    fn match_from(
+        &self,
+        text: &str,
+        key_start: usize,
+        caps: &mut Captures,
+        scratch: &mut MatchScratch,
+    ) -> bool {
+        let MatchScratch {
+            segs,
+            nums,
+            slashes,
+        } = scratch;
+        slashes.clear();
+        slashes.extend(
+            memchr::memchr_iter(b'/', &text.as_bytes()[key_start..]).map(|p| key_start + p),
+        );
+        self.match_span(text, key_start, slashes, caps, segs, nums)
+    }
+
+    /// Match the key `text[key_start..]` whose slashes (positions in `text`,
+    /// ascending) are `slashes`; slashes before `key_start` are ignored.
+    /// Ranges in `caps` are positions in `text`. The building block of
+    /// manifest builds, which find the slashes of many lines at once.
+    #[inline]
+    pub(crate) fn match_span(
+        &self,
+        text: &str,
+        key_start: usize,
+        slashes: &[usize],
+        caps: &mut Captures,
+        segs: &mut Vec<(usize, usize)>,
+        nums: &mut Vec<i64>,
+    ) -> bool {
+        caps.clear();
+        caps.resize(self.fields.len(), (0, 0));
+        nums.clear();
+        nums.resize(self.fields.len(), 0);
+        let end = text.len();
+        // A leading slash does not open an empty segment.
+        let seg_start = key_start + usize::from(text.as_bytes().get(key_start) == Some(&b'/'));
+        // Few slashes precede the key (a URL's `scheme://bucket/`): skip
+        // them one by one rather than by binary search.
+        let first = slashes
+            .iter()
+            .position(|&p| p >= seg_start)
+            .unwrap_or(slashes.len());
+        let sl = &slashes[first..];
+        if let Some(k) = self.tail_only {
+            // Only the last k segments matter: match them from the right.
+            let mut e = end;
+            for (i, seg) in self.segs[1..].iter().rev().enumerate() {
+                let Seg::Parts(parts, shape) = seg else {
+                    unreachable!("tail_only templates have one leading `**`")
+                };
+                let s = match sl.len().checked_sub(i + 1) {
+                    Some(j) => sl[j] + 1,
+                    None if i + 1 == k && i == sl.len() => seg_start,
+                    None => return false,
+                };
+                if !self.match_seg(text, parts, shape, s, e, caps, nums) {
+                    return false;
+                }
+                e = s.saturating_sub(1);
             }
+            return true;
         }
-        true
+        segs.clear();
+        let mut s = seg_start;
+        for &p in sl {
+            segs.push((s, p));
+            s = p + 1;
+        }
+        segs.push((s, end));
+        self.match_segs(text, &self.segs, segs, caps, nums)
     }
 
     fn match_segs(
@@ -456,13 +544,58 @@ impl Template {
                 }
                 (0..=ksegs.len()).any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps, nums))
             }
-            Some((Seg::Parts(parts), rest)) => {
+            Some((Seg::Parts(parts, shape), rest)) => {
                 let Some((&(s, e), krest)) = ksegs.split_first() else {
                     return false;
                 };
-                self.match_parts(key, parts, s, e, caps, nums)
+                self.match_seg(key, parts, shape, s, e, caps, nums)
                     && self.match_segs(key, rest, krest, caps, nums)
             }
+        }
+    }
+
+    /// Match one segment, `key[s..e]`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn match_seg(
+        &self,
+        key: &str,
+        parts: &[Part],
+        shape: &Shape,
+        s: usize,
+        e: usize,
+        caps: &mut Captures,
+        nums: &mut [i64],
+    ) -> bool {
+        let text = &key.as_bytes()[s..e];
+        match shape {
+            Shape::Exact(l) => eq_short(text, l.as_bytes()),
+            Shape::Wrapped {
+                prefix,
+                field,
+                suffix,
+            } => {
+                let (p, x) = (prefix.len(), suffix.len());
+                let min = p + x + usize::from(field.is_some());
+                if text.len() < min
+                    || !eq_short(&text[..p], prefix.as_bytes())
+                    || !eq_short(&text[text.len() - x..], suffix.as_bytes())
+                {
+                    return false;
+                }
+                let Some(fi) = *field else { return true };
+                let (fs, fe) = (s + p, e - x);
+                let ty = self.fields[fi].ty;
+                if ty != FieldType::String {
+                    match ty.parse_num(&key[fs..fe]) {
+                        Some(n) => nums[fi] = n,
+                        None => return false,
+                    }
+                }
+                caps[fi] = (fs, fe);
+                true
+            }
+            Shape::General => self.match_parts(key, parts, s, e, caps, nums),
         }
     }
 
@@ -539,7 +672,7 @@ impl Template {
         for seg in &self.segs {
             match seg {
                 Seg::Deep => {}
-                Seg::Parts(parts) => {
+                Seg::Parts(parts, _) => {
                     let mut s = String::new();
                     for p in parts {
                         match p {
@@ -560,25 +693,6 @@ impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
-}
-
-/// Position of the last `needle` in `hay`, eight bytes at a time (path
-/// segments are short: cheaper than `memrchr`'s set-up).
-#[inline]
-fn rfind_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let splat = u64::from_le_bytes([needle; 8]);
-    let mut end = hay.len();
-    while end >= 8 {
-        let x = u64::from_le_bytes(hay[end - 8..end].try_into().expect("8 bytes")) ^ splat;
-        // 0x80 in each byte that is zero in x (exact: no carry crosses bytes).
-        let zero = !(((x & LO7) + LO7) | x | LO7);
-        if zero != 0 {
-            return Some(end - 8 + (63 - zero.leading_zeros() as usize) / 8);
-        }
-        end -= 8;
-    }
-    hay[..end].iter().rposition(|&b| b == needle)
 }
 
 /// Equality of short byte strings without a call to `memcmp` (keys are
@@ -641,6 +755,20 @@ fn parse_i32(s: &str) -> Option<i32> {
 /// for URLs, 0 for plain keys and paths.
 #[inline]
 pub fn key_offset(line: &str) -> usize {
+    key_offset_with(line, |after| {
+        memchr::memchr(b'/', &line.as_bytes()[after..]).map(|j| after + j)
+    })
+}
+
+/// [`key_offset`] for a line whose slash positions are known (ascending).
+#[inline]
+pub(crate) fn key_offset_in(line: &str, slashes: &[usize]) -> usize {
+    key_offset_with(line, |after| slashes.iter().copied().find(|&p| p >= after))
+}
+
+/// [`key_offset`], with `slash_from(i)` giving the first `/` at or after `i`.
+#[inline]
+fn key_offset_with(line: &str, slash_from: impl FnOnce(usize) -> Option<usize>) -> usize {
     let b = line.as_bytes();
     // A scheme is 1..=16 ASCII letters, digits or '+', followed by "://".
     let Some(colon) = b
@@ -657,8 +785,8 @@ pub fn key_offset(line: &str) -> usize {
     if line[..colon].eq_ignore_ascii_case("file") {
         return after;
     }
-    match memchr::memchr(b'/', &b[after..]) {
-        Some(j) => after + j + 1,
+    match slash_from(after) {
+        Some(p) => p + 1,
         None => line.len(),
     }
 }
@@ -666,6 +794,38 @@ pub fn key_offset(line: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A segment matched through its shape gives the same answer, the
+        /// same capture and the same number as matching it part by part.
+        #[test]
+        fn shapes_agree_with_part_by_part_matching(
+            seg in prop_oneof![
+                Just("{f:int32}"), Just("a{f}"), Just("{f}.tl"), Just("a.{f:int64}.a"), Just("a{f}a"),
+                Just("*"), Just("a*"), Just("*.tl"), Just("a*a"), Just("ab"), Just("{f:date}"),
+            ],
+            tokens in proptest::collection::vec(
+                prop_oneof![Just("a"), Just(".tl"), Just("1"), Just("."), Just("-"), Just("2020-01-15"), Just("é")],
+                0..4,
+            ),
+        ) {
+            let text = tokens.concat();
+            let t = Template::parse(&format!("{seg}/x{{g}}")).unwrap();
+            let Seg::Parts(parts, shape) = &t.segs[0] else { unreachable!() };
+            prop_assert!(!matches!(shape, Shape::General), "{seg} has a shape");
+            let n = t.fields.len();
+            let (mut c1, mut n1) = (vec![(0, 0); n], vec![0; n]);
+            let (mut c2, mut n2) = (vec![(0, 0); n], vec![0; n]);
+            let a = t.match_seg(&text, parts, shape, 0, text.len(), &mut c1, &mut n1);
+            let b = t.match_parts(&text, parts, 0, text.len(), &mut c2, &mut n2);
+            prop_assert_eq!(a, b, "{} on {:?}", seg, text);
+            if a {
+                prop_assert_eq!(c1, c2);
+                prop_assert_eq!(n1, n2);
+            }
+        }
+    }
 
     #[test]
     fn fast_int_parse_agrees_with_std() {
@@ -716,25 +876,6 @@ mod tests {
         assert_eq!(find_lit(b"a.t.tl", b".tl"), Some(3));
         assert_eq!(find_lit(b".t", b".tl"), None);
         assert_eq!(find_lit(b"", b"x"), None);
-        for hay in [
-            "",
-            "/",
-            "a",
-            "a/b",
-            "abcdefgh/",
-            "/abcdefghijklmnop",
-            "ab/cdefghijklmnop/qr",
-            "\u{2f}\u{af}/\u{1}x",
-        ] {
-            for n in [b'/', b'a', b'\x01', b'\xaf'] {
-                let h = hay.as_bytes();
-                assert_eq!(
-                    rfind_byte(h, n),
-                    h.iter().rposition(|&b| b == n),
-                    "{hay:?} {n}"
-                );
-            }
-        }
     }
 
     fn err_pos(t: &str) -> (usize, String) {

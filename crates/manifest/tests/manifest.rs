@@ -382,3 +382,111 @@ async fn build_to_store_and_open_from_it() {
     .unwrap_err();
     assert!(e.to_string().contains("not found"), "{e}");
 }
+
+/// A line for the bulk-vs-line-by-line test: keys in the reference layout
+/// (as URLs, plain keys or absolute paths), with blanks, `\r`, non-ASCII
+/// text, long prefixes that cross 64-byte blocks, and noise.
+fn line_strategy() -> BoxedStrategy<String> {
+    let gene = prop_oneof!["[A-C]{1,2}", "é[a-z]{0,3}", "[a-z]{20,70}"];
+    let prefix = prop_oneof![
+        Just(String::new()),
+        Just("/".to_string()),
+        Just("s3://bkt/".to_string()),
+        Just("file:///tmp/".to_string()),
+        "[a-z/]{0,90}",
+        "ünï/[a-z]{1,5}/",
+    ];
+    let tissue = prop_oneof![
+        (0i64..600).prop_map(|t| t.to_string()),
+        Just("007".to_string()),
+        Just("-3".to_string()),
+        Just("2147483648".to_string()),
+        Just("x".to_string()),
+    ];
+    let key =
+        (prefix, gene, tissue, "[ \t]{0,2}", "[ \t\r]{0,2}").prop_map(|(p, g, t, lead, trail)| {
+            format!("{lead}{p}v1/ad/{g}/model_tissue_{t}.tl{trail}")
+        });
+    prop_oneof![
+        6 => key,
+        1 => Just(String::new()),
+        1 => "[ -~é/]{0,80}",
+        1 => Just("v1/ad/G/model_tissue_1.tl.bak".to_string()),
+        1 => Just("ad/G/model_tissue_1.tl".to_string()),
+    ]
+    .boxed()
+}
+
+proptest! {
+    /// The bulk build (lines and slashes found 64 bytes at a time, in
+    /// parallel chunks) keeps exactly the rows that matching each line on
+    /// its own keeps, with the same values; with a deep template and a
+    /// fixed-depth one.
+    #[test]
+    fn bulk_build_agrees_with_matching_each_line(
+        lines in proptest::collection::vec(line_strategy(), 1..120),
+        deep in any::<bool>(),
+        final_newline in any::<bool>(),
+    ) {
+        let template = if deep {
+            REF.to_string()
+        } else {
+            "*/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl".to_string()
+        };
+        let t = Template::parse(&template).unwrap();
+        let mut text = lines.join("\n");
+        if final_newline {
+            text.push('\n');
+        }
+        let mut want: Vec<(String, String, i64)> = Vec::new();
+        let mut read = 0;
+        for line in text.split('\n') {
+            let line = line.trim_end_matches('\r').trim_matches(|c: char| c.is_ascii_whitespace());
+            if line.is_empty() {
+                continue;
+            }
+            read += 1;
+            if let Some(c) = t.match_line(line) {
+                let tissue = line[c[1].0..c[1].1].parse::<i32>().unwrap();
+                want.push((line.to_string(), line[c[0].0..c[0].1].to_string(), tissue as i64));
+            }
+        }
+        want.sort();
+        match ManifestBuilder::new(t).build(text.clone()) {
+            Err(Error::EmptyMatch { read: r, .. }) => {
+                prop_assert!(want.is_empty());
+                prop_assert_eq!(r, read);
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+            Ok(built) => {
+                prop_assert_eq!(built.summary.read, read);
+                let batch = built.batch().unwrap();
+                let genes = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+                let genes = genes.as_string::<i32>();
+                let tissues = batch.column(1).as_primitive::<Int32Type>();
+                let locs = batch.column(2).as_string::<i32>();
+                let mut got: Vec<(String, String, i64)> = (0..batch.num_rows())
+                    .map(|i| (locs.value(i).to_string(), genes.value(i).to_string(), tissues.value(i) as i64))
+                    .collect();
+                got.sort();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_is_reported_on_its_line_after_valid_non_ascii() {
+    let mut text = Vec::new();
+    for i in 0..500 {
+        text.extend_from_slice(format!("v1/ad/gène{i}/model_tissue_{i}.tl\n").as_bytes());
+    }
+    text.extend_from_slice(b"v1/ad/G/model_tissue_1.tl\n");
+    let valid = text.len();
+    text.extend_from_slice(b"v1/ad/\xe9t\xe9/model_tissue_2.tl\n");
+    let t = || ManifestBuilder::new(Template::parse(REF).unwrap());
+    let e = t().build(text.clone()).err().unwrap();
+    assert!(e.to_string().contains("line 502 "), "{e}");
+    text.truncate(valid);
+    assert_eq!(t().build(text).unwrap().len(), 501);
+}
