@@ -436,7 +436,6 @@ impl ManifestBuilder {
         if line_start < end {
             take_line(line_start, end, &mut slashes);
         }
-        drop(take_line);
         chunk.cols = cols;
         Ok(chunk)
     }
