@@ -4,22 +4,22 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    StringArray,
 };
-use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    DataType, Date32Type, Field as ArrowField, Int32Type, Int64Type, Schema, SchemaRef,
+};
 use bytes::Bytes;
 use hashbrown::HashMap;
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
-use parquet::basic::{Compression, Encoding};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use tessera_store::{Location, PublishMode};
 
-use crate::delta::PAGE_ROWS;
+use crate::columns::PAGE_ROWS;
 use crate::error::{Error, Result};
 use crate::template::{FieldType, Template};
 use crate::{ManifestMeta, DEFAULT_LOCATION_COLUMN};
@@ -765,30 +765,16 @@ fn find_duplicates(
 
 impl BuiltManifest {
     /// Encode as Parquet: row groups of `row_group_rows`, columns encoded in
-    /// parallel, snappy-compressed, dictionary-encoded fields, prefix
-    /// (delta) encoded locations, column statistics, and the template in the
-    /// file's key-value metadata.
+    /// parallel and snappy-compressed (see [`crate::columns`]: fields
+    /// dictionary- or delta-encoded with minimum/maximum statistics,
+    /// locations prefix-encoded), and the template in the file's key-value
+    /// metadata.
     pub fn to_parquet(&self, row_group_rows: usize) -> Result<Vec<u8>> {
+        let row_group_rows = row_group_rows.max(1);
         let schema: SchemaRef = self.schema();
-        let loc_col = ColumnPath::from(self.meta.location_column.as_str());
+        // Pages are written by `columns`; the writer's own settings only
+        // name the file's metadata.
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(row_group_rows))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_column_dictionary_enabled(loc_col.clone(), false)
-            .set_column_statistics_enabled(loc_col, EnabledStatistics::None);
-        // Numbers and dates: sorted by the fields, so they are runs or small
-        // steps, which delta encoding stores in a few bits without hashing
-        // every value into a dictionary first.
-        for f in self.meta.fields.iter().filter(|(_, ty)| ty != "string") {
-            props = props
-                .set_column_dictionary_enabled(ColumnPath::from(f.0.as_str()), false)
-                .set_column_encoding(
-                    ColumnPath::from(f.0.as_str()),
-                    Encoding::DELTA_BINARY_PACKED,
-                );
-        }
-        let mut props = props
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 crate::META_KEY.to_string(),
                 serde_json::to_string(&self.meta).expect("manifest metadata serializes"),
@@ -808,7 +794,6 @@ impl BuiltManifest {
         let mut writer =
             SerializedFileWriter::new(&mut out, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(perr)?;
-        let factory = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
         let n = self.perm.len();
         let ncols = schema.fields().len();
         let loc_idx = ncols - 1;
@@ -819,53 +804,65 @@ impl BuiltManifest {
         let tasks: Vec<(usize, usize)> = (0..groups.len())
             .flat_map(|g| (0..ncols).map(move |c| (g, c)))
             .collect();
-        let loc_descr = writer.schema_descr().column(loc_idx);
-        // Each task encodes one column of one row group. The location column
-        // is encoded straight from the paths text (see `delta`); the others
-        // through the Arrow writer.
-        enum Encoded {
-            Arrow(ArrowColumnChunk),
-            Location(Bytes, ColumnCloseResult),
-        }
-        let chunks: Vec<Result<(usize, usize, Encoded)>> = tasks
+        let descrs: Vec<_> = (0..ncols)
+            .map(|c| writer.schema_descr().column(c))
+            .collect();
+        // Each task encodes one column of one row group (see `columns`).
+        let chunks: Vec<Result<(usize, usize, Bytes, ColumnCloseResult)>> = tasks
             .par_iter()
             .map(|&(g, c)| {
                 let (s, e) = groups[g];
-                if c == loc_idx {
+                let descr = descrs[c].clone();
+                let (data, close) = if c == loc_idx {
                     let perm = &self.perm[s..e];
-                    let (data, close) =
-                        crate::delta::write_chunk(loc_descr.clone(), e - s, PAGE_ROWS, |i| {
-                            &self.text[loc_span(self.locs[perm[i] as usize])]
-                        })
-                        .map_err(perr)?;
-                    return Ok((g, c, Encoded::Location(data, close)));
+                    crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i| {
+                        &self.text[loc_span(self.locs[perm[i] as usize])]
+                    })
+                } else {
+                    let arr = self.fields.column(c);
+                    match arr.data_type() {
+                        DataType::Dictionary(..) => {
+                            let d = arr.as_dictionary::<Int32Type>();
+                            crate::columns::write_dict_chunk(
+                                descr,
+                                d.values().as_string::<i32>(),
+                                &d.keys().values()[s..e],
+                                PAGE_ROWS,
+                            )
+                        }
+                        DataType::Int32 => {
+                            let v = &arr.as_primitive::<Int32Type>().values()[s..e];
+                            let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+                            crate::columns::write_int_chunk(descr, &v, PAGE_ROWS)
+                        }
+                        DataType::Date32 => {
+                            let v = &arr.as_primitive::<Date32Type>().values()[s..e];
+                            let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+                            crate::columns::write_int_chunk(descr, &v, PAGE_ROWS)
+                        }
+                        DataType::Int64 => crate::columns::write_int_chunk(
+                            descr,
+                            &arr.as_primitive::<Int64Type>().values()[s..e],
+                            PAGE_ROWS,
+                        ),
+                        other => unreachable!("manifest fields are never {other}"),
+                    }
                 }
-                let mut writers = factory.create_column_writers(g).map_err(perr)?;
-                let mut w = writers.swap_remove(c);
-                drop(writers);
-                let arr: ArrayRef = self.fields.column(c).slice(s, e - s);
-                for leaf in compute_leaves(schema.field(c), &arr).map_err(perr)? {
-                    w.write(&leaf).map_err(perr)?;
-                }
-                Ok((g, c, Encoded::Arrow(w.close().map_err(perr)?)))
+                .map_err(perr)?;
+                Ok((g, c, data, close))
             })
             .collect();
-        let mut by_group: Vec<Vec<Option<Encoded>>> = (0..groups.len())
+        let mut by_group: Vec<Vec<Option<(Bytes, ColumnCloseResult)>>> = (0..groups.len())
             .map(|_| (0..ncols).map(|_| None).collect())
             .collect();
         for r in chunks {
-            let (g, c, chunk) = r?;
-            by_group[g][c] = Some(chunk);
+            let (g, c, data, close) = r?;
+            by_group[g][c] = Some((data, close));
         }
         for group in by_group {
             let mut rg = writer.next_row_group().map_err(perr)?;
-            for chunk in group.into_iter().flatten() {
-                match chunk {
-                    Encoded::Arrow(chunk) => chunk.append_to_row_group(&mut rg).map_err(perr)?,
-                    Encoded::Location(data, close) => {
-                        rg.append_column(&data, close).map_err(perr)?
-                    }
-                }
+            for (data, close) in group.into_iter().flatten() {
+                rg.append_column(&data, close).map_err(perr)?;
             }
             rg.close().map_err(perr)?;
         }

@@ -30,7 +30,7 @@
 //! ```
 
 mod build;
-mod delta;
+mod columns;
 mod error;
 mod lookup;
 mod scan;

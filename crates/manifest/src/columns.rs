@@ -1,0 +1,791 @@
+//! The manifest's Parquet column chunks, written directly.
+//!
+//! A manifest's columns are sorted, which makes their encodings simple and
+//! the general-purpose Arrow writer's work (hashing every value into a
+//! dictionary, comparing strings byte by byte, copying values twice) the
+//! most expensive part of a build. This module writes the pages itself and
+//! hands finished, snappy-compressed pages to the Parquet writer, which still
+//! writes the page headers, the offset index, the metadata and the footer:
+//!
+//! * locations: `DELTA_BYTE_ARRAY` (per value, the length of the prefix
+//!   shared with the previous value, then the rest), read where they lie in
+//!   the paths text and compared eight bytes at a time;
+//! * string fields: a dictionary page per row group (the distinct values,
+//!   sorted) and `RLE_DICTIONARY` indices, taken from the build's dictionary
+//!   codes, which are runs in a sorted manifest;
+//! * integers and dates: `DELTA_BINARY_PACKED`.
+//!
+//! Every kind of chunk is read back by the Parquet reader in the tests (and
+//! by pyarrow and DuckDB in the CLI's interoperability test).
+
+use arrow::array::StringArray;
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::data_type::ByteArray;
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+/// Values per `DELTA_BINARY_PACKED` block, and per miniblock.
+const BLOCK: usize = 128;
+const MINIBLOCK: usize = 32;
+
+/// Rows per data page (the Parquet writer's default limit).
+pub const PAGE_ROWS: usize = 20_000;
+/// A page is closed once its suffix bytes exceed this.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+fn put_uleb(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_uleb(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Append `values` as `DELTA_BINARY_PACKED` (blocks of 128 values in four
+/// miniblocks of 32, as the Parquet writer does), for an `INT64` column.
+pub fn delta_binary_packed(out: &mut Vec<u8>, values: &[i64]) {
+    delta_packed(out, values, false);
+}
+
+/// `DELTA_BINARY_PACKED` of `values` (each within `i32`) for an `INT32`
+/// column: deltas wrap around in 32 bits, as readers of such columns
+/// compute them, so no delta is wider than 32 bits.
+pub fn delta_binary_packed_i32(out: &mut Vec<u8>, values: &[i64]) {
+    delta_packed(out, values, true);
+}
+
+fn delta_packed(out: &mut Vec<u8>, values: &[i64], i32_wrap: bool) {
+    put_uleb(out, BLOCK as u64);
+    put_uleb(out, (BLOCK / MINIBLOCK) as u64);
+    put_uleb(out, values.len() as u64);
+    let Some((&first, _)) = values.split_first() else {
+        put_zigzag(out, 0);
+        return;
+    };
+    put_zigzag(out, first);
+    let mut deltas = [0i64; BLOCK];
+    let mut i = 1;
+    while i < values.len() {
+        let n = (values.len() - i).min(BLOCK);
+        for (k, d) in deltas[..n].iter_mut().enumerate() {
+            *d = if i32_wrap {
+                i64::from((values[i + k] as i32).wrapping_sub(values[i + k - 1] as i32))
+            } else {
+                values[i + k].wrapping_sub(values[i + k - 1])
+            };
+        }
+        let min = deltas[..n].iter().fold(i64::MAX, |m, &d| m.min(d));
+        put_zigzag(out, min);
+        let minis = n.div_ceil(MINIBLOCK);
+        let mut widths = [0u8; BLOCK / MINIBLOCK];
+        for (m, w) in widths.iter_mut().enumerate().take(minis) {
+            let chunk = &deltas[m * MINIBLOCK..((m + 1) * MINIBLOCK).min(n)];
+            // The width of the largest value is that of all values or-ed.
+            let all = chunk
+                .iter()
+                .fold(0u64, |acc, &d| acc | d.wrapping_sub(min) as u64);
+            *w = (64 - all.leading_zeros()) as u8;
+        }
+        out.extend_from_slice(&widths);
+        for (m, &w) in widths.iter().enumerate().take(minis) {
+            let chunk = &deltas[m * MINIBLOCK..((m + 1) * MINIBLOCK).min(n)];
+            pack_miniblock(out, chunk, min, w as u32);
+        }
+        i += n;
+    }
+}
+
+/// Bit-pack 32 values (`chunk` padded with zeros) of `width` bits, least
+/// significant bit first.
+fn pack_miniblock(out: &mut Vec<u8>, chunk: &[i64], min: i64, width: u32) {
+    if width == 0 {
+        return;
+    }
+    let mut acc: u128 = 0;
+    let mut bits = 0u32;
+    for k in 0..MINIBLOCK {
+        let v = chunk.get(k).map_or(0, |&d| d.wrapping_sub(min) as u64);
+        acc |= (v as u128) << bits;
+        bits += width;
+        while bits >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            bits -= 64;
+        }
+    }
+    // 32 values of `width` bits are exactly 4 * width bytes.
+    let rest = bits.div_ceil(8) as usize;
+    out.extend_from_slice(&(acc as u64).to_le_bytes()[..rest]);
+}
+
+/// Length of the common prefix of `a` and `b`, eight bytes at a time.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let diff = x ^ y;
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// The values of one page, split into prefix lengths, suffix lengths and
+/// suffix bytes as they are added.
+#[derive(Default)]
+struct PageValues<'a> {
+    prefixes: Vec<i64>,
+    suffixes: Vec<i64>,
+    bytes: Vec<u8>,
+    /// Sum of the full values' lengths.
+    value_bytes: usize,
+    last: &'a [u8],
+}
+
+impl<'a> PageValues<'a> {
+    fn clear(&mut self) {
+        self.prefixes.clear();
+        self.suffixes.clear();
+        self.bytes.clear();
+        self.value_bytes = 0;
+        self.last = &[];
+    }
+
+    #[inline]
+    fn push(&mut self, v: &'a [u8]) {
+        let p = common_prefix(self.last, v);
+        self.prefixes.push(p as i64);
+        self.suffixes.push((v.len() - p) as i64);
+        self.bytes.extend_from_slice(&v[p..]);
+        self.value_bytes += v.len();
+        self.last = v;
+    }
+
+    fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// The page body: `DELTA_BYTE_ARRAY` is the prefix lengths, then the
+    /// suffixes as `DELTA_LENGTH_BYTE_ARRAY` (lengths, then bytes).
+    fn encode(&self, out: &mut Vec<u8>) {
+        delta_binary_packed(out, &self.prefixes);
+        delta_binary_packed(out, &self.suffixes);
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
+/// A column chunk being written: pages are compressed and appended to an
+/// in-memory chunk, their places recorded for the offset index.
+struct ChunkWriter {
+    sink: TrackedWrite<Vec<u8>>,
+    snappy: snap::raw::Encoder,
+    compressed: Vec<u8>,
+    index: OffsetIndexBuilder,
+    compressed_bytes: i64,
+    uncompressed_bytes: i64,
+    dictionary_offset: Option<i64>,
+    data_offset: Option<i64>,
+}
+
+impl ChunkWriter {
+    fn new() -> Self {
+        ChunkWriter {
+            sink: TrackedWrite::new(Vec::new()),
+            snappy: snap::raw::Encoder::new(),
+            compressed: Vec::new(),
+            index: OffsetIndexBuilder::new(),
+            compressed_bytes: 0,
+            uncompressed_bytes: 0,
+            dictionary_offset: None,
+            data_offset: None,
+        }
+    }
+
+    fn write(&mut self, raw: &[u8], page: impl FnOnce(Bytes) -> Page) -> Result<(i64, i32)> {
+        self.compressed
+            .resize(snap::raw::max_compress_len(raw.len()), 0);
+        let n = self
+            .snappy
+            .compress(raw, &mut self.compressed)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let page = page(Bytes::copy_from_slice(&self.compressed[..n]));
+        let spec = SerializedPageWriter::new(&mut self.sink)
+            .write_page(CompressedPage::new(page, raw.len()))?;
+        self.compressed_bytes += spec.compressed_size as i64;
+        self.uncompressed_bytes += spec.uncompressed_size as i64;
+        Ok((spec.offset as i64, spec.compressed_size as i32))
+    }
+
+    /// The chunk's dictionary page (before any data page): `PLAIN` values.
+    fn dictionary_page(&mut self, raw: &[u8], num_values: usize) -> Result<()> {
+        debug_assert!(
+            self.data_offset.is_none(),
+            "the dictionary page comes first"
+        );
+        let (offset, _) = self.write(raw, |buf| Page::DictionaryPage {
+            buf,
+            num_values: num_values as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: true,
+        })?;
+        self.dictionary_offset = Some(offset);
+        Ok(())
+    }
+
+    /// A data page of `num_values` values (a required column: no levels).
+    fn data_page(
+        &mut self,
+        raw: &[u8],
+        num_values: usize,
+        encoding: Encoding,
+        value_bytes: Option<i64>,
+    ) -> Result<()> {
+        let (offset, size) = self.write(raw, |buf| Page::DataPage {
+            buf,
+            num_values: num_values as u32,
+            encoding,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        })?;
+        self.data_offset.get_or_insert(offset);
+        self.index.append_row_count(num_values as i64);
+        self.index.append_offset_and_size(offset, size);
+        self.index
+            .append_unencoded_byte_array_data_bytes(value_bytes);
+        Ok(())
+    }
+
+    /// The chunk's bytes and what `SerializedRowGroupWriter::append_column`
+    /// needs to splice them into a row group.
+    fn finish(
+        self,
+        descr: ColumnDescPtr,
+        rows: usize,
+        encodings: Vec<Encoding>,
+        statistics: Option<Statistics>,
+        value_bytes: Option<i64>,
+    ) -> Result<(Bytes, ColumnCloseResult)> {
+        let mut metadata = ColumnChunkMetaData::builder(descr)
+            .set_encodings(encodings)
+            .set_compression(Compression::SNAPPY)
+            .set_num_values(rows as i64)
+            .set_total_compressed_size(self.compressed_bytes)
+            .set_total_uncompressed_size(self.uncompressed_bytes)
+            .set_dictionary_page_offset(self.dictionary_offset)
+            .set_data_page_offset(self.data_offset.unwrap_or(0))
+            .set_unencoded_byte_array_data_bytes(value_bytes);
+        if let Some(s) = statistics {
+            metadata = metadata.set_statistics(s);
+        }
+        let metadata = metadata.build()?;
+        let data = Bytes::from(self.sink.into_inner()?);
+        let result = ColumnCloseResult {
+            bytes_written: data.len() as u64,
+            rows_written: rows as u64,
+            metadata,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: Some(self.index.build()),
+        };
+        Ok((data, result))
+    }
+}
+
+/// Write the column chunk of a required string column holding `values` (in
+/// order) as `DELTA_BYTE_ARRAY` pages, without statistics. Returns the
+/// chunk's bytes and the result to splice it into a row group with
+/// `SerializedRowGroupWriter::append_column`.
+pub fn write_chunk<'a, F>(
+    descr: ColumnDescPtr,
+    rows: usize,
+    page_rows: usize,
+    value: F,
+) -> Result<(Bytes, ColumnCloseResult)>
+where
+    F: Fn(usize) -> &'a [u8],
+{
+    let mut w = ChunkWriter::new();
+    let mut page_values = PageValues::default();
+    let mut raw = Vec::new();
+    let mut value_bytes = 0i64;
+    let page_rows = page_rows.max(1);
+    let mut next = 0;
+    loop {
+        // Cut at `page_rows` rows or PAGE_BYTES of values, whichever comes first.
+        page_values.clear();
+        while next < rows && page_values.len() < page_rows && page_values.value_bytes < PAGE_BYTES {
+            page_values.push(value(next));
+            next += 1;
+        }
+        let (count, bytes) = (page_values.len(), page_values.value_bytes as i64);
+        value_bytes += bytes;
+        raw.clear();
+        page_values.encode(&mut raw);
+        w.data_page(&raw, count, Encoding::DELTA_BYTE_ARRAY, Some(bytes))?;
+        if next >= rows {
+            break;
+        }
+    }
+    w.finish(
+        descr,
+        rows,
+        vec![Encoding::DELTA_BYTE_ARRAY],
+        None,
+        Some(value_bytes),
+    )
+}
+
+/// Write the column chunk of a required string column whose row `i` is
+/// `dict.value(codes[i])`, `dict` sorted. The chunk's dictionary page holds
+/// the values `codes` use, in order; the indices are `RLE_DICTIONARY`, whose
+/// runs (a sorted manifest's fields repeat) cost a few bytes each. Column
+/// statistics: minimum and maximum.
+pub fn write_dict_chunk(
+    descr: ColumnDescPtr,
+    dict: &StringArray,
+    codes: &[i32],
+    page_rows: usize,
+) -> Result<(Bytes, ColumnCloseResult)> {
+    let mut w = ChunkWriter::new();
+    // The chunk's own dictionary: the codes used, renumbered in order.
+    let mut used: Vec<i32> = codes.to_vec();
+    used.sort_unstable();
+    used.dedup();
+    let local = |c: i32| {
+        used.binary_search(&c)
+            .expect("code in the chunk's dictionary") as u32
+    };
+    let mut raw = Vec::new();
+    for &c in &used {
+        let v = dict.value(c as usize).as_bytes();
+        raw.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        raw.extend_from_slice(v);
+    }
+    w.dictionary_page(&raw, used.len())?;
+    let width = bits_for(used.len().saturating_sub(1) as u64).max(1);
+    let mut value_bytes = 0i64;
+    let mut locals = Vec::with_capacity(page_rows.max(1).min(codes.len()));
+    for page in codes.chunks(page_rows.max(1)) {
+        // Codes repeat in runs: look each run's local code up once.
+        locals.clear();
+        let mut last = None;
+        let mut bytes = 0i64;
+        for &c in page {
+            let l = match last {
+                Some((lc, l)) if lc == c => l,
+                _ => {
+                    let l = local(c);
+                    last = Some((c, l));
+                    l
+                }
+            };
+            bytes += dict.value(c as usize).len() as i64;
+            locals.push(l);
+        }
+        value_bytes += bytes;
+        raw.clear();
+        raw.push(width as u8);
+        rle_hybrid(&mut raw, &locals, width);
+        w.data_page(&raw, page.len(), Encoding::RLE_DICTIONARY, Some(bytes))?;
+    }
+    let stats = match (used.first(), used.last()) {
+        (Some(&lo), Some(&hi)) => Some(Statistics::ByteArray(ValueStatistics::new(
+            Some(ByteArray::from(dict.value(lo as usize))),
+            Some(ByteArray::from(dict.value(hi as usize))),
+            None,
+            Some(0),
+            false,
+        ))),
+        _ => None,
+    };
+    w.finish(
+        descr,
+        codes.len(),
+        vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY],
+        stats,
+        Some(value_bytes),
+    )
+}
+
+/// Write the column chunk of a required `INT32` (`int32`, `date`) or
+/// `INT64` column holding `values`, as `DELTA_BINARY_PACKED` pages, with
+/// minimum and maximum statistics.
+pub fn write_int_chunk(
+    descr: ColumnDescPtr,
+    values: &[i64],
+    page_rows: usize,
+) -> Result<(Bytes, ColumnCloseResult)> {
+    let int32 = descr.physical_type() == parquet::basic::Type::INT32;
+    let mut w = ChunkWriter::new();
+    let mut raw = Vec::new();
+    for page in values.chunks(page_rows.max(1)) {
+        raw.clear();
+        if int32 {
+            delta_binary_packed_i32(&mut raw, page);
+        } else {
+            delta_binary_packed(&mut raw, page);
+        }
+        w.data_page(&raw, page.len(), Encoding::DELTA_BINARY_PACKED, None)?;
+    }
+    let lo = values.iter().copied().min();
+    let hi = values.iter().copied().max();
+    let stats = match (lo, hi) {
+        (Some(lo), Some(hi)) if int32 => Some(Statistics::Int32(ValueStatistics::new(
+            Some(lo as i32),
+            Some(hi as i32),
+            None,
+            Some(0),
+            false,
+        ))),
+        (Some(lo), Some(hi)) => Some(Statistics::Int64(ValueStatistics::new(
+            Some(lo),
+            Some(hi),
+            None,
+            Some(0),
+            false,
+        ))),
+        _ => None,
+    };
+    w.finish(
+        descr,
+        values.len(),
+        vec![Encoding::DELTA_BINARY_PACKED],
+        stats,
+        None,
+    )
+}
+
+fn bits_for(max: u64) -> u32 {
+    64 - max.leading_zeros()
+}
+
+/// Append `values` (each below `2^width`) in the RLE / bit-packing hybrid
+/// encoding: runs of eight or more equal values as RLE runs, the rest
+/// bit-packed in groups of eight (only the last group is padded).
+fn rle_hybrid(out: &mut Vec<u8>, values: &[u32], width: u32) {
+    let value_bytes = width.div_ceil(8) as usize;
+    // Values waiting to be bit-packed.
+    let mut start = 0;
+    let mut lit_end = 0;
+    let mut i = 0;
+    let flush_literals = |out: &mut Vec<u8>, lits: &[u32]| {
+        // At most 63 groups per run (a one-byte header, as other writers do).
+        for piece in lits.chunks(63 * 8) {
+            let groups = piece.len().div_ceil(8);
+            put_uleb(out, ((groups as u64) << 1) | 1);
+            bit_pack(out, piece, width, groups * 8);
+        }
+    };
+    while i < values.len() {
+        let v = values[i];
+        let mut j = i + 1;
+        while j < values.len() && values[j] == v {
+            j += 1;
+        }
+        let mut run = j - i;
+        // Complete the pending group of eight from the run first.
+        let pending = (lit_end - start) % 8;
+        if run >= 8 && pending != 0 {
+            let take = 8 - pending;
+            lit_end += take;
+            run -= take;
+        }
+        if run >= 8 {
+            if lit_end > start {
+                flush_literals(out, &values[start..lit_end]);
+            }
+            put_uleb(out, (run as u64) << 1);
+            out.extend_from_slice(&v.to_le_bytes()[..value_bytes]);
+            start = j;
+            lit_end = j;
+        } else {
+            lit_end = j;
+        }
+        i = j;
+    }
+    if lit_end > start {
+        flush_literals(out, &values[start..lit_end]);
+    }
+}
+
+/// Bit-pack `values` at `width` bits each, least significant bit first,
+/// padded with zeros to `count` values.
+fn bit_pack(out: &mut Vec<u8>, values: &[u32], width: u32, count: usize) {
+    let mut acc: u64 = 0;
+    let mut bits = 0u32;
+    for k in 0..count {
+        let v = values.get(k).copied().unwrap_or(0) as u64;
+        acc |= v << bits;
+        bits += width;
+        if bits >= 32 {
+            out.extend_from_slice(&(acc as u32).to_le_bytes());
+            acc >>= 32;
+            bits -= 32;
+        }
+    }
+    out.extend_from_slice(&acc.to_le_bytes()[..bits.div_ceil(8) as usize]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use proptest::prelude::*;
+
+    /// Write `values` as a one-column Parquet file through [`write_chunk`],
+    /// in row groups of `group` rows and pages of `page_rows`, and read the
+    /// column back with the Parquet reader.
+    fn round_trip(values: &[String], group: usize, page_rows: usize) -> Vec<String> {
+        let schema = Arc::new(Schema::new(vec![Field::new("loc", DataType::Utf8, false)]));
+        let pschema = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .unwrap();
+        let mut props = WriterProperties::builder().build();
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let mut out = Vec::new();
+        let mut w = SerializedFileWriter::new(&mut out, pschema.root_schema_ptr(), Arc::new(props))
+            .unwrap();
+        let descr = w.schema_descr().column(0);
+        for part in values.chunks(group.max(1)) {
+            let (data, close) =
+                write_chunk(descr.clone(), part.len(), page_rows, |i| part[i].as_bytes()).unwrap();
+            let mut rg = w.next_row_group().unwrap();
+            rg.append_column(&data, close).unwrap();
+            rg.close().unwrap();
+        }
+        w.close().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(out))
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut got = Vec::new();
+        for b in reader {
+            let b = b.unwrap();
+            let col = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            assert_eq!(col.null_count(), 0);
+            got.extend(col.iter().map(|v| v.unwrap().to_string()));
+        }
+        got
+    }
+
+    /// Write one column of `ty` per row group through `write` and read the
+    /// file back: the values (as `i64` or strings) and each row group's
+    /// statistics.
+    fn read_back(
+        ty: DataType,
+        groups: usize,
+        write: impl Fn(usize, ColumnDescPtr) -> (Bytes, ColumnCloseResult),
+    ) -> (Vec<arrow::array::ArrayRef>, Vec<Option<Statistics>>) {
+        let schema = Arc::new(Schema::new(vec![Field::new("f", ty, false)]));
+        let pschema = parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&schema)
+            .unwrap();
+        let mut props = WriterProperties::builder().build();
+        parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let mut out = Vec::new();
+        let mut w = SerializedFileWriter::new(&mut out, pschema.root_schema_ptr(), Arc::new(props))
+            .unwrap();
+        let descr = w.schema_descr().column(0);
+        for g in 0..groups {
+            let (data, close) = write(g, descr.clone());
+            let mut rg = w.next_row_group().unwrap();
+            rg.append_column(&data, close).unwrap();
+            rg.close().unwrap();
+        }
+        w.close().unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(out)).unwrap();
+        let stats = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| rg.column(0).statistics().cloned())
+            .collect();
+        let arrays = builder
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().column(0).clone())
+            .collect();
+        (arrays, stats)
+    }
+
+    proptest! {
+        /// Dictionary chunks: any codes (runs or not, one value or more
+        /// than 256), any page size; values and min/max read back.
+        #[test]
+        fn dictionary_chunks_read_back(
+            dict_len in prop_oneof![Just(1usize), 2usize..20, 250usize..700],
+            raw_codes in proptest::collection::vec((any::<u16>(), 1usize..40), 1..60),
+            sorted: bool,
+            group in 1usize..500,
+            page_rows in 1usize..100,
+        ) {
+            let dict_values: Vec<String> = (0..dict_len).map(|i| format!("v{i:05}")).collect();
+            let dict = StringArray::from_iter_values(&dict_values);
+            let mut codes: Vec<i32> = raw_codes
+                .iter()
+                .flat_map(|&(c, run)| std::iter::repeat_n(i32::from(c) % dict_len as i32, run))
+                .collect();
+            if sorted {
+                codes.sort();
+            }
+            let parts: Vec<&[i32]> = codes.chunks(group).collect();
+            let (arrays, stats) = read_back(DataType::Utf8, parts.len(), |g, d| {
+                write_dict_chunk(d, &dict, parts[g], page_rows).unwrap()
+            });
+            let got: Vec<String> = arrays
+                .iter()
+                .flat_map(|a| a.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
+                .collect();
+            let want: Vec<String> = codes.iter().map(|&c| dict_values[c as usize].clone()).collect();
+            prop_assert_eq!(got, want);
+            for (part, st) in parts.iter().zip(&stats) {
+                let Some(Statistics::ByteArray(st)) = st else { panic!("no statistics") };
+                let lo = &dict_values[*part.iter().min().unwrap() as usize];
+                let hi = &dict_values[*part.iter().max().unwrap() as usize];
+                prop_assert_eq!(st.min_opt().unwrap().data(), lo.as_bytes());
+                prop_assert_eq!(st.max_opt().unwrap().data(), hi.as_bytes());
+            }
+        }
+
+        /// Integer chunks: INT32 values that wrap when subtracted (i32::MIN
+        /// after i32::MAX), INT64 extremes, dates; values and min/max read back.
+        #[test]
+        fn integer_chunks_read_back(
+            values in proptest::collection::vec(prop_oneof![
+                Just(i32::MIN), Just(i32::MAX), Just(0), -3i32..3, any::<i32>(),
+            ], 1..700),
+            wide in any::<bool>(),
+            group in 1usize..400,
+            page_rows in 1usize..300,
+        ) {
+            use arrow::array::AsArray;
+            use arrow::datatypes::{Date32Type, Int32Type, Int64Type};
+            // INT64: the i32 values spread over the whole range.
+            let vals: Vec<i64> = values
+                .iter()
+                .map(|&v| if wide { i64::from(v) << 32 | i64::from(v as u32 >> 7) } else { i64::from(v) })
+                .collect();
+            let parts: Vec<&[i64]> = vals.chunks(group).collect();
+            for ty in [DataType::Int32, DataType::Date32, DataType::Int64] {
+                if wide != (ty == DataType::Int64) {
+                    continue;
+                }
+                let (arrays, stats) = read_back(ty.clone(), parts.len(), |g, d| {
+                    write_int_chunk(d, parts[g], page_rows).unwrap()
+                });
+                let got: Vec<i64> = arrays
+                    .iter()
+                    .flat_map(|a| match &ty {
+                        DataType::Int32 => a.as_primitive::<Int32Type>().values().iter().map(|&v| i64::from(v)).collect::<Vec<_>>(),
+                        DataType::Date32 => a.as_primitive::<Date32Type>().values().iter().map(|&v| i64::from(v)).collect(),
+                        _ => a.as_primitive::<Int64Type>().values().to_vec(),
+                    })
+                    .collect();
+                prop_assert_eq!(&got, &vals);
+                for (part, st) in parts.iter().zip(&stats) {
+                    let (lo, hi) = (*part.iter().min().unwrap(), *part.iter().max().unwrap());
+                    match st {
+                        Some(Statistics::Int32(st)) => {
+                            prop_assert_eq!((i64::from(*st.min_opt().unwrap()), i64::from(*st.max_opt().unwrap())), (lo, hi));
+                        }
+                        Some(Statistics::Int64(st)) => {
+                            prop_assert_eq!((*st.min_opt().unwrap(), *st.max_opt().unwrap()), (lo, hi));
+                        }
+                        other => panic!("statistics {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rle_hybrid_uses_runs_and_groups() {
+        // 3 literals, then a run of 20: the run gives 5 values to complete
+        // the group of 8, the other 15 become one RLE run.
+        let mut values = vec![1, 2, 3];
+        values.extend(std::iter::repeat_n(7, 20));
+        let mut out = Vec::new();
+        rle_hybrid(&mut out, &values, 3);
+        // Bit-packed header (1 group), 3 bytes of values, RLE header (15 << 1), value.
+        assert_eq!(out[0], 0b11);
+        assert_eq!(out.len(), 1 + 3 + 1 + 1);
+        assert_eq!(out[4], 15 << 1);
+        assert_eq!(out[5], 7);
+    }
+
+    proptest! {
+        #[test]
+        fn delta_byte_array_round_trips(
+            mut values in proptest::collection::vec("(s3://b/[a-c]{0,3}/){0,3}[a-z0-9_./é]{0,40}", 1..400),
+            sorted: bool,
+            group in 1usize..300,
+            page_rows in 1usize..80,
+        ) {
+            if sorted {
+                values.sort();
+            }
+            prop_assert_eq!(round_trip(&values, group, page_rows), values);
+        }
+
+        #[test]
+        fn delta_binary_packed_reads_back(values in proptest::collection::vec(any::<u16>(), 1..300)) {
+            // Lengths of all widths up to 12 bits, read back by the reader.
+            let strings: Vec<String> = values.iter().map(|&v| "x".repeat(usize::from(v >> (v % 16)) % 4096)).collect();
+            prop_assert_eq!(round_trip(&strings, 1000, 1000), strings);
+        }
+    }
+
+    #[test]
+    fn long_values_cross_the_page_byte_limit() {
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("{i:04}{}", "v".repeat(100_000 + i)))
+            .collect();
+        assert_eq!(round_trip(&values, 40, PAGE_ROWS), values);
+    }
+
+    #[test]
+    fn common_prefix_counts_bytes() {
+        assert_eq!(common_prefix(b"", b"abc"), 0);
+        assert_eq!(common_prefix(b"abcdefghij", b"abcdefghij"), 10);
+        assert_eq!(common_prefix(b"abcdefghij", b"abcdefgh"), 8);
+        assert_eq!(common_prefix(b"abcdefghXj", b"abcdefghij"), 8);
+        assert_eq!(common_prefix(b"abcXefghij", b"abcdefghij"), 3);
+        assert_eq!(common_prefix(b"x", b"y"), 0);
+    }
+
+    #[test]
+    fn packs_one_full_miniblock() {
+        // Deltas 0..32 minus min 0: widths 5, 32 values → 20 bytes.
+        let mut out = Vec::new();
+        let chunk: Vec<i64> = (0..32).collect();
+        pack_miniblock(&mut out, &chunk, 0, 5);
+        assert_eq!(out.len(), 20);
+        // First byte: value 0 (bits 0-4) and low 3 bits of value 1 (=1) at bit 5.
+        assert_eq!(out[0], 0b0010_0000);
+    }
+}
