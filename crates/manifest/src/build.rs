@@ -239,56 +239,64 @@ impl ManifestBuilder {
         }
 
         let n = summary.matched as usize;
-        let fields = self.template.fields();
-        // Merge per-chunk dictionaries into sorted global ones.
-        let mut columns: Vec<MergedCol> = Vec::with_capacity(fields.len());
-        for fi in 0..fields.len() {
-            columns.push(merge_column(&parsed, fi, n));
+        if n > u32::MAX as usize {
+            return Err(Error::InvalidInput(format!(
+                "{n} paths matched: a manifest holds at most {} rows",
+                u32::MAX
+            )));
         }
+        let fields = self.template.fields();
+        // Per string field: one sorted dictionary for all chunks, and each
+        // chunk's code → position in it.
+        let dicts: Vec<Option<MergedDict<'_>>> = (0..fields.len())
+            .map(|fi| merge_dict(&parsed, fi))
+            .collect();
         let loc_parts: Vec<&[u64]> = parsed.iter().map(|c| c.loc.as_slice()).collect();
         let locs: Vec<u64> = par_concat(&loc_parts, n, |_, &l| l);
         drop(loc_parts);
-        drop(parsed);
+        tracing::debug!("merged dictionaries at {:?}", t0.elapsed());
 
-        tracing::debug!("merged columns at {:?}", t0.elapsed());
-        let perm = sort_permutation(&columns, n);
+        let layout = KeyLayout::new(&parsed, &dicts);
+        let (arrays, perm, same): (Vec<ArrayRef>, Vec<u32>, Vec<bool>) = if layout.total <= 32 {
+            packed_sort(&parsed, &dicts, &layout, fields, n)?
+        } else {
+            let columns: Vec<MergedCol> = (0..fields.len())
+                .map(|fi| merge_column(&parsed, fi, dicts[fi].as_ref(), n))
+                .collect();
+            let perm = sort_permutation(&columns, &layout, n);
+            let mut arrays = Vec::with_capacity(fields.len());
+            for (f, col) in fields.iter().zip(&columns) {
+                arrays.push(match col {
+                    MergedCol::Str { dict, codes } => {
+                        field_array(f.ty, Some(dict), n, |j| codes[perm[j] as usize] as i64)?
+                    }
+                    MergedCol::Num(v) => field_array(f.ty, None, n, |j| v[perm[j] as usize])?,
+                });
+            }
+            let same = perm
+                .par_windows(2)
+                .map(|w| {
+                    columns.iter().all(|c| match c {
+                        MergedCol::Str { codes, .. } => {
+                            codes[w[0] as usize] == codes[w[1] as usize]
+                        }
+                        MergedCol::Num(v) => v[w[0] as usize] == v[w[1] as usize],
+                    })
+                })
+                .collect();
+            (arrays, perm, same)
+        };
+        drop(dicts);
+        drop(parsed);
         tracing::debug!("sorted at {:?}", t0.elapsed());
-        let (dups, dup_examples) = find_duplicates(&columns, &perm, fields, EXAMPLES);
+        let (dups, dup_examples) = describe_duplicates(&same, &arrays, fields, EXAMPLES);
         summary.duplicates = dups;
         summary.duplicate_examples = dup_examples;
-
-        // Assemble Arrow columns in sorted order.
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len() + 1);
-        let mut schema_fields = Vec::with_capacity(fields.len() + 1);
-        for (f, col) in fields.iter().zip(&columns) {
-            let (dt, arr): (DataType, ArrayRef) = match (f.ty, col) {
-                (FieldType::String, MergedCol::Str { dict, codes }) => {
-                    let keys = Int32Array::from(gather(&perm, |i| codes[i] as i32));
-                    let values = Arc::new(StringArray::from_iter_values(dict.iter())) as ArrayRef;
-                    let d = DictionaryArray::<Int32Type>::try_new(keys, values)?;
-                    (
-                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                        Arc::new(d),
-                    )
-                }
-                (FieldType::Int32, MergedCol::Num(v)) => (
-                    DataType::Int32,
-                    Arc::new(Int32Array::from(gather(&perm, |i| v[i] as i32))),
-                ),
-                (FieldType::Int64, MergedCol::Num(v)) => (
-                    DataType::Int64,
-                    Arc::new(Int64Array::from(gather(&perm, |i| v[i]))),
-                ),
-                (FieldType::Date, MergedCol::Num(v)) => (
-                    DataType::Date32,
-                    Arc::new(Date32Array::from(gather(&perm, |i| v[i] as i32))),
-                ),
-                _ => unreachable!("column kind follows the field type"),
-            };
-            schema_fields.push(ArrowField::new(&f.name, dt, false));
-            arrays.push(arr);
-        }
-        drop(columns);
+        let schema_fields: Vec<ArrowField> = fields
+            .iter()
+            .zip(&arrays)
+            .map(|(f, a)| ArrowField::new(&f.name, a.data_type().clone(), false))
+            .collect();
 
         tracing::debug!("assembled arrays at {:?}", t0.elapsed());
         let meta = ManifestMeta {
@@ -525,9 +533,49 @@ enum MergedCol {
     Num(Vec<i64>),
 }
 
-fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
-    match &parsed[0].cols[fi] {
-        Col::Num(_) => {
+/// A string field's values over all chunks: sorted and unique, and for
+/// each chunk the position in `sorted` of each of its codes.
+struct MergedDict<'a> {
+    sorted: Vec<&'a str>,
+    remaps: Vec<Vec<u32>>,
+}
+
+fn merge_dict<'a>(parsed: &[Chunk<'a>], fi: usize) -> Option<MergedDict<'a>> {
+    let Col::Str(_) = &parsed.first()?.cols[fi] else {
+        return None;
+    };
+    let mut uniq: HashMap<&str, u32> = HashMap::new();
+    for c in parsed {
+        if let Col::Str(StrCol { dict, .. }) = &c.cols[fi] {
+            for v in dict {
+                uniq.entry(*v).or_insert(0);
+            }
+        }
+    }
+    let mut sorted: Vec<&str> = uniq.keys().copied().collect();
+    sorted.par_sort_unstable();
+    for (rank, v) in sorted.iter().enumerate() {
+        uniq.insert(*v, rank as u32);
+    }
+    let remaps = parsed
+        .iter()
+        .map(|c| match &c.cols[fi] {
+            Col::Str(StrCol { dict, .. }) => dict.iter().map(|v| uniq[v]).collect(),
+            Col::Num(_) => Vec::new(),
+        })
+        .collect();
+    Some(MergedDict { sorted, remaps })
+}
+
+/// One column over all chunks (string fields as codes into `dict`).
+fn merge_column(
+    parsed: &[Chunk<'_>],
+    fi: usize,
+    dict: Option<&MergedDict<'_>>,
+    n: usize,
+) -> MergedCol {
+    match dict {
+        None => {
             let parts: Vec<&[i64]> = parsed
                 .iter()
                 .map(|c| match &c.cols[fi] {
@@ -537,27 +585,7 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
                 .collect();
             MergedCol::Num(par_concat(&parts, n, |_, &x| x))
         }
-        Col::Str(_) => {
-            let mut uniq: HashMap<&str, u32> = HashMap::new();
-            for c in parsed {
-                if let Col::Str(StrCol { dict, .. }) = &c.cols[fi] {
-                    for v in dict {
-                        uniq.entry(*v).or_insert(0);
-                    }
-                }
-            }
-            let mut sorted: Vec<&str> = uniq.keys().copied().collect();
-            sorted.par_sort_unstable();
-            for (rank, v) in sorted.iter().enumerate() {
-                uniq.insert(*v, rank as u32);
-            }
-            let remaps: Vec<Vec<u32>> = parsed
-                .iter()
-                .map(|c| match &c.cols[fi] {
-                    Col::Str(StrCol { dict, .. }) => dict.iter().map(|v| uniq[v]).collect(),
-                    Col::Num(_) => Vec::new(),
-                })
-                .collect();
+        Some(d) => {
             let parts: Vec<&[u32]> = parsed
                 .iter()
                 .map(|c| match &c.cols[fi] {
@@ -565,13 +593,168 @@ fn merge_column(parsed: &[Chunk<'_>], fi: usize, n: usize) -> MergedCol {
                     Col::Num(_) => &[],
                 })
                 .collect();
-            let codes = par_concat(&parts, n, |part, &l| remaps[part][l as usize]);
+            let codes = par_concat(&parts, n, |part, &l| d.remaps[part][l as usize]);
             MergedCol::Str {
-                dict: sorted.into_iter().map(String::from).collect(),
+                dict: d.sorted.iter().map(|s| s.to_string()).collect(),
                 codes,
             }
         }
     }
+}
+
+/// How the fields pack into one integer sort key: per field, the bits it
+/// takes and the value subtracted first (string fields: their codes).
+struct KeyLayout {
+    widths: Vec<u32>,
+    mins: Vec<i64>,
+    total: u32,
+}
+
+impl KeyLayout {
+    fn new(parsed: &[Chunk<'_>], dicts: &[Option<MergedDict<'_>>]) -> KeyLayout {
+        let mut widths = Vec::with_capacity(dicts.len());
+        let mut mins = Vec::with_capacity(dicts.len());
+        for (fi, d) in dicts.iter().enumerate() {
+            match d {
+                Some(d) => {
+                    mins.push(0i64);
+                    widths.push(bits_for(d.sorted.len().saturating_sub(1) as u64));
+                }
+                None => {
+                    let (lo, hi) = parsed
+                        .par_iter()
+                        .map(|c| match &c.cols[fi] {
+                            Col::Num(v) => v
+                                .iter()
+                                .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x))),
+                            Col::Str(_) => (i64::MAX, i64::MIN),
+                        })
+                        .reduce(
+                            || (i64::MAX, i64::MIN),
+                            |(a, b), (c, d)| (a.min(c), b.max(d)),
+                        );
+                    mins.push(lo);
+                    widths.push(bits_for(hi.wrapping_sub(lo) as u64));
+                }
+            }
+        }
+        let total = widths.iter().sum();
+        KeyLayout {
+            widths,
+            mins,
+            total,
+        }
+    }
+
+    /// Bits below field `fi` in the key.
+    fn shift(&self, fi: usize) -> u32 {
+        self.widths[fi + 1..].iter().sum()
+    }
+}
+
+/// Sort when all fields fit 32 bits: each row becomes one `u64`, its key
+/// above its row number, so sorting plain integers sorts the rows (equal
+/// keys keep input order) and the sorted fields are read back out of the
+/// sorted keys, in order. Returns the field arrays, the row order, and for
+/// each pair of neighbours whether they repeat the same fields.
+fn packed_sort(
+    parsed: &[Chunk<'_>],
+    dicts: &[Option<MergedDict<'_>>],
+    layout: &KeyLayout,
+    fields: &[crate::template::Field],
+    n: usize,
+) -> Result<(Vec<ArrayRef>, Vec<u32>, Vec<bool>)> {
+    let lens: Vec<usize> = parsed.iter().map(|c| c.loc.len()).collect();
+    let bases: Vec<u64> = lens
+        .iter()
+        .scan(0u64, |acc, &l| {
+            let b = *acc;
+            *acc += l as u64;
+            Some(b)
+        })
+        .collect();
+    let mut packed: Vec<u64> = par_fill(&lens, |ci, r| {
+        let mut k = 0u64;
+        for (fi, col) in parsed[ci].cols.iter().enumerate() {
+            let v = match col {
+                Col::Str(s) => {
+                    let d = dicts[fi].as_ref().expect("string fields have a dictionary");
+                    u64::from(d.remaps[ci][s.codes[r] as usize])
+                }
+                Col::Num(v) => v[r].wrapping_sub(layout.mins[fi]) as u64,
+            };
+            k = (k << layout.widths[fi]) | v;
+        }
+        (k << 32) | (bases[ci] + r as u64)
+    });
+    debug_assert_eq!(packed.len(), n);
+    tracing::debug!("packed {n} sort keys");
+    if !packed.par_windows(2).all(|w| w[0] <= w[1]) {
+        // Listings usually arrive sorted by the leading field (a path
+        // segment) but not by the rest (numbers sort as text in listings):
+        // then only the groups of equal leading field need sorting.
+        let lead_shift = 32 + layout.shift(0);
+        let lead = |p: u64| if lead_shift >= 64 { 0 } else { p >> lead_shift };
+        if packed.par_windows(2).all(|w| lead(w[0]) <= lead(w[1])) {
+            packed
+                .par_chunk_by_mut(|&a, &b| lead(a) == lead(b))
+                .for_each(|g| g.sort_unstable());
+        } else {
+            packed.par_sort_unstable();
+        }
+    }
+    tracing::debug!("sorted the keys");
+    let mut arrays = Vec::with_capacity(fields.len());
+    for (fi, f) in fields.iter().enumerate() {
+        let shift = 32 + layout.shift(fi);
+        let mask = if layout.widths[fi] >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << layout.widths[fi]) - 1
+        };
+        let lo = layout.mins[fi];
+        let dict: Option<Vec<String>> = dicts[fi]
+            .as_ref()
+            .map(|d| d.sorted.iter().map(|s| s.to_string()).collect());
+        arrays.push(field_array(f.ty, dict.as_deref(), n, |j| {
+            let v = (packed[j] >> shift) & mask;
+            if dict.is_some() {
+                v as i64
+            } else {
+                (v as i64).wrapping_add(lo)
+            }
+        })?);
+    }
+    let same = packed
+        .par_windows(2)
+        .map(|w| w[0] >> 32 == w[1] >> 32)
+        .collect();
+    let perm = packed.par_iter().map(|&p| p as u32).collect();
+    Ok((arrays, perm, same))
+}
+
+/// The Arrow array of a field whose `j`-th sorted value is `value(j)` (for
+/// string fields, a position in `dict`).
+fn field_array(
+    ty: FieldType,
+    dict: Option<&[String]>,
+    n: usize,
+    value: impl Fn(usize) -> i64 + Sync,
+) -> Result<ArrayRef> {
+    let ints = || -> Vec<i32> { (0..n).into_par_iter().map(|j| value(j) as i32).collect() };
+    Ok(match (ty, dict) {
+        (FieldType::String, Some(dict)) => {
+            let keys = Int32Array::from(ints());
+            let values = Arc::new(StringArray::from_iter_values(dict.iter())) as ArrayRef;
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
+        }
+        (FieldType::Int32, _) => Arc::new(Int32Array::from(ints())),
+        (FieldType::Date, _) => Arc::new(Date32Array::from(ints())),
+        (FieldType::Int64, _) => Arc::new(Int64Array::from(
+            (0..n).into_par_iter().map(&value).collect::<Vec<i64>>(),
+        )),
+        (FieldType::String, None) => unreachable!("string fields have a dictionary"),
+    })
 }
 
 /// Concatenate `parts` (holding `n` items in all) through `f(part, item)`,
@@ -581,70 +764,47 @@ fn par_concat<T: Sync, U: Send>(
     n: usize,
     f: impl Fn(usize, &T) -> U + Sync,
 ) -> Vec<U> {
-    assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), n);
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    assert_eq!(lens.iter().sum::<usize>(), n);
+    par_fill(&lens, |p, i| f(p, &parts[p][i]))
+}
+
+/// A vector of parts of `lens[p]` items each, item `i` of part `p` being
+/// `f(p, i)`; each part is filled by its own task.
+fn par_fill<U: Send>(lens: &[usize], f: impl Fn(usize, usize) -> U + Sync) -> Vec<U> {
+    let n = lens.iter().sum();
     let mut out: Vec<U> = Vec::with_capacity(n);
-    let mut dests: Vec<&mut [std::mem::MaybeUninit<U>]> = Vec::with_capacity(parts.len());
+    let mut dests: Vec<&mut [std::mem::MaybeUninit<U>]> = Vec::with_capacity(lens.len());
     let mut rest = &mut out.spare_capacity_mut()[..n];
-    for p in parts {
-        let (d, r) = rest.split_at_mut(p.len());
+    for &len in lens {
+        let (d, r) = rest.split_at_mut(len);
         dests.push(d);
         rest = r;
     }
-    dests
-        .into_par_iter()
-        .zip(parts.par_iter())
-        .enumerate()
-        .for_each(|(pi, (dest, part))| {
-            for (d, x) in dest.iter_mut().zip(part.iter()) {
-                d.write(f(pi, x));
-            }
-        });
-    // SAFETY: the destinations cover the first `n` slots exactly (the parts
-    // hold `n` items, checked above) and every slot was written.
+    dests.into_par_iter().enumerate().for_each(|(p, dest)| {
+        for (i, d) in dest.iter_mut().enumerate() {
+            d.write(f(p, i));
+        }
+    });
+    // SAFETY: the destinations cover the first `n` slots exactly (they are
+    // `lens` long, and `n` is their sum) and every slot was written.
     unsafe { out.set_len(n) };
     out
-}
-
-/// `f(row)` for every row of `perm`, in order, computed in parallel.
-fn gather<U: Send>(perm: &[u32], f: impl Fn(usize) -> U + Sync) -> Vec<U> {
-    perm.par_iter().map(|&i| f(i as usize)).collect()
 }
 
 fn bits_for(range: u64) -> u32 {
     64 - range.leading_zeros()
 }
 
-/// Row order sorted by the fields (stable: equal rows keep input order).
-fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
-    // Pack all fields into one u64 key when they fit.
-    let mut widths = Vec::with_capacity(cols.len());
-    let mut mins = Vec::with_capacity(cols.len());
-    for c in cols {
-        match c {
-            MergedCol::Str { dict, .. } => {
-                mins.push(0i64);
-                widths.push(bits_for(dict.len().saturating_sub(1) as u64));
-            }
-            MergedCol::Num(v) => {
-                let (lo, hi) = v
-                    .par_iter()
-                    .fold(|| (i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x)))
-                    .reduce(
-                        || (i64::MAX, i64::MIN),
-                        |(a, b), (c, d)| (a.min(c), b.max(d)),
-                    );
-                mins.push(lo);
-                widths.push(bits_for(hi.wrapping_sub(lo) as u64));
-            }
-        }
-    }
-    let total: u32 = widths.iter().sum();
-    if total <= 64 {
+/// Row order sorted by the fields (stable: equal rows keep input order),
+/// for fields that do not fit the packed sort.
+fn sort_permutation(cols: &[MergedCol], layout: &KeyLayout, n: usize) -> Vec<u32> {
+    if layout.total <= 64 {
         let keys: Vec<u64> = (0..n)
             .into_par_iter()
             .map(|i| {
                 let mut k = 0u64;
-                for ((c, &w), &lo) in cols.iter().zip(&widths).zip(&mins) {
+                for ((c, &w), &lo) in cols.iter().zip(&layout.widths).zip(&layout.mins) {
                     let v = match c {
                         MergedCol::Str { codes, .. } => codes[i] as u64,
                         MergedCol::Num(v) => v[i].wrapping_sub(lo) as u64,
@@ -654,41 +814,9 @@ fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
                 k
             })
             .collect();
-        if keys.par_windows(2).all(|w| w[0] <= w[1]) {
-            return (0..n as u32).collect();
-        }
-        // Listings usually arrive sorted by the leading field (a path segment)
-        // but not by the rest (numbers sort as text in listings): then only
-        // the groups of equal leading field need sorting.
-        let shift = total - widths[0];
-        let lead = |k: u64| if shift >= 64 { 0 } else { k >> shift };
-        let grouped = keys.par_windows(2).all(|w| lead(w[0]) <= lead(w[1]));
-        if total <= 32 {
-            // Key and row number fit one u64: sort plain integers (equal
-            // keys stay in input order), without looking keys up.
-            let mut packed: Vec<u64> = keys
-                .par_iter()
-                .enumerate()
-                .map(|(i, &k)| (k << 32) | i as u64)
-                .collect();
-            drop(keys);
-            if grouped {
-                let lead = |p: u64| lead(p >> 32);
-                packed
-                    .par_chunk_by_mut(|&a, &b| lead(a) == lead(b))
-                    .for_each(|g| g.sort_unstable());
-            } else {
-                packed.par_sort_unstable();
-            }
-            return packed.par_iter().map(|&p| p as u32).collect();
-        }
         let mut perm: Vec<u32> = (0..n as u32).collect();
-        let by_key = |&i: &u32| (keys[i as usize], i);
-        if grouped {
-            perm.par_chunk_by_mut(|&a, &b| lead(keys[a as usize]) == lead(keys[b as usize]))
-                .for_each(|g| g.sort_unstable_by_key(by_key));
-        } else {
-            perm.par_sort_unstable_by_key(by_key);
+        if !keys.par_windows(2).all(|w| w[0] <= w[1]) {
+            perm.par_sort_unstable_by_key(|&i| (keys[i as usize], i));
         }
         return perm;
     }
@@ -714,50 +842,43 @@ fn sort_permutation(cols: &[MergedCol], n: usize) -> Vec<u32> {
     perm
 }
 
-fn find_duplicates(
-    cols: &[MergedCol],
-    perm: &[u32],
+/// How many sorted rows repeat their predecessor's fields (`same[j]`: rows
+/// `j` and `j + 1` are equal), and the first few repeated combinations as
+/// `field=value` lists, read from the sorted field arrays.
+fn describe_duplicates(
+    same: &[bool],
+    arrays: &[ArrayRef],
     fields: &[crate::template::Field],
     max_examples: usize,
 ) -> (u64, Vec<String>) {
-    let same = |a: u32, b: u32| {
-        cols.iter().all(|c| match c {
-            MergedCol::Str { codes, .. } => codes[a as usize] == codes[b as usize],
-            MergedCol::Num(v) => v[a as usize] == v[b as usize],
-        })
-    };
-    let count = perm.par_windows(2).filter(|w| same(w[0], w[1])).count() as u64;
-    let mut examples = Vec::new();
-    if count == 0 {
-        return (0, examples);
-    }
-    for w in perm.windows(2) {
+    let count = same.par_iter().filter(|&&s| s).count() as u64;
+    let mut examples: Vec<String> = Vec::new();
+    for (j, _) in same.iter().enumerate().filter(|(_, &s)| s) {
         if examples.len() >= max_examples {
             break;
         }
-        if same(w[0], w[1]) {
-            let desc: Vec<String> = fields
-                .iter()
-                .zip(cols)
-                .map(|(f, c)| match c {
-                    MergedCol::Str { dict, codes } => {
-                        format!("{}={}", f.name, dict[codes[w[0] as usize] as usize])
+        let desc: Vec<String> = fields
+            .iter()
+            .zip(arrays)
+            .map(|(f, a)| {
+                let v = match f.ty {
+                    FieldType::String => {
+                        let d = a.as_dictionary::<Int32Type>();
+                        let key = d.keys().value(j) as usize;
+                        d.values().as_string::<i32>().value(key).to_string()
                     }
-                    MergedCol::Num(v) => {
-                        let x = v[w[0] as usize];
-                        match f.ty {
-                            FieldType::Date => {
-                                format!("{}={}", f.name, crate::template::format_date(x as i32))
-                            }
-                            _ => format!("{}={x}", f.name),
-                        }
+                    FieldType::Int32 => a.as_primitive::<Int32Type>().value(j).to_string(),
+                    FieldType::Int64 => a.as_primitive::<Int64Type>().value(j).to_string(),
+                    FieldType::Date => {
+                        crate::template::format_date(a.as_primitive::<Date32Type>().value(j))
                     }
-                })
-                .collect();
-            let d = desc.join(", ");
-            if examples.last() != Some(&d) {
-                examples.push(d);
-            }
+                };
+                format!("{}={v}", f.name)
+            })
+            .collect();
+        let d = desc.join(", ");
+        if examples.last() != Some(&d) {
+            examples.push(d);
         }
     }
     (count, examples)
