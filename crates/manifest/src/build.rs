@@ -257,7 +257,7 @@ impl ManifestBuilder {
         tracing::debug!("merged dictionaries at {:?}", t0.elapsed());
 
         let layout = KeyLayout::new(&parsed, &dicts);
-        let (arrays, perm, same): (Vec<ArrayRef>, Vec<u32>, Vec<bool>) = if layout.total <= 32 {
+        let (arrays, perm, dups): (Vec<ArrayRef>, Vec<u32>, Duplicates) = if layout.total <= 32 {
             packed_sort(&parsed, &dicts, &layout, fields, n)?
         } else {
             let columns: Vec<MergedCol> = (0..fields.len())
@@ -273,25 +273,20 @@ impl ManifestBuilder {
                     MergedCol::Num(v) => field_array(f.ty, None, n, |j| v[perm[j] as usize])?,
                 });
             }
-            let same = perm
-                .par_windows(2)
-                .map(|w| {
-                    columns.iter().all(|c| match c {
-                        MergedCol::Str { codes, .. } => {
-                            codes[w[0] as usize] == codes[w[1] as usize]
-                        }
-                        MergedCol::Num(v) => v[w[0] as usize] == v[w[1] as usize],
-                    })
+            let dups = Duplicates::find(n, |j| {
+                let (a, b) = (perm[j] as usize, perm[j + 1] as usize);
+                columns.iter().all(|c| match c {
+                    MergedCol::Str { codes, .. } => codes[a] == codes[b],
+                    MergedCol::Num(v) => v[a] == v[b],
                 })
-                .collect();
-            (arrays, perm, same)
+            });
+            (arrays, perm, dups)
         };
         drop(dicts);
         drop(parsed);
         tracing::debug!("sorted at {:?}", t0.elapsed());
-        let (dups, dup_examples) = describe_duplicates(&same, &arrays, fields, EXAMPLES);
-        summary.duplicates = dups;
-        summary.duplicate_examples = dup_examples;
+        summary.duplicates = dups.count;
+        summary.duplicate_examples = dups.describe(&arrays, fields);
         let schema_fields: Vec<ArrowField> = fields
             .iter()
             .zip(&arrays)
@@ -656,14 +651,14 @@ impl KeyLayout {
 /// above its row number, so sorting plain integers sorts the rows (equal
 /// keys keep input order) and the sorted fields are read back out of the
 /// sorted keys, in order. Returns the field arrays, the row order, and for
-/// each pair of neighbours whether they repeat the same fields.
+/// the rows that repeat their predecessor's fields.
 fn packed_sort(
     parsed: &[Chunk<'_>],
     dicts: &[Option<MergedDict<'_>>],
     layout: &KeyLayout,
     fields: &[crate::template::Field],
     n: usize,
-) -> Result<(Vec<ArrayRef>, Vec<u32>, Vec<bool>)> {
+) -> Result<(Vec<ArrayRef>, Vec<u32>, Duplicates)> {
     let lens: Vec<usize> = parsed.iter().map(|c| c.loc.len()).collect();
     let bases: Vec<u64> = lens
         .iter()
@@ -725,12 +720,9 @@ fn packed_sort(
             }
         })?);
     }
-    let same = packed
-        .par_windows(2)
-        .map(|w| w[0] >> 32 == w[1] >> 32)
-        .collect();
+    let dups = Duplicates::find(n, |j| packed[j] >> 32 == packed[j + 1] >> 32);
     let perm = packed.par_iter().map(|&p| p as u32).collect();
-    Ok((arrays, perm, same))
+    Ok((arrays, perm, dups))
 }
 
 /// The Arrow array of a field whose `j`-th sorted value is `value(j)` (for
@@ -842,46 +834,62 @@ fn sort_permutation(cols: &[MergedCol], layout: &KeyLayout, n: usize) -> Vec<u32
     perm
 }
 
-/// How many sorted rows repeat their predecessor's fields (`same[j]`: rows
-/// `j` and `j + 1` are equal), and the first few repeated combinations as
-/// `field=value` lists, read from the sorted field arrays.
-fn describe_duplicates(
-    same: &[bool],
-    arrays: &[ArrayRef],
-    fields: &[crate::template::Field],
-    max_examples: usize,
-) -> (u64, Vec<String>) {
-    let count = same.par_iter().filter(|&&s| s).count() as u64;
-    let mut examples: Vec<String> = Vec::new();
-    for (j, _) in same.iter().enumerate().filter(|(_, &s)| s) {
-        if examples.len() >= max_examples {
-            break;
-        }
-        let desc: Vec<String> = fields
-            .iter()
-            .zip(arrays)
-            .map(|(f, a)| {
-                let v = match f.ty {
-                    FieldType::String => {
-                        let d = a.as_dictionary::<Int32Type>();
-                        let key = d.keys().value(j) as usize;
-                        d.values().as_string::<i32>().value(key).to_string()
-                    }
-                    FieldType::Int32 => a.as_primitive::<Int32Type>().value(j).to_string(),
-                    FieldType::Int64 => a.as_primitive::<Int64Type>().value(j).to_string(),
-                    FieldType::Date => {
-                        crate::template::format_date(a.as_primitive::<Date32Type>().value(j))
-                    }
-                };
-                format!("{}={v}", f.name)
-            })
-            .collect();
-        let d = desc.join(", ");
-        if examples.last() != Some(&d) {
-            examples.push(d);
-        }
+/// Sorted rows that repeat the fields of the row before them.
+struct Duplicates {
+    count: u64,
+    /// The first few such rows' predecessors (sorted positions).
+    first: Vec<usize>,
+}
+
+impl Duplicates {
+    /// Among `n` sorted rows, where `same(j)` tells whether rows `j` and
+    /// `j + 1` hold the same fields.
+    fn find(n: usize, same: impl Fn(usize) -> bool + Sync) -> Duplicates {
+        let pairs = n.saturating_sub(1);
+        let count = (0..pairs).into_par_iter().filter(|&j| same(j)).count() as u64;
+        // Enough positions for EXAMPLES different combinations, usually.
+        let first = if count == 0 {
+            Vec::new()
+        } else {
+            (0..pairs).filter(|&j| same(j)).take(EXAMPLES * 4).collect()
+        };
+        Duplicates { count, first }
     }
-    (count, examples)
+
+    /// The first repeated combinations as `field=value` lists, read from
+    /// the sorted field arrays.
+    fn describe(&self, arrays: &[ArrayRef], fields: &[crate::template::Field]) -> Vec<String> {
+        let mut examples: Vec<String> = Vec::new();
+        for &j in &self.first {
+            if examples.len() >= EXAMPLES {
+                break;
+            }
+            let desc: Vec<String> = fields
+                .iter()
+                .zip(arrays)
+                .map(|(f, a)| {
+                    let v = match f.ty {
+                        FieldType::String => {
+                            let d = a.as_dictionary::<Int32Type>();
+                            let key = d.keys().value(j) as usize;
+                            d.values().as_string::<i32>().value(key).to_string()
+                        }
+                        FieldType::Int32 => a.as_primitive::<Int32Type>().value(j).to_string(),
+                        FieldType::Int64 => a.as_primitive::<Int64Type>().value(j).to_string(),
+                        FieldType::Date => {
+                            crate::template::format_date(a.as_primitive::<Date32Type>().value(j))
+                        }
+                    };
+                    format!("{}={v}", f.name)
+                })
+                .collect();
+            let d = desc.join(", ");
+            if examples.last() != Some(&d) {
+                examples.push(d);
+            }
+        }
+        examples
+    }
 }
 
 impl BuiltManifest {

@@ -472,10 +472,14 @@ impl Template {
         segs: &mut Vec<(usize, usize)>,
         nums: &mut Vec<i64>,
     ) -> bool {
-        caps.clear();
-        caps.resize(self.fields.len(), (0, 0));
-        nums.clear();
-        nums.resize(self.fields.len(), 0);
+        // A successful match sets every field (each appears once in the
+        // template), so values left from an earlier key are never read.
+        if caps.len() != self.fields.len() {
+            caps.clear();
+            caps.resize(self.fields.len(), (0, 0));
+            nums.clear();
+            nums.resize(self.fields.len(), 0);
+        }
         let end = text.len();
         // A leading slash does not open an empty segment.
         let seg_start = key_start + usize::from(text.as_bytes().get(key_start) == Some(&b'/'));
