@@ -99,10 +99,14 @@ struct Chunk<'a> {
     read: u64,
     skipped: u64,
     skipped_examples: Vec<(u64, String)>,
-    /// Packed (start << 24 | len) of each matched line in the text.
-    loc: Vec<u64>,
-    /// Line number (in the chunk) of a line too long to pack, if any.
-    too_long: Option<u64>,
+    /// Where the chunk starts in the text.
+    base: usize,
+    /// Where each matched line starts, from `base` (its end is found again
+    /// when it is written: see [`line_at`]).
+    starts: Vec<u32>,
+    /// Line number (in the chunk) of a matched line starting more than
+    /// 4 GiB into the chunk, if any (only after a line of gigabytes).
+    too_far: Option<u64>,
     cols: Vec<Col<'a>>,
 }
 
@@ -116,14 +120,15 @@ pub struct BuiltManifest {
     meta: ManifestMeta,
     /// The paths text; locations are slices of it.
     text: Bytes,
-    /// Packed (start << 24 | len) of each matched line, in input order.
-    locs: Vec<u64>,
-    /// Sorted position → input row.
-    perm: Vec<u32>,
+    /// Where each row's line starts in the text, in sorted order: the low
+    /// 32 bits of each value when `packed` (above them: the sort key).
+    starts: Vec<u64>,
+    packed: bool,
 }
 
-/// Lines longer than this cannot be packed into a location handle.
-const MAX_LINE: usize = (1 << 24) - 1;
+/// Chunks of the paths text matched by one task are at most this long (and
+/// a line break), so line starts within a chunk fit 32 bits.
+const MAX_CHUNK: usize = 1 << 30;
 
 impl ManifestBuilder {
     /// A builder for `template`, with location column `file_path`.
@@ -211,9 +216,9 @@ impl ManifestBuilder {
                     summary.skipped_examples.push((line_base + l, p.clone()));
                 }
             }
-            if let Some(line) = c.too_long {
+            if let Some(line) = c.too_far {
                 return Err(Error::InvalidInput(format!(
-                    "line {} is longer than {MAX_LINE} bytes: not an object key",
+                    "line {} follows lines of gigabytes: those are not object keys",
                     line_base + line
                 )));
             }
@@ -251,13 +256,11 @@ impl ManifestBuilder {
         let dicts: Vec<Option<MergedDict<'_>>> = (0..fields.len())
             .map(|fi| merge_dict(&parsed, fi))
             .collect();
-        let loc_parts: Vec<&[u64]> = parsed.iter().map(|c| c.loc.as_slice()).collect();
-        let locs: Vec<u64> = par_concat(&loc_parts, n, |_, &l| l);
-        drop(loc_parts);
         tracing::debug!("merged dictionaries at {:?}", t0.elapsed());
 
         let layout = KeyLayout::new(&parsed, &dicts);
-        let (arrays, perm, dups): (Vec<ArrayRef>, Vec<u32>, Duplicates) = if layout.total <= 32 {
+        let packed = layout.total <= 32 && bytes.len() <= u32::MAX as usize;
+        let (arrays, starts, dups): (Vec<ArrayRef>, Vec<u64>, Duplicates) = if packed {
             packed_sort(&parsed, &dicts, &layout, fields, n)?
         } else {
             let columns: Vec<MergedCol> = (0..fields.len())
@@ -280,7 +283,11 @@ impl ManifestBuilder {
                     MergedCol::Num(v) => v[a] == v[b],
                 })
             });
-            (arrays, perm, dups)
+            let parts: Vec<&[u32]> = parsed.iter().map(|c| c.starts.as_slice()).collect();
+            let starts: Vec<u64> =
+                par_concat(&parts, n, |p, &r| (parsed[p].base + r as usize) as u64);
+            let starts = perm.par_iter().map(|&i| starts[i as usize]).collect();
+            (arrays, starts, dups)
         };
         drop(dicts);
         drop(parsed);
@@ -310,8 +317,8 @@ impl ManifestBuilder {
             summary,
             meta,
             text: bytes,
-            locs,
-            perm,
+            starts,
+            packed,
         })
     }
 
@@ -344,8 +351,9 @@ impl ManifestBuilder {
             read: 0,
             skipped: 0,
             skipped_examples: Vec::new(),
-            loc: Vec::with_capacity(guess),
-            too_long: None,
+            base: start,
+            starts: Vec::with_capacity(guess),
+            too_far: None,
             cols: Vec::new(),
         };
         let mut caps = Vec::with_capacity(fields.len());
@@ -390,12 +398,11 @@ impl ManifestBuilder {
                         Col::Num(vals) => vals.push(num),
                     }
                 }
-                if line.len() > MAX_LINE {
-                    chunk.too_long.get_or_insert(chunk.lines);
-                }
-                chunk
-                    .loc
-                    .push(((ls as u64) << 24) | line.len().min(MAX_LINE) as u64);
+                let rel = u32::try_from(ls - start).unwrap_or_else(|_| {
+                    chunk.too_far.get_or_insert(chunk.lines);
+                    0
+                });
+                chunk.starts.push(rel);
             } else {
                 chunk.skipped += 1;
                 if chunk.skipped_examples.len() < EXAMPLES {
@@ -464,34 +471,16 @@ impl ManifestBuilder {
     }
 }
 
-/// The byte range in the paths text of a packed location handle.
+/// The line starting at `start` in the paths text, as it was matched: up
+/// to its line break, without trailing blanks or `\r`.
 #[inline]
-fn loc_span(l: u64) -> std::ops::Range<usize> {
-    let start = (l >> 24) as usize;
-    start..start + (l & MAX_LINE as u64) as usize
-}
-
-/// The location strings of sorted positions `perm` as one Arrow array.
-fn gather_strings(text: &[u8], locs: &[u64], perm: &[u32]) -> Result<StringArray> {
-    let span = |i: u32| loc_span(locs[i as usize]);
-    let total: usize = perm.iter().map(|&i| span(i).len()).sum();
-    if total > i32::MAX as usize {
-        return Err(Error::InvalidInput(format!(
-            "{total} bytes of locations in one row group: more than an Arrow string array holds"
-        )));
+fn line_at(text: &[u8], start: usize) -> &[u8] {
+    let rest = &text[start..];
+    let mut end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    while end > 0 && rest[end - 1].is_ascii_whitespace() {
+        end -= 1;
     }
-    let mut offsets: Vec<i32> = Vec::with_capacity(perm.len() + 1);
-    let mut values: Vec<u8> = Vec::with_capacity(total);
-    offsets.push(0);
-    for &i in perm {
-        values.extend_from_slice(&text[span(i)]);
-        offsets.push(values.len() as i32);
-    }
-    Ok(StringArray::try_new(
-        arrow::buffer::OffsetBuffer::new(offsets.into()),
-        values.into(),
-        None,
-    )?)
+    &rest[..end]
 }
 
 fn format_examples(ex: &[(u64, String)]) -> String {
@@ -507,7 +496,7 @@ fn format_examples(ex: &[(u64, String)]) -> String {
 
 /// Split `text` into about `parts` ranges that end at line breaks.
 fn split_chunks(bytes: &[u8], parts: usize) -> Vec<(usize, usize)> {
-    let target = (bytes.len() / parts.max(1)).max(1 << 16);
+    let target = (bytes.len() / parts.max(1)).clamp(1 << 16, MAX_CHUNK);
     let mut out = Vec::new();
     let mut start = 0;
     while start < bytes.len() {
@@ -658,16 +647,10 @@ fn packed_sort(
     layout: &KeyLayout,
     fields: &[crate::template::Field],
     n: usize,
-) -> Result<(Vec<ArrayRef>, Vec<u32>, Duplicates)> {
-    let lens: Vec<usize> = parsed.iter().map(|c| c.loc.len()).collect();
-    let bases: Vec<u64> = lens
-        .iter()
-        .scan(0u64, |acc, &l| {
-            let b = *acc;
-            *acc += l as u64;
-            Some(b)
-        })
-        .collect();
+) -> Result<(Vec<ArrayRef>, Vec<u64>, Duplicates)> {
+    // Below the key, the line's start: it orders equal keys by input
+    // position and finds the location again (the text is under 4 GiB).
+    let lens: Vec<usize> = parsed.iter().map(|c| c.starts.len()).collect();
     let mut packed: Vec<u64> = par_fill(&lens, |ci, r| {
         let mut k = 0u64;
         for (fi, col) in parsed[ci].cols.iter().enumerate() {
@@ -680,7 +663,7 @@ fn packed_sort(
             };
             k = (k << layout.widths[fi]) | v;
         }
-        (k << 32) | (bases[ci] + r as u64)
+        (k << 32) | (parsed[ci].base as u64 + u64::from(parsed[ci].starts[r]))
     });
     debug_assert_eq!(packed.len(), n);
     tracing::debug!("packed {n} sort keys");
@@ -721,8 +704,7 @@ fn packed_sort(
         })?);
     }
     let dups = Duplicates::find(n, |j| packed[j] >> 32 == packed[j + 1] >> 32);
-    let perm = packed.par_iter().map(|&p| p as u32).collect();
-    Ok((arrays, perm, dups))
+    Ok((arrays, packed, dups))
 }
 
 /// The Arrow array of a field whose `j`-th sorted value is `value(j)` (for
@@ -923,7 +905,7 @@ impl BuiltManifest {
         let mut writer =
             SerializedFileWriter::new(&mut out, parquet_schema.root_schema_ptr(), Arc::new(props))
                 .map_err(perr)?;
-        let n = self.perm.len();
+        let n = self.len();
         let ncols = schema.fields().len();
         let loc_idx = ncols - 1;
         let groups: Vec<(usize, usize)> = (0..n)
@@ -943,10 +925,7 @@ impl BuiltManifest {
                 let (s, e) = groups[g];
                 let descr = descrs[c].clone();
                 let (data, close) = if c == loc_idx {
-                    let perm = &self.perm[s..e];
-                    crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i| {
-                        &self.text[loc_span(self.locs[perm[i] as usize])]
-                    })
+                    crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i| self.location(s + i))
                 } else {
                     let arr = self.fields.column(c);
                     match arr.data_type() {
@@ -1019,20 +998,46 @@ impl BuiltManifest {
     /// The whole manifest as one Arrow batch, sorted by the fields.
     pub fn batch(&self) -> Result<RecordBatch> {
         let mut cols: Vec<ArrayRef> = self.fields.columns().to_vec();
-        cols.push(Arc::new(gather_strings(
-            &self.text, &self.locs, &self.perm,
+        let total: usize = (0..self.len()).map(|j| self.location(j).len()).sum();
+        if total > i32::MAX as usize {
+            return Err(Error::InvalidInput(format!(
+                "{total} bytes of locations: more than an Arrow string array holds"
+            )));
+        }
+        let mut offsets: Vec<i32> = Vec::with_capacity(self.len() + 1);
+        let mut values: Vec<u8> = Vec::with_capacity(total);
+        offsets.push(0);
+        for j in 0..self.len() {
+            values.extend_from_slice(self.location(j));
+            offsets.push(values.len() as i32);
+        }
+        cols.push(Arc::new(StringArray::try_new(
+            arrow::buffer::OffsetBuffer::new(offsets.into()),
+            values.into(),
+            None,
         )?));
         Ok(RecordBatch::try_new(self.schema(), cols)?)
     }
 
+    /// The location of sorted row `j`, as bytes of the paths text.
+    #[inline]
+    fn location(&self, j: usize) -> &[u8] {
+        let start = if self.packed {
+            self.starts[j] & u64::from(u32::MAX)
+        } else {
+            self.starts[j]
+        };
+        line_at(&self.text, start as usize)
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.perm.len()
+        self.starts.len()
     }
 
     /// True when there are no records (never, for a successful build).
     pub fn is_empty(&self) -> bool {
-        self.perm.is_empty()
+        self.starts.is_empty()
     }
 
     /// The manifest description stored in the file.
