@@ -473,14 +473,28 @@ impl ManifestBuilder {
 
 /// The line starting at `start` in the paths text, as it was matched: up
 /// to its line break, without trailing blanks or `\r`.
-#[inline]
 fn line_at(text: &[u8], start: usize) -> &[u8] {
+    line_after(text, start, &[]).0
+}
+
+/// [`line_at`], and the length of the prefix the line shares with `prev`
+/// (another line): sorted locations share most of their bytes, and the
+/// line break is only looked for after the shared part (`prev` has none).
+#[inline]
+fn line_after<'t>(text: &'t [u8], start: usize, prev: &[u8]) -> (&'t [u8], usize) {
     let rest = &text[start..];
-    let mut end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let p = crate::columns::common_prefix(prev, &rest[..prev.len().min(rest.len())]);
+    let tail = &rest[p..];
+    let nl = if tail.len() > 32 {
+        memchr::memchr(b'\n', tail)
+    } else {
+        tail.iter().position(|&b| b == b'\n')
+    };
+    let mut end = p + nl.unwrap_or(tail.len());
     while end > 0 && rest[end - 1].is_ascii_whitespace() {
         end -= 1;
     }
-    &rest[..end]
+    (&rest[..end], p.min(end))
 }
 
 fn format_examples(ex: &[(u64, String)]) -> String {
@@ -925,7 +939,9 @@ impl BuiltManifest {
                 let (s, e) = groups[g];
                 let descr = descrs[c].clone();
                 let (data, close) = if c == loc_idx {
-                    crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i| self.location(s + i))
+                    crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i, prev| {
+                        line_after(&self.text, self.start(s + i), prev)
+                    })
                 } else {
                     let arr = self.fields.column(c);
                     match arr.data_type() {
@@ -1019,15 +1035,19 @@ impl BuiltManifest {
         Ok(RecordBatch::try_new(self.schema(), cols)?)
     }
 
-    /// The location of sorted row `j`, as bytes of the paths text.
+    /// Where the location of sorted row `j` starts in the paths text.
     #[inline]
-    fn location(&self, j: usize) -> &[u8] {
-        let start = if self.packed {
-            self.starts[j] & u64::from(u32::MAX)
+    fn start(&self, j: usize) -> usize {
+        if self.packed {
+            (self.starts[j] & u64::from(u32::MAX)) as usize
         } else {
-            self.starts[j]
-        };
-        line_at(&self.text, start as usize)
+            self.starts[j] as usize
+        }
+    }
+
+    /// The location of sorted row `j`, as bytes of the paths text.
+    fn location(&self, j: usize) -> &[u8] {
+        line_at(&self.text, self.start(j))
     }
 
     /// Number of records.

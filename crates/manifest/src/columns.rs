@@ -130,7 +130,7 @@ fn pack_miniblock(out: &mut Vec<u8>, chunk: &[i64], min: i64, width: u32) {
 
 /// Length of the common prefix of `a` and `b`, eight bytes at a time.
 #[inline]
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {
@@ -170,8 +170,9 @@ impl<'a> PageValues<'a> {
     }
 
     #[inline]
-    fn push(&mut self, v: &'a [u8]) {
-        let p = common_prefix(self.last, v);
+    /// Add `v`, which shares its first `p` bytes with the previous value.
+    fn push(&mut self, v: &'a [u8], p: usize) {
+        debug_assert_eq!(p, common_prefix(self.last, v));
         self.prefixes.push(p as i64);
         self.suffixes.push((v.len() - p) as i64);
         self.bytes.extend_from_slice(&v[p..]);
@@ -310,9 +311,12 @@ impl ChunkWriter {
     }
 }
 
-/// Write the column chunk of a required string column holding `values` (in
-/// order) as `DELTA_BYTE_ARRAY` pages, without statistics. Returns the
-/// chunk's bytes and the result to splice it into a row group with
+/// Write the column chunk of a required string column as `DELTA_BYTE_ARRAY`
+/// pages, without statistics: `value(i, prev)` is row `i`'s value and the
+/// length of the prefix it shares with `prev`, the value before it in the
+/// page (see [`common_prefix`]; a caller that must still find where its
+/// values end can stop looking once they differ). Returns the chunk's bytes
+/// and the result to splice it into a row group with
 /// `SerializedRowGroupWriter::append_column`.
 pub fn write_chunk<'a, F>(
     descr: ColumnDescPtr,
@@ -321,7 +325,7 @@ pub fn write_chunk<'a, F>(
     value: F,
 ) -> Result<(Bytes, ColumnCloseResult)>
 where
-    F: Fn(usize) -> &'a [u8],
+    F: Fn(usize, &[u8]) -> (&'a [u8], usize),
 {
     let mut w = ChunkWriter::new();
     let mut page_values = PageValues::default();
@@ -333,7 +337,8 @@ where
         // Cut at `page_rows` rows or PAGE_BYTES of values, whichever comes first.
         page_values.clear();
         while next < rows && page_values.len() < page_rows && page_values.value_bytes < PAGE_BYTES {
-            page_values.push(value(next));
+            let (v, p) = value(next, page_values.last);
+            page_values.push(v, p);
             next += 1;
         }
         let (count, bytes) = (page_values.len(), page_values.value_bytes as i64);
@@ -572,8 +577,11 @@ mod tests {
             .unwrap();
         let descr = w.schema_descr().column(0);
         for part in values.chunks(group.max(1)) {
-            let (data, close) =
-                write_chunk(descr.clone(), part.len(), page_rows, |i| part[i].as_bytes()).unwrap();
+            let (data, close) = write_chunk(descr.clone(), part.len(), page_rows, |i, prev| {
+                let v = part[i].as_bytes();
+                (v, common_prefix(prev, v))
+            })
+            .unwrap();
             let mut rg = w.next_row_group().unwrap();
             rg.append_column(&data, close).unwrap();
             rg.close().unwrap();
