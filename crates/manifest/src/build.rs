@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    ArrayRef, AsArray, Date32Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
     StringArray,
 };
 use arrow::datatypes::{
@@ -112,9 +112,11 @@ struct Chunk<'a> {
 
 /// A built, sorted manifest that has not been written yet.
 pub struct BuiltManifest {
-    /// The field columns, sorted by the template fields (the location column
+    /// The field values, sorted by the template fields (the location column
     /// is added by [`BuiltManifest::batch`] and [`BuiltManifest::to_parquet`]).
-    fields: RecordBatch,
+    fields: Fields,
+    /// The template's fields.
+    defs: Vec<crate::template::Field>,
     /// What was read and matched.
     pub summary: BuildSummary,
     meta: ManifestMeta,
@@ -124,6 +126,18 @@ pub struct BuiltManifest {
     /// 32 bits of each value when `packed` (above them: the sort key).
     starts: Vec<u64>,
     packed: bool,
+}
+
+/// The sorted field values of a built manifest.
+enum Fields {
+    /// Read out of the sorted keys (`BuiltManifest::starts`) when needed,
+    /// with each string field's dictionary (a `StringArray`).
+    Packed {
+        layout: KeyLayout,
+        dicts: Vec<Option<ArrayRef>>,
+    },
+    /// One array per field.
+    Arrays(Vec<ArrayRef>),
 }
 
 /// Chunks of the paths text matched by one task are at most this long (and
@@ -260,8 +274,13 @@ impl ManifestBuilder {
 
         let layout = KeyLayout::new(&parsed, &dicts);
         let packed = layout.total <= 32 && bytes.len() <= u32::MAX as usize;
-        let (arrays, starts, dups): (Vec<ArrayRef>, Vec<u64>, Duplicates) = if packed {
-            packed_sort(&parsed, &dicts, &layout, fields, n)?
+        let (sorted, starts, dups): (Fields, Vec<u64>, Duplicates) = if packed {
+            let (starts, dups) = packed_sort(&parsed, &dicts, &layout, n);
+            let dicts = dicts
+                .iter()
+                .map(|d| d.as_ref().map(|d| dict_array(&d.sorted)))
+                .collect();
+            (Fields::Packed { layout, dicts }, starts, dups)
         } else {
             let columns: Vec<MergedCol> = (0..fields.len())
                 .map(|fi| merge_column(&parsed, fi, dicts[fi].as_ref(), n))
@@ -287,20 +306,11 @@ impl ManifestBuilder {
             let starts: Vec<u64> =
                 par_concat(&parts, n, |p, &r| (parsed[p].base + r as usize) as u64);
             let starts = perm.par_iter().map(|&i| starts[i as usize]).collect();
-            (arrays, starts, dups)
+            (Fields::Arrays(arrays), starts, dups)
         };
         drop(dicts);
         drop(parsed);
         tracing::debug!("sorted at {:?}", t0.elapsed());
-        summary.duplicates = dups.count;
-        summary.duplicate_examples = dups.describe(&arrays, fields);
-        let schema_fields: Vec<ArrowField> = fields
-            .iter()
-            .zip(&arrays)
-            .map(|(f, a)| ArrowField::new(&f.name, a.data_type().clone(), false))
-            .collect();
-
-        tracing::debug!("assembled arrays at {:?}", t0.elapsed());
         let meta = ManifestMeta {
             version: 1,
             template: self.template.to_string(),
@@ -310,16 +320,18 @@ impl ManifestBuilder {
                 .map(|f| (f.name.clone(), f.ty.name().to_string()))
                 .collect(),
         };
-        let schema = Arc::new(Schema::new(schema_fields));
-        let fields = RecordBatch::try_new(schema, arrays)?;
-        Ok(BuiltManifest {
-            fields,
+        let mut built = BuiltManifest {
+            fields: sorted,
+            defs: fields.to_vec(),
             summary,
             meta,
             text: bytes,
             starts,
             packed,
-        })
+        };
+        built.summary.duplicates = dups.count;
+        built.summary.duplicate_examples = dups.describe(&built);
+        Ok(built)
     }
 
     /// Match the lines of `bytes[start..end]`, which ends at a line break
@@ -527,7 +539,7 @@ fn split_chunks(bytes: &[u8], parts: usize) -> Vec<(usize, usize)> {
 }
 
 enum MergedCol {
-    Str { dict: Vec<String>, codes: Vec<u32> },
+    Str { dict: ArrayRef, codes: Vec<u32> },
     Num(Vec<i64>),
 }
 
@@ -593,7 +605,7 @@ fn merge_column(
                 .collect();
             let codes = par_concat(&parts, n, |part, &l| d.remaps[part][l as usize]);
             MergedCol::Str {
-                dict: d.sorted.iter().map(|s| s.to_string()).collect(),
+                dict: dict_array(&d.sorted),
                 codes,
             }
         }
@@ -651,17 +663,16 @@ impl KeyLayout {
 }
 
 /// Sort when all fields fit 32 bits: each row becomes one `u64`, its key
-/// above its row number, so sorting plain integers sorts the rows (equal
-/// keys keep input order) and the sorted fields are read back out of the
-/// sorted keys, in order. Returns the field arrays, the row order, and for
-/// the rows that repeat their predecessor's fields.
+/// above its line's start, so sorting plain integers sorts the rows (equal
+/// keys keep input order) and the sorted keys hold every field value
+/// ([`BuiltManifest`] reads them out as needed). Returns the sorted keys
+/// and the rows that repeat their predecessor's fields.
 fn packed_sort(
     parsed: &[Chunk<'_>],
     dicts: &[Option<MergedDict<'_>>],
     layout: &KeyLayout,
-    fields: &[crate::template::Field],
     n: usize,
-) -> Result<(Vec<ArrayRef>, Vec<u64>, Duplicates)> {
+) -> (Vec<u64>, Duplicates) {
     // Below the key, the line's start: it orders equal keys by input
     // position and finds the location again (the text is under 4 GiB).
     let lens: Vec<usize> = parsed.iter().map(|c| c.starts.len()).collect();
@@ -695,37 +706,20 @@ fn packed_sort(
             packed.par_sort_unstable();
         }
     }
-    tracing::debug!("sorted the keys");
-    let mut arrays = Vec::with_capacity(fields.len());
-    for (fi, f) in fields.iter().enumerate() {
-        let shift = 32 + layout.shift(fi);
-        let mask = if layout.widths[fi] >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << layout.widths[fi]) - 1
-        };
-        let lo = layout.mins[fi];
-        let dict: Option<Vec<String>> = dicts[fi]
-            .as_ref()
-            .map(|d| d.sorted.iter().map(|s| s.to_string()).collect());
-        arrays.push(field_array(f.ty, dict.as_deref(), n, |j| {
-            let v = (packed[j] >> shift) & mask;
-            if dict.is_some() {
-                v as i64
-            } else {
-                (v as i64).wrapping_add(lo)
-            }
-        })?);
-    }
     let dups = Duplicates::find(n, |j| packed[j] >> 32 == packed[j + 1] >> 32);
-    Ok((arrays, packed, dups))
+    (packed, dups)
+}
+
+/// A sorted dictionary as an Arrow string array.
+fn dict_array(sorted: &[&str]) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(sorted.iter()))
 }
 
 /// The Arrow array of a field whose `j`-th sorted value is `value(j)` (for
-/// string fields, a position in `dict`).
+/// string fields, a position in `dict`, a `StringArray`).
 fn field_array(
     ty: FieldType,
-    dict: Option<&[String]>,
+    dict: Option<&ArrayRef>,
     n: usize,
     value: impl Fn(usize) -> i64 + Sync,
 ) -> Result<ArrayRef> {
@@ -733,8 +727,7 @@ fn field_array(
     Ok(match (ty, dict) {
         (FieldType::String, Some(dict)) => {
             let keys = Int32Array::from(ints());
-            let values = Arc::new(StringArray::from_iter_values(dict.iter())) as ArrayRef;
-            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, dict.clone())?)
         }
         (FieldType::Int32, _) => Arc::new(Int32Array::from(ints())),
         (FieldType::Date, _) => Arc::new(Date32Array::from(ints())),
@@ -852,29 +845,27 @@ impl Duplicates {
         Duplicates { count, first }
     }
 
-    /// The first repeated combinations as `field=value` lists, read from
-    /// the sorted field arrays.
-    fn describe(&self, arrays: &[ArrayRef], fields: &[crate::template::Field]) -> Vec<String> {
+    /// The first repeated combinations as `field=value` lists.
+    fn describe(&self, built: &BuiltManifest) -> Vec<String> {
         let mut examples: Vec<String> = Vec::new();
         for &j in &self.first {
             if examples.len() >= EXAMPLES {
                 break;
             }
-            let desc: Vec<String> = fields
+            let desc: Vec<String> = built
+                .defs
                 .iter()
-                .zip(arrays)
-                .map(|(f, a)| {
+                .enumerate()
+                .map(|(fi, f)| {
+                    let v = built.value(fi, j);
                     let v = match f.ty {
-                        FieldType::String => {
-                            let d = a.as_dictionary::<Int32Type>();
-                            let key = d.keys().value(j) as usize;
-                            d.values().as_string::<i32>().value(key).to_string()
-                        }
-                        FieldType::Int32 => a.as_primitive::<Int32Type>().value(j).to_string(),
-                        FieldType::Int64 => a.as_primitive::<Int64Type>().value(j).to_string(),
-                        FieldType::Date => {
-                            crate::template::format_date(a.as_primitive::<Date32Type>().value(j))
-                        }
+                        FieldType::String => built
+                            .dict(fi)
+                            .as_string::<i32>()
+                            .value(v as usize)
+                            .to_string(),
+                        FieldType::Date => crate::template::format_date(v as i32),
+                        FieldType::Int32 | FieldType::Int64 => v.to_string(),
                     };
                     format!("{}={v}", f.name)
                 })
@@ -942,35 +933,17 @@ impl BuiltManifest {
                     crate::columns::write_chunk(descr, e - s, PAGE_ROWS, |i, prev| {
                         line_after(&self.text, self.start(s + i), prev)
                     })
+                } else if self.defs[c].ty == FieldType::String {
+                    let codes: Vec<i32> = self.values(c, s..e).map(|v| v as i32).collect();
+                    crate::columns::write_dict_chunk(
+                        descr,
+                        self.dict(c).as_string::<i32>(),
+                        &codes,
+                        PAGE_ROWS,
+                    )
                 } else {
-                    let arr = self.fields.column(c);
-                    match arr.data_type() {
-                        DataType::Dictionary(..) => {
-                            let d = arr.as_dictionary::<Int32Type>();
-                            crate::columns::write_dict_chunk(
-                                descr,
-                                d.values().as_string::<i32>(),
-                                &d.keys().values()[s..e],
-                                PAGE_ROWS,
-                            )
-                        }
-                        DataType::Int32 => {
-                            let v = &arr.as_primitive::<Int32Type>().values()[s..e];
-                            let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
-                            crate::columns::write_int_chunk(descr, &v, PAGE_ROWS)
-                        }
-                        DataType::Date32 => {
-                            let v = &arr.as_primitive::<Date32Type>().values()[s..e];
-                            let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
-                            crate::columns::write_int_chunk(descr, &v, PAGE_ROWS)
-                        }
-                        DataType::Int64 => crate::columns::write_int_chunk(
-                            descr,
-                            &arr.as_primitive::<Int64Type>().values()[s..e],
-                            PAGE_ROWS,
-                        ),
-                        other => unreachable!("manifest fields are never {other}"),
-                    }
+                    let values: Vec<i64> = self.values(c, s..e).collect();
+                    crate::columns::write_int_chunk(descr, &values, PAGE_ROWS)
                 }
                 .map_err(perr)?;
                 Ok((g, c, data, close))
@@ -997,11 +970,19 @@ impl BuiltManifest {
     /// The schema of the manifest: the fields, then the location column.
     pub fn schema(&self) -> SchemaRef {
         let mut fields: Vec<ArrowField> = self
-            .fields
-            .schema()
-            .fields()
+            .defs
             .iter()
-            .map(|f| (**f).clone())
+            .map(|f| {
+                let dt = match f.ty {
+                    FieldType::String => {
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+                    }
+                    FieldType::Int32 => DataType::Int32,
+                    FieldType::Int64 => DataType::Int64,
+                    FieldType::Date => DataType::Date32,
+                };
+                ArrowField::new(&f.name, dt, false)
+            })
             .collect();
         fields.push(ArrowField::new(
             &self.meta.location_column,
@@ -1011,9 +992,80 @@ impl BuiltManifest {
         Arc::new(Schema::new(fields))
     }
 
+    /// Field `fi` of sorted row `j`: for string fields its position in
+    /// [`BuiltManifest::dict`], for dates days since 1970.
+    #[inline]
+    fn value(&self, fi: usize, j: usize) -> i64 {
+        match &self.fields {
+            Fields::Packed { layout, dicts } => {
+                let w = layout.widths[fi];
+                let v = (self.starts[j] >> (32 + layout.shift(fi))) & ((1u64 << w) - 1);
+                if dicts[fi].is_some() {
+                    v as i64
+                } else {
+                    (v as i64).wrapping_add(layout.mins[fi])
+                }
+            }
+            Fields::Arrays(arrays) => {
+                let a = &arrays[fi];
+                match self.defs[fi].ty {
+                    FieldType::String => i64::from(a.as_dictionary::<Int32Type>().keys().value(j)),
+                    FieldType::Int32 => i64::from(a.as_primitive::<Int32Type>().value(j)),
+                    FieldType::Int64 => a.as_primitive::<Int64Type>().value(j),
+                    FieldType::Date => i64::from(a.as_primitive::<Date32Type>().value(j)),
+                }
+            }
+        }
+    }
+
+    /// [`BuiltManifest::value`] of field `fi` for the sorted rows `rows`.
+    fn values(
+        &self,
+        fi: usize,
+        rows: std::ops::Range<usize>,
+    ) -> Box<dyn Iterator<Item = i64> + '_> {
+        match &self.fields {
+            Fields::Packed { layout, dicts } => {
+                let shift = 32 + layout.shift(fi);
+                let mask = (1u64 << layout.widths[fi]) - 1;
+                let lo = if dicts[fi].is_some() {
+                    0
+                } else {
+                    layout.mins[fi]
+                };
+                Box::new(
+                    self.starts[rows]
+                        .iter()
+                        .map(move |&p| (((p >> shift) & mask) as i64).wrapping_add(lo)),
+                )
+            }
+            Fields::Arrays(_) => Box::new(rows.map(move |j| self.value(fi, j))),
+        }
+    }
+
+    /// The sorted values of string field `fi` (a `StringArray`).
+    fn dict(&self, fi: usize) -> &ArrayRef {
+        match &self.fields {
+            Fields::Packed { dicts, .. } => {
+                dicts[fi].as_ref().expect("string fields have a dictionary")
+            }
+            Fields::Arrays(arrays) => arrays[fi].as_dictionary::<Int32Type>().values(),
+        }
+    }
+
     /// The whole manifest as one Arrow batch, sorted by the fields.
     pub fn batch(&self) -> Result<RecordBatch> {
-        let mut cols: Vec<ArrayRef> = self.fields.columns().to_vec();
+        let n = self.len();
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.defs.len() + 1);
+        for (fi, f) in self.defs.iter().enumerate() {
+            cols.push(match &self.fields {
+                Fields::Arrays(arrays) => arrays[fi].clone(),
+                Fields::Packed { .. } => {
+                    let dict = (f.ty == FieldType::String).then(|| self.dict(fi));
+                    field_array(f.ty, dict, n, |j| self.value(fi, j))?
+                }
+            });
+        }
         let total: usize = (0..self.len()).map(|j| self.location(j).len()).sum();
         if total > i32::MAX as usize {
             return Err(Error::InvalidInput(format!(
