@@ -60,7 +60,59 @@ pub struct ManifestBuilder {
 
 enum Col<'a> {
     Str(StrCol<'a>),
-    Num(Vec<i64>),
+    Num(NumCol),
+}
+
+/// A numeric field of one chunk: 32-bit fields (`int32`, `date`) take
+/// half the memory, which a build touches for every row.
+enum NumCol {
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+}
+
+impl NumCol {
+    fn new(ty: FieldType, capacity: usize) -> NumCol {
+        match ty {
+            FieldType::Int64 => NumCol::I64(Vec::with_capacity(capacity)),
+            _ => NumCol::I32(Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Add a value parsed as the field's type (so it fits).
+    #[inline]
+    fn push(&mut self, v: i64) {
+        match self {
+            NumCol::I32(x) => x.push(v as i32),
+            NumCol::I64(x) => x.push(v),
+        }
+    }
+
+    #[inline]
+    fn get(&self, r: usize) -> i64 {
+        match self {
+            NumCol::I32(x) => i64::from(x[r]),
+            NumCol::I64(x) => x[r],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            NumCol::I32(x) => x.len(),
+            NumCol::I64(x) => x.len(),
+        }
+    }
+
+    /// The smallest and largest value.
+    fn range(&self) -> (i64, i64) {
+        let fold = |(a, b): (i64, i64), x: i64| (a.min(x), b.max(x));
+        match self {
+            NumCol::I32(x) => x
+                .iter()
+                .map(|&v| i64::from(v))
+                .fold((i64::MAX, i64::MIN), fold),
+            NumCol::I64(x) => x.iter().copied().fold((i64::MAX, i64::MIN), fold),
+        }
+    }
 }
 
 /// A string field of one chunk: its values and a code per row.
@@ -355,7 +407,7 @@ impl ManifestBuilder {
                     codes: Vec::with_capacity(guess),
                     last: None,
                 }),
-                _ => Col::Num(Vec::with_capacity(guess)),
+                ty => Col::Num(NumCol::new(ty, guess)),
             })
             .collect();
         let mut chunk = Chunk {
@@ -586,14 +638,18 @@ fn merge_column(
 ) -> MergedCol {
     match dict {
         None => {
-            let parts: Vec<&[i64]> = parsed
+            let lens: Vec<usize> = parsed
                 .iter()
                 .map(|c| match &c.cols[fi] {
-                    Col::Num(x) => x.as_slice(),
-                    Col::Str(_) => &[],
+                    Col::Num(x) => x.len(),
+                    Col::Str(_) => 0,
                 })
                 .collect();
-            MergedCol::Num(par_concat(&parts, n, |_, &x| x))
+            assert_eq!(lens.iter().sum::<usize>(), n);
+            MergedCol::Num(par_fill(&lens, |p, r| match &parsed[p].cols[fi] {
+                Col::Num(x) => x.get(r),
+                Col::Str(_) => unreachable!("a numeric field in every chunk"),
+            }))
         }
         Some(d) => {
             let parts: Vec<&[u32]> = parsed
@@ -634,9 +690,7 @@ impl KeyLayout {
                     let (lo, hi) = parsed
                         .par_iter()
                         .map(|c| match &c.cols[fi] {
-                            Col::Num(v) => v
-                                .iter()
-                                .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x))),
+                            Col::Num(v) => v.range(),
                             Col::Str(_) => (i64::MAX, i64::MIN),
                         })
                         .reduce(
@@ -684,7 +738,7 @@ fn packed_sort(
                     let d = dicts[fi].as_ref().expect("string fields have a dictionary");
                     u64::from(d.remaps[ci][s.codes[r] as usize])
                 }
-                Col::Num(v) => v[r].wrapping_sub(layout.mins[fi]) as u64,
+                Col::Num(v) => v.get(r).wrapping_sub(layout.mins[fi]) as u64,
             };
             k = (k << layout.widths[fi]) | v;
         }
