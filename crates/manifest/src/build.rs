@@ -935,10 +935,9 @@ impl Duplicates {
 
 impl BuiltManifest {
     /// Encode as Parquet: row groups of `row_group_rows`, columns encoded in
-    /// parallel and snappy-compressed (see [`crate::columns`]: fields
-    /// dictionary- or delta-encoded with minimum/maximum statistics,
-    /// locations prefix-encoded), and the template in the file's key-value
-    /// metadata.
+    /// parallel and snappy-compressed (fields dictionary- or delta-encoded
+    /// with minimum/maximum statistics, locations prefix-encoded), and the
+    /// template in the file's key-value metadata.
     pub fn to_parquet(&self, row_group_rows: usize) -> Result<Vec<u8>> {
         let row_group_rows = row_group_rows.max(1);
         let schema: SchemaRef = self.schema();
