@@ -45,4 +45,8 @@ export TESSERA_REQUIRE_S3=1
 export TESSERA_MAX_RETRIES=2
 
 echo "== cargo test"
+# Unoptimised async code keeps large futures on the stack: a property test
+# that runs a whole Parquet read inside one test thread overflowed the
+# default 2 MiB once. Test threads get 16 MiB.
+export RUST_MIN_STACK="${RUST_MIN_STACK:-16777216}"
 cargo test --workspace --locked -- "$@"
