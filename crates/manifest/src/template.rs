@@ -587,20 +587,39 @@ impl Template {
                 {
                     return false;
                 }
-                let Some(fi) = *field else { return true };
-                let (fs, fe) = (s + p, e - x);
-                let ty = self.fields[fi].ty;
-                if ty != FieldType::String {
-                    match ty.parse_num(&key[fs..fe]) {
-                        Some(n) => nums[fi] = n,
-                        None => return false,
-                    }
+                match *field {
+                    Some(fi) => self.capture(key, fi, s + p, e - x, caps, nums),
+                    None => true,
                 }
-                caps[fi] = (fs, fe);
-                true
             }
             Shape::General => self.match_parts(key, parts, s, e, caps, nums),
         }
+    }
+
+    /// Take `key[fs..fe]` as field `fi`: non-empty, and parsed when the
+    /// field is numeric.
+    #[inline]
+    fn capture(
+        &self,
+        key: &str,
+        fi: usize,
+        fs: usize,
+        fe: usize,
+        caps: &mut Captures,
+        nums: &mut [i64],
+    ) -> bool {
+        if fe == fs {
+            return false;
+        }
+        let ty = self.fields[fi].ty;
+        if ty != FieldType::String {
+            match ty.parse_num(&key[fs..fe]) {
+                Some(n) => nums[fi] = n,
+                None => return false,
+            }
+        }
+        caps[fi] = (fs, fe);
+        true
     }
 
     fn match_parts(
@@ -624,20 +643,10 @@ impl Template {
             Some((open @ (Part::Field(_) | Part::Star), rest)) => {
                 let accept =
                     |caps: &mut Captures, nums: &mut [i64], fs: usize, fe: usize| -> bool {
-                        if let Part::Field(fi) = open {
-                            if fe == fs {
-                                return false;
-                            }
-                            let ty = self.fields[*fi].ty;
-                            if ty != FieldType::String {
-                                match ty.parse_num(&key[fs..fe]) {
-                                    Some(n) => nums[*fi] = n,
-                                    None => return false,
-                                }
-                            }
-                            caps[*fi] = (fs, fe);
+                        match open {
+                            Part::Field(fi) => self.capture(key, *fi, fs, fe, caps, nums),
+                            _ => true,
                         }
-                        true
                     };
                 match rest.split_first() {
                     None => accept(caps, nums, s, e),
