@@ -175,9 +175,9 @@ pub struct BuiltManifest {
     /// The paths text; locations are slices of it.
     text: Bytes,
     /// Where each row's line starts in the text, in sorted order: the low
-    /// 32 bits of each value when `packed` (above them: the sort key).
+    /// 32 bits of each value when the fields are `Fields::Packed` (above
+    /// them: the sort key).
     starts: Vec<u64>,
-    packed: bool,
 }
 
 /// The sorted field values of a built manifest.
@@ -379,7 +379,6 @@ impl ManifestBuilder {
             meta,
             text: bytes,
             starts,
-            packed,
         };
         built.summary.duplicates = dups.count;
         built.summary.duplicate_examples = dups.describe(&built);
@@ -1143,7 +1142,7 @@ impl BuiltManifest {
     /// Where the location of sorted row `j` starts in the paths text.
     #[inline]
     fn start(&self, j: usize) -> usize {
-        if self.packed {
+        if matches!(self.fields, Fields::Packed { .. }) {
             (self.starts[j] & u64::from(u32::MAX)) as usize
         } else {
             self.starts[j] as usize

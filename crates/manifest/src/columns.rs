@@ -413,12 +413,9 @@ pub fn write_dict_chunk(
         w.data_page(&raw, page.len(), Encoding::RLE_DICTIONARY, Some(bytes))?;
     }
     let stats = match (used.first(), used.last()) {
-        (Some(&lo), Some(&hi)) => Some(Statistics::ByteArray(ValueStatistics::new(
-            Some(ByteArray::from(dict.value(lo as usize))),
-            Some(ByteArray::from(dict.value(hi as usize))),
-            None,
-            Some(0),
-            false,
+        (Some(&lo), Some(&hi)) => Some(Statistics::ByteArray(min_max(
+            ByteArray::from(dict.value(lo as usize)),
+            ByteArray::from(dict.value(hi as usize)),
         ))),
         _ => None,
     };
@@ -454,20 +451,8 @@ pub fn write_int_chunk(
     let lo = values.iter().copied().min();
     let hi = values.iter().copied().max();
     let stats = match (lo, hi) {
-        (Some(lo), Some(hi)) if int32 => Some(Statistics::Int32(ValueStatistics::new(
-            Some(lo as i32),
-            Some(hi as i32),
-            None,
-            Some(0),
-            false,
-        ))),
-        (Some(lo), Some(hi)) => Some(Statistics::Int64(ValueStatistics::new(
-            Some(lo),
-            Some(hi),
-            None,
-            Some(0),
-            false,
-        ))),
+        (Some(lo), Some(hi)) if int32 => Some(Statistics::Int32(min_max(lo as i32, hi as i32))),
+        (Some(lo), Some(hi)) => Some(Statistics::Int64(min_max(lo, hi))),
         _ => None,
     };
     w.finish(
@@ -477,6 +462,11 @@ pub fn write_int_chunk(
         stats,
         None,
     )
+}
+
+/// Statistics of a required column: its minimum and maximum, no nulls.
+fn min_max<T>(lo: T, hi: T) -> ValueStatistics<T> {
+    ValueStatistics::new(Some(lo), Some(hi), None, Some(0), false)
 }
 
 fn bits_for(max: u64) -> u32 {
