@@ -87,6 +87,15 @@ impl NumCol {
         }
     }
 
+    /// Add the previous row's value again.
+    #[inline]
+    fn repeat(&mut self) {
+        match self {
+            NumCol::I32(x) => x.push(*x.last().expect("a previous row")),
+            NumCol::I64(x) => x.push(*x.last().expect("a previous row")),
+        }
+    }
+
     #[inline]
     fn get(&self, r: usize) -> i64 {
         match self {
@@ -143,6 +152,22 @@ impl<'a> StrCol<'a> {
         };
         self.codes.push(code);
     }
+
+    /// Add the previous row's value again.
+    #[inline]
+    fn repeat(&mut self) {
+        let code = *self.codes.last().expect("a previous row");
+        self.codes.push(code);
+    }
+}
+
+/// A matched line whose match the next line may reuse: where it starts,
+/// its last slash and its leading blanks (both from `start`).
+#[derive(Clone, Copy)]
+struct Prev {
+    start: usize,
+    last: usize,
+    lead: usize,
 }
 
 struct Chunk<'a> {
@@ -421,11 +446,68 @@ impl ManifestBuilder {
         };
         let mut caps = Vec::with_capacity(fields.len());
         let (mut segs, mut nums) = (Vec::new(), Vec::new());
+        // The last matched line, when the next one can reuse its match (see
+        // `Template::last_segment_decides`): a listing repeats everything
+        // up to the last slash on consecutive lines.
+        let reuse = self.template.last_segment_decides();
+        let last_fields = self.template.last_segment_fields();
+        let mut prev: Option<Prev> = None;
         // One line: bytes[line_start..nl], with the slashes at `slashes`
         // (relative to line_start).
         let mut take_line = |line_start: usize, nl: usize, slashes: &mut Vec<usize>| {
             chunk.lines += 1;
             let mut line_end = nl;
+            if let (Some(p), Some(&last)) = (prev, slashes.last()) {
+                if last == p.last
+                    && crate::template::eq_short(
+                        &bytes[line_start..=line_start + last],
+                        &bytes[p.start..=p.start + last],
+                    )
+                {
+                    // Same text up to the last slash as a line that matched:
+                    // the same leading blanks, key and segments before the
+                    // last, so only the last segment is matched, and the
+                    // other fields repeat the previous row's values. (The
+                    // slash is no blank: trimming stops before it.)
+                    while line_end > line_start + last + 1
+                        && bytes[line_end - 1].is_ascii_whitespace()
+                    {
+                        line_end -= 1;
+                    }
+                    let ls = line_start + p.lead;
+                    // SAFETY: as for the lines below.
+                    let line: &'a str =
+                        unsafe { std::str::from_utf8_unchecked(&bytes[ls..line_end]) };
+                    chunk.read += 1;
+                    let seg = last + 1 - p.lead;
+                    if self
+                        .template
+                        .match_last_segment(line, seg, line.len(), &mut caps, &mut nums)
+                    {
+                        for (fi, col) in cols.iter_mut().enumerate() {
+                            match col {
+                                Col::Str(col) if last_fields[fi] => {
+                                    col.push(&line[caps[fi].0..caps[fi].1])
+                                }
+                                Col::Str(col) => col.repeat(),
+                                Col::Num(vals) if last_fields[fi] => vals.push(nums[fi]),
+                                Col::Num(vals) => vals.repeat(),
+                            }
+                        }
+                        let rel = u32::try_from(ls - start).unwrap_or_else(|_| {
+                            chunk.too_far.get_or_insert(chunk.lines);
+                            0
+                        });
+                        chunk.starts.push(rel);
+                    } else {
+                        chunk.skipped += 1;
+                        if chunk.skipped_examples.len() < EXAMPLES {
+                            chunk.skipped_examples.push((chunk.lines, line.to_string()));
+                        }
+                    }
+                    return;
+                }
+            }
             if line_end > line_start && bytes[line_end - 1] == b'\r' {
                 line_end -= 1;
             }
@@ -466,6 +548,18 @@ impl ManifestBuilder {
                     0
                 });
                 chunk.starts.push(rel);
+                // The next line may reuse this match. (Where the key starts
+                // is decided by the text up to the last slash, or the key
+                // starts right after it.)
+                let lead = ls - line_start;
+                prev = match slashes.last() {
+                    Some(&l) if reuse => Some(Prev {
+                        start: line_start,
+                        last: l + lead,
+                        lead,
+                    }),
+                    _ => None,
+                };
             } else {
                 chunk.skipped += 1;
                 if chunk.skipped_examples.len() < EXAMPLES {

@@ -519,6 +519,46 @@ impl Template {
         self.match_segs(text, &self.segs, segs, caps, nums)
     }
 
+    /// Whether a key's match is decided by its last segment once the rest
+    /// of the key is known to equal a key that matched: true for templates
+    /// without `**`, or with one leading `**` (see [`Template::match_span`]).
+    /// Listings repeat all but the last segment on consecutive lines.
+    pub(crate) fn last_segment_decides(&self) -> bool {
+        self.tail_only.is_some() || !self.segs.iter().any(|s| matches!(s, Seg::Deep))
+    }
+
+    /// Per field, whether it lies in the template's last segment.
+    pub(crate) fn last_segment_fields(&self) -> Vec<bool> {
+        let mut out = vec![false; self.fields.len()];
+        if let Some(Seg::Parts(parts, _)) = self.segs.last() {
+            for p in parts {
+                if let Part::Field(fi) = p {
+                    out[*fi] = true;
+                }
+            }
+        }
+        out
+    }
+
+    /// Match `text[s..e]` as the template's last segment only: the rest of
+    /// a key whose other segments equal those of a key that matched (see
+    /// [`Template::last_segment_decides`]). Sets the captures and numbers
+    /// of the last segment's fields.
+    #[inline]
+    pub(crate) fn match_last_segment(
+        &self,
+        text: &str,
+        s: usize,
+        e: usize,
+        caps: &mut Captures,
+        nums: &mut [i64],
+    ) -> bool {
+        match self.segs.last() {
+            Some(Seg::Parts(parts, shape)) => self.match_seg(text, parts, shape, s, e, caps, nums),
+            _ => false,
+        }
+    }
+
     fn match_segs(
         &self,
         key: &str,

@@ -403,16 +403,42 @@ fn line_strategy() -> BoxedStrategy<String> {
         Just("2147483648".to_string()),
         Just("x".to_string()),
     ];
-    let key =
-        (prefix, gene, tissue, "[ \t]{0,2}", "[ \t\r]{0,2}").prop_map(|(p, g, t, lead, trail)| {
-            format!("{lead}{p}v1/ad/{g}/model_tissue_{t}.tl{trail}")
+    // Listings repeat everything up to the last slash on consecutive lines
+    // (the build reuses the previous line's match then): a group of lines
+    // shares the blanks, prefix and gene, and ends in various last segments.
+    let last = prop_oneof![
+        6 => (tissue, "[ \t\r]{0,2}").prop_map(|(t, trail)| format!("model_tissue_{t}.tl{trail}")),
+        1 => Just("_SUCCESS".to_string()),
+        1 => Just(String::new()),
+        1 => Just(" \r".to_string()),
+        1 => Just("model_tissue_.tl".to_string()),
+        1 => Just("model_tissue_1.tl/x".to_string()),
+        1 => Just("model_tissue_é.tl".to_string()),
+    ];
+    let group = (
+        prefix,
+        gene,
+        "[ \t]{0,2}",
+        proptest::collection::vec((last, 0..8), 1..5),
+    )
+        .prop_map(|(p, g, lead, lasts)| {
+            lasts
+                .iter()
+                .map(|(l, i)| match i {
+                    // Its last slash earlier than the line before's.
+                    0 => format!("{lead}{p}v1/ad/{l}"),
+                    _ => format!("{lead}{p}v1/ad/{g}/{l}"),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         });
     prop_oneof![
-        6 => key,
+        6 => group,
         1 => Just(String::new()),
         1 => "[ -~é/]{0,80}",
         1 => Just("v1/ad/G/model_tissue_1.tl.bak".to_string()),
         1 => Just("ad/G/model_tissue_1.tl".to_string()),
+        1 => Just("s3://bkt/x\ns3://bkt/y".to_string()),
     ]
     .boxed()
 }
@@ -424,7 +450,7 @@ proptest! {
     /// fixed-depth one.
     #[test]
     fn bulk_build_agrees_with_matching_each_line(
-        lines in proptest::collection::vec(line_strategy(), 1..120),
+        lines in proptest::collection::vec(line_strategy(), 1..60),
         deep in any::<bool>(),
         final_newline in any::<bool>(),
     ) {
