@@ -452,12 +452,15 @@ impl ManifestBuilder {
         let reuse = self.template.last_segment_decides();
         let last_fields = self.template.last_segment_fields();
         let mut prev: Option<Prev> = None;
-        // One line: bytes[line_start..nl], with the slashes at `slashes`
-        // (relative to line_start).
-        let mut take_line = |line_start: usize, nl: usize, slashes: &mut Vec<usize>| {
+        // The slashes of a line (relative to its start), when it is matched
+        // in full.
+        let mut slashes: Vec<usize> = Vec::with_capacity(32);
+        // One line: bytes[line_start..nl], whose last slash is at
+        // `line_start + last` if it has one.
+        let mut take_line = |line_start: usize, nl: usize, last: Option<usize>| {
             chunk.lines += 1;
             let mut line_end = nl;
-            if let (Some(p), Some(&last)) = (prev, slashes.last()) {
+            if let (Some(p), Some(last)) = (prev, last) {
                 if last == p.last
                     && crate::template::eq_short(
                         &bytes[line_start..=line_start + last],
@@ -522,8 +525,9 @@ impl ManifestBuilder {
             if ls == line_end {
                 return;
             }
-            if ls > line_start {
-                slashes.iter_mut().for_each(|p| *p -= ls - line_start);
+            slashes.clear();
+            if last.is_some() {
+                slashes.extend(memchr::memchr_iter(b'/', &bytes[ls..line_end]));
             }
             // SAFETY: the line is plain ASCII, or lies in a range that was
             // checked to be UTF-8 before its first non-ASCII byte was reached
@@ -531,10 +535,10 @@ impl ManifestBuilder {
             // and ends before a line break or blanks, all ASCII.
             let line: &'a str = unsafe { std::str::from_utf8_unchecked(&bytes[ls..line_end]) };
             chunk.read += 1;
-            let skip = crate::template::key_offset_in(line, slashes);
+            let skip = crate::template::key_offset_in(line, &slashes);
             if self
                 .template
-                .match_span(line, skip, slashes, &mut caps, &mut segs, &mut nums)
+                .match_span(line, skip, &slashes, &mut caps, &mut segs, &mut nums)
             {
                 for ((col, &(cs, ce)), &num) in cols.iter_mut().zip(&caps).zip(&nums) {
                     match col {
@@ -567,9 +571,11 @@ impl ManifestBuilder {
                 }
             }
         };
-        // Visit the line breaks and slashes of 64 bytes at a time.
-        let mut slashes: Vec<usize> = Vec::with_capacity(32);
+        // Visit the line breaks of 64 bytes at a time, and note where the
+        // last slash of each line is.
         let mut line_start = start;
+        // The last slash of the current line in earlier blocks.
+        let mut carried: Option<usize> = None;
         let mut checked = false;
         let mut base = start;
         while base < end {
@@ -585,23 +591,29 @@ impl ManifestBuilder {
                 }
                 checked = true;
             }
-            let mut m = blk.nl | blk.slash;
+            // The block's slashes not yet given to a line.
+            let mut pending = blk.slash;
+            let mut m = blk.nl;
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
                 m &= m - 1;
-                let pos = base + i;
-                if blk.nl >> i & 1 != 0 {
-                    take_line(line_start, pos, &mut slashes);
-                    slashes.clear();
-                    line_start = pos + 1;
-                } else {
-                    slashes.push(pos - line_start);
-                }
+                let mine = pending & ((1u64 << i) - 1);
+                pending &= !mine;
+                let last = match mine {
+                    0 => carried,
+                    _ => Some(base + 63 - mine.leading_zeros() as usize),
+                };
+                take_line(line_start, base + i, last.map(|l| l - line_start));
+                carried = None;
+                line_start = base + i + 1;
+            }
+            if pending != 0 {
+                carried = Some(base + 63 - pending.leading_zeros() as usize);
             }
             base += 64;
         }
         if line_start < end {
-            take_line(line_start, end, &mut slashes);
+            take_line(line_start, end, carried.map(|l| l - line_start));
         }
         chunk.cols = cols;
         Ok(chunk)
@@ -640,14 +652,9 @@ fn line_at(text: &[u8], start: usize) -> &[u8] {
 #[inline]
 fn line_after<'t>(text: &'t [u8], start: usize, prev: &[u8]) -> (&'t [u8], usize) {
     let rest = &text[start..];
-    let p = crate::columns::common_prefix(prev, &rest[..prev.len().min(rest.len())]);
+    let p = crate::scan::common_prefix(prev, &rest[..prev.len().min(rest.len())]);
     let tail = &rest[p..];
-    let nl = if tail.len() > 32 {
-        memchr::memchr(b'\n', tail)
-    } else {
-        tail.iter().position(|&b| b == b'\n')
-    };
-    let mut end = p + nl.unwrap_or(tail.len());
+    let mut end = p + crate::scan::find_newline(tail).unwrap_or(tail.len());
     while end > 0 && rest[end - 1].is_ascii_whitespace() {
         end -= 1;
     }

@@ -128,26 +128,6 @@ fn pack_miniblock(out: &mut Vec<u8>, chunk: &[i64], min: i64, width: u32) {
     out.extend_from_slice(&(acc as u64).to_le_bytes()[..rest]);
 }
 
-/// Length of the common prefix of `a` and `b`, eight bytes at a time.
-#[inline]
-pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    let n = a.len().min(b.len());
-    let mut i = 0;
-    while i + 8 <= n {
-        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
-        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let diff = x ^ y;
-        if diff != 0 {
-            return i + (diff.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < n && a[i] == b[i] {
-        i += 1;
-    }
-    i
-}
-
 /// The values of one page, split into prefix lengths, suffix lengths and
 /// suffix bytes as they are added.
 #[derive(Default)]
@@ -172,7 +152,7 @@ impl<'a> PageValues<'a> {
     #[inline]
     /// Add `v`, which shares its first `p` bytes with the previous value.
     fn push(&mut self, v: &'a [u8], p: usize) {
-        debug_assert_eq!(p, common_prefix(self.last, v));
+        debug_assert_eq!(p, crate::scan::common_prefix(self.last, v));
         self.prefixes.push(p as i64);
         self.suffixes.push((v.len() - p) as i64);
         self.bytes.extend_from_slice(&v[p..]);
@@ -561,7 +541,7 @@ mod tests {
             let part = parts[g];
             write_chunk(descr, part.len(), page_rows, |i, prev| {
                 let v = part[i].as_bytes();
-                (v, common_prefix(prev, v))
+                (v, crate::scan::common_prefix(prev, v))
             })
             .unwrap()
         });
@@ -747,16 +727,6 @@ mod tests {
             .map(|i| format!("{i:04}{}", "v".repeat(100_000 + i)))
             .collect();
         assert_eq!(round_trip(&values, 40, PAGE_ROWS), values);
-    }
-
-    #[test]
-    fn common_prefix_counts_bytes() {
-        assert_eq!(common_prefix(b"", b"abc"), 0);
-        assert_eq!(common_prefix(b"abcdefghij", b"abcdefghij"), 10);
-        assert_eq!(common_prefix(b"abcdefghij", b"abcdefgh"), 8);
-        assert_eq!(common_prefix(b"abcdefghXj", b"abcdefghij"), 8);
-        assert_eq!(common_prefix(b"abcXefghij", b"abcdefghij"), 3);
-        assert_eq!(common_prefix(b"x", b"y"), 0);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Finding line breaks and slashes in a paths text 64 bytes at a time.
+//! Finding line breaks and slashes in a paths text 64 bytes at a time,
+//! and the byte comparisons the location column repeats for every row.
 //!
 //! A manifest build looks at every byte of its input three ways: where lines
 //! end, where key segments end, and whether the text is plain ASCII (then it
@@ -79,6 +80,65 @@ pub(crate) fn partial_block(bytes: &[u8]) -> Block {
     block(&buf)
 }
 
+/// Length of the common prefix of `a` and `b`: 16 bytes at a time, then 8,
+/// then one. Sorted locations share most of their bytes with the row
+/// before, and the manifest writes only the rest.
+#[inline]
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    while i + 16 <= n {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
+        // SAFETY: SSE2 is part of the x86_64 baseline; both loads read 16
+        // bytes inside `a[..n]` and `b[..n]`.
+        let same = unsafe {
+            let x = _mm_loadu_si128(a.as_ptr().add(i) as *const __m128i);
+            let y = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) as u32
+        };
+        if same != 0xffff {
+            return i + same.trailing_ones() as usize;
+        }
+        i += 16;
+    }
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let diff = x ^ y;
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Position of the first `\n` in `text`. Looked for eight bytes at a time
+/// first: after a location's shared prefix, its line break is a few bytes
+/// away.
+#[inline]
+pub(crate) fn find_newline(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NLS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut i = 0;
+    while i + 8 <= text.len() && i < 32 {
+        let x = u64::from_le_bytes(text[i..i + 8].try_into().expect("8 bytes")) ^ NLS;
+        // The lowest byte that is zero (a line break) sets the lowest bit;
+        // bits above it may be wrong, those below it are not.
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr(b'\n', &text[i..]).map(|p| i + p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +154,36 @@ mod tests {
         ) {
             let b: &[u8; 64] = bytes.as_slice().try_into().unwrap();
             prop_assert_eq!(block(b), portable(b));
+        }
+
+        #[test]
+        fn common_prefix_agrees_with_bytes(
+            a in proptest::collection::vec(prop_oneof![Just(b'a'), any::<u8>()], 0..80),
+            b in proptest::collection::vec(prop_oneof![Just(b'a'), any::<u8>()], 0..80),
+            shared in 0usize..80,
+        ) {
+            // `b` starts with up to `shared` bytes of `a`.
+            let k = shared.min(a.len());
+            let b: Vec<u8> = a[..k].iter().chain(&b).copied().collect();
+            let want = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+            prop_assert_eq!(common_prefix(&a, &b), want);
+        }
+
+        #[test]
+        fn newline_search_agrees_with_bytes(
+            text in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(0x0bu8), Just(0x8au8), any::<u8>()],
+                0..100,
+            ),
+            clean in 0usize..100,
+        ) {
+            // Often no line break for a while, so every search stage is used.
+            let text: Vec<u8> = text
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| if i < clean && c == b'\n' { b'x' } else { c })
+                .collect();
+            prop_assert_eq!(find_newline(&text), text.iter().position(|&c| c == b'\n'));
         }
 
         #[test]
