@@ -730,6 +730,35 @@ mod tests {
     }
 
     #[test]
+    fn every_delta_width_reads_back() {
+        // Deltas of every width from 0 to 64 bits (a block each), read back
+        // by the Parquet reader.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut vals: Vec<i64> = vec![0];
+        for w in 0..=64u32 {
+            for _ in 0..BLOCK {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let delta = if w == 64 { x } else { x & ((1u64 << w) - 1) };
+                let last = *vals.last().unwrap();
+                vals.push(last.wrapping_add(delta as i64));
+            }
+        }
+        let (arrays, _) = read_back(DataType::Int64, 1, |_, d| {
+            write_int_chunk(d, &vals, vals.len()).unwrap()
+        });
+        use arrow::array::AsArray;
+        let got: Vec<i64> = arrays
+            .iter()
+            .flat_map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(got.len(), vals.len());
+        let first = got.iter().zip(&vals).position(|(a, b)| a != b);
+        assert_eq!(first, None, "first difference");
+    }
+
+    #[test]
     fn packs_one_full_miniblock() {
         // Deltas 0..32 minus min 0: widths 5, 32 values → 20 bytes.
         let mut out = Vec::new();
