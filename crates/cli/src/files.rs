@@ -5,9 +5,11 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-/// A local file's bytes, mapped into memory (pre-faulted), as ripgrep does
-/// for single large files: no copy, the page cache is used directly. Empty
-/// files (which cannot be mapped) and pipes or devices are read instead.
+/// A local file's bytes, mapped into memory, as ripgrep does for single
+/// large files: no copy, the page cache is used directly. Empty files (which
+/// cannot be mapped) and pipes or devices are read instead. Pages are mapped
+/// on first use, by the threads that read them, rather than all at once by
+/// one thread before any work starts.
 pub fn map_file(p: &Path) -> std::io::Result<Bytes> {
     let mut f = std::fs::File::open(p)?;
     let meta = f.metadata()?;
@@ -20,6 +22,6 @@ pub fn map_file(p: &Path) -> std::io::Result<Bytes> {
     // file while it is being read, reading the lost pages faults, as for any
     // memory-mapped input; the inputs mapped here (paths files, slices
     // files) are replaced by rename, not rewritten in place.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }?;
+    let map = unsafe { memmap2::MmapOptions::new().map(&f) }?;
     Ok(Bytes::from_owner(map))
 }

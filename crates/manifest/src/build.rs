@@ -625,11 +625,16 @@ impl ManifestBuilder {
         let this = self.clone();
         let (data, mut summary) =
             tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, BuildSummary)> {
-                let built = this.build(text)?;
+                let mut built = this.build(text)?;
                 let t = std::time::Instant::now();
                 let data = built.to_parquet(this.row_group_rows)?;
                 tracing::debug!("encoded parquet in {:?}", t.elapsed());
-                Ok((data, built.summary))
+                let summary = std::mem::take(&mut built.summary);
+                // Releasing the paths text (often a mapped file of hundreds
+                // of megabytes) and the rows takes a while: it happens while
+                // the manifest is published.
+                rayon::spawn(move || drop(built));
+                Ok((data, summary))
             })
             .await
             .map_err(|e| Error::InvalidInput(format!("build task failed: {e}")))??;
@@ -853,15 +858,54 @@ fn packed_sort(
         let lead_shift = 32 + layout.shift(0);
         let lead = |p: u64| if lead_shift >= 64 { 0 } else { p >> lead_shift };
         if packed.par_windows(2).all(|w| lead(w[0]) <= lead(w[1])) {
+            // Within a group the keys differ in the other fields' bits only:
+            // few of them (a file number, say) are sorted by counting.
+            let rest = layout.shift(0);
             packed
                 .par_chunk_by_mut(|&a, &b| lead(a) == lead(b))
-                .for_each(|g| g.sort_unstable());
+                .for_each_init(
+                    || (Vec::new(), Vec::new()),
+                    |(scratch, counts), g| sort_group(g, rest, scratch, counts),
+                );
         } else {
             packed.par_sort_unstable();
         }
     }
     let dups = Duplicates::find(n, |j| packed[j] >> 32 == packed[j + 1] >> 32);
     (packed, dups)
+}
+
+/// Sort `keys`, packed keys (fields above the line's start) whose fields
+/// differ in their low `bits` bits only, and whose starts ascend (the input
+/// order). When the group is large for the number of values those bits can
+/// take, a counting sort on them, which is stable: equal fields keep their
+/// starts in order, so the result is the full keys in order.
+fn sort_group(keys: &mut [u64], bits: u32, scratch: &mut Vec<u64>, counts: &mut Vec<u32>) {
+    if keys.len() < 32 || bits > 16 || (1usize << bits) > 2 * keys.len() {
+        keys.sort_unstable();
+        return;
+    }
+    let mask = (1u64 << bits) - 1;
+    let value = |k: u64| ((k >> 32) & mask) as usize;
+    counts.clear();
+    counts.resize(1 << bits, 0);
+    for &k in keys.iter() {
+        counts[value(k)] += 1;
+    }
+    let mut at = 0;
+    for c in counts.iter_mut() {
+        let n = *c;
+        *c = at;
+        at += n;
+    }
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    for &k in keys.iter() {
+        let slot = &mut counts[value(k)];
+        scratch[*slot as usize] = k;
+        *slot += 1;
+    }
+    keys.copy_from_slice(scratch);
 }
 
 /// A sorted dictionary as an Arrow string array.

@@ -531,10 +531,12 @@ fn invalid_utf8_is_reported_on_its_line_after_valid_non_ascii() {
 proptest! {
     /// Rows come out sorted by the fields, equal rows in input order, and
     /// duplicates are counted: whether the fields pack into 32 bits (small
-    /// numbers), into 64 bits, or not at all (numbers over the whole i64 range).
+    /// numbers), into 64 bits, or not at all (numbers over the whole i64
+    /// range); listings grouped by the first field are sorted group by group
+    /// (by counting, for groups of 32 rows or more).
     #[test]
     fn rows_sort_by_fields_stably_for_every_key_width(
-        recs in proptest::collection::vec(("[a-c]{1,2}", 0i64..5), 1..80),
+        recs in proptest::collection::vec(("[a-c]{1,2}", 0i64..5, 0i32..3), 1..200),
         width in 0u8..3,
         listing_order in any::<bool>(),
     ) {
@@ -543,31 +545,34 @@ proptest! {
             1 => v << 40,
             _ => (v - 2).wrapping_mul(i64::MAX / 3),
         };
-        let mut recs: Vec<(String, i64)> = recs.into_iter().map(|(g, v)| (g, spread(v))).collect();
+        let mut recs: Vec<(String, i64, i32)> =
+            recs.into_iter().map(|(g, v, w)| (g, spread(v), w)).collect();
         if listing_order {
             recs.sort_by(|a, b| a.0.cmp(&b.0));
         }
         let mut text = String::new();
-        for (i, (g, v)) in recs.iter().enumerate() {
-            text.push_str(&format!("root/{g}/{v}/row{i}\n"));
+        for (i, (g, v, w)) in recs.iter().enumerate() {
+            text.push_str(&format!("root/{g}/{v}/{w}/row{i}\n"));
         }
-        let t = Template::parse("root/{g}/{v:int64}/*").unwrap();
+        let t = Template::parse("root/{g}/{v:int64}/{w:int32}/*").unwrap();
         let built = ManifestBuilder::new(t).build(text).unwrap();
-        let mut want: Vec<(String, i64, usize)> = recs.iter().enumerate().map(|(i, (g, v))| (g.clone(), *v, i)).collect();
+        let mut want: Vec<(String, i64, i32, usize)> =
+            recs.iter().enumerate().map(|(i, (g, v, w))| (g.clone(), *v, *w, i)).collect();
         want.sort();
         let batch = built.batch().unwrap();
         let g = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
         let g = g.as_string::<i32>();
         let v = batch.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-        let loc = batch.column(2).as_string::<i32>();
-        let got: Vec<(String, i64, usize)> = (0..batch.num_rows())
+        let w = batch.column(2).as_primitive::<arrow::datatypes::Int32Type>();
+        let loc = batch.column(3).as_string::<i32>();
+        let got: Vec<(String, i64, i32, usize)> = (0..batch.num_rows())
             .map(|j| {
                 let row = loc.value(j).rsplit("row").next().unwrap().parse().unwrap();
-                (g.value(j).to_string(), v.value(j), row)
+                (g.value(j).to_string(), v.value(j), w.value(j), row)
             })
             .collect();
         prop_assert_eq!(got, want);
-        let distinct: BTreeSet<&(String, i64)> = recs.iter().collect();
+        let distinct: BTreeSet<&(String, i64, i32)> = recs.iter().collect();
         prop_assert_eq!(built.summary.duplicates, (recs.len() - distinct.len()) as u64);
     }
 }
