@@ -187,6 +187,26 @@ struct Chunk<'a> {
     cols: Vec<Col<'a>>,
 }
 
+impl Chunk<'_> {
+    /// The current line matched; it starts `rel` bytes into the chunk.
+    #[inline]
+    fn record_match(&mut self, rel: usize) {
+        let rel = u32::try_from(rel).unwrap_or_else(|_| {
+            self.too_far.get_or_insert(self.lines);
+            0
+        });
+        self.starts.push(rel);
+    }
+
+    /// The current line, `line`, did not match.
+    fn record_skip(&mut self, line: &str) {
+        self.skipped += 1;
+        if self.skipped_examples.len() < EXAMPLES {
+            self.skipped_examples.push((self.lines, line.to_string()));
+        }
+    }
+}
+
 /// A built, sorted manifest that has not been written yet.
 pub struct BuiltManifest {
     /// The field values, sorted by the template fields (the location column
@@ -497,16 +517,9 @@ impl ManifestBuilder {
                                 Col::Num(vals) => vals.repeat(),
                             }
                         }
-                        let rel = u32::try_from(ls - start).unwrap_or_else(|_| {
-                            chunk.too_far.get_or_insert(chunk.lines);
-                            0
-                        });
-                        chunk.starts.push(rel);
+                        chunk.record_match(ls - start);
                     } else {
-                        chunk.skipped += 1;
-                        if chunk.skipped_examples.len() < EXAMPLES {
-                            chunk.skipped_examples.push((chunk.lines, line.to_string()));
-                        }
+                        chunk.record_skip(line);
                     }
                     return;
                 }
@@ -547,11 +560,7 @@ impl ManifestBuilder {
                         Col::Num(vals) => vals.push(num),
                     }
                 }
-                let rel = u32::try_from(ls - start).unwrap_or_else(|_| {
-                    chunk.too_far.get_or_insert(chunk.lines);
-                    0
-                });
-                chunk.starts.push(rel);
+                chunk.record_match(ls - start);
                 // The next line may reuse this match. (Where the key starts
                 // is decided by the text up to the last slash, or the key
                 // starts right after it.)
@@ -565,10 +574,7 @@ impl ManifestBuilder {
                     _ => None,
                 };
             } else {
-                chunk.skipped += 1;
-                if chunk.skipped_examples.len() < EXAMPLES {
-                    chunk.skipped_examples.push((chunk.lines, line.to_string()));
-                }
+                chunk.record_skip(line);
             }
         };
         // Visit the line breaks of 64 bytes at a time, and note where the

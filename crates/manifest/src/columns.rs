@@ -751,7 +751,11 @@ mod tests {
         use arrow::array::AsArray;
         let got: Vec<i64> = arrays
             .iter()
-            .flat_map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .flat_map(|a| {
+                a.as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(got.len(), vals.len());
         let first = got.iter().zip(&vals).position(|(a, b)| a != b);
