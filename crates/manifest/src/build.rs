@@ -1086,7 +1086,8 @@ impl Duplicates {
 impl BuiltManifest {
     /// Encode as Parquet: row groups of `row_group_rows`, columns encoded in
     /// parallel and snappy-compressed (fields dictionary- or delta-encoded
-    /// with minimum/maximum statistics, locations prefix-encoded), and the
+    /// with minimum/maximum statistics per row group and a column index of
+    /// page bounds, locations prefix-encoded), and the
     /// template in the file's key-value metadata.
     pub fn to_parquet(&self, row_group_rows: usize) -> Result<Vec<u8>> {
         let row_group_rows = row_group_rows.max(1);

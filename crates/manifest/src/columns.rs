@@ -5,27 +5,34 @@
 //! dictionary, comparing strings byte by byte, copying values twice) the
 //! most expensive part of a build. This module writes the pages itself and
 //! hands finished, snappy-compressed pages to the Parquet writer, which still
-//! writes the page headers, the offset index, the metadata and the footer:
+//! writes the page headers, the offset and column indexes, the metadata and
+//! the footer:
 //!
 //! * locations: `DELTA_BYTE_ARRAY` (per value, the length of the prefix
 //!   shared with the previous value, then the rest), read where they lie in
-//!   the paths text and compared eight bytes at a time;
+//!   the paths text and compared 16 bytes at a time;
 //! * string fields: a dictionary page per row group (the distinct values,
 //!   sorted) and `RLE_DICTIONARY` indices, taken from the build's dictionary
 //!   codes, which are runs in a sorted manifest;
 //! * integers and dates: `DELTA_BINARY_PACKED`.
+//!
+//! Field columns carry minimum/maximum statistics per row group and, in the
+//! column index, per page (ascending from page to page for the leading
+//! field), so readers with page-index support skip pages, not just row
+//! groups.
 //!
 //! Every kind of chunk is read back by the Parquet reader in the tests (and
 //! by pyarrow and DuckDB in the CLI's interoperability test).
 
 use arrow::array::StringArray;
 use bytes::Bytes;
-use parquet::basic::{Compression, Encoding};
+use parquet::basic::{BoundaryOrder, Compression, Encoding};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder};
+use parquet::file::metadata::{ColumnChunkMetaData, ColumnIndexBuilder, OffsetIndexBuilder};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
@@ -173,6 +180,57 @@ impl<'a> PageValues<'a> {
     }
 }
 
+/// The minimum and maximum of each data page of a chunk: its column index,
+/// which lets readers skip pages (a sorted manifest's leading field
+/// ascends from page to page).
+struct PageBounds {
+    index: ColumnIndexBuilder,
+    /// The previous page's bounds, in the values' order.
+    prev: Option<(i64, i64)>,
+    ascending: bool,
+    descending: bool,
+}
+
+impl PageBounds {
+    fn new(ty: parquet::basic::Type) -> Self {
+        PageBounds {
+            index: ColumnIndexBuilder::new(ty),
+            prev: None,
+            ascending: true,
+            descending: true,
+        }
+    }
+
+    /// The next page's values lie between `lo` and `hi` (ordered as the
+    /// values are), whose plain encodings are `lo_bytes` and `hi_bytes`.
+    fn page(&mut self, (lo, hi): (i64, i64), lo_bytes: Vec<u8>, hi_bytes: Vec<u8>) {
+        if let Some((plo, phi)) = self.prev {
+            self.ascending &= lo >= plo && hi >= phi;
+            self.descending &= lo <= plo && hi <= phi;
+        }
+        self.prev = Some((lo, hi));
+        self.index.append(false, lo_bytes, hi_bytes, 0);
+    }
+
+    fn build(mut self) -> Result<ColumnIndexMetaData> {
+        self.index.set_boundary_order(if self.ascending {
+            BoundaryOrder::ASCENDING
+        } else if self.descending {
+            BoundaryOrder::DESCENDING
+        } else {
+            BoundaryOrder::UNORDERED
+        });
+        self.index.build()
+    }
+}
+
+/// The smallest and largest of `values`.
+fn bounds(values: impl IntoIterator<Item = i64>) -> (i64, i64) {
+    values
+        .into_iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
 /// A column chunk being written: pages are compressed and appended to an
 /// in-memory chunk, their places recorded for the offset index.
 struct ChunkWriter {
@@ -264,6 +322,7 @@ impl ChunkWriter {
         encodings: Vec<Encoding>,
         statistics: Option<Statistics>,
         value_bytes: Option<i64>,
+        pages: Option<PageBounds>,
     ) -> Result<(Bytes, ColumnCloseResult)> {
         let mut metadata = ColumnChunkMetaData::builder(descr)
             .set_encodings(encodings)
@@ -284,7 +343,7 @@ impl ChunkWriter {
             rows_written: rows as u64,
             metadata,
             bloom_filter: None,
-            column_index: None,
+            column_index: pages.map(PageBounds::build).transpose()?,
             offset_index: Some(self.index.build()),
         };
         Ok((data, result))
@@ -336,6 +395,7 @@ where
         vec![Encoding::DELTA_BYTE_ARRAY],
         None,
         Some(value_bytes),
+        None,
     )
 }
 
@@ -343,7 +403,8 @@ where
 /// `dict.value(codes[i])`, `dict` sorted. The chunk's dictionary page holds
 /// the values `codes` use, in order; the indices are `RLE_DICTIONARY`, whose
 /// runs (a sorted manifest's fields repeat) cost a few bytes each. Column
-/// statistics: minimum and maximum.
+/// statistics: minimum and maximum, for the chunk and (in the column index)
+/// for each page.
 pub fn write_dict_chunk(
     descr: ColumnDescPtr,
     dict: &StringArray,
@@ -369,6 +430,8 @@ pub fn write_dict_chunk(
     let width = bits_for(used.len().saturating_sub(1) as u64).max(1);
     let mut value_bytes = 0i64;
     let mut locals = Vec::with_capacity(page_rows.max(1).min(codes.len()));
+    let mut pages = PageBounds::new(descr.physical_type());
+    let value = |c: i64| dict.value(c as usize).as_bytes().to_vec();
     for page in codes.chunks(page_rows.max(1)) {
         // Codes repeat in runs: look each run's local code up once.
         locals.clear();
@@ -391,6 +454,9 @@ pub fn write_dict_chunk(
         raw.push(width as u8);
         rle_hybrid(&mut raw, &locals, width);
         w.data_page(&raw, page.len(), Encoding::RLE_DICTIONARY, Some(bytes))?;
+        // Positions in the sorted dictionary order as the values do.
+        let (lo, hi) = bounds(page.iter().map(|&c| i64::from(c)));
+        pages.page((lo, hi), value(lo), value(hi));
     }
     let stats = match (used.first(), used.last()) {
         (Some(&lo), Some(&hi)) => Some(Statistics::ByteArray(min_max(
@@ -405,12 +471,14 @@ pub fn write_dict_chunk(
         vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY],
         stats,
         Some(value_bytes),
+        Some(pages),
     )
 }
 
 /// Write the column chunk of a required `INT32` (`int32`, `date`) or
 /// `INT64` column holding `values`, as `DELTA_BINARY_PACKED` pages, with
-/// minimum and maximum statistics.
+/// minimum and maximum statistics for the chunk and (in the column index)
+/// for each page.
 pub fn write_int_chunk(
     descr: ColumnDescPtr,
     values: &[i64],
@@ -419,6 +487,11 @@ pub fn write_int_chunk(
     let int32 = descr.physical_type() == parquet::basic::Type::INT32;
     let mut w = ChunkWriter::new();
     let mut raw = Vec::new();
+    let mut pages = PageBounds::new(descr.physical_type());
+    let plain = |v: i64| match int32 {
+        true => (v as i32).to_le_bytes().to_vec(),
+        false => v.to_le_bytes().to_vec(),
+    };
     for page in values.chunks(page_rows.max(1)) {
         raw.clear();
         if int32 {
@@ -427,6 +500,8 @@ pub fn write_int_chunk(
             delta_binary_packed(&mut raw, page);
         }
         w.data_page(&raw, page.len(), Encoding::DELTA_BINARY_PACKED, None)?;
+        let (lo, hi) = bounds(page.iter().copied());
+        pages.page((lo, hi), plain(lo), plain(hi));
     }
     let lo = values.iter().copied().min();
     let hi = values.iter().copied().max();
@@ -441,6 +516,7 @@ pub fn write_int_chunk(
         vec![Encoding::DELTA_BINARY_PACKED],
         stats,
         None,
+        Some(pages),
     )
 }
 
@@ -537,7 +613,7 @@ mod tests {
     /// column back with the Parquet reader.
     fn round_trip(values: &[String], group: usize, page_rows: usize) -> Vec<String> {
         let parts: Vec<&[String]> = values.chunks(group.max(1)).collect();
-        let (arrays, _) = read_back(DataType::Utf8, parts.len(), |g, descr| {
+        let back = read_back(DataType::Utf8, parts.len(), |g, descr| {
             let part = parts[g];
             write_chunk(descr, part.len(), page_rows, |i, prev| {
                 let v = part[i].as_bytes();
@@ -545,8 +621,10 @@ mod tests {
             })
             .unwrap()
         });
+        // Locations carry no statistics (their values are long).
+        assert!(back.pages.iter().all(Option::is_none));
         let mut got = Vec::new();
-        for a in arrays {
+        for a in back.arrays {
             let col = a.as_any().downcast_ref::<StringArray>().unwrap();
             assert_eq!(col.null_count(), 0);
             got.extend(col.iter().map(|v| v.unwrap().to_string()));
@@ -554,14 +632,91 @@ mod tests {
         got
     }
 
+    /// What [`read_back`] read: the column's batches, each row group's
+    /// statistics, and each row group's page bounds from the column index
+    /// (plain-encoded minimum and maximum per page) with its boundary order.
+    struct ReadBack {
+        arrays: Vec<arrow::array::ArrayRef>,
+        stats: Vec<Option<Statistics>>,
+        pages: Vec<Option<(PageList, BoundaryOrder)>>,
+    }
+
+    type PageList = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// The pages of a column index, as plain-encoded bounds.
+    fn page_list(ci: &ColumnIndexMetaData) -> Option<(PageList, BoundaryOrder)> {
+        if matches!(ci, ColumnIndexMetaData::NONE) {
+            return None;
+        }
+        let n = ci.num_pages() as usize;
+        let pages = match ci {
+            ColumnIndexMetaData::BYTE_ARRAY(x) => (0..n)
+                .map(|i| {
+                    (
+                        x.min_value(i).unwrap().to_vec(),
+                        x.max_value(i).unwrap().to_vec(),
+                    )
+                })
+                .collect(),
+            ColumnIndexMetaData::INT32(x) => (0..n)
+                .map(|i| {
+                    let b = |v: &i32| v.to_le_bytes().to_vec();
+                    (b(x.min_value(i).unwrap()), b(x.max_value(i).unwrap()))
+                })
+                .collect(),
+            ColumnIndexMetaData::INT64(x) => (0..n)
+                .map(|i| {
+                    let b = |v: &i64| v.to_le_bytes().to_vec();
+                    (b(x.min_value(i).unwrap()), b(x.max_value(i).unwrap()))
+                })
+                .collect(),
+            _ => return None,
+        };
+        Some((pages, ci.get_boundary_order()?))
+    }
+
+    /// Check the page bounds of one row group: the bounds of each page of
+    /// `part` (cut every `page_rows` values), encoded by `plain`; an order
+    /// claimed only when the pages are in it, and `ASCENDING` for sorted
+    /// parts.
+    fn check_pages<T: Ord + Copy>(
+        got: &Option<(PageList, BoundaryOrder)>,
+        part: &[T],
+        page_rows: usize,
+        plain: impl Fn(T) -> Vec<u8>,
+    ) {
+        let Some((pages, order)) = got else {
+            panic!("no column index")
+        };
+        let want: Vec<(T, T)> = part
+            .chunks(page_rows)
+            .map(|p| (*p.iter().min().unwrap(), *p.iter().max().unwrap()))
+            .collect();
+        let want_bytes: PageList = want
+            .iter()
+            .map(|&(lo, hi)| (plain(lo), plain(hi)))
+            .collect();
+        assert_eq!(pages, &want_bytes);
+        let ascending = want
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1);
+        let descending = want
+            .windows(2)
+            .all(|w| w[0].0 >= w[1].0 && w[0].1 >= w[1].1);
+        match *order {
+            BoundaryOrder::ASCENDING => assert!(ascending),
+            BoundaryOrder::DESCENDING => assert!(descending && !ascending),
+            _ => assert!(!ascending && !descending),
+        }
+    }
+
     /// Write one column of `ty` per row group through `write` and read the
-    /// file back: the values (as `i64` or strings) and each row group's
-    /// statistics.
+    /// file back (see [`ReadBack`]).
     fn read_back(
         ty: DataType,
         groups: usize,
         write: impl Fn(usize, ColumnDescPtr) -> (Bytes, ColumnCloseResult),
-    ) -> (Vec<arrow::array::ArrayRef>, Vec<Option<Statistics>>) {
+    ) -> ReadBack {
         let schema = Arc::new(Schema::new(vec![Field::new("f", ty, false)]));
         let pschema = parquet::arrow::ArrowSchemaConverter::new()
             .convert(&schema)
@@ -579,19 +734,31 @@ mod tests {
             rg.close().unwrap();
         }
         w.close().unwrap();
-        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(out)).unwrap();
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new_with_options(Bytes::from(out), options)
+                .unwrap();
         let stats = builder
             .metadata()
             .row_groups()
             .iter()
             .map(|rg| rg.column(0).statistics().cloned())
             .collect();
+        let pages = match builder.metadata().column_index() {
+            Some(groups) => groups.iter().map(|g| page_list(&g[0])).collect(),
+            None => vec![None; groups],
+        };
         let arrays = builder
             .build()
             .unwrap()
             .map(|b| b.unwrap().column(0).clone())
             .collect();
-        (arrays, stats)
+        ReadBack {
+            arrays,
+            stats,
+            pages,
+        }
     }
 
     proptest! {
@@ -615,9 +782,16 @@ mod tests {
                 codes.sort();
             }
             let parts: Vec<&[i32]> = codes.chunks(group).collect();
-            let (arrays, stats) = read_back(DataType::Utf8, parts.len(), |g, d| {
+            let ReadBack { arrays, stats, pages } = read_back(DataType::Utf8, parts.len(), |g, d| {
                 write_dict_chunk(d, &dict, parts[g], page_rows).unwrap()
             });
+            for (part, got) in parts.iter().zip(&pages) {
+                // Codes order as the dictionary's values do.
+                check_pages(got, part, page_rows, |c| dict_values[c as usize].as_bytes().to_vec());
+                if sorted {
+                    prop_assert_eq!(got.as_ref().map(|p| p.1), Some(BoundaryOrder::ASCENDING));
+                }
+            }
             let got: Vec<String> = arrays
                 .iter()
                 .flat_map(|a| a.as_any().downcast_ref::<StringArray>().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
@@ -656,9 +830,15 @@ mod tests {
                 if wide != (ty == DataType::Int64) {
                     continue;
                 }
-                let (arrays, stats) = read_back(ty.clone(), parts.len(), |g, d| {
+                let ReadBack { arrays, stats, pages } = read_back(ty.clone(), parts.len(), |g, d| {
                     write_int_chunk(d, parts[g], page_rows).unwrap()
                 });
+                for (part, got) in parts.iter().zip(&pages) {
+                    check_pages(got, part, page_rows, |v| match ty {
+                        DataType::Int64 => v.to_le_bytes().to_vec(),
+                        _ => (v as i32).to_le_bytes().to_vec(),
+                    });
+                }
                 let got: Vec<i64> = arrays
                     .iter()
                     .flat_map(|a| match &ty {
@@ -745,11 +925,12 @@ mod tests {
                 vals.push(last.wrapping_add(delta as i64));
             }
         }
-        let (arrays, _) = read_back(DataType::Int64, 1, |_, d| {
+        let back = read_back(DataType::Int64, 1, |_, d| {
             write_int_chunk(d, &vals, vals.len()).unwrap()
         });
         use arrow::array::AsArray;
-        let got: Vec<i64> = arrays
+        let got: Vec<i64> = back
+            .arrays
             .iter()
             .flat_map(|a| {
                 a.as_primitive::<arrow::datatypes::Int64Type>()
