@@ -113,13 +113,9 @@ impl NumCol {
 
     /// The smallest and largest value.
     fn range(&self) -> (i64, i64) {
-        let fold = |(a, b): (i64, i64), x: i64| (a.min(x), b.max(x));
         match self {
-            NumCol::I32(x) => x
-                .iter()
-                .map(|&v| i64::from(v))
-                .fold((i64::MAX, i64::MIN), fold),
-            NumCol::I64(x) => x.iter().copied().fold((i64::MAX, i64::MIN), fold),
+            NumCol::I32(x) => crate::columns::bounds(x.iter().map(|&v| i64::from(v))),
+            NumCol::I64(x) => crate::columns::bounds(x.iter().copied()),
         }
     }
 }

@@ -224,8 +224,9 @@ impl PageBounds {
     }
 }
 
-/// The smallest and largest of `values`.
-fn bounds(values: impl IntoIterator<Item = i64>) -> (i64, i64) {
+/// The smallest and largest of `values` (`(i64::MAX, i64::MIN)` when there
+/// are none).
+pub(crate) fn bounds(values: impl IntoIterator<Item = i64>) -> (i64, i64) {
     values
         .into_iter()
         .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
@@ -503,12 +504,11 @@ pub fn write_int_chunk(
         let (lo, hi) = bounds(page.iter().copied());
         pages.page((lo, hi), plain(lo), plain(hi));
     }
-    let lo = values.iter().copied().min();
-    let hi = values.iter().copied().max();
-    let stats = match (lo, hi) {
-        (Some(lo), Some(hi)) if int32 => Some(Statistics::Int32(min_max(lo as i32, hi as i32))),
-        (Some(lo), Some(hi)) => Some(Statistics::Int64(min_max(lo, hi))),
-        _ => None,
+    let (lo, hi) = bounds(values.iter().copied());
+    let stats = match values.is_empty() {
+        true => None,
+        false if int32 => Some(Statistics::Int32(min_max(lo as i32, hi as i32))),
+        false => Some(Statistics::Int64(min_max(lo, hi))),
     };
     w.finish(
         descr,
