@@ -187,6 +187,8 @@ struct PageBounds {
     index: ColumnIndexBuilder,
     /// The previous page's bounds, in the values' order.
     prev: Option<(i64, i64)>,
+    /// The bounds of all pages so far: the chunk's.
+    all: (i64, i64),
     ascending: bool,
     descending: bool,
 }
@@ -196,6 +198,7 @@ impl PageBounds {
         PageBounds {
             index: ColumnIndexBuilder::new(ty),
             prev: None,
+            all: (i64::MAX, i64::MIN),
             ascending: true,
             descending: true,
         }
@@ -209,6 +212,7 @@ impl PageBounds {
             self.descending &= lo <= plo && hi <= phi;
         }
         self.prev = Some((lo, hi));
+        self.all = (self.all.0.min(lo), self.all.1.max(hi));
         self.index.append(false, lo_bytes, hi_bytes, 0);
     }
 
@@ -504,7 +508,7 @@ pub fn write_int_chunk(
         let (lo, hi) = bounds(page.iter().copied());
         pages.page((lo, hi), plain(lo), plain(hi));
     }
-    let (lo, hi) = bounds(values.iter().copied());
+    let (lo, hi) = pages.all;
     let stats = match values.is_empty() {
         true => None,
         false if int32 => Some(Statistics::Int32(min_max(lo as i32, hi as i32))),
