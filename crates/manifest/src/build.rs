@@ -157,6 +157,27 @@ impl<'a> StrCol<'a> {
     }
 }
 
+/// Add a matched row to the columns: for the fields marked in `fresh`, the
+/// value captured from `line` (numbers were parsed while matching), for the
+/// others the previous row's value again.
+#[inline]
+fn push_row<'a>(
+    cols: &mut [Col<'a>],
+    line: &'a str,
+    caps: &crate::template::Captures,
+    nums: &[i64],
+    fresh: &[bool],
+) {
+    for (fi, col) in cols.iter_mut().enumerate() {
+        match col {
+            Col::Str(col) if fresh[fi] => col.push(&line[caps[fi].0..caps[fi].1]),
+            Col::Str(col) => col.repeat(),
+            Col::Num(vals) if fresh[fi] => vals.push(nums[fi]),
+            Col::Num(vals) => vals.repeat(),
+        }
+    }
+}
+
 /// A matched line whose match the next line may reuse: where it starts,
 /// its last slash and its leading blanks (both from `start`).
 #[derive(Clone, Copy)]
@@ -467,6 +488,7 @@ impl ManifestBuilder {
         // up to the last slash on consecutive lines.
         let reuse = self.template.last_segment_decides();
         let last_fields = self.template.last_segment_fields();
+        let all_fields = vec![true; fields.len()];
         let mut prev: Option<Prev> = None;
         // The slashes of a line (relative to its start), when it is matched
         // in full.
@@ -503,16 +525,7 @@ impl ManifestBuilder {
                         .template
                         .match_last_segment(line, seg, line.len(), &mut caps, &mut nums)
                     {
-                        for (fi, col) in cols.iter_mut().enumerate() {
-                            match col {
-                                Col::Str(col) if last_fields[fi] => {
-                                    col.push(&line[caps[fi].0..caps[fi].1])
-                                }
-                                Col::Str(col) => col.repeat(),
-                                Col::Num(vals) if last_fields[fi] => vals.push(nums[fi]),
-                                Col::Num(vals) => vals.repeat(),
-                            }
-                        }
+                        push_row(&mut cols, line, &caps, &nums, &last_fields);
                         chunk.record_match(ls - start);
                     } else {
                         chunk.record_skip(line);
@@ -520,10 +533,8 @@ impl ManifestBuilder {
                     return;
                 }
             }
-            if line_end > line_start && bytes[line_end - 1] == b'\r' {
-                line_end -= 1;
-            }
-            // Trim surrounding blanks (never slashes: those stay inside).
+            // Trim surrounding blanks, `\r` included (never slashes: those
+            // stay inside).
             let mut ls = line_start;
             while ls < line_end && bytes[ls].is_ascii_whitespace() {
                 ls += 1;
@@ -549,13 +560,7 @@ impl ManifestBuilder {
                 .template
                 .match_span(line, skip, &slashes, &mut caps, &mut segs, &mut nums)
             {
-                for ((col, &(cs, ce)), &num) in cols.iter_mut().zip(&caps).zip(&nums) {
-                    match col {
-                        Col::Str(col) => col.push(&line[cs..ce]),
-                        // Parsed once, while matching.
-                        Col::Num(vals) => vals.push(num),
-                    }
-                }
+                push_row(&mut cols, line, &caps, &nums, &all_fields);
                 chunk.record_match(ls - start);
                 // The next line may reuse this match. (Where the key starts
                 // is decided by the text up to the last slash, or the key
