@@ -116,6 +116,9 @@ fn print_report(a: &PackArgs, packer: &Packer, r: &PackReport) -> Result<()> {
             "seq": r.seq,
             "inputs": r.plan.inputs.iter().map(|i| &i.record.url).collect::<Vec<_>>(),
             "already_packed": r.plan.already_packed,
+            "packed_elsewhere": r.plan.packed_elsewhere.iter().map(|(url, t)| serde_json::json!({
+                "url": url, "target": t.to_string(),
+            })).collect::<Vec<_>>(),
             "rows": r.rows,
             "outputs": r.outputs.iter().map(|o| serde_json::json!({
                 "path": o.path, "rows": o.rows, "bytes": o.bytes, "rewritten": o.replaces,
@@ -135,8 +138,9 @@ fn print_report(a: &PackArgs, packer: &Packer, r: &PackReport) -> Result<()> {
             println!("{}: already balanced, nothing to do", r.plan.table_url);
         } else {
             println!(
-                "nothing to pack: all {} input file(s) were packed before (--force packs them again)",
-                r.plan.already_packed.len()
+                "nothing to pack: all {} input file(s) were packed into {} before (--force packs them again)",
+                r.plan.already_packed.len(),
+                packer.target()
             );
         }
         return Ok(());
@@ -164,6 +168,12 @@ fn print_report(a: &PackArgs, packer: &Packer, r: &PackReport) -> Result<()> {
             } else {
                 format!(" ({} already packed, skipped)", r.plan.already_packed.len())
             }
+        );
+    }
+    for (url, t) in &r.plan.packed_elsewhere {
+        println!(
+            "  note: {url} was packed into {t} before; packed into {} too",
+            packer.target()
         );
     }
     for o in &r.outputs {

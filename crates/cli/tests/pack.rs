@@ -257,6 +257,44 @@ fn dry_run_schema_and_compact() {
     assert_eq!(ids_in(&dir).len(), 2000);
 }
 
+#[test]
+fn same_inputs_into_two_partitions() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(&p.join("land/t/a.csv"), csv(0..300).as_bytes());
+    let pack = |v: &str| {
+        ok(tessera(p).args([
+            "pack",
+            "land",
+            "db",
+            "t",
+            "--partition",
+            &format!("some_val={v}"),
+        ]))
+    };
+    let out = pack("A");
+    assert!(out.contains("packed 300 rows"), "{out}");
+    let out = pack("B");
+    assert!(
+        out.contains("packed 300 rows")
+            && out.contains("was packed into partition some_val=A before"),
+        "{out}"
+    );
+    for v in ["A", "B"] {
+        let dir = Location::local(&p.join(format!("db/t/some_val={v}"))).unwrap();
+        assert_eq!(ids_in(&dir), (0..300).collect::<Vec<_>>(), "{v}");
+        // A re-run into the same partition adds nothing, says so, and succeeds.
+        let out = pack(v);
+        assert!(
+            out.contains(&format!(
+                "nothing to pack: all 1 input file(s) were packed into partition some_val={v} before"
+            )),
+            "{out}"
+        );
+        assert_eq!(ids_in(&dir), (0..300).collect::<Vec<_>>(), "{v}");
+    }
+}
+
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {

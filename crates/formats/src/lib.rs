@@ -42,6 +42,7 @@
 //! assert_eq!(w.finish().unwrap().rows, 2);
 //! ```
 
+pub mod encodings;
 mod error;
 mod format;
 mod read;

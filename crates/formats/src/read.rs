@@ -309,7 +309,7 @@ fn fill(r: &mut dyn Read, buf: &mut [u8], url: &str) -> Result<usize> {
 // Record boundaries
 
 /// Where complete records end in `buf` (which starts at a record boundary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Scan {
     /// End of the last complete record (0 if none).
     pub end: usize,
@@ -342,6 +342,98 @@ pub(crate) fn scan_csv(buf: &[u8], quote: u8) -> Scan {
         }
     }
     s
+}
+
+/// Continue a CSV scan over `buf`, which starts at offset `base` of the
+/// scanned buffer, 64 bytes at a time: bit masks of the quotes and newlines
+/// of a block, a prefix XOR of the quote mask for the bytes inside quotes,
+/// and only the newlines outside quotes are record ends. (Visiting every
+/// quote and newline one by one cost about 8 % of a pack's CPU time on
+/// quoted CSV; this is a few instructions per 64 bytes.)
+fn csv_blocks(buf: &[u8], base: usize, st: &mut ScanState) {
+    let mut off = 0;
+    while off < buf.len() {
+        let n = (buf.len() - off).min(64);
+        let (quotes, newlines) = if n == 64 {
+            let block: &[u8; 64] = buf[off..off + 64].try_into().expect("64 bytes");
+            masks(block)
+        } else {
+            let mut block = [0u8; 64];
+            block[..n].copy_from_slice(&buf[off..]);
+            masks(&block)
+        };
+        // Bit i of `inside`: an odd number of quotes at or before byte i,
+        // counting from the start of the scan.
+        let mut inside = quotes;
+        inside ^= inside << 1;
+        inside ^= inside << 2;
+        inside ^= inside << 4;
+        inside ^= inside << 8;
+        inside ^= inside << 16;
+        inside ^= inside << 32;
+        if st.in_quotes {
+            inside = !inside;
+        }
+        let ends = newlines & !inside;
+        st.lines += u64::from(newlines.count_ones());
+        if ends != 0 {
+            st.records += u64::from(ends.count_ones());
+            let last = 63 - ends.leading_zeros() as usize;
+            // Lines up to and including the last record end.
+            let after = if last == 63 {
+                0
+            } else {
+                newlines >> (last + 1)
+            };
+            st.last = Scan {
+                end: base + off + last + 1,
+                records: st.records,
+                lines: st.lines - u64::from(after.count_ones()),
+            };
+        }
+        st.in_quotes ^= quotes.count_ones() % 2 == 1;
+        off += n;
+    }
+}
+
+/// Masks of the quotes and the newlines of a 64-byte block (bit i: byte i).
+#[inline]
+fn masks(block: &[u8; 64]) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let (mut q, mut n) = (0u64, 0u64);
+        // SAFETY: SSE2 is part of the x86_64 baseline; each unaligned load
+        // reads 16 of the 64 bytes `block` refers to.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let nl = _mm_set1_epi8(b'\n' as i8);
+            for k in 0..4 {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+                q |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16) << (16 * k);
+                n |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u16) << (16 * k);
+            }
+        }
+        (q, n)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        masks_bytewise(block)
+    }
+}
+
+/// Byte-by-byte masks: the reference [`masks`] is tested against, and the
+/// version for other targets.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn masks_bytewise(block: &[u8; 64]) -> (u64, u64) {
+    let (mut q, mut n) = (0u64, 0u64);
+    for (i, &c) in block.iter().enumerate() {
+        q |= u64::from(c == b'"') << i;
+        n |= u64::from(c == b'\n') << i;
+    }
+    (q, n)
 }
 
 /// Lines: records end at every newline.
@@ -384,6 +476,20 @@ struct Chunker {
     chunk: usize,
     /// Physical line (0-based) where `buf` starts.
     line: u64,
+    /// How far `buf` is scanned for record boundaries: each byte is scanned
+    /// once, however many reads it takes to fill a chunk.
+    scan: ScanState,
+}
+
+/// Record boundaries found in `buf[..scanned]`.
+#[derive(Debug, Default)]
+struct ScanState {
+    scanned: usize,
+    in_quotes: bool,
+    records: u64,
+    lines: u64,
+    /// The last complete record's end.
+    last: Scan,
 }
 
 struct Chunk {
@@ -403,13 +509,38 @@ impl Chunker {
             eof: false,
             chunk: chunk.max(1024),
             line: 0,
+            scan: ScanState::default(),
         }
+    }
+
+    /// Scan the bytes read since the last call for record boundaries.
+    fn scan_more(&mut self) {
+        let st = &mut self.scan;
+        let from = st.scanned;
+        let buf = &self.buf[from..self.filled];
+        match self.format.layout {
+            Layout::Jsonl => {
+                if let Some(i) = memchr::memrchr(b'\n', buf) {
+                    let n = memchr::memchr_iter(b'\n', &buf[..=i]).count() as u64;
+                    st.lines += n;
+                    st.records += n;
+                    st.last = Scan {
+                        end: from + i + 1,
+                        records: st.records,
+                        lines: st.lines,
+                    };
+                }
+            }
+            _ => csv_blocks(buf, from, st),
+        }
+        st.scanned = self.filled;
     }
 
     /// The next chunk of whole records (the last one may lack its final newline).
     fn next_chunk(&mut self) -> Result<Option<Chunk>> {
         loop {
-            let s = scan(self.format, &self.buf[..self.filled]);
+            self.scan_more();
+            let s = self.scan.last;
             if s.end > 0 && (self.filled >= self.chunk || self.eof) {
                 return Ok(Some(self.take(s)));
             }
@@ -447,10 +578,17 @@ impl Chunker {
         Ok(())
     }
 
+    /// Hand out `buf[..s.end]` without copying it: the rest (part of a
+    /// record) moves to a new buffer, the only bytes copied.
     fn take(&mut self, s: Scan) -> Chunk {
-        let data = Bytes::copy_from_slice(&self.buf[..s.end]);
-        self.buf.copy_within(s.end..self.filled, 0);
+        let mut next = Vec::with_capacity(self.filled - s.end + self.chunk);
+        next.extend_from_slice(&self.buf[s.end..self.filled]);
+        let mut data = std::mem::replace(&mut self.buf, next);
+        data.truncate(s.end);
+        let data = Bytes::from(data);
         self.filled -= s.end;
+        // The rest is scanned again from the start (it is shorter than a record).
+        self.scan = ScanState::default();
         let first_line = self.line;
         self.line += s.lines;
         Chunk {
@@ -653,6 +791,7 @@ impl Chunker {
                 self.buf.copy_within(end..self.filled, 0);
                 self.filled -= end;
                 self.line += lines;
+                self.scan = ScanState::default();
                 if h.iter().all(|b| b.is_ascii_whitespace()) {
                     return Ok(None);
                 }
@@ -1000,6 +1139,37 @@ mod tests {
         assert_eq!(&b[s.end..], b"3,z");
         assert_eq!(scan_first_record(b), 4);
         assert_eq!(lines_before_record(b, 2), 3);
+    }
+
+    proptest::proptest! {
+        /// The block scan, fed in arbitrary pieces, finds the same record
+        /// ends, records and lines as the byte-by-byte scan of the whole.
+        #[test]
+        fn block_scan_agrees_with_byte_scan(
+            text in proptest::collection::vec(proptest::sample::select(vec![b'"', b'\n', b'a', b',', 0xC3]), 0..400),
+            cuts in proptest::collection::vec(0usize..400, 0..5),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
+            cuts.push(text.len());
+            cuts.sort();
+            let mut st = ScanState::default();
+            let mut from = 0;
+            for c in cuts {
+                csv_blocks(&text[from..c], from, &mut st);
+                from = c;
+            }
+            proptest::prop_assert_eq!(st.last, scan_csv(&text, b'"'));
+            let lines = text.iter().filter(|&&b| b == b'\n').count() as u64;
+            proptest::prop_assert_eq!(st.lines, lines);
+            let quotes = text.iter().filter(|&&b| b == b'"').count();
+            proptest::prop_assert_eq!(st.in_quotes, quotes % 2 == 1);
+        }
+
+        #[test]
+        fn vector_masks_agree_with_bytes(block in proptest::collection::vec(proptest::sample::select(vec![b'"', b'\n', b'a', 0x80, 0xFF]), 64)) {
+            let b: &[u8; 64] = block.as_slice().try_into().unwrap();
+            proptest::prop_assert_eq!(masks(b), masks_bytewise(b));
+        }
     }
 
     #[test]

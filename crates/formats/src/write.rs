@@ -9,12 +9,21 @@
 //!   length is chosen from the bytes per row seen so far so that the file
 //!   ends within one row of the target.
 //! * **Parquet** is written one row group at a time, columns encoded in
-//!   parallel. The compressed bytes per row of the row groups written so far
-//!   size the next one; the last row group of a file is sized to what is left
-//!   of the target, and if encoding shows it would overshoot by more than the
-//!   tolerance it is encoded again with fewer rows (the rest is handed back as
-//!   [`Written::leftover`]). Memory holds one row group of Arrow data and its
-//!   encoded pages.
+//!   parallel on the rayon pool. The compressed bytes per row of the row
+//!   groups written so far size the next one; the last row group of a file is
+//!   sized to what is left of the target, and if encoding shows it would
+//!   overshoot by more than the tolerance it is encoded again with fewer rows
+//!   (the rest is handed back as [`Written::leftover`]).
+//!
+//!   A row group that cannot be a file's last is encoded in the background
+//!   while the caller goes on reading and buffering the next one, so parsing
+//!   and encoding keep both kinds of work on the pool at once (encoding in the
+//!   caller's thread left the pool idle while the largest column finished,
+//!   and the readers stalled once their few chunks were decoded). A file's
+//!   last row group is encoded in the caller's thread, so the file ends
+//!   within the tolerance as before. Memory holds at most two row groups of
+//!   Arrow data (one being encoded, one being buffered) and the encoded pages
+//!   of one.
 
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
@@ -22,7 +31,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -157,12 +168,12 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
-    /// Defaults for a format: no target, 32 MiB row groups of at most 1M rows, 2 % tolerance.
+    /// Defaults for a format: no target, 16 MiB row groups of at most 1M rows, 2 % tolerance.
     pub fn new(format: Format) -> WriteOptions {
         WriteOptions {
             format,
             target_size: None,
-            row_group_bytes: 32 << 20,
+            row_group_bytes: 16 << 20,
             max_row_group_rows: 1 << 20,
             tolerance: 0.02,
         }
@@ -274,6 +285,7 @@ impl FileWriter {
             Inner::Parquet(mut p) => {
                 let mut full = self.full;
                 p.flush(&self.opts, &mut full, &url)?;
+                p.settle(&self.opts, &mut full, &url)?;
                 let leftover = std::mem::take(&mut p.leftover);
                 let left: u64 = leftover.iter().map(|b| b.num_rows() as u64).sum();
                 let ParquetState { writer, .. } = *p;
@@ -354,6 +366,16 @@ struct ParquetState {
     leftover: Vec<RecordBatch>,
     /// Footer bytes that do not depend on the row groups.
     footer_base: u64,
+    /// The row group being encoded in the background.
+    inflight: Option<Inflight>,
+}
+
+/// A row group handed to the pool: its rows (kept in case it must be
+/// encoded again with fewer) and where its encoded columns will arrive.
+struct Inflight {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    done: std::sync::mpsc::Receiver<Result<(Vec<ArrowColumnChunk>, u64)>>,
 }
 
 fn compression(c: ParquetCodec) -> Compression {
@@ -376,10 +398,13 @@ impl ParquetState {
             url: url.to_string(),
             source: e,
         };
-        let mut props = WriterProperties::builder()
-            .set_compression(compression(opts.format.parquet))
-            .set_created_by(format!("tessera version {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let pb = crate::encodings::with_type_encodings(
+            WriterProperties::builder()
+                .set_compression(compression(opts.format.parquet))
+                .set_created_by(format!("tessera version {}", env!("CARGO_PKG_VERSION"))),
+            &schema,
+        );
+        let mut props = pb.build();
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
         let kv: u64 = props
             .key_value_metadata()
@@ -422,6 +447,7 @@ impl ParquetState {
             row_groups: 0,
             leftover: Vec::new(),
             footer_base: 128 + kv + 48 * leaves_total as u64,
+            inflight: None,
         })
     }
 
@@ -433,10 +459,17 @@ impl ParquetState {
         self.footer_base + (self.row_groups as u64 + 1) * leaves * 120
     }
 
-    /// Bytes still available in the file (None: no target).
+    /// Bytes still available in the file (None: no target). Exact when no
+    /// row group is in flight; otherwise the one in flight counts with its
+    /// expected size.
     fn room(&self, opts: &WriteOptions) -> Option<u64> {
-        opts.target_size
-            .map(|t| t.saturating_sub(self.writer.bytes_written() as u64 + self.footer_estimate()))
+        let inflight = match (&self.inflight, self.bpr.or(self.raw_bpr)) {
+            (Some(i), Some(bpr)) => (i.rows as f64 * bpr) as u64,
+            _ => 0,
+        };
+        opts.target_size.map(|t| {
+            t.saturating_sub(self.writer.bytes_written() as u64 + self.footer_estimate() + inflight)
+        })
     }
 
     fn write(
@@ -474,56 +507,98 @@ impl ParquetState {
         Ok(taken)
     }
 
-    /// Encode the buffered rows as one row group (columns in parallel).
-    fn encode(&self, batches: &[RecordBatch], url: &str) -> Result<(Vec<ArrowColumnChunk>, u64)> {
-        let perr = |e| Error::Parquet {
-            url: url.to_string(),
-            source: e,
-        };
-        let mut writers = self
-            .factory
+    /// Column writers for the next row group.
+    fn column_writers(&self, url: &str) -> Result<Vec<ArrowColumnWriter>> {
+        self.factory
             .create_column_writers(self.row_groups)
-            .map_err(perr)?;
-        let mut groups = Vec::with_capacity(self.leaves.len());
-        for r in self.leaves.iter().rev() {
-            groups.push(writers.split_off(r.start));
-        }
-        groups.reverse();
-        let schema = &self.schema;
-        let chunks: Vec<Vec<ArrowColumnChunk>> = groups
-            .into_par_iter()
-            .enumerate()
-            .map(|(c, mut ws)| {
-                let field = schema.field(c);
-                for b in batches {
-                    let leaves = compute_leaves(field, b.column(c)).map_err(perr)?;
-                    for (w, leaf) in ws.iter_mut().zip(leaves) {
-                        w.write(&leaf).map_err(perr)?;
-                    }
-                }
-                ws.into_iter()
-                    .map(|w| w.close().map_err(perr))
-                    .collect::<Result<Vec<_>>>()
+            .map_err(|e| Error::Parquet {
+                url: url.to_string(),
+                source: e,
             })
-            .collect::<Result<Vec<_>>>()?;
-        let chunks: Vec<ArrowColumnChunk> = chunks.into_iter().flatten().collect();
-        let size = chunks
-            .iter()
-            .map(|c| c.close().metadata.compressed_size() as u64)
-            .sum();
-        Ok((chunks, size))
     }
 
+    /// Encode `batches` as one row group in the caller's thread (columns in parallel).
+    fn encode(&self, batches: &[RecordBatch], url: &str) -> Result<(Vec<ArrowColumnChunk>, u64)> {
+        encode(
+            self.column_writers(url)?,
+            &self.leaves,
+            &self.schema,
+            batches,
+            url,
+        )
+    }
+
+    /// Buffered rows become a row group: encoded in the background when
+    /// it cannot be the file's last, else in the caller's thread.
     fn flush(&mut self, opts: &WriteOptions, full: &mut bool, url: &str) -> Result<()> {
+        // The row group in flight first: after it the file's size is exact.
+        self.settle(opts, full, url)?;
         if self.buffered_rows == 0 {
             return Ok(());
         }
-        let mut batches = std::mem::take(&mut self.buffered);
-        let mut rows = self.buffered_rows;
-        self.buffered_rows = 0;
+        let batches = std::mem::take(&mut self.buffered);
+        let rows = std::mem::take(&mut self.buffered_rows);
+        if *full {
+            // The row group before filled the file: these rows go to the next.
+            self.leftover.extend(batches);
+            return Ok(());
+        }
+        // In the background only when, with this row group written, room for
+        // at least another would be left: then it cannot end the file.
+        let expected = rows as f64 * self.bpr.or(self.raw_bpr).unwrap_or(1.0);
+        let background = match self.room(opts) {
+            None => true,
+            Some(room) => {
+                self.bpr.is_some() && room as f64 > expected + 2.0 * opts.row_group_bytes as f64
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job = (
+            self.column_writers(url)?,
+            self.leaves.clone(),
+            self.schema.clone(),
+            batches.clone(),
+            url.to_string(),
+        );
+        let work = move || {
+            let (writers, leaves, schema, batches, url) = job;
+            let _ = tx.send(encode(writers, &leaves, &schema, &batches, &url));
+        };
+        if background {
+            rayon::spawn(work);
+        } else {
+            work();
+        }
+        self.inflight = Some(Inflight {
+            batches,
+            rows,
+            done: rx,
+        });
+        if !background {
+            self.settle(opts, full, url)?;
+        }
+        Ok(())
+    }
+
+    /// Wait for the row group in flight and write it to the file (encoded
+    /// again with fewer rows if it overshoots what is left of the target).
+    fn settle(&mut self, opts: &WriteOptions, full: &mut bool, url: &str) -> Result<()> {
+        let Some(inflight) = self.inflight.take() else {
+            return Ok(());
+        };
+        let Inflight {
+            mut batches,
+            mut rows,
+            done,
+        } = inflight;
+        let mut encoded = done.recv().unwrap_or_else(|_| {
+            Err(Error::InvalidInput(format!(
+                "internal error: encoding a row group of {url} stopped without a result"
+            )))
+        })?;
         let room = self.room(opts);
         let (chunks, size) = loop {
-            let (chunks, size) = self.encode(&batches, url)?;
+            let (chunks, size) = encoded;
             match room {
                 Some(room) if rows > 1 && size as f64 > room as f64 * (1.0 + opts.tolerance) => {
                     // Too big for what is left of the file: fewer rows.
@@ -536,6 +611,7 @@ impl ParquetState {
                     batches = head;
                     rows = keep;
                     *full = true;
+                    encoded = self.encode(&batches, url)?;
                 }
                 _ => break (chunks, size),
             }
@@ -563,6 +639,49 @@ impl ParquetState {
         }
         Ok(())
     }
+}
+
+/// Encode `batches` as one row group with `writers` (one per leaf column),
+/// the columns in parallel; returns the chunks and their compressed size.
+fn encode(
+    writers: Vec<ArrowColumnWriter>,
+    leaves: &[Range<usize>],
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    url: &str,
+) -> Result<(Vec<ArrowColumnChunk>, u64)> {
+    let perr = |e| Error::Parquet {
+        url: url.to_string(),
+        source: e,
+    };
+    let mut writers = writers;
+    let mut groups = Vec::with_capacity(leaves.len());
+    for r in leaves.iter().rev() {
+        groups.push(writers.split_off(r.start));
+    }
+    groups.reverse();
+    let chunks: Vec<Vec<ArrowColumnChunk>> = groups
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, mut ws)| {
+            let field = schema.field(c);
+            for b in batches {
+                let leaves = compute_leaves(field, b.column(c)).map_err(perr)?;
+                for (w, leaf) in ws.iter_mut().zip(leaves) {
+                    w.write(&leaf).map_err(perr)?;
+                }
+            }
+            ws.into_iter()
+                .map(|w| w.close().map_err(perr))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let chunks: Vec<ArrowColumnChunk> = chunks.into_iter().flatten().collect();
+    let size = chunks
+        .iter()
+        .map(|c| c.close().metadata.compressed_size() as u64)
+        .sum();
+    Ok((chunks, size))
 }
 
 /// Split batches after `keep` rows.

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use proptest::prelude::*;
 use tessera_formats::{
     infer_schema, merge_inferred, open_sink, parse_schema, read, Cast, Error, FileWriter, Format,
-    ReadOptions, WriteOptions,
+    Layout, ReadOptions, WriteOptions,
 };
 use tessera_store::{Location, PublishMode, StoreOptions};
 
@@ -271,16 +271,20 @@ fn files_end_at_the_target_size() {
     let src = put(&base, "in.csv", tricky_csv(60_000).as_bytes());
     let schema = infer(&src);
     let batches = read_all(&src, schema.clone()).unwrap();
-    for (ext, target) in [
-        ("csv", 200_000u64),
-        ("jsonl", 300_000),
-        ("snappy.parquet", 150_000),
-        ("zstd.parquet", 100_000),
+    // Small row groups under a large target: most are encoded in the
+    // background while the next is buffered; they must still land in order.
+    for (ext, target, row_group) in [
+        ("csv", 200_000u64, 64 << 10),
+        ("jsonl", 300_000, 64 << 10),
+        ("snappy.parquet", 150_000, 64 << 10),
+        ("zstd.parquet", 100_000, 64 << 10),
+        ("parquet", 400_000, 8 << 10),
     ] {
         let f = Format::from_extension(ext).unwrap();
         let mut opts = WriteOptions::new(f).with_target_size(Some(target));
-        opts.row_group_bytes = 64 << 10;
+        opts.row_group_bytes = row_group;
         let mut files = Vec::new();
+        let mut written = Vec::new();
         let mut pending: std::collections::VecDeque<RecordBatch> =
             batches.iter().cloned().collect();
         let mut total = 0;
@@ -310,8 +314,18 @@ fn files_end_at_the_target_size() {
             let size = std::fs::metadata(loc.local_path().unwrap()).unwrap().len();
             assert_eq!(size, done.bytes, "{ext}: reported size is the real size");
             files.push(size);
+            if f.layout == Layout::Parquet {
+                written.extend(read_all(&loc, schema.clone()).unwrap());
+            }
         }
         assert_eq!(total, 60_000, "{ext}: every row written once");
+        if f.layout == Layout::Parquet {
+            assert_eq!(
+                concat(&written),
+                concat(&batches),
+                "{ext}: the files hold the rows in their order"
+            );
+        }
         assert!(files.len() >= 3, "{ext}: {files:?}");
         for s in &files[..files.len() - 1] {
             let dev = (*s as f64 - target as f64) / target as f64;

@@ -50,6 +50,42 @@ impl InputRecord {
     }
 }
 
+/// Where a pack run put its rows: the static partition folders and the
+/// column rows were split by. The memory of packed inputs is kept per target:
+/// an input already packed into the same target is skipped, an input packed
+/// into another one is packed again (into this one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct PackTarget {
+    /// `(key, value)` partition folders, outermost first.
+    #[serde(default)]
+    pub partition: Vec<(String, String)>,
+    /// The column whose values name the partition folders.
+    #[serde(default)]
+    pub partition_by: Option<String>,
+}
+
+impl std::fmt::Display for PackTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.partition.is_empty() {
+            let p: Vec<String> = self
+                .partition
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("partition {}", p.join("/")));
+        }
+        if let Some(c) = &self.partition_by {
+            parts.push(format!("partitions by column '{c}'"));
+        }
+        if parts.is_empty() {
+            f.write_str("the table folder")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 /// An output file of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutputRecord {
@@ -80,6 +116,11 @@ pub struct RunRecord {
     pub committed: String,
     /// Inputs consumed.
     pub inputs: Vec<InputRecord>,
+    /// Where the inputs were packed (pack runs). Records written before
+    /// targets were recorded have none: their inputs count as packed into
+    /// every target, as they did when they were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<PackTarget>,
     /// Files written.
     pub outputs: Vec<OutputRecord>,
     /// Files removed (relative to the table folder).

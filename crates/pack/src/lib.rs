@@ -56,7 +56,7 @@ use tessera_store::{Location, ObjectMeta};
 use tokio::runtime::Handle;
 
 pub use error::{Error, Result};
-pub use journal::{InputRecord, OutputRecord, RunRecord};
+pub use journal::{InputRecord, OutputRecord, PackTarget, RunRecord};
 
 use journal::Journal;
 
@@ -142,8 +142,12 @@ pub struct Plan {
     pub format: Format,
     /// Files to read, in order.
     pub inputs: Vec<PlannedInput>,
-    /// Inputs skipped because a previous pack consumed them (same ETag).
+    /// Inputs skipped because a previous pack put them into the same target
+    /// (same URL and ETag).
     pub already_packed: Vec<String>,
+    /// Inputs packed now that earlier packs put into other targets: the URL
+    /// and where it went before.
+    pub packed_elsewhere: Vec<(String, PackTarget)>,
     /// Bytes of the inputs.
     pub input_bytes: u64,
     /// The folder written (relative to the table folder; empty for the table
@@ -187,6 +191,13 @@ impl Plan {
                     i.record.url,
                     i.format,
                     tessera_store::format_size(i.record.size)
+                );
+            }
+            for (url, t) in &self.packed_elsewhere {
+                let _ = writeln!(
+                    s,
+                    "note: {url} was packed into {t} before; it is packed into {} too",
+                    packer.target()
                 );
             }
         }
@@ -370,7 +381,8 @@ impl Packer {
         self.single_writer = yes;
         self
     }
-    /// Target compressed size of Parquet row groups.
+    /// Target compressed size of Parquet row groups (default 16 MiB, 8 MiB
+    /// with a split by column, where each partition holds one open).
     pub fn row_group_bytes(mut self, bytes: Option<u64>) -> Self {
         self.row_group_bytes = bytes;
         self
@@ -378,6 +390,14 @@ impl Packer {
     /// Counters to poll for progress.
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
+    }
+
+    /// Where this pack puts its rows (the key of the packed-inputs memory).
+    pub fn target(&self) -> PackTarget {
+        PackTarget {
+            partition: self.partition.clone(),
+            partition_by: self.partition_by.clone(),
+        }
     }
 
     fn input_at(&self, i: &PlannedInput) -> Location {
@@ -504,6 +524,7 @@ impl Packer {
                 .to_string(),
                 committed: chrono::Utc::now().to_rfc3339(),
                 inputs: plan.inputs.iter().map(|i| i.record.clone()).collect(),
+                target: self.input.is_some().then(|| self.target()),
                 outputs: outputs.clone(),
                 deletes: deletes.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -679,10 +700,23 @@ impl Packer {
         if inputs.is_empty() {
             return Err(Error::NoInput { url: in_dir.url() });
         }
-        let consumed: HashSet<String> = runs
-            .iter()
-            .flat_map(|r| r.inputs.iter().map(|i| i.key()))
-            .collect();
+        // The packed-inputs memory is kept per target: packing the same
+        // inputs into another partition is not a re-run.
+        let here = self.target();
+        let mut consumed: HashSet<String> = HashSet::new();
+        let mut elsewhere: HashMap<String, PackTarget> = HashMap::new();
+        for r in runs {
+            for i in &r.inputs {
+                match &r.target {
+                    Some(t) if *t != here => {
+                        elsewhere.entry(i.key()).or_insert_with(|| t.clone());
+                    }
+                    _ => {
+                        consumed.insert(i.key());
+                    }
+                }
+            }
+        }
         let mut already_packed = Vec::new();
         if !self.force {
             inputs.retain(|i| {
@@ -693,6 +727,14 @@ impl Packer {
                 !done
             });
         }
+        let packed_elsewhere: Vec<(String, PackTarget)> = inputs
+            .iter()
+            .filter_map(|i| {
+                elsewhere
+                    .get(&i.record.key())
+                    .map(|t| (i.record.url.clone(), t.clone()))
+            })
+            .collect();
         let rel = self.static_rel();
         let mut ext = Some(format.extension().to_string());
         let folder = self.scan_folder(table_dir, &rel, &mut ext, rt)?;
@@ -710,6 +752,7 @@ impl Packer {
             format,
             inputs,
             already_packed,
+            packed_elsewhere,
             input_bytes,
             folder: folder.rel,
             rewrite,
@@ -858,6 +901,7 @@ impl Packer {
             format,
             inputs: vec![],
             already_packed: vec![],
+            packed_elsewhere: vec![],
             input_bytes: compact
                 .iter()
                 .flat_map(|f| f.files.iter().map(|c| c.size))
@@ -939,7 +983,7 @@ impl Packer {
             .unwrap_or(if self.partition_by.is_some() {
                 8 << 20
             } else {
-                32 << 20
+                16 << 20
             });
         self.progress
             .bytes_total

@@ -7,7 +7,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
 use tessera_formats::{parquet_schema, read, Format, ReadOptions};
-use tessera_pack::{Error, Packer};
+use tessera_pack::{Error, PackTarget, Packer};
 use tessera_store::{Location, PublishMode, StoreOptions};
 
 fn rt() -> &'static tokio::runtime::Runtime {
@@ -220,6 +220,81 @@ fn partitions_count_only_their_own_files() {
     assert_eq!(got, vec![1, 3]);
     let schema = parquet_schema(&fr.join("t_0.snappy.parquet").unwrap(), rt().handle()).unwrap();
     assert!(schema.field_with_name("country").is_err());
+}
+
+#[test]
+fn packed_inputs_are_remembered_per_target() {
+    let (land, db) = (mem("targets/land"), mem("targets/db"));
+    put(&land, "t/a.csv", csv_rows(0..50));
+    let part = |v: &str| pack(&land, &db).partition("some_val", v);
+    let in_part = |v: &str| {
+        let mut got = ids(&db.join(&format!("t/some_val={v}")).unwrap());
+        got.sort();
+        got
+    };
+    let r = run(part("A")).unwrap();
+    assert_eq!(r.rows, 50);
+    assert!(r.plan.packed_elsewhere.is_empty());
+
+    // Another partition is another target: the same input is packed there
+    // too, and the report says where it went before.
+    let r = run(part("B")).unwrap();
+    assert_eq!(r.rows, 50);
+    assert!(r.plan.already_packed.is_empty());
+    let a = PackTarget {
+        partition: vec![("some_val".into(), "A".into())],
+        partition_by: None,
+    };
+    assert_eq!(r.plan.packed_elsewhere.len(), 1);
+    assert!(r.plan.packed_elsewhere[0].0.ends_with("/t/a.csv"));
+    assert_eq!(r.plan.packed_elsewhere[0].1, a);
+    assert_eq!(in_part("A"), (0..50).collect::<Vec<_>>());
+    assert_eq!(in_part("B"), (0..50).collect::<Vec<_>>());
+
+    // Re-runs into either partition add nothing.
+    for v in ["A", "B"] {
+        let r = run(part(v)).unwrap();
+        assert!(r.seq.is_none(), "{v}");
+        assert_eq!(r.plan.already_packed.len(), 1, "{v}");
+    }
+    assert_eq!(in_part("A"), (0..50).collect::<Vec<_>>());
+    assert_eq!(in_part("B"), (0..50).collect::<Vec<_>>());
+
+    // The table folder itself and a split by column are targets of their own.
+    let r = run(pack(&land, &db)).unwrap();
+    assert_eq!(r.rows, 50);
+    assert_eq!(r.plan.packed_elsewhere.len(), 1);
+    assert!(run(pack(&land, &db)).unwrap().seq.is_none());
+    let r = run(pack(&land, &db).partition_by(Some("score".into()))).unwrap();
+    assert_eq!(r.rows, 50);
+    assert!(run(pack(&land, &db).partition_by(Some("score".into())))
+        .unwrap()
+        .seq
+        .is_none());
+    let mut root = ids(&db.join("t").unwrap());
+    root.sort();
+    assert_eq!(root, (0..50).collect::<Vec<_>>());
+
+    // A journal record written before targets were recorded counts for
+    // every target, as it did when it was written.
+    let (land, db) = (mem("targets-old/land"), mem("targets-old/db"));
+    put(&land, "t/a.csv", csv_rows(0..10));
+    run(pack(&land, &db).partition("p", "A")).unwrap();
+    let runs = db.join("t/_tessera/runs").unwrap();
+    let (objs, _) = rt().block_on(runs.list_dir()).unwrap();
+    let rec = objs
+        .iter()
+        .find(|o| o.location.as_ref().ends_with(".json"))
+        .unwrap();
+    let rec = runs.with_path(rec.location.clone());
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&rt().block_on(rec.read()).unwrap()).unwrap();
+    assert!(v.as_object_mut().unwrap().remove("target").is_some());
+    rt().block_on(rec.publish(v.to_string(), PublishMode::Overwrite))
+        .unwrap();
+    let r = run(pack(&land, &db).partition("p", "B")).unwrap();
+    assert!(r.seq.is_none());
+    assert_eq!(r.plan.already_packed.len(), 1);
 }
 
 #[test]
