@@ -1,8 +1,10 @@
 # Sourced by bench/*/run.sh: the repository root, an output folder, a
 # release build, and the Python environment the peers run in.
 #
-#   bench_setup NAME "PIP PACKAGES or -r FILE" CARGO_BUILD_ARGS...
-# sets ROOT, OUT (bench/out/NAME or $BENCH_OUT), TARGET and VENV ($BENCH_VENV).
+#   bench_setup NAME "PIP PACKAGES or -r FILE" [EXTRA CARGO BUILD ARGS...]
+# builds the binary exactly as the README's install does (the release
+# profile, `-p tessera-cli`), then any extra targets, and sets ROOT, OUT
+# (bench/out/NAME or $BENCH_OUT), TARGET and VENV ($BENCH_VENV).
 bench_setup() {
   local name=$1 pip_args=$2
   shift 2
@@ -11,8 +13,11 @@ bench_setup() {
   OUT=${BENCH_OUT:-$ROOT/bench/out/$name}
   mkdir -p "$OUT"
 
-  echo "== building tessera (release)"
-  cargo build --release --locked "$@"
+  echo "== building tessera (release, as the README installs it)"
+  cargo build --release --locked -p tessera-cli
+  if [ $# -gt 0 ]; then
+    cargo build --release --locked "$@"
+  fi
   TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
   VENV=${BENCH_VENV:-$ROOT/bench/.venv}

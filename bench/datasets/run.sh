@@ -11,7 +11,7 @@
 #   ROWS=1000000 RUNS=1 bash bench/datasets/run.sh    # a quick look
 set -euo pipefail
 . "$(dirname "$0")/../common.sh"
-bench_setup datasets "-r bench/datasets/requirements.txt" -p tessera-cli --bin tessera
+bench_setup datasets "-r bench/datasets/requirements.txt"
 
 exec "$VENV/bin/python" bench/datasets/bench.py \
   --tessera "$TARGET/release/tessera" --out "$OUT" \

@@ -7,7 +7,7 @@
 #   SIZES="1000000" bash bench/manifest/run.sh
 set -euo pipefail
 . "$(dirname "$0")/../common.sh"
-bench_setup manifest "pandas pyarrow duckdb" -p tessera-cli -p tessera-manifest --bin tessera --example manifest_lookup
+bench_setup manifest "pandas pyarrow duckdb" -p tessera-manifest --example manifest_lookup
 
 exec "$VENV/bin/python" bench/manifest/bench.py \
   --tessera "$TARGET/release/tessera" \

@@ -9,7 +9,7 @@
 #   GB=0.2 RUNS=1 bash bench/pack/run.sh     # a quick look
 set -euo pipefail
 . "$(dirname "$0")/../common.sh"
-bench_setup pack "duckdb" -p tessera-cli --bin tessera
+bench_setup pack "duckdb"
 
 exec "$VENV/bin/python" bench/pack/bench.py \
   --tessera "$TARGET/release/tessera" --out "$OUT" \

@@ -7,7 +7,7 @@
 #   bash bench/server/run.sh            # DURATION=20s CONNECTIONS=64 by default
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
-bench_setup server "-r bench/server/requirements.txt" -p tessera-cli
+bench_setup server "-r bench/server/requirements.txt"
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-64}
 

@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/debian.sh"
 need_commands gztool:gztool samtools:samtools pigz:pigz
 
-bench_setup slice "" -p tessera-cli --bin tessera
+bench_setup slice ""
 
 exec python3 bench/slice/bench.py \
   --tessera "$TARGET/release/tessera" --out "$OUT" \
