@@ -67,5 +67,6 @@ echo "== cargo test"
 # that runs a whole Parquet read inside one test thread overflowed the
 # default 2 MiB once. Test threads get 16 MiB.
 export RUST_MIN_STACK="${RUST_MIN_STACK:-16777216}"
-cargo test --workspace --locked -- "$@"
+# --no-fail-fast: one run reports every failing test binary, not the first.
+cargo test --workspace --locked --no-fail-fast -- "$@"
 step_done "tests"

@@ -278,7 +278,7 @@ fn files_end_at_the_target_size() {
         ("jsonl", 300_000, 64 << 10),
         ("snappy.parquet", 150_000, 64 << 10),
         ("zstd.parquet", 100_000, 64 << 10),
-        ("parquet", 400_000, 8 << 10),
+        ("parquet", 250_000, 8 << 10),
     ] {
         let f = Format::from_extension(ext).unwrap();
         let mut opts = WriteOptions::new(f).with_target_size(Some(target));
