@@ -520,12 +520,12 @@ impl Chunker {
         let buf = &self.buf[from..self.filled];
         match self.format.layout {
             Layout::Jsonl => {
-                if let Some(i) = memchr::memrchr(b'\n', buf) {
-                    let n = memchr::memchr_iter(b'\n', &buf[..=i]).count() as u64;
-                    st.lines += n;
-                    st.records += n;
+                let s = scan_lines(buf);
+                if s.end > 0 {
+                    st.lines += s.lines;
+                    st.records += s.records;
                     st.last = Scan {
-                        end: from + i + 1,
+                        end: from + s.end,
                         records: st.records,
                         lines: st.lines,
                     };

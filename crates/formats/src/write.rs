@@ -398,13 +398,13 @@ impl ParquetState {
             url: url.to_string(),
             source: e,
         };
-        let pb = crate::encodings::with_type_encodings(
+        let mut props = crate::encodings::with_type_encodings(
             WriterProperties::builder()
                 .set_compression(compression(opts.format.parquet))
                 .set_created_by(format!("tessera version {}", env!("CARGO_PKG_VERSION"))),
             &schema,
-        );
-        let mut props = pb.build();
+        )
+        .build();
         parquet::arrow::add_encoded_arrow_schema_to_metadata(&schema, &mut props);
         let kv: u64 = props
             .key_value_metadata()
@@ -553,16 +553,14 @@ impl ParquetState {
             }
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let job = (
+        let (writers, leaves, schema) = (
             self.column_writers(url)?,
             self.leaves.clone(),
             self.schema.clone(),
-            batches.clone(),
-            url.to_string(),
         );
+        let (rows_in, name) = (batches.clone(), url.to_string());
         let work = move || {
-            let (writers, leaves, schema, batches, url) = job;
-            let _ = tx.send(encode(writers, &leaves, &schema, &batches, &url));
+            let _ = tx.send(encode(writers, &leaves, &schema, &rows_in, &name));
         };
         if background {
             rayon::spawn(work);
