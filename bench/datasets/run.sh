@@ -14,5 +14,5 @@ set -euo pipefail
 bench_setup datasets "-r bench/datasets/requirements.txt"
 
 exec "$VENV/bin/python" bench/datasets/bench.py \
-  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --tessera "$BIN/tessera" --out "$OUT" \
   --rows "${ROWS:-10000000}" --runs "${RUNS:-3}"

@@ -10,6 +10,6 @@ set -euo pipefail
 bench_setup manifest "pandas pyarrow duckdb" -p tessera-manifest --example manifest_lookup
 
 exec "$VENV/bin/python" bench/manifest/bench.py \
-  --tessera "$TARGET/release/tessera" \
-  --lookup "$TARGET/release/examples/manifest_lookup" \
+  --tessera "$BIN/tessera" \
+  --lookup "$BIN/examples/manifest_lookup" \
   --out "$OUT" --sizes "${SIZES:-1000000 10000000}"

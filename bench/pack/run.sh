@@ -12,5 +12,5 @@ set -euo pipefail
 bench_setup pack "duckdb"
 
 exec "$VENV/bin/python" bench/pack/bench.py \
-  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --tessera "$BIN/tessera" --out "$OUT" \
   --gb "${GB:-1}" --runs "${RUNS:-3}" --limit "${LIMIT:-256000000}"

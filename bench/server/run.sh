@@ -45,7 +45,7 @@ start_reference() {
   PIDS+=($REF_PID)
 }
 start_tessera() {
-  "$TARGET/release/tessera" serve --store "$DATA" --bind 127.0.0.1:$TS_PORT -q >/dev/null &
+  "$BIN/tessera" serve --store "$DATA" --bind 127.0.0.1:$TS_PORT -q >/dev/null &
   TS_PID=$!
   PIDS+=($TS_PID)
 }

@@ -21,5 +21,5 @@ need_commands gztool:gztool samtools:samtools pigz:pigz
 bench_setup slice ""
 
 exec python3 bench/slice/bench.py \
-  --tessera "$TARGET/release/tessera" --out "$OUT" \
+  --tessera "$BIN/tessera" --out "$OUT" \
   --fastq-mb "${FASTQ_MB:-1000}" --fasta-mb "${FASTA_MB:-500}" --runs "${RUNS:-3}"

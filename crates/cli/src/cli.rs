@@ -47,13 +47,20 @@ pub struct Global {
 }
 
 impl Global {
+    /// The environment's store options (`AWS_*`, `TESSERA_MAX_RETRIES`, …),
+    /// with these flags over them.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions {
-            profile: self.profile.clone(),
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            max_retries: None,
+        let mut opts = StoreOptions::from_env();
+        if let Some(p) = &self.profile {
+            opts = opts.with_profile(p.clone());
         }
+        if let Some(e) = &self.endpoint {
+            opts = opts.with_endpoint(e.clone());
+        }
+        if let Some(r) = &self.region {
+            opts = opts.with_region(r.clone());
+        }
+        opts
     }
 }
 
@@ -469,7 +476,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Format {
+pub enum OutputFormat {
     Table,
     Json,
     Csv,
@@ -498,8 +505,8 @@ pub struct QueryArgs {
     #[arg(long, group = "mode", value_name = "DIR")]
     pub download: Option<PathBuf>,
     /// Output format for records and unique values.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
     /// Name of the column holding locations (default: from the manifest, or file_path).
     #[arg(long, value_name = "NAME")]
     pub location_column: Option<String>,

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::RecordBatch;
-use tessera_datasets::{parse_duration, AsOf, Datasets};
-use tessera_formats::{open_sink, FileWriter, Format, Layout, Sink, WriteOptions};
+use tessera_datasets::{AsOf, Datasets, DateKey, Error as DatasetsError, IdKey, PartitionLayout};
+use tessera_formats::{
+    open_sink, CountingWriter, FileFormat, FileWriter, RecordLayout, ResultEncoder, ResultFormat,
+    Sink, WriteOptions,
+};
+use tessera_store::units::parse_duration;
 use tessera_store::{format_size, parse_size, Location, StoreOptions};
 
 use crate::cli::{DatasetsCommand, GetArgs, PutArgs, StoreArgs};
@@ -16,7 +20,37 @@ async fn open(s: &StoreArgs, opts: &StoreOptions) -> Result<Datasets> {
     Ok(Datasets::open(&s.store, opts)
         .await?
         .with_namespace(&s.namespace)?
-        .single_writer(s.single_writer))
+        .with_single_writer(s.single_writer))
+}
+
+/// A library error in the command line's words: the flag it concerns
+/// (`keys`: the partition keys the command was given).
+fn with_flags(e: DatasetsError, keys: &PartitionLayout) -> anyhow::Error {
+    use DatasetsError as E;
+    let flag = match &e {
+        E::UnsafeStore { .. } => {
+            return anyhow::anyhow!(
+                "{e}; if only one process writes to these datasets at a time, pass --single-writer"
+            )
+        }
+        E::InvalidPredicate { .. } => "--where",
+        E::InvalidOption {
+            option: "version key",
+            ..
+        } => "--version",
+        E::UnknownFormat { .. } => "--format",
+        E::NoSuchColumn { column, .. } | E::InvalidKeyColumn { column, .. } => {
+            if keys.date.as_ref().is_some_and(|k| &k.column == column) {
+                "--date-key"
+            } else if keys.id.as_ref().is_some_and(|k| &k.column == column) {
+                "--id-key"
+            } else {
+                "--columns"
+            }
+        }
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(flag)
 }
 
 pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
@@ -24,7 +58,7 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     let format = a
         .format
         .as_deref()
-        .map(|f| Format::from_extension(f).context("--format"))
+        .map(|f| FileFormat::from_extension(f).context("--format"))
         .transpose()?;
     let target = parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
     // Standard input is spooled to a temporary file: inference needs a
@@ -64,18 +98,35 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
             files.push(loc);
         }
     }
+    let keys = PartitionLayout {
+        date: a
+            .date_key
+            .as_deref()
+            .map(str::parse::<DateKey>)
+            .transpose()
+            .context("--date-key")?,
+        id: a
+            .id_key
+            .as_deref()
+            .map(str::parse::<IdKey>)
+            .transpose()
+            .context("--id-key")?,
+    };
     let mut p = ds
         .put(&a.name)
-        .version(&a.version_key)
-        .keep_last(a.keep_last)
-        .target_size(target)
-        .input_format(format)
-        .sources(sources);
-    if let Some(k) = &a.date_key {
-        p = p.date_key(k.parse()?);
+        .with_files(files)
+        .with_version(&a.version_key)
+        .with_keep_last(a.keep_last)
+        .with_target_size(target)
+        .with_sources(sources);
+    if let Some(f) = format {
+        p = p.with_input_format(f);
     }
-    if let Some(k) = &a.id_key {
-        p = p.id_key(k.parse()?);
+    if let Some(k) = &keys.date {
+        p = p.with_date_key(k.clone());
+    }
+    if let Some(k) = &keys.id {
+        p = p.with_id_key(k.clone());
     }
     let rows = p.rows_read();
     let spinner = crate::output::spinner("rows loaded", quiet);
@@ -88,7 +139,7 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
             }
         })
     });
-    let result = p.execute_files(&files).await;
+    let result = p.await.map_err(|e| with_flags(e, &keys));
     if let Some(t) = ticker {
         t.abort();
     }
@@ -135,43 +186,26 @@ impl Write for Stdout {
 impl Sink for Stdout {
     fn finish(mut self: Box<Self>) -> tessera_formats::Result<()> {
         self.0.flush().map_err(|e| tessera_formats::Error::Io {
-            url: "(stdout)".into(),
+            object: "(stdout)".into(),
             source: e,
         })
     }
 }
 
-/// A sink that counts the bytes written through it.
-struct Counting(Box<dyn Sink>, u64);
-
-impl Write for Counting {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.0.write(buf)?;
-        self.1 += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
 pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
     let ds = open(&a.store, opts).await?;
-    let mut g = ds.get(&a.name);
+    let mut g = ds.get(&a.name).with_last(a.last);
     if let Some(k) = &a.version_key {
-        g = g.version(k);
-    }
-    if a.last {
-        g = g.last();
+        g = g.with_version(k);
     }
     if let Some(at) = &a.as_of {
-        g = g.as_of(at.parse::<AsOf>()?);
+        g = g.with_as_of(at.parse::<AsOf>().context("--as-of")?);
     }
     if let Some(f) = &a.filter {
-        g = g.filter(f);
+        g = g.with_filter(f);
     }
     if let Some(c) = &a.columns {
-        g = g.columns(c.iter().map(|s| s.trim().to_string()).collect());
+        g = g.with_columns(c.iter().map(|s| s.trim().to_string()).collect());
     }
     // Where the rows go: checked before reading anything.
     let arrow_ipc = |name: &str| {
@@ -184,7 +218,7 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
             let f = if arrow_ipc(&loc.url()) {
                 None
             } else {
-                Some(Format::from_name(&loc.url()).with_context(|| {
+                Some(FileFormat::from_name(&loc.url()).with_context(|| {
                     format!("-o {o}: the extension does not name a format (csv, tsv, jsonl, parquet, arrow)")
                 })?)
             };
@@ -192,8 +226,8 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
         }
         None if arrow_ipc(&a.format) => (None, None),
         None => {
-            let f = Format::from_extension(&a.format).context("--format")?;
-            if f.layout == Layout::Parquet || f.codec != tessera_formats::Codec::None {
+            let f = FileFormat::from_extension(&a.format).context("--format")?;
+            if f.layout == RecordLayout::Parquet || f.codec != tessera_formats::Codec::None {
                 bail!("stdout takes csv, tsv, jsonl or arrow; write {f} with -o FILE");
             }
             (Some(f), None)
@@ -204,7 +238,9 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
             bail!("tessera does not write {f} files (write csv, tsv, jsonl, parquet or arrow)");
         }
     }
-    let mut rows = g.execute().await?;
+    let mut rows = g
+        .await
+        .map_err(|e| with_flags(e, &PartitionLayout::default()))?;
     let schema = rows.schema().clone();
     let rt = tokio::runtime::Handle::current();
     // The writer runs on its own thread (file and upload writes block).
@@ -247,13 +283,14 @@ pub async fn get(a: GetArgs, opts: &StoreOptions, verbose: u8) -> Result<i32> {
                 Ok(w.finish()?.bytes)
             })(),
             None => (|| {
-                let mut w = arrow::ipc::writer::StreamWriter::try_new(Counting(sink, 0), &schema)?;
+                let out = CountingWriter::new(sink);
+                let mut w = ResultEncoder::new(ResultFormat::Arrow, schema, out)?;
                 for b in rx {
                     w.write(&b)?;
                 }
-                w.finish()?;
-                let Counting(sink, n) = w.into_inner()?;
-                sink.finish()?;
+                let out = w.finish()?;
+                let n = out.bytes();
+                out.into_inner().finish()?;
                 Ok(n)
             })(),
         };
@@ -358,7 +395,11 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
         }
         DatasetsCommand::History(a) => {
             let ds = open(&a.store, opts).await?;
-            let h = ds.history(&a.name, a.limit).await?;
+            let mut h = ds.history(&a.name);
+            if let Some(n) = a.limit {
+                h = h.with_limit(n);
+            }
+            let h = h.await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&h)?);
             } else {
@@ -388,7 +429,10 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
                 );
             }
             let ds = open(&a.store, opts).await?;
-            let r = ds.remove(&a.name).await?;
+            let r = ds
+                .remove(&a.name)
+                .await
+                .map_err(|e| with_flags(e, &PartitionLayout::default()))?;
             println!(
                 "removed '{}': {} object(s), {}",
                 r.name,
@@ -401,10 +445,10 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
             let retain = parse_duration(&a.retain).context("--retain")?;
             let r = ds
                 .vacuum(&a.name)
-                .retain(retain)
-                .dry_run(a.dry_run)
-                .execute()
-                .await?;
+                .with_retain(retain)
+                .with_dry_run(a.dry_run)
+                .await
+                .map_err(|e| with_flags(e, &PartitionLayout::default()))?;
             for f in &r.files {
                 println!("{f}");
             }
@@ -420,7 +464,11 @@ pub async fn admin(c: DatasetsCommand, opts: &StoreOptions) -> Result<i32> {
             let ds = open(&a.store, opts).await?;
             let target =
                 parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
-            let r = ds.compact(&a.name).target_size(target).execute().await?;
+            let r = ds
+                .compact(&a.name)
+                .with_target_size(target)
+                .await
+                .map_err(|e| with_flags(e, &PartitionLayout::default()))?;
             if r.files_removed == 0 {
                 println!("'{}': nothing to compact", r.name);
             } else {

@@ -5,6 +5,7 @@
 
 mod cli;
 mod datasets;
+#[allow(unsafe_code)] // maps local input files into memory (memmap2)
 mod files;
 mod ls;
 mod manifest;
@@ -15,7 +16,9 @@ mod serve;
 mod slice;
 
 use clap::Parser;
+use tessera_store::StoreOptions;
 
+#[allow(unsafe_code)] // a `GlobalAlloc` wrapper, and madvise through libc
 mod alloc;
 
 #[cfg(target_os = "linux")]
@@ -31,6 +34,7 @@ fn main() {
     }
     let args = cli::Cli::parse();
     init_logging(args.global.verbose, args.global.quiet);
+    let opts = args.global.store_options();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,10 +45,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match rt.block_on(run(args)) {
+    let code = match rt.block_on(run(args, &opts)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", tessera_store::redact(&format!("{e:#}")));
+            eprintln!("error: {}", opts.redact(&message(&e)));
             1
         }
     };
@@ -52,24 +56,82 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn run(args: cli::Cli) -> anyhow::Result<i32> {
-    let opts = args.global.store_options();
+async fn run(args: cli::Cli, opts: &StoreOptions) -> anyhow::Result<i32> {
     let quiet = args.global.quiet;
     match args.command {
-        cli::Command::Ls(a) => ls::run(a, &opts).await,
+        cli::Command::Ls(a) => ls::run(a, opts).await,
         cli::Command::Manifest(cli::ManifestCommand::Build(a)) => {
-            manifest::build(a, &opts, quiet).await
+            manifest::build(a, opts, quiet).await
         }
-        cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, &opts).await,
-        cli::Command::Pack(a) => pack::run(a, &opts, quiet).await,
-        cli::Command::Put(a) => datasets::put(a, &opts, quiet).await,
-        cli::Command::Get(a) => datasets::get(a, &opts, args.global.verbose).await,
-        cli::Command::Datasets(c) => datasets::admin(c, &opts).await,
-        cli::Command::Serve(a) => serve::run(a, &opts).await,
-        cli::Command::Index(a) => slice::index(a, &opts, quiet).await,
-        cli::Command::Slice(a) => slice::run(a, &opts).await,
-        cli::Command::Quickstart(a) => quickstart::run(a, &opts).await,
+        cli::Command::Manifest(cli::ManifestCommand::Query(a)) => manifest::query(a, opts).await,
+        cli::Command::Pack(a) => pack::run(a, opts, quiet).await,
+        cli::Command::Put(a) => datasets::put(a, opts, quiet).await,
+        cli::Command::Get(a) => datasets::get(a, opts, args.global.verbose).await,
+        cli::Command::Datasets(c) => datasets::admin(c, opts).await,
+        cli::Command::Serve(a) => serve::run(a, opts).await,
+        cli::Command::Index(a) => slice::index(a, opts, quiet).await,
+        cli::Command::Slice(a) => slice::run(a, opts).await,
+        cli::Command::Quickstart(a) => quickstart::run(a, opts).await,
     }
+}
+
+/// The error's message, with what a user of this tool can do about a store
+/// that refuses or cannot be reached (the library's messages name no flag).
+fn message(e: &anyhow::Error) -> String {
+    use tessera_store::Error as E;
+    let hint = match store_error(e) {
+        Some(E::PermissionDenied { .. } | E::Unauthenticated { .. }) => {
+            " (check the credentials: AWS_ACCESS_KEY_ID / AWS_PROFILE / --profile)"
+        }
+        Some(E::Unreachable { .. }) => " (check --endpoint / AWS_ENDPOINT_URL and the network)",
+        _ => "",
+    };
+    format!("{e:#}{hint}")
+}
+
+/// The store error behind `e`, also when a library wraps it.
+fn store_error(e: &anyhow::Error) -> Option<&tessera_store::Error> {
+    fn from_formats(e: &tessera_formats::Error) -> Option<&tessera_store::Error> {
+        match e {
+            tessera_formats::Error::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+    e.chain().find_map(|c| {
+        if let Some(s) = c.downcast_ref::<tessera_store::Error>() {
+            return Some(s);
+        }
+        if let Some(f) = c.downcast_ref::<tessera_formats::Error>() {
+            return from_formats(f);
+        }
+        if let Some(e) = c.downcast_ref::<tessera_manifest::Error>() {
+            return match e {
+                tessera_manifest::Error::Store(s) => Some(s),
+                _ => None,
+            };
+        }
+        if let Some(e) = c.downcast_ref::<tessera_slice::Error>() {
+            return match e {
+                tessera_slice::Error::Store(s) => Some(s),
+                _ => None,
+            };
+        }
+        if let Some(e) = c.downcast_ref::<tessera_pack::Error>() {
+            return match e {
+                tessera_pack::Error::Store(s) => Some(s),
+                tessera_pack::Error::Format(f) => from_formats(f),
+                _ => None,
+            };
+        }
+        if let Some(e) = c.downcast_ref::<tessera_datasets::Error>() {
+            return match e {
+                tessera_datasets::Error::Store(s) => Some(s),
+                tessera_datasets::Error::Format(f) => from_formats(f),
+                _ => None,
+            };
+        }
+        None
+    })
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

@@ -6,33 +6,36 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use tessera_manifest::key_offset;
-use tessera_manifest::{describe, BuildSummary, Manifest, ManifestBuilder, Template};
+use tessera_manifest::Error as ManifestError;
+use tessera_manifest::{describe, BuildManifest, BuildSummary, OpenManifest, Template};
 use tessera_store::{format_size, Cache, Location, StoreOptions};
 
-use crate::cli::{BuildArgs, Format, QueryArgs};
+use crate::cli::{BuildArgs, OutputFormat, QueryArgs};
 use crate::files::map_file;
 use crate::output::{spinner, write_batch};
 
-/// Read the build source: stdin, a paths file, or a listing of a prefix (one URL per line).
-async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
+/// Read the build source: stdin, a paths file, or a listing of a prefix
+/// (one URL per line); and what to call it in messages.
+async fn read_source(source: &str, opts: &StoreOptions) -> Result<(Bytes, String)> {
     if source == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
             .context("cannot read paths from stdin")?;
-        return Ok(buf.into());
+        return Ok((buf.into(), "stdin".into()));
     }
     let loc = Location::open(source, opts).await?;
     if let Some(p) = loc.local_path() {
         if p.is_file() {
-            return map_file(&p).with_context(|| format!("cannot read {}", p.display()));
+            let text = map_file(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            return Ok((text, p.display().to_string()));
         }
         if !p.is_dir() {
             bail!("paths file or folder not found: {}", p.display());
         }
     } else {
         match loc.head().await {
-            Ok(_) => return Ok(loc.read().await?),
+            Ok(_) => return Ok((loc.read().await?, loc.url())),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -48,7 +51,7 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<Bytes> {
         buf.extend_from_slice(loc.url_of(&o.location).as_bytes());
         buf.push(b'\n');
     }
-    Ok(buf.into())
+    Ok((buf.into(), format!("the listing of {}", loc.url())))
 }
 
 pub fn print_summary(s: &BuildSummary, out_url: &str) {
@@ -78,15 +81,16 @@ pub async fn build(args: BuildArgs, opts: &StoreOptions, quiet: bool) -> Result<
     let template = Template::parse(&args.template)?;
     let out = Location::open(&args.output, opts).await?;
     let t = std::time::Instant::now();
-    let text = read_source(&args.source, opts).await?;
+    let (text, name) = read_source(&args.source, opts).await?;
     tracing::debug!("read {} bytes of paths in {:?}", text.len(), t.elapsed());
-    let builder = ManifestBuilder::new(template)
-        .strict(args.strict)
-        .location_column(args.location_column);
+    let build = BuildManifest::new(template, text)
+        .with_listing_name(name)
+        .with_strict(args.strict)
+        .with_location_column(args.location_column);
     let pb = spinner("matching paths", false);
-    let summary = builder.build_to(text, &out).await;
+    let summary = build.write_to(&out).await;
     pb.finish_and_clear();
-    let summary = summary?;
+    let summary = summary.map_err(|e| with_flags(e, args.strict))?;
     tracing::debug!("built and published in {:?}", t.elapsed());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -94,6 +98,20 @@ pub async fn build(args: BuildArgs, opts: &StoreOptions, quiet: bool) -> Result<
         print_summary(&summary, &out.url());
     }
     Ok(0)
+}
+
+/// A build error, with the flags that lead to it named.
+fn with_flags(e: ManifestError, strict: bool) -> anyhow::Error {
+    let hint = match &e {
+        ManifestError::InvalidRecord { .. } if strict => {
+            "--strict: every line must be a path matching the template"
+        }
+        ManifestError::InvalidName { .. } => {
+            "rename the template field or choose another --location-column"
+        }
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(format!("cannot build the manifest ({hint})"))
 }
 
 fn parse_conditions(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -134,7 +152,18 @@ pub async fn query(args: QueryArgs, opts: &StoreOptions) -> Result<i32> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let loc = Location::open(&args.manifest, opts).await?;
-    let m = Manifest::open_location(&loc, args.location_column.as_deref()).await?;
+    let mut open = OpenManifest::new(&loc);
+    if let Some(column) = &args.location_column {
+        open = open.with_location_column(column);
+    }
+    let m = open.await.map_err(|e| match e {
+        ManifestError::MissingColumn { ref column, .. }
+            if args.location_column.as_ref() == Some(column) =>
+        {
+            anyhow::Error::new(e).context("--location-column names no column of the manifest")
+        }
+        e => e.into(),
+    })?;
     let mut out = std::io::stdout().lock();
     if args.exists {
         writeln!(out, "{}", m.exists(&conds)?)?;
@@ -150,14 +179,14 @@ pub async fn query(args: QueryArgs, opts: &StoreOptions) -> Result<i32> {
         }
         let values = m.unique(field)?;
         match args.format {
-            Format::Json => writeln!(out, "{}", serde_json::to_string(&values)?)?,
-            Format::Csv => {
+            OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&values)?)?,
+            OutputFormat::Csv => {
                 writeln!(out, "{field}")?;
                 for v in values {
                     writeln!(out, "{v}")?;
                 }
             }
-            Format::Table => {
+            OutputFormat::Table => {
                 for v in values {
                     writeln!(out, "{v}")?;
                 }

@@ -7,8 +7,9 @@ use anyhow::Result;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use indicatif::{ProgressBar, ProgressStyle};
+use tessera_formats::{ResultEncoder, ResultFormat};
 
-use crate::cli::Format;
+use crate::cli::OutputFormat;
 
 /// Dictionary columns become plain strings so every writer accepts them.
 fn plain(batch: &RecordBatch) -> Result<RecordBatch> {
@@ -27,26 +28,27 @@ fn plain(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Print a batch to `out` in `format`.
-pub fn write_batch(out: &mut dyn Write, batch: &RecordBatch, format: Format) -> Result<()> {
+pub fn write_batch(out: &mut dyn Write, batch: &RecordBatch, format: OutputFormat) -> Result<()> {
     let batch = plain(batch)?;
     match format {
-        Format::Table => {
+        OutputFormat::Table => {
             writeln!(
                 out,
                 "{}",
                 arrow::util::pretty::pretty_format_batches(&[batch])?
             )?;
         }
-        Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut *out);
+        OutputFormat::Csv => {
+            let mut w = ResultEncoder::new(ResultFormat::Csv, batch.schema(), Vec::new())?;
             w.write(&batch)?;
+            out.write_all(&w.finish()?)?;
         }
-        Format::Json => {
-            let mut w = arrow::json::ArrayWriter::new(&mut *out);
+        OutputFormat::Json => {
+            // The CLI has always left null values out of its JSON.
+            let mut w = ResultEncoder::new(ResultFormat::Json, batch.schema(), Vec::new())?
+                .with_explicit_nulls(false);
             w.write(&batch)?;
-            w.finish()?;
+            out.write_all(&w.finish()?)?;
             writeln!(out)?;
         }
     }

@@ -1,7 +1,8 @@
 //! `tessera quickstart`: a generated demo store and a guided tour.
 
 use anyhow::{Context, Result};
-use tessera_manifest::{Manifest, ManifestBuilder, Template};
+use tessera_datasets::{DateKey, Granularity, IdKey};
+use tessera_manifest::{BuildManifest, OpenManifest, Template};
 use tessera_store::{format_size, Cache, Location, PublishMode, StoreOptions};
 
 use crate::cli::QuickstartArgs;
@@ -64,8 +65,8 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         text.push_str(&objects.url_of(&o.location));
         text.push('\n');
     }
-    let summary = ManifestBuilder::new(Template::parse(TEMPLATE)?)
-        .build_to(text.into(), &manifest_loc)
+    let summary = BuildManifest::new(Template::parse(TEMPLATE)?, text)
+        .write_to(&manifest_loc)
         .await?;
     step(
         2,
@@ -85,7 +86,7 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     );
 
     // 3. Look things up.
-    let m = Manifest::open_location(&manifest_loc, None).await?;
+    let m = OpenManifest::new(&manifest_loc).await?;
     let gene = "GENE00007";
     let tissue = tissues_of(7).next().unwrap_or(1).to_string();
     step(
@@ -187,10 +188,10 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         ),
     );
     // The demo is the only writer, whatever the store.
-    let packer = tessera_pack::Packer::new(land.clone(), packed.clone(), "sales")
-        .max_file_size(64_000)
-        .single_writer(true);
-    let r = packer.execute().await?;
+    let pack = tessera_pack::Pack::new(land.clone(), packed.clone(), "sales")
+        .with_max_file_size(64_000)
+        .with_single_writer(true);
+    let r = pack.clone().await?;
     println!(
         "    {} rows from {} CSV files into {} files:",
         r.rows,
@@ -211,7 +212,7 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
             PublishMode::Overwrite,
         )
         .await?;
-    let r = packer.execute().await?;
+    let r = pack.await?;
     println!(
         "    run it again after adding part-3.csv: {} new row, appended to {}; the 3 packed files are skipped",
         r.rows,
@@ -220,7 +221,7 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
 
     // 9. Versioned datasets: two loads, the last one, the history.
     let store = root.clone();
-    let ds = tessera_datasets::Datasets::new(store.clone()).single_writer(true);
+    let ds = tessera_datasets::Datasets::new(store.clone()).with_single_writer(true);
     if ds.location("demo/orders").is_ok() && ds.try_exists("demo/orders").await? {
         ds.remove("demo/orders").await?;
     }
@@ -260,27 +261,27 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
     );
     let r1 = ds
         .put("demo/orders")
-        .date_key("order_date".parse()?)
-        .id_key("customer_id:100000".parse()?)
-        .version("day-1")
-        .execute_files(std::slice::from_ref(&jan))
+        .with_files(vec![jan.clone()])
+        .with_date_key(DateKey::new("order_date", Granularity::Day))
+        .with_id_key(IdKey::new("customer_id", 100_000))
+        .with_version("day-1")
         .await?;
     let r2 = ds
         .put("demo/orders")
-        .version("day-2")
-        .execute_files(std::slice::from_ref(&feb))
+        .with_files(vec![feb.clone()])
+        .with_version("day-2")
         .await?;
     println!(
         "    loaded {} rows (key day-1), then {} rows (key day-2): Delta versions {} and {}",
         r1.rows, r2.rows, r1.table_version, r2.table_version
     );
-    let last = ds.get("demo/orders").last().collect().await?;
+    let last = ds.get("demo/orders").with_last(true).collect().await?;
     println!(
         "    tessera get demo/orders --last{dir_flag}   -> {} rows (the day-2 load)",
         last.iter().map(|b| b.num_rows()).sum::<usize>()
     );
     println!("    tessera datasets history demo/orders{dir_flag}");
-    for h in ds.history("demo/orders", None).await? {
+    for h in ds.history("demo/orders").await? {
         println!(
             "      version {}  {:16}  key {:8}  {} rows",
             h.version,
@@ -300,11 +301,9 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         "Slicing: index a FASTQ.gz once, plan 8 slices from the index, fetch one",
         &format!("tessera index {} --spacing 256KiB", reads.url()),
     );
-    let options = tessera_slice::IndexOptions {
-        spacing: 256 << 10,
-        ..Default::default()
-    };
-    let (index, stats) = tessera_slice::Index::build(&reads, &options).await?;
+    let (index, stats) = tessera_slice::Index::build(&reads)
+        .with_spacing(256 << 10)
+        .await?;
     index
         .save(&tessera_slice::Index::location_for(&reads, None)?)
         .await?;
@@ -314,7 +313,7 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         index.checkpoints.len(),
         stats.seconds
     );
-    let slices = tessera_slice::plan(&index, tessera_slice::Strategy::Count(8))?;
+    let slices = index.plan(tessera_slice::Strategy::Count(8)).run()?;
     let slices_loc = root.join("slices.json")?;
     slices_loc
         .publish(serde_json::to_vec_pretty(&slices)?, PublishMode::Overwrite)
@@ -336,7 +335,7 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
             s.first_record + s.record_count
         );
     }
-    let third = slices[3.min(slices.len() - 1)].fetch_from(&reads).await?;
+    let third = slices[3.min(slices.len() - 1)].fetch(&reads).await?;
     let text = String::from_utf8_lossy(&third);
     println!(
         "    $ tessera slice get {slices_arg} --slice 3 | head -4     ({} reads, whole records)",

@@ -1,7 +1,7 @@
 //! `tessera serve`.
 
 use anyhow::{bail, Context};
-use tessera_server::{Application, Config};
+use tessera_server::{Application, Config, StartError};
 use tessera_store::StoreOptions;
 
 use crate::cli::ServeArgs;
@@ -25,10 +25,13 @@ pub async fn run(a: ServeArgs, opts: &StoreOptions) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut config = match &a.config {
-        Some(p) => Config::from_file(p)?,
-        None => Config::default(),
+        Some(p) => {
+            let mut c = Config::from_file(p)?;
+            c.apply_env(std::env::vars())?;
+            c
+        }
+        None => Config::from_env()?,
     };
-    config.apply_env(std::env::vars())?;
     if let Some(s) = a.store {
         config.store = s;
     }
@@ -43,7 +46,12 @@ pub async fn run(a: ServeArgs, opts: &StoreOptions) -> anyhow::Result<i32> {
     config.store_options = opts.clone();
     let auth = if config.auth.is_some() { "on" } else { "off" };
     let store = config.store.clone();
-    let app = Application::build(config).await?;
+    let app = Application::build(config).await.map_err(|e| match e {
+        StartError::Unprotected { .. } => {
+            anyhow::anyhow!("{e} (give --auth FILE, or pass --insecure)")
+        }
+        e => e.into(),
+    })?;
     // The address goes to stdout so scripts (and tests) can pick up port 0.
     println!("listening on http://{}", app.local_addr());
     eprintln!(

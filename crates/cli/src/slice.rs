@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tessera_slice::{pick_slice, plan, sidecar, Format, Index, IndexOptions, Strategy};
+use tessera_slice::{pick_slice, sidecar, Index, RecordFormat, Strategy};
 use tessera_store::{format_size, parse_size, Location, PublishMode, StoreOptions};
 
 use crate::cli::{IndexArgs, SliceArgs, SliceCommand, SliceGetArgs};
@@ -18,25 +18,44 @@ async fn index_store(url: &Option<String>, opts: &StoreOptions) -> Result<Option
     })
 }
 
+/// The library's error with the CLI's words for it: the flag that caused
+/// it, or the command that fixes it (the library names neither).
+fn explain(e: tessera_slice::Error, url: &str) -> anyhow::Error {
+    use tessera_slice::Error as E;
+    let advice = match &e {
+        E::UnknownFormat { .. } => "give --format".to_string(),
+        E::NoIndex { .. } => format!("cannot slice {url} before it is indexed (`tessera index {url}`)"),
+        E::StaleIndex { .. } => format!(
+            "the index of {url} is out of date; run `tessera index {url}` (then `tessera slice`) again"
+        ),
+        E::InvalidStrategy { strategy } => match strategy {
+            Strategy::Bytes(_) => "--bytes",
+            Strategy::Records(_) => "--records",
+            _ => "--count",
+        }
+        .to_string(),
+        E::NoSuchSlice { .. } => "--slice".to_string(),
+        _ => return e.into(),
+    };
+    anyhow::Error::new(e).context(advice)
+}
+
 pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     let object = Location::open(&args.url, opts).await?;
-    let format = match &args.format {
-        Some(f) => Some(f.parse::<Format>().map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let spacing = match &args.spacing {
-        Some(s) => match parse_size(s).map_err(|e| anyhow::anyhow!("--spacing: {e}"))? {
+    let mut build = Index::build(&object).with_header(!args.no_header);
+    if let Some(f) = &args.format {
+        let format = f
+            .parse::<RecordFormat>()
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        build = build.with_format(format);
+    }
+    if let Some(s) = &args.spacing {
+        match parse_size(s).map_err(|e| anyhow::anyhow!("--spacing: {e}"))? {
             0 => bail!("--spacing must be at least 1 byte"),
-            n => n,
-        },
-        None => 0,
-    };
+            n => build = build.with_spacing(n),
+        }
+    }
     let store = index_store(&args.index_store, opts).await?;
-    let options = IndexOptions {
-        format,
-        spacing,
-        header: !args.no_header,
-    };
     let pb = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
@@ -51,12 +70,22 @@ pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<
         pb
     };
     let pb2 = pb.clone();
-    let (index, stats) =
-        Index::build_with_progress(&object, &options, move |n| pb2.set_position(n)).await?;
+    let (index, stats) = build
+        .with_progress(move |n| pb2.set_position(n))
+        .await
+        .map_err(|e| explain(e, &args.url))?;
     pb.finish_and_clear();
     // Check the sidecars can be written before publishing anything.
-    let fai = if args.fai { Some(index.fai()?) } else { None };
-    let gzi = if args.gzi { Some(index.gzi()?) } else { None };
+    let fai = if args.fai {
+        Some(index.fai().context("--fai")?)
+    } else {
+        None
+    };
+    let gzi = if args.gzi {
+        Some(index.gzi().context("--gzi")?)
+    } else {
+        None
+    };
     let at = Index::location_for(&object, store.as_ref())?;
     index.save(&at).await?;
     let mut extra = String::new();
@@ -107,8 +136,12 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
     };
     let object = Location::open(&url, opts).await?;
     let store = index_store(&args.index_store, opts).await?;
-    let index = Index::open(&object, store.as_ref()).await?;
-    let slices = plan(&index, strategy)?;
+    let mut open = Index::open(&object);
+    if let Some(store) = &store {
+        open = open.with_index_store(store);
+    }
+    let index = open.await.map_err(|e| explain(e, &url))?;
+    let slices = index.plan(strategy).run().map_err(|e| explain(e, &url))?;
     let json = serde_json::to_vec_pretty(&slices)?;
     match &args.output {
         Some(path) => {
@@ -149,17 +182,17 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         })?;
         (data, p.display().to_string())
     };
-    let slice = pick_slice(&json, &name, args.slice)?;
-    let object = Location::open(&slice.url, opts).await?;
+    let slice = pick_slice(&json, &name, args.slice).map_err(|e| explain(e, &name))?;
+    let fetch = slice.fetch_from_url(opts);
     match &args.output {
         Some(path) => {
             let tmp = path.with_extension("tessera-tmp");
             let file = std::fs::File::create(&tmp)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            if let Err(e) = slice.write_to(&object, &mut w).await {
+            if let Err(e) = fetch.write_to(&mut w).await {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e.into());
+                return Err(explain(e, &slice.url));
             }
             drop(w);
             std::fs::rename(&tmp, path)
@@ -167,11 +200,11 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         }
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-            match slice.write_to(&object, &mut w).await {
+            match fetch.write_to(&mut w).await {
                 Ok(_) => {}
                 Err(tessera_slice::Error::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::BrokenPipe => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(explain(e, &slice.url)),
             }
         }
     }

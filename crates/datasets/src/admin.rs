@@ -1,16 +1,17 @@
 //! Listing, history, removal, vacuum and compaction.
 
+use std::future::IntoFuture;
 use std::num::NonZeroU64;
 
 use chrono::{DateTime, Utc};
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::VacuumMode;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tessera_store::Location;
 
 use crate::error::{Error, Result};
-use crate::put::is_table;
+use crate::put::{commit_info, is_table};
 use crate::{name, Datasets, DEFAULT_TARGET_SIZE};
 
 /// One dataset, as listed.
@@ -38,7 +39,9 @@ pub struct HistoryEntry {
     /// When it was committed.
     pub time: Option<DateTime<Utc>>,
     /// What it did: `put`, `put (keep-last)`, `compact`, `vacuum start`,
-    /// `vacuum end`, or the Delta operation name for other writers.
+    /// `vacuum end`, `record layout` (the layout of a dataset written by
+    /// an earlier release recorded in its configuration), or the Delta operation
+    /// name for other writers.
     pub operation: String,
     /// The version key of a load.
     pub version_key: Option<String>,
@@ -177,9 +180,81 @@ impl Datasets {
         })
     }
 
-    /// The commits of a dataset, newest first (at most `limit`).
-    pub async fn history(&self, name: &str, limit: Option<usize>) -> Result<Vec<HistoryEntry>> {
-        let table = self.load(name).await?;
+    /// Delete a dataset: its log first (so readers stop seeing it at once),
+    /// then its data files.
+    pub async fn remove(&self, name: &str) -> Result<RemoveReport> {
+        let loc = self.location(name)?;
+        self.check_writable().await?;
+        if !is_table(&loc).await? {
+            return Err(Error::NotFound {
+                name: name.to_string(),
+                url: loc.url(),
+            });
+        }
+        let mut log = loc.join("_delta_log")?.list_all(8).await?;
+        // Oldest first: a partly deleted log is unreadable, never an older table.
+        log.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        let data: Vec<_> = loc
+            .list_all(8)
+            .await?
+            .into_iter()
+            .filter(|m| !m.location.as_ref().contains("/_delta_log/"))
+            .collect();
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        for m in &log {
+            loc.with_path(m.location.clone()).delete().await?;
+            objects += 1;
+            bytes += m.size;
+        }
+        let results: Vec<Result<u64>> = futures::stream::iter(data.into_iter().map(|m| {
+            let l = loc.with_path(m.location.clone());
+            async move {
+                l.delete().await?;
+                Ok(m.size)
+            }
+        }))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+        for r in results {
+            bytes += r?;
+            objects += 1;
+        }
+        Ok(RemoveReport {
+            name: name.to_string(),
+            objects,
+            bytes,
+        })
+    }
+}
+
+/// A read of a dataset's history: see [`Datasets::history`]. Awaiting it
+/// gives the commits, newest first.
+#[must_use = "a history read does nothing until awaited"]
+pub struct History {
+    ds: Datasets,
+    name: String,
+    limit: Option<usize>,
+}
+
+impl History {
+    pub(crate) fn new(ds: Datasets, name: &str) -> History {
+        History {
+            ds,
+            name: name.to_string(),
+            limit: None,
+        }
+    }
+
+    /// At most this many commits, the newest (default: all).
+    pub fn with_limit(mut self, commits: usize) -> Self {
+        self.limit = Some(commits);
+        self
+    }
+
+    async fn run(self) -> Result<Vec<HistoryEntry>> {
+        let (name, limit) = (self.name.as_str(), self.limit);
+        let table = self.ds.load(name).await?;
         let latest = table.version().unwrap_or(0);
         let infos: Vec<_> = table
             .history(limit)
@@ -236,66 +311,28 @@ impl Datasets {
             })
             .collect())
     }
+}
 
-    /// Delete a dataset: its log first (so readers stop seeing it at once),
-    /// then its data files.
-    pub async fn remove(&self, name: &str) -> Result<RemoveReport> {
-        let loc = self.location(name)?;
-        self.check_writable().await?;
-        if !is_table(&loc).await? {
-            return Err(Error::NotFound {
-                name: name.to_string(),
-                url: loc.url(),
-            });
-        }
-        let mut log = loc.join("_delta_log")?.list_all(8).await?;
-        // Oldest first: a partly deleted log is unreadable, never an older table.
-        log.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
-        let data: Vec<_> = loc
-            .list_all(8)
-            .await?
-            .into_iter()
-            .filter(|m| !m.location.as_ref().contains("/_delta_log/"))
-            .collect();
-        let (mut objects, mut bytes) = (0u64, 0u64);
-        for m in &log {
-            loc.with_path(m.location.clone()).delete().await?;
-            objects += 1;
-            bytes += m.size;
-        }
-        let results: Vec<Result<u64>> = futures::stream::iter(data.into_iter().map(|m| {
-            let l = loc.with_path(m.location.clone());
-            async move {
-                l.delete().await?;
-                Ok(m.size)
-            }
-        }))
-        .buffer_unordered(16)
-        .collect()
-        .await;
-        for r in results {
-            bytes += r?;
-            objects += 1;
-        }
-        Ok(RemoveReport {
-            name: name.to_string(),
-            objects,
-            bytes,
-        })
+impl IntoFuture for History {
+    type Output = Result<Vec<HistoryEntry>>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
     }
 }
 
 /// A vacuum: see [`Datasets::vacuum`].
-#[must_use = "a vacuum does nothing until executed"]
-pub struct Vacuum<'a> {
-    ds: &'a Datasets,
+#[must_use = "a vacuum does nothing until awaited"]
+pub struct Vacuum {
+    ds: Datasets,
     name: String,
     retain: chrono::Duration,
     dry_run: bool,
 }
 
-impl<'a> Vacuum<'a> {
-    pub(crate) fn new(ds: &'a Datasets, name: &str) -> Vacuum<'a> {
+impl Vacuum {
+    pub(crate) fn new(ds: Datasets, name: &str) -> Vacuum {
         Vacuum {
             ds,
             name: name.to_string(),
@@ -307,20 +344,20 @@ impl<'a> Vacuum<'a> {
     /// Keep files needed by versions younger than this (default 7 days).
     /// Files of in-flight writes younger than this are kept too, so a short
     /// retention while others write can delete their uncommitted files.
-    pub fn retain(mut self, d: std::time::Duration) -> Self {
+    pub fn with_retain(mut self, d: std::time::Duration) -> Self {
         self.retain = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         self
     }
 
-    /// Only report what would be deleted.
-    pub fn dry_run(mut self, yes: bool) -> Self {
+    /// Only report what would be deleted (default: delete).
+    pub fn with_dry_run(mut self, yes: bool) -> Self {
         self.dry_run = yes;
         self
     }
 
     /// Delete data files that no version younger than the retention needs,
     /// and files no version references at all (from failed writes).
-    pub async fn execute(self) -> Result<VacuumReport> {
+    async fn run(self) -> Result<VacuumReport> {
         if !self.dry_run {
             self.ds.check_writable().await?;
         }
@@ -331,10 +368,7 @@ impl<'a> Vacuum<'a> {
             .with_enforce_retention_duration(false)
             .with_mode(VacuumMode::Full)
             .with_dry_run(self.dry_run)
-            .with_commit_properties(CommitProperties::default().with_metadata([(
-                "tessera".to_string(),
-                serde_json::json!({"operation": "vacuum", "tesseraVersion": env!("CARGO_PKG_VERSION")}),
-            )]))
+            .with_commit_properties(commit_info("vacuum", None))
             .await
             .map_err(|e| Error::delta(&self.name, e))?;
         Ok(VacuumReport {
@@ -345,31 +379,40 @@ impl<'a> Vacuum<'a> {
     }
 }
 
-/// A compaction: see [`Datasets::compact`].
-#[must_use = "a compaction does nothing until executed"]
-pub struct Compact<'a> {
-    ds: &'a Datasets,
-    name: String,
-    target: u64,
+impl IntoFuture for Vacuum {
+    type Output = Result<VacuumReport>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
 }
 
-impl<'a> Compact<'a> {
-    pub(crate) fn new(ds: &'a Datasets, name: &str) -> Compact<'a> {
+/// A compaction: see [`Datasets::compact`].
+#[must_use = "a compaction does nothing until awaited"]
+pub struct Compact {
+    ds: Datasets,
+    name: String,
+    target: NonZeroU64,
+}
+
+impl Compact {
+    pub(crate) fn new(ds: Datasets, name: &str) -> Compact {
         Compact {
             ds,
             name: name.to_string(),
-            target: DEFAULT_TARGET_SIZE,
+            target: NonZeroU64::new(DEFAULT_TARGET_SIZE).unwrap_or(NonZeroU64::MIN),
         }
     }
 
-    /// Target file size (default 128 MB).
-    pub fn target_size(mut self, bytes: u64) -> Self {
-        self.target = bytes.max(1);
+    /// Target file size in bytes (default 128 MB).
+    pub fn with_target_size(mut self, bytes: u64) -> Self {
+        self.target = NonZeroU64::new(bytes).unwrap_or(NonZeroU64::MIN);
         self
     }
 
     /// Bin-pack small files of each partition into files of the target size.
-    pub async fn execute(self) -> Result<CompactReport> {
+    async fn run(self) -> Result<CompactReport> {
         self.ds.check_writable().await?;
         let mut attempt = 0;
         loop {
@@ -384,16 +427,9 @@ impl<'a> Compact<'a> {
             let props = crate::files::writer_properties(&schema);
             let r = table
                 .optimize()
-                .with_target_size(NonZeroU64::new(self.target).expect("at least 1"))
+                .with_target_size(self.target)
                 .with_writer_properties(props)
-                .with_commit_properties(
-                    CommitProperties::default()
-                        .with_metadata([(
-                            "tessera".to_string(),
-                            serde_json::json!({"operation": "compact", "tesseraVersion": env!("CARGO_PKG_VERSION")}),
-                        )])
-                        .with_max_retries(100),
-                )
+                .with_commit_properties(commit_info("compact", None).with_max_retries(100))
                 .await;
             match r {
                 Ok((t, m)) => {
@@ -414,45 +450,11 @@ impl<'a> Compact<'a> {
     }
 }
 
-/// Parse a duration like `7d`, `12h`, `30m`, `45s`, `2w` or `0`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let t = s.trim();
-    let bad = || {
-        Error::InvalidInput(format!(
-            "'{s}' is not a duration: use a number with a unit, e.g. 7d, 12h, 30m, 45s, 2w"
-        ))
-    };
-    if t == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit.trim() {
-        "s" | "sec" | "secs" => 1,
-        "m" | "min" | "mins" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 604_800,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(bad)
-}
+impl IntoFuture for Compact {
+    type Output = Result<CompactReport>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86_400);
-        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
-        assert_eq!(parse_duration("0s").unwrap().as_secs(), 0);
-        assert_eq!(parse_duration("90m").unwrap().as_secs(), 5400);
-        for bad in ["", "d", "7", "7y", "-1d", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
     }
 }

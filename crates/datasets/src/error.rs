@@ -1,40 +1,154 @@
 //! The error type of datasets.
 
+use std::sync::{Arc, Mutex};
+
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::DeltaTableError;
 
+use crate::get::AsOf;
+
 /// Everything that can go wrong with a dataset. Messages name the dataset,
-/// and where known the object, row and column.
+/// and where known the object, row and column; they never name a
+/// command-line flag (front ends add their own vocabulary).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A dataset or namespace name that breaks the naming rules.
-    #[error("invalid dataset name '{name}': {reason}")]
+    #[error("invalid dataset name '{name}': {rule}")]
     InvalidName {
-        /// The name as given.
+        /// The name as given (control characters escaped).
         name: String,
         /// The rule it breaks.
+        rule: String,
+    },
+    /// A setting of an operation that cannot be used: a version key, a
+    /// partition key, a point in time, a combination of settings.
+    #[error("invalid {option} '{value}': {reason}")]
+    InvalidOption {
+        /// Which setting (`version key`, `date key`, `ID key`, `as of`, …).
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what is accepted.
         reason: String,
     },
-    /// A bad option (unknown column, bad duration, bad predicate, …).
-    #[error("{0}")]
-    InvalidInput(String),
-    /// A value that cannot be used: a non-date value in a date key, a
-    /// non-integer ID, …
-    #[error("{context}: {message}")]
-    Data {
-        /// The source object and row.
-        context: String,
-        /// What is wrong and what was expected.
-        message: String,
-    },
-    /// The load's columns do not fit the dataset's schema.
-    #[error("dataset '{name}': {message}")]
-    Schema {
+    /// A filter that is not a valid predicate over the dataset's columns.
+    #[error("dataset '{dataset}': invalid filter '{predicate}': {reason}")]
+    InvalidPredicate {
         /// The dataset.
-        name: String,
-        /// The columns at fault.
-        message: String,
+        dataset: String,
+        /// The predicate as given.
+        predicate: String,
+        /// What the query engine found wrong.
+        reason: String,
+    },
+    /// A column the dataset (or the data of a load) does not have.
+    #[error("dataset '{dataset}': no column '{column}' (columns: {})", .available.join(", "))]
+    NoSuchColumn {
+        /// The dataset.
+        dataset: String,
+        /// The column asked for.
+        column: String,
+        /// The columns there are.
+        available: Vec<String>,
+    },
+    /// A partition key on a column whose type the key cannot use.
+    #[error("dataset '{dataset}': the {key} column '{column}' is {found}; {expected}")]
+    InvalidKeyColumn {
+        /// The dataset.
+        dataset: String,
+        /// `date key` or `ID key`.
+        key: &'static str,
+        /// The key column.
+        column: String,
+        /// Its type.
+        found: String,
+        /// The types the key can use.
+        expected: &'static str,
+    },
+    /// A column named like one tessera adds itself (the version key
+    /// column, a derived partition column).
+    #[error("dataset '{dataset}': column '{column}' {reason}; rename it")]
+    ReservedColumn {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// What tessera uses the name for.
+        reason: String,
+    },
+    /// A column whose type Delta Lake cannot store.
+    #[error("dataset '{dataset}': column '{column}' has type {data_type}, which Delta Lake cannot store; convert it to text, a number or a timestamp first")]
+    UnsupportedType {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// Its type.
+        data_type: String,
+    },
+    /// A column of a load whose type does not fit the dataset's.
+    #[error("dataset '{dataset}': column '{column}' is {found} in {object} but {expected} in the dataset")]
+    SchemaMismatch {
+        /// The dataset.
+        dataset: String,
+        /// The input holding the column.
+        object: String,
+        /// The column.
+        column: String,
+        /// Its type in the dataset.
+        expected: String,
+        /// Its type in the input.
+        found: String,
+    },
+    /// A load asks for partitions other than the dataset's.
+    #[error("dataset '{dataset}' is partitioned by {table}; this load asks for {requested}")]
+    LayoutMismatch {
+        /// The dataset.
+        dataset: String,
+        /// The dataset's partitioning.
+        table: String,
+        /// The load's.
+        requested: String,
+    },
+    /// A value that cannot be used: a non-date value in a date key, a
+    /// non-integer ID, a value that does not convert to its column's type.
+    #[error("{object}{}: column '{column}': {reason}", row_suffix(.row))]
+    InvalidRecord {
+        /// The input object.
+        object: String,
+        /// The row (1-based, the header not counted), when known.
+        row: Option<u64>,
+        /// The column.
+        column: String,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// An input file whose format its name does not tell.
+    #[error("{object}: cannot tell the file format from the name; give the format explicitly ({formats})")]
+    UnknownFormat {
+        /// The input object.
+        object: String,
+        /// The formats there are.
+        formats: String,
+    },
+    /// A load with no input.
+    #[error("nothing to load into '{dataset}': the input is empty")]
+    EmptyInput {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A dataset whose recorded partition layout cannot be read.
+    #[error("dataset '{dataset}': its table configuration has {key} = '{value}': {reason}")]
+    InvalidLayout {
+        /// The dataset.
+        dataset: String,
+        /// The configuration key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// No dataset of that name.
     #[error("dataset '{name}' does not exist (no Delta table at {url})")]
@@ -44,20 +158,25 @@ pub enum Error {
         /// Where it was looked for.
         url: String,
     },
-    /// `--last` on a dataset that has never been loaded by `put`.
-    #[error("dataset '{name}' has no loads yet, so there is no last version")]
+    /// A read by version key, or of the last load, on a dataset that no
+    /// `put` has loaded yet.
+    #[error(
+        "dataset '{name}' has no loads by tessera yet, so it has no version keys and no last load"
+    )]
     NoLoads {
         /// The dataset.
         name: String,
     },
     /// A Delta version or time the table does not have (before its first
     /// commit, after its last, or its log was cleaned up).
-    #[error("dataset '{name}': {message}")]
+    #[error("dataset '{name}' has no {}: {reason}", describe_as_of(.as_of))]
     NoSuchVersion {
         /// The dataset.
         name: String,
-        /// Which version was asked for and which exist.
-        message: String,
+        /// The version or time asked for.
+        as_of: AsOf,
+        /// Which versions exist, or what the log says.
+        reason: String,
     },
     /// Time travel to a version whose files vacuum removed.
     #[error("dataset '{name}': version {version} is no longer readable: its data files were removed by vacuum ({detail})")]
@@ -85,11 +204,20 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
-    /// The store cannot guarantee that concurrent writers do not lose commits.
-    #[error("{url}: this store does not enforce conditional writes (create-if-absent), so two writers committing to one dataset at the same time could silently lose a commit; if only one process writes to these datasets at a time, pass --single-writer")]
+    /// The store cannot guarantee that concurrent writers do not lose
+    /// commits, and the caller did not promise a single writer
+    /// ([`crate::Datasets::with_single_writer`]).
+    #[error("{url}: this store does not enforce conditional writes (create-if-absent), so two writers committing to one dataset at the same time could silently lose a commit; writing here needs the promise that only one process writes to these datasets at a time (single-writer mode)")]
     UnsafeStore {
         /// The datasets root.
         url: String,
+    },
+    /// A fault of tessera itself (a broken invariant, a task that failed),
+    /// not of the input.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
     },
     /// Reading input files failed (bad rows, wrong types, …).
     #[error(transparent)]
@@ -120,7 +248,24 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn row_suffix(row: &Option<u64>) -> String {
+    row.map(|r| format!(": row {r}")).unwrap_or_default()
+}
+
+fn describe_as_of(at: &AsOf) -> String {
+    match at {
+        AsOf::Version(v) => format!("version {v}"),
+        AsOf::Time(t) => format!("version as of {}", t.to_rfc3339()),
+    }
+}
+
 impl Error {
+    pub(crate) fn internal(message: impl Into<String>) -> Error {
+        Error::Internal {
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn delta(name: &str, e: DeltaTableError) -> Error {
         // Our own errors travel through the Delta writer inside DataFusion
         // errors; bring them back out.
@@ -144,41 +289,56 @@ impl Error {
     }
 }
 
-/// A copy of an [`Error`] carried (as an `Arc`) somewhere in `e`'s source chain.
-fn find_ours(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(x) = cur {
-        if let Some(c) = x.downcast_ref::<Carried>() {
-            return c.0.lock().ok().and_then(|mut g| g.take());
-        }
-        if let Some(DataFusionError::External(inner)) = x.downcast_ref::<DataFusionError>() {
-            if let Some(c) = inner.downcast_ref::<Carried>() {
-                return c.0.lock().ok().and_then(|mut g| g.take());
-            }
-        }
-        cur = x.source();
+/// The error a load's input failed with, kept whole where the load can
+/// take it back: the query engine and the Delta writer only pass errors on
+/// as their own types, and delta-rs flattens them to strings on some paths.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failure(Arc<Mutex<Option<Error>>>);
+
+impl Failure {
+    pub(crate) fn set(&self, e: Error) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
-    None
+
+    pub(crate) fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// An engine error standing for the failure, recognised by [`Error::delta`]
+    /// and [`Error::query`].
+    pub(crate) fn as_engine_error(&self) -> DataFusionError {
+        DataFusionError::External(Box::new(Carried(self.clone())))
+    }
 }
 
-/// An [`Error`] wrapped so it can cross the query engine (which wants
-/// `Send + Sync + 'static` errors) and be recovered on the other side.
+/// A [`Failure`] crossing the query engine.
 #[derive(Debug)]
-pub(crate) struct Carried(pub std::sync::Mutex<Option<Error>>);
+struct Carried(Failure);
 
 impl std::fmt::Display for Carried {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+        match self.0 .0.lock().ok().as_ref().and_then(|g| g.as_ref()) {
             Some(e) => write!(f, "{e}"),
-            None => f.write_str("input failed"),
+            None => f.write_str("the load's input failed"),
         }
     }
 }
 
 impl std::error::Error for Carried {}
 
-impl Carried {
-    pub(crate) fn wrap(e: Error) -> DataFusionError {
-        DataFusionError::External(Box::new(Carried(std::sync::Mutex::new(Some(e)))))
+/// The [`Error`] carried somewhere in `e`'s source chain.
+fn find_ours(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(c) = x.downcast_ref::<Carried>() {
+            return c.0.take();
+        }
+        if let Some(DataFusionError::External(inner)) = x.downcast_ref::<DataFusionError>() {
+            if let Some(c) = inner.downcast_ref::<Carried>() {
+                return c.0.take();
+            }
+        }
+        cur = x.source();
     }
+    None
 }

@@ -1,11 +1,13 @@
-//! Reads: `tessera get`.
+//! Reads: [`Datasets::get`].
 
+use std::fmt;
+use std::future::IntoFuture;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::logical_expr::{lit, Expr};
 use deltalake::datafusion::physical_plan::{
@@ -13,11 +15,12 @@ use deltalake::datafusion::physical_plan::{
 };
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableError};
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::keys::{Layout, VERSION_COLUMN};
+use crate::keys::{PartitionLayout, VERSION_COLUMN};
 use crate::{not_a_table, Datasets};
 
 /// A point in a dataset's history.
@@ -31,45 +34,45 @@ pub enum AsOf {
 
 impl FromStr for AsOf {
     type Err = Error;
-    /// A version number, or a time: RFC 3339 (`2024-03-01T12:00:00Z`),
-    /// `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
+    /// A version number, or a time as [`tessera_store::units::parse_time`]
+    /// reads it: RFC 3339 (`2024-03-01T12:00:00Z`), `YYYY-MM-DD HH:MM:SS`
+    /// (UTC) or `YYYY-MM-DD` (midnight UTC).
     fn from_str(s: &str) -> Result<AsOf> {
-        let s = s.trim();
-        if let Ok(v) = s.parse::<i64>() {
-            if v < 0 {
-                return Err(Error::InvalidInput(format!(
-                    "--as-of {s}: versions start at 0"
-                )));
-            }
-            return Ok(AsOf::Version(v as u64));
+        let t = s.trim();
+        if let Ok(v) = t.parse::<i64>() {
+            return u64::try_from(v)
+                .map(AsOf::Version)
+                .map_err(|_| Error::InvalidOption {
+                    option: "as of",
+                    value: s.to_string(),
+                    reason: "versions start at 0".into(),
+                });
         }
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(AsOf::Time(t.with_timezone(&Utc)));
-        }
-        for f in [
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S%.f",
-        ] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-                return Ok(AsOf::Time(t.and_utc()));
-            }
-        }
-        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(AsOf::Time(
-                d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
-            ));
-        }
-        Err(Error::InvalidInput(format!(
-            "--as-of '{s}': expected a version number or a time (2024-03-01T12:00:00Z, 2024-03-01 12:00:00, 2024-03-01)"
-        )))
+        tessera_store::units::parse_time(t)
+            .map(AsOf::Time)
+            .map_err(|e| Error::InvalidOption {
+                option: "as of",
+                value: s.to_string(),
+                reason: format!("not a version number or a time ({})", e.expected),
+            })
     }
 }
 
-/// A read of a dataset: see [`Datasets::get`].
-#[must_use = "a read does nothing until executed"]
-pub struct Get<'a> {
-    ds: &'a Datasets,
+impl fmt::Display for AsOf {
+    /// The text [`AsOf::from_str`] reads back: the version, or the time in RFC 3339.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AsOf::Version(v) => write!(f, "{v}"),
+            AsOf::Time(t) => f.write_str(&t.to_rfc3339()),
+        }
+    }
+}
+
+/// A read of a dataset: see [`Datasets::get`]. Awaiting it plans the read
+/// and gives the [`Rows`] as a stream; [`Get::collect`] reads them all.
+#[must_use = "a read does nothing until awaited"]
+pub struct Get {
+    ds: Datasets,
     name: String,
     version_key: Option<String>,
     last: bool,
@@ -105,8 +108,8 @@ pub struct Rows {
     as_of: Option<AsOf>,
 }
 
-impl<'a> Get<'a> {
-    pub(crate) fn new(ds: &'a Datasets, name: &str) -> Get<'a> {
+impl Get {
+    pub(crate) fn new(ds: Datasets, name: &str) -> Get {
         Get {
             ds,
             name: name.to_string(),
@@ -118,41 +121,42 @@ impl<'a> Get<'a> {
         }
     }
 
-    /// Only the rows loaded with this version key.
-    pub fn version(mut self, key: &str) -> Self {
-        self.version_key = Some(key.to_string());
+    /// Only the rows loaded with this version key (default: every row).
+    pub fn with_version(mut self, key: impl Into<String>) -> Self {
+        self.version_key = Some(key.into());
         self
     }
 
-    /// Only the rows of the most recent load's version key.
-    pub fn last(mut self) -> Self {
-        self.last = true;
+    /// Only the rows of the most recent load's version key (default: every row).
+    pub fn with_last(mut self, yes: bool) -> Self {
+        self.last = yes;
         self
     }
 
-    /// The dataset as of an earlier version or time.
-    pub fn as_of(mut self, at: AsOf) -> Self {
+    /// The dataset as of an earlier version or time (default: the latest).
+    pub fn with_as_of(mut self, at: AsOf) -> Self {
         self.as_of = Some(at);
         self
     }
 
     /// Only rows matching this SQL predicate, e.g.
-    /// `event_date >= '2024-03-01' AND user_id < 5000`.
-    pub fn filter(mut self, predicate: &str) -> Self {
-        self.filter = Some(predicate.to_string());
+    /// `event_date >= '2024-03-01' AND user_id < 5000` (names that are not
+    /// plain identifiers in double quotes).
+    pub fn with_filter(mut self, predicate: impl Into<String>) -> Self {
+        self.filter = Some(predicate.into());
         self
     }
 
     /// Only these columns, in this order (default: every data column;
     /// the version key and derived partition columns only when asked).
-    pub fn columns(mut self, cols: Vec<String>) -> Self {
-        self.columns = Some(cols);
+    pub fn with_columns(mut self, columns: Vec<String>) -> Self {
+        self.columns = Some(columns);
         self
     }
 
     /// All the rows, in memory.
     pub async fn collect(self) -> Result<Vec<RecordBatch>> {
-        let mut rows = self.execute().await?;
+        let mut rows = self.await?;
         let mut out = Vec::new();
         while let Some(b) = rows.next().await {
             out.push(b?);
@@ -160,11 +164,11 @@ impl<'a> Get<'a> {
         Ok(out)
     }
 
-    /// The dataset (at the chosen `as_of`, else its latest version) as a
+    /// The dataset (at the chosen version or time, else its latest) as a
     /// DataFusion table, for SQL over several tables. Its object store is
     /// registered in `ctx`'s runtime, so the provider is usable from any
-    /// context sharing that runtime. Version keys and filters do not apply
-    /// here: SQL selects with `WHERE`.
+    /// context sharing that runtime. Version keys, filters and columns do
+    /// not apply here: SQL selects with `WHERE`.
     pub async fn table_provider(
         self,
         ctx: &SessionContext,
@@ -188,38 +192,31 @@ impl<'a> Get<'a> {
         let latest = self.ds.load(&self.name).await?;
         let newest = latest.version().unwrap_or(0);
         let (_, builder) = self.ds.table_handle(&self.name)?;
+        let no_such = |reason: String| Error::NoSuchVersion {
+            name: self.name.clone(),
+            as_of: at,
+            reason,
+        };
         let builder = match at {
             AsOf::Version(v) => {
                 if v > newest {
-                    return Err(Error::NoSuchVersion {
-                        name: self.name.clone(),
-                        message: format!("there is no version {v}; the latest is {newest}"),
-                    });
+                    return Err(no_such(format!("the latest is {newest}")));
                 }
                 builder.with_version(v)
             }
             AsOf::Time(t) => builder.with_timestamp(t),
         };
         builder.load().await.map_err(|e| match e {
-            e if not_a_table(&e) => Error::NoSuchVersion {
-                name: self.name.clone(),
-                message: format!(
-                    "{at:?} is not in the table's log (the log keeps 30 days by default): {e}"
-                ),
-            },
+            e if not_a_table(&e) => no_such(format!(
+                "it is not in the table's log (the log keeps 30 days by default): {e}"
+            )),
             DeltaTableError::InvalidVersion(_) | DeltaTableError::InvalidDateTimeString { .. } => {
-                Error::NoSuchVersion {
-                    name: self.name.clone(),
-                    message: format!("{at:?}: {e}"),
-                }
+                no_such(e.to_string())
             }
             e => {
                 let s = e.to_string();
                 if s.contains("before") || s.contains("earliest") || s.contains("timestamp") {
-                    Error::NoSuchVersion {
-                        name: self.name.clone(),
-                        message: format!("no version as of {at:?}: {e}"),
-                    }
+                    no_such(s)
                 } else {
                     Error::delta(&self.name, e)
                 }
@@ -228,12 +225,15 @@ impl<'a> Get<'a> {
     }
 
     /// Plan the read and start it.
-    pub async fn execute(self) -> Result<Rows> {
+    async fn start(self) -> Result<Rows> {
         crate::name::check_name(&self.name)?;
-        if self.last && self.version_key.is_some() {
-            return Err(Error::InvalidInput(
-                "--last and --version both choose a load; give one".into(),
-            ));
+        if let (true, Some(k)) = (self.last, &self.version_key) {
+            return Err(Error::InvalidOption {
+                option: "version key",
+                value: k.clone(),
+                reason: "a read takes the rows of one version key or of the last load, not both"
+                    .into(),
+            });
         }
         let table = self.open().await?;
         let name = self.name.as_str();
@@ -246,7 +246,7 @@ impl<'a> Get<'a> {
             stats.files_total += 1;
             stats.bytes_total += f.size().max(0) as u64;
         }
-        let layout = Layout::of_table(snapshot.metadata())?;
+        let layout = PartitionLayout::recorded(snapshot.metadata(), name)?.layout;
         let key = if self.last {
             Some(last_key(&table, name).await?)
         } else {
@@ -277,36 +277,38 @@ impl<'a> Get<'a> {
         let has_key_column = table_schema.field_with_name(VERSION_COLUMN).is_ok();
         if let Some(k) = &key {
             if !has_key_column {
-                return Err(Error::InvalidInput(format!(
-                    "dataset '{name}' has no version keys (it was not written by tessera put)"
-                )));
+                return Err(Error::NoLoads {
+                    name: name.to_string(),
+                });
             }
             df = df
                 .filter(Expr::Column(Column::new_unqualified(VERSION_COLUMN)).eq(lit(k.clone())))
                 .map_err(|e| Error::query(name, e))?;
         }
         if let Some(f) = &self.filter {
-            let e = df.parse_sql_expr(f).map_err(|e| {
-                Error::InvalidInput(format!("--where '{f}': {}", clean(&e.to_string())))
-            })?;
-            df = df.filter(e).map_err(|e| {
-                Error::InvalidInput(format!("--where '{f}': {}", clean(&e.to_string())))
-            })?;
+            let invalid =
+                |e: deltalake::datafusion::error::DataFusionError| Error::InvalidPredicate {
+                    dataset: name.to_string(),
+                    predicate: f.clone(),
+                    reason: clean(&e.to_string()),
+                };
+            let e = df.parse_sql_expr(f).map_err(invalid)?;
+            df = df.filter(e).map_err(invalid)?;
         }
-        let derived = layout.derived_names(&table_schema);
+        let derived = layout.derived_in(snapshot.metadata().partition_columns());
         let columns: Vec<String> = match &self.columns {
             Some(cols) => {
                 for c in cols {
                     if table_schema.field_with_name(c).is_err() {
-                        return Err(Error::InvalidInput(format!(
-                            "--columns: dataset '{name}' has no column '{c}' (columns: {})",
-                            table_schema
+                        return Err(Error::NoSuchColumn {
+                            dataset: name.to_string(),
+                            column: c.clone(),
+                            available: table_schema
                                 .fields()
                                 .iter()
-                                .map(|f| f.name().as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
+                                .map(|f| f.name().clone())
+                                .collect(),
+                        });
                     }
                 }
                 cols.clone()
@@ -342,6 +344,15 @@ impl<'a> Get<'a> {
             stats,
             as_of: self.as_of,
         })
+    }
+}
+
+impl IntoFuture for Get {
+    type Output = Result<Rows>;
+    type IntoFuture = BoxFuture<'static, Result<Rows>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
     }
 }
 
@@ -511,6 +522,15 @@ mod tests {
             "2024-03-01".parse::<AsOf>().unwrap(),
             AsOf::Time(_)
         ));
-        assert!("yesterday".parse::<AsOf>().is_err());
+        assert!(matches!(
+            "yesterday".parse::<AsOf>().unwrap_err(),
+            Error::InvalidOption {
+                option: "as of",
+                ..
+            }
+        ));
+        for at in [AsOf::Version(7), t] {
+            assert_eq!(at.to_string().parse::<AsOf>().unwrap(), at);
+        }
     }
 }

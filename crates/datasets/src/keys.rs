@@ -1,8 +1,9 @@
-//! Partition keys: `--date-key COL[:day|month|year]` and `--id-key COL[:WIDTH]`.
+//! Partition keys: a date key and an ID key, the partition columns they
+//! derive, and how a dataset records them.
 //!
 //! A date key partitions by the column's calendar day, month or year; an ID
 //! key by fixed-width ranges of an integer column, labelled
-//! `from_{lo}_to_{hi}` (the half-open range `[lo, hi)`, `hi = lo + WIDTH`).
+//! `from_{lo}_to_{hi}` (the half-open range `[lo, hi)`, `hi = lo + width`).
 //!
 //! The partition column is derived from the key column and added to the
 //! table: `{COL}_day` (a date), `{COL}_month` (text `YYYY-MM`),
@@ -10,26 +11,62 @@
 //! a `day` key on a column that already holds dates partitions by that
 //! column itself. The key column itself stays in the data files, so a filter
 //! on it also skips files by their statistics.
+//!
+//! Partition columns name the table's folders (`{column}={value}/`). In a
+//! derived column's name, `COL` is escaped the way Hive and Spark escape
+//! folder names (`/` becomes `%2F`, `=` `%3D`, `:` `%3A`, quotes, `%` and
+//! control characters likewise), so any key column name, spaces, quotes and
+//! all, gives folders that Hive-style readers (DuckDB, Polars, Spark) split
+//! correctly, and a column named the same by them and by Delta Lake. A
+//! date column whose name needs escaping is not partitioned in place but
+//! gets a `{COL}_day` column too.
+//!
+//! ## Text form
+//!
+//! Front ends take keys as text, `COL[:day|month|year]` and `COL[:WIDTH]`
+//! (see the [`FromStr`] implementations); the last `:` separates the unit,
+//! so a column whose name holds a `:` is given with its unit
+//! (`event:date:day`). [`DateKey::new`] and [`IdKey::new`] take any name.
+//!
+//! ## How a dataset records its keys
+//!
+//! The first load fixes the keys; they are recorded in the Delta table's
+//! metadata `configuration`, one entry per setting, so later loads
+//! partition the same way unasked and other engines keep them:
+//!
+//! | key | value |
+//! |---|---|
+//! | [`DATE_KEY_COLUMN`] (`tessera.partition.dateKey.column`) | the date key column, as is |
+//! | [`DATE_KEY_GRANULARITY`] (`tessera.partition.dateKey.granularity`) | `day`, `month` or `year` |
+//! | [`ID_KEY_COLUMN`] (`tessera.partition.idKey.column`) | the ID key column, as is |
+//! | [`ID_KEY_WIDTH`] (`tessera.partition.idKey.width`) | the range width, a positive integer |
+//!
+//! An unpartitioned dataset has none of them. Datasets written by tessera
+//! earlier releases recorded their keys as text in the table description;
+//! they are still
+//! read, and the first load into one records its keys in the configuration
+//! (a commit of its own, before the load's).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int32Array, Int64Array, StringBuilder};
-use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, TimeUnit};
-use chrono::{Datelike, NaiveDate};
 
 use crate::error::{Error, Result};
 
-/// The column holding each row's version key (the `--version` of its load).
+/// The column holding each row's version key (the version of its load).
 pub const VERSION_COLUMN: &str = "_version_key";
 
 /// Default width of ID ranges.
 pub const DEFAULT_ID_WIDTH: u64 = 100_000;
 
-const DATE_FLAG: &str = "--date-key";
-const ID_FLAG: &str = "--id-key";
+/// Table configuration key: the date key's column.
+pub const DATE_KEY_COLUMN: &str = "tessera.partition.dateKey.column";
+/// Table configuration key: the date key's unit, `day`, `month` or `year`.
+pub const DATE_KEY_GRANULARITY: &str = "tessera.partition.dateKey.granularity";
+/// Table configuration key: the ID key's column.
+pub const ID_KEY_COLUMN: &str = "tessera.partition.idKey.column";
+/// Table configuration key: the width of the ID key's ranges.
+pub const ID_KEY_WIDTH: &str = "tessera.partition.idKey.width";
 
 /// Calendar unit of a date key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +80,35 @@ pub enum Granularity {
 }
 
 impl Granularity {
-    fn name(self) -> &'static str {
+    /// `day`, `month` or `year`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Granularity::Day => "day",
             Granularity::Month => "month",
             Granularity::Year => "year",
+        }
+    }
+}
+
+impl fmt::Display for Granularity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Granularity {
+    type Err = Error;
+    /// `day`, `month` or `year`, in any case.
+    fn from_str(s: &str) -> Result<Granularity> {
+        match s.to_ascii_lowercase().as_str() {
+            "day" => Ok(Granularity::Day),
+            "month" => Ok(Granularity::Month),
+            "year" => Ok(Granularity::Year),
+            _ => Err(Error::InvalidOption {
+                option: "date unit",
+                value: s.to_string(),
+                reason: "expected day, month or year".into(),
+            }),
         }
     }
 }
@@ -61,78 +122,101 @@ pub struct DateKey {
     pub granularity: Granularity,
 }
 
+impl DateKey {
+    /// A date key on `column`, any name.
+    pub fn new(column: impl Into<String>, granularity: Granularity) -> DateKey {
+        DateKey {
+            column: column.into(),
+            granularity,
+        }
+    }
+}
+
 /// Partition by fixed-width ranges of an integer column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdKey {
     /// The integer column.
     pub column: String,
-    /// Width of each range (default 100000).
+    /// Width of each range (default [`DEFAULT_ID_WIDTH`]).
     pub width: u64,
 }
 
-fn split_spec<'a>(spec: &'a str, what: &str) -> Result<(&'a str, Option<&'a str>)> {
+impl IdKey {
+    /// An ID key on `column`, any name, with ranges `width` wide.
+    pub fn new(column: impl Into<String>, width: u64) -> IdKey {
+        IdKey {
+            column: column.into(),
+            width,
+        }
+    }
+}
+
+/// `COL[:ARG]`, split at the last `:`.
+fn split_spec<'a>(spec: &'a str, option: &'static str) -> Result<(&'a str, Option<&'a str>)> {
     let (col, arg) = match spec.rsplit_once(':') {
         Some((c, a)) => (c, Some(a)),
         None => (spec, None),
     };
     if col.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "{what} '{spec}': the column name is empty"
-        )));
+        return Err(Error::InvalidOption {
+            option,
+            value: spec.to_string(),
+            reason: "the column name is empty".into(),
+        });
     }
     Ok((col, arg))
 }
 
 impl FromStr for DateKey {
     type Err = Error;
+    /// `COL[:day|month|year]` (default `day`).
     fn from_str(spec: &str) -> Result<DateKey> {
-        let (column, arg) = split_spec(spec, "--date-key")?;
-        let granularity = match arg.map(|a| a.to_ascii_lowercase()).as_deref() {
-            None | Some("day") => Granularity::Day,
-            Some("month") => Granularity::Month,
-            Some("year") => Granularity::Year,
-            Some(other) => {
-                return Err(Error::InvalidInput(format!(
-                    "--date-key '{spec}': unknown unit '{other}' (expected day, month or year)"
-                )))
-            }
+        let (column, arg) = split_spec(spec, "date key")?;
+        let granularity = match arg {
+            None => Granularity::Day,
+            Some(a) => a.parse().map_err(|_| Error::InvalidOption {
+                option: "date key",
+                value: spec.to_string(),
+                reason: format!("unknown unit '{a}' (expected day, month or year)"),
+            })?,
         };
-        Ok(DateKey {
-            column: column.to_string(),
-            granularity,
-        })
+        Ok(DateKey::new(column, granularity))
     }
 }
 
 impl fmt::Display for DateKey {
+    /// The text form, `COL:UNIT`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.column, self.granularity.name())
+        write!(f, "{}:{}", self.column, self.granularity)
     }
+}
+
+fn parse_width(w: &str) -> Option<u64> {
+    w.replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && *n <= i64::MAX as u64)
 }
 
 impl FromStr for IdKey {
     type Err = Error;
+    /// `COL[:WIDTH]` (default 100000; `_` separators allowed).
     fn from_str(spec: &str) -> Result<IdKey> {
-        let (column, arg) = split_spec(spec, "--id-key")?;
+        let (column, arg) = split_spec(spec, "ID key")?;
         let width = match arg {
             None => DEFAULT_ID_WIDTH,
-            Some(w) => match w.replace('_', "").parse::<u64>() {
-                Ok(n) if n > 0 && n <= i64::MAX as u64 => n,
-                _ => {
-                    return Err(Error::InvalidInput(format!(
-                        "--id-key '{spec}': the width must be a positive integer, not '{w}'"
-                    )))
-                }
-            },
+            Some(w) => parse_width(w).ok_or_else(|| Error::InvalidOption {
+                option: "ID key",
+                value: spec.to_string(),
+                reason: format!("the width must be a positive integer, not '{w}'"),
+            })?,
         };
-        Ok(IdKey {
-            column: column.to_string(),
-            width,
-        })
+        Ok(IdKey::new(column, width))
     }
 }
 
 impl fmt::Display for IdKey {
+    /// The text form, `COL:WIDTH`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.column, self.width)
     }
@@ -140,366 +224,205 @@ impl fmt::Display for IdKey {
 
 /// The partitioning of a dataset: an optional date key, then an optional ID key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Layout {
+pub struct PartitionLayout {
     /// Date key, outermost partition level.
     pub date: Option<DateKey>,
     /// ID key, inner partition level.
     pub id: Option<IdKey>,
 }
 
-/// Where rows come from, for error messages.
-pub(crate) struct RowContext<'a> {
-    /// The source object.
-    pub source: &'a str,
-    /// Rows of that source before this batch.
-    pub first_row: u64,
-}
-
-impl RowContext<'_> {
-    fn at(&self, i: usize) -> String {
-        format!("{}: row {}", self.source, self.first_row + i as u64 + 1)
+impl fmt::Display for PartitionLayout {
+    /// In words: `date key 'day' (day) and ID key 'user' (ranges of 1000)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.date, &self.id) {
+            (None, None) => f.write_str("nothing (no partitions)"),
+            (date, id) => {
+                if let Some(d) = date {
+                    write!(f, "date key '{}' ({})", d.column, d.granularity)?;
+                }
+                if date.is_some() && id.is_some() {
+                    f.write_str(" and ")?;
+                }
+                if let Some(i) = id {
+                    write!(f, "ID key '{}' (ranges of {})", i.column, i.width)?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
-impl Layout {
+/// A layout as a dataset records it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recorded {
+    pub layout: PartitionLayout,
+    /// Recorded only in the table description (earlier releases), so the next
+    /// load records it in the configuration.
+    pub needs_migration: bool,
+}
+
+impl PartitionLayout {
     /// Whether the dataset is partitioned at all.
     pub fn is_empty(&self) -> bool {
         self.date.is_none() && self.id.is_none()
     }
 
-    /// The table description recording this layout (set when the dataset
-    /// is created, so later loads partition the same way unasked).
-    pub(crate) fn description(&self) -> String {
-        let mut s = String::from("tessera dataset");
+    /// Check the keys can be used at all (names given, widths in range).
+    pub(crate) fn check(&self) -> Result<()> {
         if let Some(d) = &self.date {
-            s.push_str(&format!(" {DATE_FLAG} {d}"));
+            if d.column.is_empty() {
+                return Err(Error::InvalidOption {
+                    option: "date key",
+                    value: d.to_string(),
+                    reason: "the column name is empty".into(),
+                });
+            }
         }
         if let Some(i) = &self.id {
-            s.push_str(&format!(" {ID_FLAG} {i}"));
+            if i.column.is_empty() || i.width == 0 || i.width > i64::MAX as u64 {
+                return Err(Error::InvalidOption {
+                    option: "ID key",
+                    value: i.to_string(),
+                    reason: format!(
+                        "an ID key names a column and a width from 1 to {}",
+                        i64::MAX
+                    ),
+                });
+            }
         }
-        s
+        Ok(())
     }
 
-    /// The layout a table's description records (empty if none).
-    pub(crate) fn of_table(meta: &deltalake::kernel::Metadata) -> Result<Layout> {
-        let Some(desc) = meta.description() else {
-            return Ok(Layout::default());
+    /// The table configuration entries recording this layout.
+    pub(crate) fn configuration(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if let Some(d) = &self.date {
+            v.push((DATE_KEY_COLUMN.to_string(), d.column.clone()));
+            v.push((DATE_KEY_GRANULARITY.to_string(), d.granularity.to_string()));
+        }
+        if let Some(i) = &self.id {
+            v.push((ID_KEY_COLUMN.to_string(), i.column.clone()));
+            v.push((ID_KEY_WIDTH.to_string(), i.width.to_string()));
+        }
+        v
+    }
+
+    /// The layout a table records: its configuration, else (tables of
+    /// earlier releases) its description; empty if neither has one.
+    pub(crate) fn recorded(meta: &deltalake::kernel::Metadata, dataset: &str) -> Result<Recorded> {
+        let conf = meta.configuration();
+        if let Some(layout) = Self::from_configuration(conf, dataset)? {
+            return Ok(Recorded {
+                layout,
+                needs_migration: false,
+            });
+        }
+        let layout = match meta.description() {
+            Some(d) => Self::from_description(d, dataset)?,
+            None => PartitionLayout::default(),
         };
+        Ok(Recorded {
+            needs_migration: !layout.is_empty(),
+            layout,
+        })
+    }
+
+    /// The layout in `tessera.partition.*` entries, `None` when there are none.
+    fn from_configuration(
+        conf: &HashMap<String, String>,
+        dataset: &str,
+    ) -> Result<Option<PartitionLayout>> {
+        let bad = |key: &str, value: &str, reason: &str| Error::InvalidLayout {
+            dataset: dataset.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        // Both entries of a key, or neither.
+        let pair = |a: &str, b: &str| -> Result<Option<(String, String)>> {
+            match (conf.get(a), conf.get(b)) {
+                (Some(x), Some(y)) => Ok(Some((x.clone(), y.clone()))),
+                (None, None) => Ok(None),
+                (Some(x), None) => Err(bad(a, x, &format!("{b} is missing"))),
+                (None, Some(y)) => Err(bad(b, y, &format!("{a} is missing"))),
+            }
+        };
+        let date = pair(DATE_KEY_COLUMN, DATE_KEY_GRANULARITY)?
+            .map(|(column, g)| {
+                let granularity = g
+                    .parse()
+                    .map_err(|_| bad(DATE_KEY_GRANULARITY, &g, "expected day, month or year"))?;
+                Ok::<_, Error>(DateKey::new(column, granularity))
+            })
+            .transpose()?;
+        let id = pair(ID_KEY_COLUMN, ID_KEY_WIDTH)?
+            .map(|(column, w)| {
+                let width = parse_width(&w)
+                    .ok_or_else(|| bad(ID_KEY_WIDTH, &w, "expected a positive integer"))?;
+                Ok::<_, Error>(IdKey::new(column, width))
+            })
+            .transpose()?;
+        let layout = PartitionLayout { date, id };
+        Ok((!layout.is_empty()).then_some(layout))
+    }
+
+    /// The layout earlier releases wrote into the table description:
+    /// `tessera dataset [<date-key flag> COL:UNIT] [<id-key flag> COL:WIDTH]`.
+    /// A spec runs to the next flag, so column names with single spaces,
+    /// which those releases read back wrong, are read right here.
+    fn from_description(desc: &str, dataset: &str) -> Result<PartitionLayout> {
         let mut words = desc.split_whitespace();
-        let mut layout = Layout::default();
-        if words.next() != Some("tessera") {
+        let mut layout = PartitionLayout::default();
+        if words.next() != Some("tessera") || words.next() != Some("dataset") {
             return Ok(layout);
         }
-        while let Some(w) = words.next() {
-            match w {
-                DATE_FLAG => layout.date = words.next().map(str::parse).transpose()?,
-                ID_FLAG => layout.id = words.next().map(str::parse).transpose()?,
-                _ => {}
+        let mut specs: Vec<(&str, Vec<&str>)> = Vec::new();
+        for w in words {
+            match w.strip_prefix('-').map(|f| f.trim_start_matches('-')) {
+                Some(flag @ ("date-key" | "id-key")) => specs.push((flag, Vec::new())),
+                _ => match specs.last_mut() {
+                    Some((_, spec)) => spec.push(w),
+                    None => return Ok(layout),
+                },
+            }
+        }
+        let unreadable = |e: Error| Error::InvalidLayout {
+            dataset: dataset.to_string(),
+            key: "description".into(),
+            value: desc.to_string(),
+            reason: e.to_string(),
+        };
+        for (flag, spec) in specs {
+            let spec = spec.join(" ");
+            if flag == "date-key" {
+                layout.date = Some(spec.parse().map_err(unreadable)?);
+            } else {
+                layout.id = Some(spec.parse().map_err(unreadable)?);
             }
         }
         Ok(layout)
     }
 
-    /// Is the date key partitioned by its own column (a `day` key on a date column)?
-    fn date_in_place(key: &DateKey, schema: &Schema) -> bool {
-        key.granularity == Granularity::Day
-            && schema
-                .field_with_name(&key.column)
-                .is_ok_and(|f| f.data_type() == &DataType::Date32)
+    /// The partition columns of a table with this layout that tessera
+    /// derives (those that are not a key column itself).
+    pub(crate) fn derived_in(&self, partition_columns: &[String]) -> Vec<String> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        partition_columns
+            .iter()
+            .filter(|c| {
+                self.date.as_ref().is_none_or(|d| &d.column != *c)
+                    && self.id.as_ref().is_none_or(|i| &i.column != *c)
+            })
+            .cloned()
+            .collect()
     }
-
-    /// The derived columns this layout adds to rows of `input` (the data
-    /// columns), after checking the key columns exist and have usable types.
-    pub(crate) fn derived_fields(&self, input: &Schema) -> Result<Vec<Field>> {
-        let mut out = Vec::new();
-        let columns = || {
-            input
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if let Some(d) = &self.date {
-            let f = input.field_with_name(&d.column).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "--date-key: no column '{}' in the data (columns: {})",
-                    d.column,
-                    columns()
-                ))
-            })?;
-            if !is_date_like(f.data_type()) {
-                return Err(Error::InvalidInput(format!(
-                    "--date-key: column '{}' is {}; a date key needs dates, timestamps or date text",
-                    d.column,
-                    f.data_type()
-                )));
-            }
-            if !Self::date_in_place(d, input) {
-                let t = match d.granularity {
-                    Granularity::Day => DataType::Date32,
-                    Granularity::Month => DataType::Utf8,
-                    Granularity::Year => DataType::Int32,
-                };
-                out.push(Field::new(
-                    format!("{}_{}", d.column, d.granularity.name()),
-                    t,
-                    true,
-                ));
-            }
-        }
-        if let Some(k) = &self.id {
-            let f = input.field_with_name(&k.column).map_err(|_| {
-                Error::InvalidInput(format!(
-                    "--id-key: no column '{}' in the data (columns: {})",
-                    k.column,
-                    columns()
-                ))
-            })?;
-            if !is_id_like(f.data_type()) {
-                return Err(Error::InvalidInput(format!(
-                    "--id-key: column '{}' is {}; an ID key needs integers",
-                    k.column,
-                    f.data_type()
-                )));
-            }
-            out.push(Field::new(
-                format!("{}_range", k.column),
-                DataType::Utf8,
-                true,
-            ));
-        }
-        for f in &out {
-            if input.field_with_name(f.name()).is_ok() {
-                return Err(Error::InvalidInput(format!(
-                    "the data already has a column '{}', the name of the partition column tessera derives from the key; rename it",
-                    f.name()
-                )));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Names of the columns this layout derives (those of
-    /// [`Layout::derived_fields`]), without checking anything.
-    pub(crate) fn derived_names(&self, input: &Schema) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(d) = &self.date {
-            if !Self::date_in_place(d, input) {
-                v.push(format!("{}_{}", d.column, d.granularity.name()));
-            }
-        }
-        if let Some(k) = &self.id {
-            v.push(format!("{}_range", k.column));
-        }
-        v
-    }
-
-    /// The partition columns of the table, outermost first.
-    pub(crate) fn partition_columns(&self, input: &Schema) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(d) = &self.date {
-            if Self::date_in_place(d, input) {
-                v.push(d.column.clone());
-            } else {
-                v.push(format!("{}_{}", d.column, d.granularity.name()));
-            }
-        }
-        if let Some(k) = &self.id {
-            v.push(format!("{}_range", k.column));
-        }
-        v
-    }
-
-    /// Compute the derived columns for `batch` (whose schema holds the key
-    /// columns), in the order of [`Layout::derived_fields`].
-    pub(crate) fn derive(
-        &self,
-        batch: &arrow::array::RecordBatch,
-        ctx: &RowContext<'_>,
-    ) -> Result<Vec<ArrayRef>> {
-        let mut out: Vec<ArrayRef> = Vec::new();
-        let schema = batch.schema();
-        if let Some(d) = &self.date {
-            if !Self::date_in_place(d, &schema) {
-                let col = batch
-                    .column_by_name(&d.column)
-                    .expect("checked by derived_fields");
-                let days = to_days(col, &d.column, ctx)?;
-                out.push(match d.granularity {
-                    Granularity::Day => Arc::new(days),
-                    Granularity::Month => {
-                        let mut b = StringBuilder::with_capacity(days.len(), days.len() * 7);
-                        let mut last: Option<(i32, String)> = None;
-                        for v in days.iter() {
-                            match v {
-                                None => b.append_null(),
-                                Some(day) => {
-                                    if last.as_ref().is_none_or(|(d, _)| *d != day) {
-                                        let dt = date_of(day);
-                                        last = Some((
-                                            day,
-                                            format!("{:04}-{:02}", dt.year(), dt.month()),
-                                        ));
-                                    }
-                                    b.append_value(&last.as_ref().unwrap().1);
-                                }
-                            }
-                        }
-                        Arc::new(b.finish())
-                    }
-                    Granularity::Year => Arc::new(
-                        days.iter()
-                            .map(|v| v.map(|d| date_of(d).year()))
-                            .collect::<Int32Array>(),
-                    ),
-                });
-            }
-        }
-        if let Some(k) = &self.id {
-            let col = batch
-                .column_by_name(&k.column)
-                .expect("checked by derived_fields");
-            let ids = to_ids(col, &k.column, ctx)?;
-            let w = k.width as i128;
-            let mut b = StringBuilder::with_capacity(ids.len(), ids.len() * 24);
-            let mut last: Option<(i128, String)> = None;
-            for v in ids.iter() {
-                match v {
-                    None => b.append_null(),
-                    Some(id) => {
-                        let lo = (id as i128).div_euclid(w) * w;
-                        if last.as_ref().is_none_or(|(l, _)| *l != lo) {
-                            last = Some((lo, range_label(lo, w)));
-                        }
-                        b.append_value(&last.as_ref().unwrap().1);
-                    }
-                }
-            }
-            out.push(Arc::new(b.finish()));
-        }
-        Ok(out)
-    }
-}
-
-/// The label of the ID range starting at `lo`.
-fn range_label(lo: i128, width: i128) -> String {
-    format!("from_{lo}_to_{}", lo + width)
-}
-
-fn date_of(days: i32) -> NaiveDate {
-    NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap_or(NaiveDate::MIN)
-}
-
-fn is_date_like(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Date32
-            | DataType::Date64
-            | DataType::Timestamp(_, _)
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-    )
-}
-
-fn is_id_like(t: &DataType) -> bool {
-    t.is_integer() || matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// The first row where `out` is null but `input` is not: a value that did
-/// not convert.
-fn first_lost(input: &dyn Array, out: &dyn Array) -> Option<usize> {
-    (0..input.len()).find(|&i| input.is_valid(i) && out.is_null(i))
-}
-
-fn show(col: &dyn Array, i: usize) -> String {
-    let s = arrow::util::display::array_value_to_string(col, i).unwrap_or_default();
-    if s.len() > 60 {
-        format!("{:?}…", s.chars().take(60).collect::<String>())
-    } else {
-        format!("{s:?}")
-    }
-}
-
-/// Days since 1970-01-01 of each value of a date-like column.
-fn to_days(col: &ArrayRef, name: &str, ctx: &RowContext<'_>) -> Result<Date32Array> {
-    let safe = CastOptions {
-        safe: true,
-        ..Default::default()
-    };
-    let cast = |a: &ArrayRef, t: &DataType| {
-        cast_with_options(a, t, &safe).map_err(|e| Error::Data {
-            context: ctx.source.to_string(),
-            message: format!("date key column '{name}': {e}"),
-        })
-    };
-    let as_ts = match col.data_type() {
-        DataType::Date32 => return Ok(col.as_primitive::<Date32Type>().clone()),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let ts = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-            if let Some(i) = first_lost(col.as_ref(), ts.as_ref()) {
-                return Err(Error::Data {
-                    context: ctx.at(i),
-                    message: format!(
-                        "date key column '{name}' holds {}, expected a date (YYYY-MM-DD) or a timestamp",
-                        show(col.as_ref(), i)
-                    ),
-                });
-            }
-            ts
-        }
-        _ => col.clone(),
-    };
-    let days = cast(&as_ts, &DataType::Date32)?;
-    if let Some(i) = first_lost(col.as_ref(), days.as_ref()) {
-        return Err(Error::Data {
-            context: ctx.at(i),
-            message: format!(
-                "date key column '{name}' holds {}, which has no calendar date",
-                show(col.as_ref(), i)
-            ),
-        });
-    }
-    Ok(days.as_primitive::<Date32Type>().clone())
-}
-
-/// Each value of an integer-like column as i64.
-fn to_ids(col: &ArrayRef, name: &str, ctx: &RowContext<'_>) -> Result<Int64Array> {
-    if col.data_type() == &DataType::Int64 {
-        return Ok(col.as_primitive::<Int64Type>().clone());
-    }
-    let safe = CastOptions {
-        safe: true,
-        ..Default::default()
-    };
-    let out = cast_with_options(col, &DataType::Int64, &safe).map_err(|e| Error::Data {
-        context: ctx.source.to_string(),
-        message: format!("ID key column '{name}': {e}"),
-    })?;
-    if let Some(i) = first_lost(col.as_ref(), out.as_ref()) {
-        return Err(Error::Data {
-            context: ctx.at(i),
-            message: format!(
-                "ID key column '{name}' holds {}, expected an integer",
-                show(col.as_ref(), i)
-            ),
-        });
-    }
-    Ok(out.as_primitive::<Int64Type>().clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{RecordBatch, StringArray};
-
-    fn ctx() -> RowContext<'static> {
-        RowContext {
-            source: "file:///in.csv",
-            first_row: 10,
-        }
-    }
 
     #[test]
     fn parse_specs() {
@@ -518,96 +441,67 @@ mod tests {
         for bad in ["u:0", "u:-5", "u:x", "u:99999999999999999999"] {
             assert!(bad.parse::<IdKey>().is_err(), "{bad}");
         }
+        // A name with ':' takes its unit spelled out.
+        let d: DateKey = "a: b:day".parse().unwrap();
+        assert_eq!(d, DateKey::new("a: b", Granularity::Day));
+        assert!(matches!(
+            "x:y".parse::<DateKey>().unwrap_err(),
+            Error::InvalidOption {
+                option: "date key",
+                ..
+            }
+        ));
     }
 
     #[test]
-    fn labels_cover_negative_ids() {
-        assert_eq!(range_label(0, 100), "from_0_to_100");
-        assert_eq!((-1i128).div_euclid(100) * 100, -100);
-        assert_eq!(range_label(-100, 100), "from_-100_to_0");
-    }
-
-    #[test]
-    fn derive_from_text_dates_and_ids() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("d", DataType::Utf8, true),
-            Field::new("id", DataType::Utf8, true),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from(vec![
-                    Some("2024-03-01"),
-                    None,
-                    Some("2024-12-31T23:59:59"),
-                ])),
-                Arc::new(StringArray::from(vec![Some("5"), Some("100000"), None])),
-            ],
-        )
-        .unwrap();
-        let layout = Layout {
-            date: Some("d:month".parse().unwrap()),
-            id: Some("id".parse().unwrap()),
+    fn the_layout_round_trips_through_the_configuration() {
+        let l = PartitionLayout {
+            date: Some(DateKey::new("event date: \"x\"/y=z é", Granularity::Year)),
+            id: Some(IdKey::new("user id", 250)),
         };
-        let fields = layout.derived_fields(&schema).unwrap();
-        assert_eq!(fields[0].name(), "d_month");
-        assert_eq!(fields[1].name(), "id_range");
-        let cols = layout.derive(&batch, &ctx()).unwrap();
-        let m = cols[0].as_string::<i32>();
-        assert_eq!(m.value(0), "2024-03");
-        assert!(m.is_null(1));
-        assert_eq!(m.value(2), "2024-12");
-        let r = cols[1].as_string::<i32>();
-        assert_eq!(r.value(0), "from_0_to_100000");
-        assert_eq!(r.value(1), "from_100000_to_200000");
-        assert!(r.is_null(2));
-    }
-
-    #[test]
-    fn bad_values_name_the_row_and_value() {
-        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Utf8, true)]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec!["2024-03-01", "soon"]))],
-        )
-        .unwrap();
-        let layout = Layout {
-            date: Some("d".parse().unwrap()),
-            id: None,
-        };
-        let e = layout.derive(&batch, &ctx()).unwrap_err().to_string();
-        assert!(e.contains("row 12") && e.contains("\"soon\""), "{e}");
-        let layout = Layout {
-            date: None,
-            id: Some("d".parse().unwrap()),
-        };
-        let e = layout.derive(&batch, &ctx()).unwrap_err().to_string();
-        assert!(
-            e.contains("row 11") && e.contains("expected an integer"),
-            "{e}"
+        let conf: HashMap<String, String> = l.configuration().into_iter().collect();
+        assert_eq!(conf[DATE_KEY_COLUMN], "event date: \"x\"/y=z é");
+        assert_eq!(conf[DATE_KEY_GRANULARITY], "year");
+        assert_eq!(conf[ID_KEY_WIDTH], "250");
+        assert_eq!(
+            PartitionLayout::from_configuration(&conf, "t").unwrap(),
+            Some(l)
         );
+        assert_eq!(
+            PartitionLayout::from_configuration(&HashMap::new(), "t").unwrap(),
+            None
+        );
+        let mut broken = conf.clone();
+        broken.remove(ID_KEY_WIDTH);
+        assert!(matches!(
+            PartitionLayout::from_configuration(&broken, "t").unwrap_err(),
+            Error::InvalidLayout { .. }
+        ));
+        broken.insert(ID_KEY_WIDTH.into(), "0".into());
+        assert!(PartitionLayout::from_configuration(&broken, "t").is_err());
     }
 
     #[test]
-    fn unusable_key_columns_are_refused() {
-        let schema = Schema::new(vec![Field::new("x", DataType::Float64, true)]);
-        let l = Layout {
-            date: Some("x".parse().unwrap()),
-            id: None,
-        };
-        assert!(l
-            .derived_fields(&schema)
-            .unwrap_err()
-            .to_string()
-            .contains("Float64"));
-        let l = Layout {
-            date: None,
-            id: Some("nope".parse().unwrap()),
-        };
-        assert!(l
-            .derived_fields(&schema)
-            .unwrap_err()
-            .to_string()
-            .contains("no column 'nope'"));
+    fn descriptions_of_earlier_releases_are_read() {
+        let desc = "tessera dataset --date-key event date:month --id-key user id:1000";
+        let l = PartitionLayout::from_description(desc, "t").unwrap();
+        assert_eq!(
+            l,
+            PartitionLayout {
+                date: Some(DateKey::new("event date", Granularity::Month)),
+                id: Some(IdKey::new("user id", 1000)),
+            }
+        );
+        assert!(PartitionLayout::from_description("tessera dataset", "t")
+            .unwrap()
+            .is_empty());
+        assert!(PartitionLayout::from_description("my own table", "t")
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            PartitionLayout::from_description("tessera dataset --date-key d:week", "t")
+                .unwrap_err(),
+            Error::InvalidLayout { .. }
+        ));
     }
 }

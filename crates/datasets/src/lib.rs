@@ -16,70 +16,86 @@
 //!   all succeed (Delta's optimistic commits, conflicts retried) on stores
 //!   that enforce create-if-absent writes. On a store that does not (found by
 //!   [`tessera_store::Location::capabilities`]) writing is refused unless the
-//!   caller promises a single writer.
+//!   caller promises a single writer ([`Datasets::with_single_writer`]).
 //!
-//! Operations are builders, run with `.execute()`:
+//! Every operation is a builder in the style of delta-rs: started from the
+//! [`Datasets`] handle, given optional settings with `with_*` setters, and
+//! run by `.await` (the builders implement [`IntoFuture`]). Builders own
+//! what they need, so they can be sent to other tasks.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use arrow::array::{Int64Array, RecordBatch, StringArray};
 //! use arrow::datatypes::{DataType, Field, Schema};
-//! use tessera_datasets::Datasets;
+//! use tessera_datasets::{AsOf, DateKey, Datasets, Granularity, IdKey};
 //! use tessera_store::StoreOptions;
 //!
 //! let ds = Datasets::open("memory://datasets-doc", &StoreOptions::default()).await?;
 //! let schema = Arc::new(Schema::new(vec![
 //!     Field::new("day", DataType::Utf8, true),
-//!     Field::new("user_id", DataType::Int64, true),
+//!     Field::new("user id", DataType::Int64, true),
 //! ]));
 //! let batch = RecordBatch::try_new(schema, vec![
 //!     Arc::new(StringArray::from(vec!["2024-03-01", "2024-03-02"])),
 //!     Arc::new(Int64Array::from(vec![7, 250_000])),
 //! ])?;
-//! let put = ds.put("shop/visits")
-//!     .date_key("day".parse()?)
-//!     .id_key("user_id".parse()?)
-//!     .version("v1")
-//!     .execute(vec![batch])
+//! let put = ds
+//!     .put("shop/visits")
+//!     .with_batches(vec![batch])
+//!     .with_date_key(DateKey::new("day", Granularity::Day))
+//!     .with_id_key(IdKey::new("user id", 100_000))
+//!     .with_version("v1")
 //!     .await?;
 //! assert_eq!(put.rows, 2);
 //!
-//! let rows = ds.get("shop/visits").filter("user_id < 1000").collect().await?;
-//! assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-//! let last = ds.get("shop/visits").last().collect().await?;
+//! // Streamed batch by batch, or collected.
+//! let mut rows = ds.get("shop/visits").with_filter(r#""user id" < 1000"#).await?;
+//! while let Some(batch) = rows.next().await {
+//!     assert_eq!(batch?.num_rows(), 1);
+//! }
+//! let last = ds.get("shop/visits").with_last(true).collect().await?;
 //! assert_eq!(last.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+//! let first = ds.get("shop/visits").with_as_of(AsOf::Version(0)).collect().await?;
+//! assert_eq!(first.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+//! let history = ds.history("shop/visits").with_limit(10).await?;
+//! assert_eq!(history[0].version_key.as_deref(), Some("v1"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 //!
+//! Errors are [`Error`]s, whose variants say what a program can act on
+//! (`NotFound`, `SchemaMismatch`, `InvalidRecord`, `UnsafeStore`, …).
+//!
+//! The partition keys a dataset was created with are recorded in its Delta
+//! table's configuration under `tessera.partition.*`; [`keys`] lists the
+//! entries.
+//!
 //! [Delta Lake]: https://delta.io
+
+//! [`IntoFuture`]: std::future::IntoFuture
 
 mod admin;
 mod error;
 pub mod files;
 mod get;
 pub mod keys;
+mod log;
 pub mod name;
+mod partition;
 mod put;
 mod stream;
 
-use std::sync::{Arc, Once};
-
-use deltalake::logstore::{
-    default_logstore, logstore_factories, LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig,
-};
-use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use tessera_store::{Location, StoreOptions};
 use url::Url;
 
 pub use admin::{
-    parse_duration, Compact, CompactReport, DatasetInfo, HistoryEntry, RemoveReport, Vacuum,
-    VacuumReport,
+    Compact, CompactReport, DatasetInfo, History, HistoryEntry, RemoveReport, Vacuum, VacuumReport,
 };
 pub use error::{Error, Result};
 pub use get::{AsOf, Get, ReadStats, Rows};
-pub use keys::{DateKey, Granularity, IdKey, Layout, VERSION_COLUMN};
+pub use keys::{DateKey, Granularity, IdKey, PartitionLayout, VERSION_COLUMN};
 pub use put::{Put, PutReport};
 
 /// Default target size of data files: 128 MB.
@@ -88,7 +104,8 @@ pub const DEFAULT_TARGET_SIZE: u64 = 128 * 1024 * 1024;
 /// Namespace used when none is given.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// The datasets of one namespace of a store.
+/// The datasets of one namespace of a store. Cheap to clone; each
+/// operation's builder holds a clone.
 #[derive(Clone, Debug)]
 pub struct Datasets {
     store: Location,
@@ -105,7 +122,7 @@ impl Datasets {
 
     /// The datasets of namespace `default` in `store`.
     pub fn new(store: Location) -> Datasets {
-        register_log_stores();
+        log::register_log_stores();
         Datasets {
             store,
             namespace: DEFAULT_NAMESPACE.to_string(),
@@ -121,8 +138,9 @@ impl Datasets {
     }
 
     /// Promise that only this process writes to these datasets, which
-    /// allows writing on stores that do not enforce conditional writes.
-    pub fn single_writer(mut self, yes: bool) -> Datasets {
+    /// allows writing on stores that do not enforce conditional writes
+    /// (default: no promise; writing there fails with [`Error::UnsafeStore`]).
+    pub fn with_single_writer(mut self, yes: bool) -> Datasets {
         self.single_writer = yes;
         self
     }
@@ -144,23 +162,28 @@ impl Datasets {
     }
 
     /// Start a load into dataset `name`.
-    pub fn put(&self, name: &str) -> Put<'_> {
-        Put::new(self, name)
+    pub fn put(&self, name: &str) -> Put {
+        Put::new(self.clone(), name)
     }
 
     /// Start a read of dataset `name`.
-    pub fn get(&self, name: &str) -> Get<'_> {
-        Get::new(self, name)
+    pub fn get(&self, name: &str) -> Get {
+        Get::new(self.clone(), name)
+    }
+
+    /// Start a read of the history of dataset `name`.
+    pub fn history(&self, name: &str) -> History {
+        History::new(self.clone(), name)
     }
 
     /// Start a vacuum of dataset `name`.
-    pub fn vacuum(&self, name: &str) -> Vacuum<'_> {
-        Vacuum::new(self, name)
+    pub fn vacuum(&self, name: &str) -> Vacuum {
+        Vacuum::new(self.clone(), name)
     }
 
     /// Start a compaction of dataset `name`.
-    pub fn compact(&self, name: &str) -> Compact<'_> {
-        Compact::new(self, name)
+    pub fn compact(&self, name: &str) -> Compact {
+        Compact::new(self.clone(), name)
     }
 
     /// Refuse to write where a lost commit would go unnoticed.
@@ -222,7 +245,7 @@ impl Datasets {
 pub(crate) fn table_url(loc: &Location) -> Result<Url> {
     let s = loc.url();
     let s = if s.ends_with('/') { s } else { format!("{s}/") };
-    Url::parse(&s).map_err(|e| Error::InvalidInput(format!("{s}: {e}")))
+    Url::parse(&s).map_err(|e| Error::internal(format!("the store URL {s} does not parse: {e}")))
 }
 
 pub(crate) fn not_a_table(e: &DeltaTableError) -> bool {
@@ -240,42 +263,4 @@ pub(crate) fn not_a_table(e: &DeltaTableError) -> bool {
         }
         _ => false,
     }
-}
-
-/// Delta's commits go through the same object store tessera uses for every
-/// scheme; deltalake itself only knows `file://` and `memory://` without
-/// its cloud crates. Its default log store commits with create-if-absent
-/// writes, which is safe wherever the store enforces them (checked by the
-/// capability probe before any write).
-#[derive(Debug, Default)]
-struct SharedStoreLogs;
-
-impl LogStoreFactory for SharedStoreLogs {
-    fn with_options(
-        &self,
-        prefixed_store: ObjectStoreRef,
-        root_store: ObjectStoreRef,
-        location: &Url,
-        options: &StorageConfig,
-    ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(
-            prefixed_store,
-            root_store,
-            location,
-            options,
-        ))
-    }
-}
-
-fn register_log_stores() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let reg = logstore_factories();
-        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "adl"] {
-            let url = Url::parse(&format!("{scheme}://")).expect("valid scheme URL");
-            if !reg.contains_key(&url) {
-                reg.insert(url, Arc::new(SharedStoreLogs));
-            }
-        }
-    });
 }

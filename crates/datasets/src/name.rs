@@ -17,10 +17,10 @@ const RESERVED: &[&str] = &[
     "_deletion_vectors",
 ];
 
-fn bad(name: &str, reason: impl Into<String>) -> Error {
+fn bad(name: &str, rule: impl Into<String>) -> Error {
     Error::InvalidName {
         name: name.escape_debug().to_string(),
-        reason: reason.into(),
+        rule: rule.into(),
     }
 }
 
@@ -81,10 +81,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// Check a namespace: one segment of a dataset name.
 pub fn check_namespace(ns: &str) -> Result<()> {
     if ns.contains('/') {
-        return Err(Error::InvalidName {
-            name: ns.escape_debug().to_string(),
-            reason: "a namespace is a single segment (no '/')".into(),
-        });
+        return Err(bad(ns, "a namespace is a single segment (no '/')"));
     }
     check_name(ns)
 }

@@ -1,5 +1,6 @@
-//! Loads: `tessera put`.
+//! Loads: [`Datasets::put`].
 
+use std::future::IntoFuture;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,16 +12,18 @@ use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use serde::Serialize;
 use tessera_formats::{
-    conform, infer_schema, lossless, merge_inferred, read, Cast, Format, ReadOptions,
+    conform, infer_schema, lossless, merge_inferred, read, Cast, FileFormat, ReadOptions,
 };
 use tessera_store::Location;
 use tokio::runtime::Handle;
 
-use crate::error::{Error, Result};
-use crate::keys::{DateKey, IdKey, Layout, RowContext, VERSION_COLUMN};
+use crate::error::{Error, Failure, Result};
+use crate::keys::{DateKey, IdKey, PartitionLayout, VERSION_COLUMN};
+use crate::partition::{Partitioning, RowContext};
 use crate::stream::{streaming_plan, Sink};
 use crate::{Datasets, DEFAULT_TARGET_SIZE};
 
@@ -30,21 +33,25 @@ const MAX_KEY: usize = 256;
 /// Delta writer's own retries).
 const ATTEMPTS: u32 = 8;
 
-/// A load into a dataset: see [`Datasets::put`].
-#[must_use = "a load does nothing until executed"]
-pub struct Put<'a> {
-    ds: &'a Datasets,
+/// A load into a dataset: see [`Datasets::put`]. Give the input with
+/// [`Put::with_batches`] or [`Put::with_files`], then `.await` it.
+///
+/// The first load into a dataset creates it and fixes its partition keys;
+/// later loads reuse them without being told (asking for other keys is an
+/// error). Each load adds the rows under its version key; new columns are
+/// added to the dataset, a column whose type changes is refused.
+#[must_use = "a load does nothing until awaited"]
+pub struct Put {
+    ds: Datasets,
     name: String,
-    layout: Layout,
+    layout: PartitionLayout,
     version: String,
     keep_last: bool,
     target_size: u64,
-    format: Option<Format>,
+    input_format: Option<FileFormat>,
     sources: Option<Vec<String>>,
+    input: Input,
     rows_read: Arc<AtomicU64>,
-    /// The input's own error, kept whole: delta-rs flattens the errors of
-    /// its input plan to strings on some paths.
-    failure: Arc<std::sync::Mutex<Option<Error>>>,
 }
 
 /// What a load did.
@@ -72,112 +79,121 @@ pub struct PutReport {
     pub attempts: u32,
 }
 
-#[derive(Clone)]
 enum Input {
-    Files(Vec<(Location, Format)>),
+    Files(Vec<Location>),
     Batches(Vec<RecordBatch>),
+}
+
+/// The input with each file's format.
+#[derive(Clone)]
+enum Resolved {
+    Files(Vec<(Location, FileFormat)>),
+    Batches(Vec<RecordBatch>),
+}
+
+/// What every attempt of one load writes.
+struct Load {
+    input: Resolved,
+    /// The version key.
+    key: String,
+    /// Source names for the commit.
+    sources: Vec<String>,
+    /// Where the input leaves its error.
+    failure: Failure,
+    rt: Handle,
 }
 
 /// The shape of one attempt's write.
 struct Shape {
-    layout: Layout,
+    partitioning: Partitioning,
     /// Data columns read from the input (the table's types where it has them).
     data: SchemaRef,
     /// Every column written, in table order.
     write: SchemaRef,
-    partition_columns: Vec<String>,
     new_columns: Vec<String>,
+    /// The table's layout is recorded only in its description (earlier releases).
+    migrate: bool,
 }
 
-impl<'a> Put<'a> {
-    pub(crate) fn new(ds: &'a Datasets, name: &str) -> Put<'a> {
+impl Put {
+    pub(crate) fn new(ds: Datasets, name: &str) -> Put {
         Put {
             ds,
             name: name.to_string(),
-            layout: Layout::default(),
+            layout: PartitionLayout::default(),
             version: "NOW".into(),
             keep_last: false,
             target_size: DEFAULT_TARGET_SIZE,
-            format: None,
+            input_format: None,
             sources: None,
+            input: Input::Batches(Vec::new()),
             rows_read: Arc::new(AtomicU64::new(0)),
-            failure: Default::default(),
         }
     }
 
-    /// Partition by the date of a column (see [`crate::keys`]).
-    pub fn date_key(mut self, key: DateKey) -> Self {
+    /// Load these in-memory batches (replaces input given before).
+    pub fn with_batches(mut self, batches: Vec<RecordBatch>) -> Self {
+        self.input = Input::Batches(batches);
+        self
+    }
+
+    /// Load these files, in order (replaces input given before): CSV, TSV,
+    /// JSON Lines or Parquet, text gzip- or zstd-compressed, the format
+    /// told by each name unless given with [`Put::with_input_format`].
+    pub fn with_files(mut self, files: Vec<Location>) -> Self {
+        self.input = Input::Files(files);
+        self
+    }
+
+    /// Partition by the date of a column (see [`crate::keys`]); a new
+    /// dataset only, or the key it already has.
+    pub fn with_date_key(mut self, key: DateKey) -> Self {
         self.layout.date = Some(key);
         self
     }
 
-    /// Partition by ranges of an integer column (see [`crate::keys`]).
-    pub fn id_key(mut self, key: IdKey) -> Self {
+    /// Partition by ranges of an integer column (see [`crate::keys`]); a
+    /// new dataset only, or the key it already has.
+    pub fn with_id_key(mut self, key: IdKey) -> Self {
         self.layout.id = Some(key);
         self
     }
 
     /// The load's version key; `NOW` (the default) is the UTC time.
-    pub fn version(mut self, key: &str) -> Self {
-        self.version = key.to_string();
+    pub fn with_version(mut self, key: impl Into<String>) -> Self {
+        self.version = key.into();
         self
     }
 
     /// Replace all earlier data (earlier versions stay reachable by time
-    /// travel until vacuumed).
-    pub fn keep_last(mut self, yes: bool) -> Self {
+    /// travel until vacuumed); default: append.
+    pub fn with_keep_last(mut self, yes: bool) -> Self {
         self.keep_last = yes;
         self
     }
 
-    /// Target size of the data files (default 128 MB).
-    pub fn target_size(mut self, bytes: u64) -> Self {
+    /// Target size of the data files in bytes (default 128 MB).
+    pub fn with_target_size(mut self, bytes: u64) -> Self {
         self.target_size = bytes.max(1);
         self
     }
 
-    /// The format of input files whose names do not tell it.
-    pub fn input_format(mut self, f: Option<Format>) -> Self {
-        self.format = f;
+    /// The format of every input file (default: told by each file's name).
+    pub fn with_input_format(mut self, format: FileFormat) -> Self {
+        self.input_format = Some(format);
         self
     }
 
     /// Source names recorded in the commit (default: the input URLs).
-    pub fn sources(mut self, names: Vec<String>) -> Self {
+    pub fn with_sources(mut self, names: Vec<String>) -> Self {
         self.sources = Some(names);
         self
     }
 
-    /// A counter of the rows read so far, for progress reports.
+    /// A counter of the rows read so far, for progress reports: take it
+    /// before awaiting the load.
     pub fn rows_read(&self) -> Arc<AtomicU64> {
         self.rows_read.clone()
-    }
-
-    /// Load in-memory batches.
-    pub async fn execute(self, batches: Vec<RecordBatch>) -> Result<PutReport> {
-        self.run(Input::Batches(batches)).await
-    }
-
-    /// Load files (CSV, TSV, JSON Lines, Parquet; gzip/zstd text), in order.
-    pub async fn execute_files(self, files: &[Location]) -> Result<PutReport> {
-        let mut inputs = Vec::with_capacity(files.len());
-        for f in files {
-            let format = match self.format {
-                Some(f) => f,
-                None => Format::from_name(&f.url()).ok_or_else(|| {
-                    Error::InvalidInput(format!(
-                        "{}: cannot tell the format from the name; give it with --format ({})",
-                        f.url(),
-                        Format::names()
-                    ))
-                })?,
-            };
-            inputs.push((f.clone(), format));
-        }
-        if inputs.is_empty() {
-            return Err(Error::InvalidInput("no input files".into()));
-        }
-        self.run(Input::Files(inputs)).await
     }
 
     fn version_key(&self) -> Result<String> {
@@ -188,28 +204,60 @@ impl<'a> Put<'a> {
                 .to_string());
         }
         if k.is_empty() || k.len() > MAX_KEY || k.chars().any(|c| c.is_control()) {
-            return Err(Error::InvalidInput(format!(
-                "--version {:?}: a version key is 1 to {MAX_KEY} printable characters",
-                self.version
-            )));
+            return Err(Error::InvalidOption {
+                option: "version key",
+                value: self.version.escape_debug().to_string(),
+                reason: format!("a version key is 1 to {MAX_KEY} printable characters"),
+            });
         }
         Ok(k.to_string())
     }
 
-    async fn run(self, input: Input) -> Result<PutReport> {
+    /// Each input file with its format.
+    fn resolve_input(&self) -> Result<Resolved> {
+        match &self.input {
+            Input::Batches(b) => Ok(Resolved::Batches(b.clone())),
+            Input::Files(files) => files
+                .iter()
+                .map(|f| {
+                    let format = match self.input_format {
+                        Some(format) => format,
+                        None => {
+                            FileFormat::from_name(&f.url()).ok_or_else(|| Error::UnknownFormat {
+                                object: f.url(),
+                                formats: FileFormat::names().to_string(),
+                            })?
+                        }
+                    };
+                    Ok((f.clone(), format))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Resolved::Files),
+        }
+    }
+
+    async fn run(self) -> Result<PutReport> {
         crate::name::check_name(&self.name)?;
+        self.layout.check()?;
         let key = self.version_key()?;
+        let input = self.resolve_input()?;
+        let empty = || Error::EmptyInput {
+            dataset: self.name.clone(),
+        };
+        if matches!(&input, Resolved::Files(f) if f.is_empty()) {
+            return Err(empty());
+        }
         self.ds.check_writable().await?;
         self.check_nesting().await?;
         let rt = Handle::current();
         // What each input holds: (url, schema, is text).
         let inferred: Vec<(String, Schema, bool)> = match &input {
-            Input::Batches(b) => b
+            Resolved::Batches(b) => b
                 .first()
                 .map(|b| ("(batches)".to_string(), b.schema().as_ref().clone(), false))
                 .into_iter()
                 .collect(),
-            Input::Files(files) => {
+            Resolved::Files(files) => {
                 let files = files.clone();
                 let rt2 = rt.clone();
                 tokio::task::spawn_blocking(move || {
@@ -223,34 +271,37 @@ impl<'a> Put<'a> {
                         .collect::<std::result::Result<Vec<_>, _>>()
                 })
                 .await
-                .expect("schema inference does not panic")?
+                .map_err(|e| Error::internal(format!("schema inference failed: {e}")))??
             }
         };
         if inferred.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "nothing to load into '{}': the input is empty",
-                self.name
-            )));
+            return Err(empty());
         }
         let sources = self.sources.clone().unwrap_or_else(|| match &input {
-            Input::Files(f) => f.iter().map(|(l, _)| l.url()).collect(),
-            Input::Batches(_) => Vec::new(),
+            Resolved::Files(f) => f.iter().map(|(l, _)| l.url()).collect(),
+            Resolved::Batches(_) => Vec::new(),
         });
+        let load = Load {
+            input,
+            key,
+            sources,
+            failure: Failure::default(),
+            rt,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
+            load.failure.take();
             let table = self.ds.try_load(&self.name).await?;
             let shape = self.shape(table.as_ref(), &inferred)?;
             let created = table.is_none();
-            match self
-                .write_once(table, &shape, &input, &key, &sources, &rt)
-                .await
-            {
+            let written = self.write_once(table, &shape, &load).await?;
+            let e = match written {
                 Ok(table) => {
                     let (rows, files) = write_metrics(&table).await;
                     return Ok(PutReport {
                         name: self.name.clone(),
-                        version_key: key,
+                        version_key: load.key,
                         table_version: table.version().unwrap_or(0),
                         rows,
                         files,
@@ -261,34 +312,34 @@ impl<'a> Put<'a> {
                         } else {
                             shape.new_columns
                         },
-                        partition_columns: shape.partition_columns,
+                        partition_columns: shape.partitioning.partition_columns(),
                         attempts: attempt,
                     });
                 }
-                Err(e) if retryable(&e) && attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, "commit conflict on '{}': {e}", self.name);
-                    tokio::time::sleep(backoff(attempt)).await;
-                    self.rows_read.store(0, Ordering::Relaxed);
-                }
-                Err(e)
-                    if created
-                        && attempt < ATTEMPTS
-                        && self.ds.try_load(&self.name).await.ok().flatten().is_some() =>
-                {
-                    // Another writer created the dataset first: append to it.
-                    tracing::debug!("'{}' was created concurrently: {e}", self.name);
-                }
-                Err(e) if retryable(&e) => {
-                    return Err(Error::TooManyConflicts {
-                        name: self.name.clone(),
-                        attempts: attempt,
-                    })
-                }
-                Err(e) => {
-                    let ours = self.failure.lock().ok().and_then(|mut f| f.take());
-                    return Err(ours.unwrap_or_else(|| Error::delta(&self.name, e)));
-                }
+                Err(e) => e,
+            };
+            // The input's own error, kept whole.
+            if let Some(ours) = load.failure.take() {
+                return Err(ours);
             }
+            if retryable(&e) && attempt < ATTEMPTS {
+                tracing::debug!(attempt, "commit conflict on '{}': {e}", self.name);
+                tokio::time::sleep(backoff(attempt)).await;
+            } else if created
+                && attempt < ATTEMPTS
+                && self.ds.try_load(&self.name).await.ok().flatten().is_some()
+            {
+                // Another writer created the dataset first: append to it.
+                tracing::debug!("'{}' was created concurrently: {e}", self.name);
+            } else if retryable(&e) {
+                return Err(Error::TooManyConflicts {
+                    name: self.name.clone(),
+                    attempts: attempt,
+                });
+            } else {
+                return Err(Error::delta(&self.name, e));
+            }
+            self.rows_read.store(0, Ordering::Relaxed);
         }
     }
 
@@ -333,6 +384,7 @@ impl<'a> Put<'a> {
         table: Option<&DeltaTable>,
         inferred: &[(String, Schema, bool)],
     ) -> Result<Shape> {
+        let dataset = self.name.as_str();
         let Some(table) = table else {
             // A new dataset: the inputs' columns in Delta-compatible types,
             // the derived partition columns, the version key.
@@ -341,86 +393,75 @@ impl<'a> Put<'a> {
                 merged
                     .fields()
                     .iter()
-                    .map(|f| delta_field(f, &self.name))
+                    .map(|f| delta_field(f, dataset))
                     .collect::<Result<Vec<_>>>()?,
             ));
             if data.field_with_name(VERSION_COLUMN).is_ok() {
-                return Err(Error::InvalidInput(format!(
-                    "the data has a column named '{VERSION_COLUMN}', which tessera uses for version keys; rename it"
-                )));
+                return Err(reserved_version_column(dataset));
             }
-            let derived = self.layout.derived_fields(&data)?;
+            let partitioning = Partitioning::new(&self.layout, &data, dataset)?;
             let mut fields: Vec<FieldRef> = data.fields().iter().cloned().collect();
-            fields.extend(derived.into_iter().map(Arc::new));
+            fields.extend(partitioning.derived_fields().into_iter().map(Arc::new));
             fields.push(Arc::new(Field::new(VERSION_COLUMN, DataType::Utf8, true)));
             return Ok(Shape {
-                partition_columns: self.layout.partition_columns(&data),
-                layout: self.layout.clone(),
+                partitioning,
                 data,
                 write: Arc::new(Schema::new(fields)),
                 new_columns: Vec::new(),
+                migrate: false,
             });
         };
-        let snapshot = table.snapshot().map_err(|e| Error::delta(&self.name, e))?;
+        let snapshot = table.snapshot().map_err(|e| Error::delta(dataset, e))?;
         let metadata = snapshot.metadata();
-        let recorded = Layout::of_table(metadata)?;
+        let recorded = PartitionLayout::recorded(metadata, dataset)?;
+        let partition_columns: Vec<String> = metadata.partition_columns().to_vec();
         let layout = if self.layout.is_empty() {
-            recorded.clone()
-        } else if recorded != self.layout
+            recorded.layout.clone()
+        } else if recorded.layout != self.layout
             // A table partitioned by another tool records no keys: the
             // requested keys are checked against its partition columns below.
-            && (!recorded.is_empty() || metadata.partition_columns().is_empty())
+            && (!recorded.layout.is_empty() || partition_columns.is_empty())
         {
-            return Err(Error::InvalidInput(format!(
-                "dataset '{}' is partitioned by {}; this load asks for {}",
-                self.name,
-                describe_layout(&recorded),
-                describe_layout(&self.layout)
-            )));
+            return Err(Error::LayoutMismatch {
+                dataset: dataset.to_string(),
+                table: recorded.layout.to_string(),
+                requested: self.layout.to_string(),
+            });
         } else {
             self.layout.clone()
         };
+        let partitioning = Partitioning::of_table(&layout, &partition_columns, dataset)?;
         let table_schema: SchemaRef = snapshot.snapshot().arrow_schema();
-        let partition_columns: Vec<String> = metadata.partition_columns().to_vec();
         // Data columns: the table's, minus what tessera derives.
-        let derived_names = layout.derived_names(&table_schema);
+        let derived_names = partitioning.derived_names();
         let data_table = data_part(&table_schema, &derived_names);
-        let mut problems = Vec::new();
         for (url, s, text) in inferred {
             for f in s.fields() {
                 if f.name() == VERSION_COLUMN {
-                    problems.push(format!(
-                        "{url}: column '{VERSION_COLUMN}' is reserved for version keys"
-                    ));
-                    continue;
+                    return Err(reserved_version_column(dataset));
                 }
                 if let Ok(t) = data_table.field_with_name(f.name()) {
                     let text_untyped =
                         *text && matches!(f.data_type(), DataType::Utf8 | DataType::Null);
                     if !text_untyped && !lossless(f.data_type(), t.data_type()) {
-                        problems.push(format!(
-                            "column '{}' is {} in {url} but {} in the dataset",
-                            f.name(),
-                            f.data_type(),
-                            t.data_type()
-                        ));
+                        return Err(Error::SchemaMismatch {
+                            dataset: dataset.to_string(),
+                            object: url.clone(),
+                            column: f.name().clone(),
+                            expected: t.data_type().to_string(),
+                            found: f.data_type().to_string(),
+                        });
                     }
                 } else if derived_names.contains(f.name()) {
-                    problems.push(format!(
-                        "{url}: column '{}' is the partition column tessera derives; rename it",
-                        f.name()
-                    ));
+                    return Err(Error::ReservedColumn {
+                        dataset: dataset.to_string(),
+                        column: f.name().clone(),
+                        reason: format!(
+                            "in {url} is the partition column tessera derives from a key"
+                        ),
+                    });
                 }
             }
-        }
-        if !problems.is_empty() {
-            return Err(Error::Schema {
-                name: self.name.clone(),
-                message: format!(
-                    "the load does not fit the dataset's schema: {}",
-                    problems.join("; ")
-                ),
-            });
         }
         // Columns new to the dataset, in order of first appearance.
         let merged = merge_inferred(inferred.iter().map(|(_, s, _)| s));
@@ -429,92 +470,87 @@ impl<'a> Put<'a> {
             if data_table.field_with_name(f.name()).is_err()
                 && table_schema.field_with_name(f.name()).is_err()
             {
-                new_fields.push(delta_field(f, &self.name)?);
+                new_fields.push(delta_field(f, dataset)?);
             }
         }
         let mut data_fields: Vec<FieldRef> = data_table.fields().iter().cloned().collect();
         data_fields.extend(new_fields.iter().cloned());
         let data = Arc::new(Schema::new(data_fields));
         // Keys must exist and be usable in the table's types.
-        let derived = layout.derived_fields(&data)?;
-        let want: Vec<String> = layout.partition_columns(&data);
-        if want != partition_columns {
-            return Err(Error::InvalidInput(format!(
-                "dataset '{}' has partition columns [{}] but this load would write [{}]",
-                self.name,
-                partition_columns.join(", "),
-                want.join(", ")
-            )));
-        }
+        partitioning.check_data(&data, dataset)?;
         let mut write: Vec<FieldRef> = table_schema.fields().iter().cloned().collect();
-        for f in derived {
-            if table_schema.field_with_name(f.name()).is_err() {
-                write.push(Arc::new(f));
-            }
-        }
         write.extend(new_fields.iter().cloned());
         if table_schema.field_with_name(VERSION_COLUMN).is_err() {
             write.push(Arc::new(Field::new(VERSION_COLUMN, DataType::Utf8, true)));
         }
         Ok(Shape {
-            layout,
+            partitioning,
             data,
             write: Arc::new(Schema::new(write)),
-            partition_columns,
             new_columns: new_fields.iter().map(|f| f.name().clone()).collect(),
+            migrate: recorded.needs_migration,
         })
     }
 
+    /// One attempt: our own errors fail the load at once (outer `Result`),
+    /// Delta's are for the caller to retry or report (inner).
     async fn write_once(
         &self,
         table: Option<DeltaTable>,
         shape: &Shape,
-        input: &Input,
-        key: &str,
-        sources: &[String],
-        rt: &Handle,
-    ) -> std::result::Result<DeltaTable, DeltaTableError> {
+        load: &Load,
+    ) -> Result<std::result::Result<DeltaTable, DeltaTableError>> {
+        let layout = shape.partitioning.layout();
         let exists = table.is_some();
         let table = match table {
+            Some(t) if shape.migrate => {
+                // Record the layout of an earlier release's table where this
+                // release keeps it.
+                let migrated = t
+                    .set_tbl_properties()
+                    .with_properties(layout.configuration().into_iter().collect())
+                    .with_raise_if_not_exists(false)
+                    .with_commit_properties(
+                        commit_info("record layout", None).with_max_retries(100),
+                    )
+                    .await;
+                match migrated {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             Some(t) => t,
             None => {
-                let generic = |e: Error| DeltaTableError::Generic(e.to_string());
-                let (loc, builder) = self.ds.table_handle(&self.name).map_err(generic)?;
+                let (loc, builder) = self.ds.table_handle(&self.name)?;
                 if let Some(p) = loc.local_path() {
                     std::fs::create_dir_all(&p)
-                        .map_err(|e| DeltaTableError::Generic(format!("{}: {e}", p.display())))?;
+                        .map_err(|e| tessera_store::Error::io("cannot create", &p, e))?;
                 }
-                builder.build()?
+                let table = builder.build().map_err(|e| Error::delta(&self.name, e))?;
+                // The first commit records the layout in the table's configuration.
+                DeltaTable::new(crate::log::creating_with(
+                    table.log_store(),
+                    layout.configuration(),
+                ))
             }
         };
         let producer = Producer {
-            input: input.clone(),
+            input: load.input.clone(),
             data: shape.data.clone(),
             write: shape.write.clone(),
-            layout: shape.layout.clone(),
-            key: key.to_string(),
-            rt: rt.clone(),
+            partitioning: shape.partitioning.clone(),
+            key: load.key.clone(),
+            rt: load.rt.clone(),
             rows: self.rows_read.clone(),
-            derived: shape.layout.derived_names(&shape.data),
+            derived: shape.partitioning.derived_names(),
         };
-        let failure = self.failure.clone();
-        let plan = streaming_plan(shape.write.clone(), move |sink| {
-            producer.run(sink).map_err(|e| {
-                // Keep the typed error; the engine gets a copy of its message.
-                let copy = Error::InvalidInput(e.to_string());
-                if let Ok(mut f) = failure.lock() {
-                    *f = Some(e);
-                }
-                copy
-            })
-        })
-        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+        let plan = streaming_plan(shape.write.clone(), load.failure.clone(), move |sink| {
+            producer.run(sink)
+        })?;
         let info = serde_json::json!({
-            "operation": "put",
-            "versionKey": key,
+            "versionKey": load.key,
             "keepLast": self.keep_last,
-            "sources": sources,
-            "tesseraVersion": env!("CARGO_PKG_VERSION"),
+            "sources": load.sources,
         });
         let props = crate::files::writer_properties(&shape.write);
         let mut w = table
@@ -527,40 +563,62 @@ impl<'a> Put<'a> {
             })
             .with_target_file_size(NonZeroU64::new(self.target_size))
             .with_writer_properties(props)
-            .with_commit_properties(
-                CommitProperties::default()
-                    .with_metadata([("tessera".to_string(), info)])
-                    .with_max_retries(100),
-            );
+            .with_commit_properties(commit_info("put", Some(info)).with_max_retries(100));
         if !exists {
             w = w
-                .with_partition_columns(shape.partition_columns.clone())
-                .with_description(shape.layout.description())
+                .with_partition_columns(shape.partitioning.partition_columns())
+                .with_description("tessera dataset")
                 .with_table_name(self.name.clone());
         } else if !shape.new_columns.is_empty() {
             w = w.with_schema_mode(SchemaMode::Merge);
         }
-        w.await
+        Ok(w.await)
+    }
+}
+
+impl IntoFuture for Put {
+    type Output = Result<PutReport>;
+    type IntoFuture = BoxFuture<'static, Result<PutReport>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Commit properties of a tessera operation: `tessera` app metadata with
+/// the operation, its own `fields` and the tessera version.
+pub(crate) fn commit_info(operation: &str, fields: Option<serde_json::Value>) -> CommitProperties {
+    let mut info = fields.unwrap_or_else(|| serde_json::json!({}));
+    info["operation"] = operation.into();
+    info["tesseraVersion"] = env!("CARGO_PKG_VERSION").into();
+    CommitProperties::default().with_metadata([("tessera".to_string(), info)])
+}
+
+fn reserved_version_column(dataset: &str) -> Error {
+    Error::ReservedColumn {
+        dataset: dataset.to_string(),
+        column: VERSION_COLUMN.to_string(),
+        reason: "is the column tessera keeps version keys in".into(),
     }
 }
 
 /// Reads the inputs and sends batches of the write schema.
 struct Producer {
-    input: Input,
+    input: Resolved,
     data: SchemaRef,
     write: SchemaRef,
-    layout: Layout,
+    partitioning: Partitioning,
     key: String,
     rt: Handle,
     rows: Arc<AtomicU64>,
-    /// Names of the derived partition columns, in [`Layout::derive`] order.
+    /// Names of the derived partition columns, in [`Partitioning::derive`] order.
     derived: Vec<String>,
 }
 
 impl Producer {
     fn run(self, sink: &mut Sink) -> Result<()> {
         match &self.input {
-            Input::Batches(batches) => {
+            Resolved::Batches(batches) => {
                 let mut row = 0u64;
                 for b in batches {
                     let b = conform(b, &self.data, Cast::Declared, "(batches)")?;
@@ -573,9 +631,8 @@ impl Producer {
                     }
                 }
             }
-            Input::Files(files) => {
-                let mut ropts = ReadOptions::new(self.rt.clone());
-                ropts.cast = Cast::Declared;
+            Resolved::Files(files) => {
+                let ropts = ReadOptions::new(self.rt.clone()).with_cast(Cast::Declared);
                 for (loc, format) in files {
                     let url = loc.url();
                     let mut row = 0u64;
@@ -598,7 +655,9 @@ impl Producer {
     /// Data columns + derived partition columns + version key, in the
     /// write schema's order.
     fn assemble(&self, b: &RecordBatch, source: &str, first_row: u64) -> Result<RecordBatch> {
-        let derived = self.layout.derive(b, &RowContext { source, first_row })?;
+        let derived = self
+            .partitioning
+            .derive(b, &RowContext { source, first_row })?;
         let n = b.num_rows();
         let version: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
             self.key.as_str(),
@@ -628,16 +687,19 @@ impl Producer {
                 if c.data_type() == f.data_type() {
                     Ok(c)
                 } else {
-                    arrow::compute::cast(&c, f.data_type()).map_err(|e| Error::Data {
-                        context: source.to_string(),
-                        message: format!("column '{}': {e}", f.name()),
+                    arrow::compute::cast(&c, f.data_type()).map_err(|e| Error::InvalidRecord {
+                        object: source.to_string(),
+                        row: None,
+                        column: f.name().clone(),
+                        reason: e.to_string(),
                     })
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.write.clone(), cols).map_err(|e| Error::Data {
-            context: source.to_string(),
-            message: e.to_string(),
+        RecordBatch::try_new(self.write.clone(), cols).map_err(|e| {
+            Error::internal(format!(
+                "{source}: a batch does not fit the load's write schema: {e}"
+            ))
         })
     }
 }
@@ -654,30 +716,12 @@ fn data_part(table: &Schema, derived: &[String]) -> Schema {
     )
 }
 
-fn describe_layout(l: &Layout) -> String {
-    let mut parts = Vec::new();
-    if let Some(d) = &l.date {
-        parts.push(format!("--date-key {d}"));
-    }
-    if let Some(i) = &l.id {
-        parts.push(format!("--id-key {i}"));
-    }
-    if parts.is_empty() {
-        "nothing (no partitions)".into()
-    } else {
-        parts.join(" ")
-    }
-}
-
 /// A column in a type Delta Lake stores, or an error naming it.
 fn delta_field(f: &FieldRef, dataset: &str) -> Result<FieldRef> {
-    let t = delta_type(f.data_type()).ok_or_else(|| Error::Schema {
-        name: dataset.to_string(),
-        message: format!(
-            "column '{}' has type {}, which Delta Lake cannot store; convert it to text, a number or a timestamp first",
-            f.name(),
-            f.data_type()
-        ),
+    let t = delta_type(f.data_type()).ok_or_else(|| Error::UnsupportedType {
+        dataset: dataset.to_string(),
+        column: f.name().clone(),
+        data_type: f.data_type().to_string(),
     })?;
     Ok(Arc::new(Field::new(f.name(), t, true)))
 }

@@ -15,7 +15,7 @@ use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::physical_plan::SendableRecordBatchStream;
 use tokio::sync::mpsc;
 
-use crate::error::{Carried, Error, Result};
+use crate::error::{Error, Failure, Result};
 
 type Received = std::result::Result<RecordBatch, DataFusionError>;
 
@@ -50,10 +50,11 @@ impl PartitionStream for OneShot {
 
 /// A logical plan scanning the batches `produce` sends, run on its own
 /// thread. `produce` gets a sink; it returns when the sink refuses (the
-/// consumer stopped) or when it is done. Errors it sends travel through
-/// the engine and come back out as the same [`Error`].
+/// consumer stopped) or when it is done. An error it returns is kept in
+/// `failure` and ends the stream with an engine error standing for it.
 pub(crate) fn streaming_plan(
     schema: SchemaRef,
+    failure: Failure,
     produce: impl FnOnce(&mut Sink) -> Result<()> + Send + 'static,
 ) -> Result<LogicalPlan> {
     let (tx, rx) = mpsc::channel::<Received>(4);
@@ -66,10 +67,11 @@ pub(crate) fn streaming_plan(
         .spawn(move || {
             let mut sink = Sink { tx };
             if let Err(e) = produce(&mut sink) {
-                let _ = sink.tx.blocking_send(Err(Carried::wrap(e)));
+                failure.set(e);
+                let _ = sink.tx.blocking_send(Err(failure.as_engine_error()));
             }
         })
-        .map_err(|e| Error::InvalidInput(format!("cannot start a reader thread: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start a reader thread: {e}")))?;
     let table =
         StreamingTable::try_new(schema, vec![source]).map_err(|e| Error::query("(load)", e))?;
     LogicalPlanBuilder::scan("load", provider_as_source(Arc::new(table)), None)

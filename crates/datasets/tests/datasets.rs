@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-use tessera_datasets::{parse_duration, AsOf, Datasets, Error, VERSION_COLUMN};
+use tessera_datasets::{AsOf, Datasets, Error, VERSION_COLUMN};
+use tessera_store::units::parse_duration;
 use tessera_store::{Location, PublishMode, StoreOptions};
+use tessera_test_support::{s3_base, store_options, unique};
 
+/// The datasets under `url`, with the environment's store options (the S3
+/// server's endpoint and keys).
 async fn open(url: &str) -> Datasets {
-    Datasets::open(url, &StoreOptions::default()).await.unwrap()
+    Datasets::open(url, &store_options()).await.unwrap()
 }
 
 /// Rows as `id -> rest of the row rendered`, for comparisons.
@@ -71,8 +75,8 @@ async fn file(dir: &Location, rel: &str, data: impl Into<Vec<u8>>) -> Location {
 
 /// The whole user story on one store.
 async fn story(base: &str, single_writer: bool) {
-    let ds = open(base).await.single_writer(single_writer);
-    let land = Location::open(&format!("{base}/land"), &StoreOptions::default())
+    let ds = open(base).await.with_single_writer(single_writer);
+    let land = Location::open(&format!("{base}/land"), &store_options())
         .await
         .unwrap();
     let a = file(&land, "a.csv", events(0..3000)).await;
@@ -81,11 +85,11 @@ async fn story(base: &str, single_writer: bool) {
     // Two loads, partitioned by day and ID range.
     let r1 = ds
         .put("shop/events")
-        .date_key("event_date".parse().unwrap())
-        .id_key("user_id:100000".parse().unwrap())
-        .version("2024-03")
-        .target_size(64 * 1024)
-        .execute_files(std::slice::from_ref(&a))
+        .with_date_key("event_date".parse().unwrap())
+        .with_id_key("user_id:100000".parse().unwrap())
+        .with_version("2024-03")
+        .with_target_size(64 * 1024)
+        .with_files(vec![a.clone()])
         .await
         .unwrap();
     assert_eq!(r1.rows, 3000);
@@ -94,8 +98,8 @@ async fn story(base: &str, single_writer: bool) {
     // A later load repeats no options: the layout is remembered.
     let r2 = ds
         .put("shop/events")
-        .version("2024-04")
-        .execute_files(std::slice::from_ref(&b))
+        .with_version("2024-04")
+        .with_files(vec![b.clone()])
         .await
         .unwrap();
     assert_eq!(r2.rows, 2000);
@@ -116,22 +120,26 @@ async fn story(base: &str, single_writer: bool) {
     assert_eq!(
         count(
             &ds.get("shop/events")
-                .version("2024-03")
+                .with_version("2024-03")
                 .collect()
                 .await
                 .unwrap()
         ),
         3000
     );
-    let last = ds.get("shop/events").last().collect().await.unwrap();
+    let last = ds
+        .get("shop/events")
+        .with_last(true)
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(rows(&last).keys().next(), Some(&3000));
     assert_eq!(count(&last), 2000);
 
     // A filter on partition columns prunes files.
     let mut q = ds
         .get("shop/events")
-        .filter("event_date = '2024-03-05' AND user_id < 100000")
-        .execute()
+        .with_filter("event_date = '2024-03-05' AND user_id < 100000")
         .await
         .unwrap();
     let mut n = 0;
@@ -162,7 +170,7 @@ async fn story(base: &str, single_writer: bool) {
     // Columns, in the order asked.
     let c = ds
         .get("shop/events")
-        .columns(vec!["note".into(), "id".into(), VERSION_COLUMN.into()])
+        .with_columns(vec!["note".into(), "id".into(), VERSION_COLUMN.into()])
         .collect()
         .await
         .unwrap();
@@ -183,8 +191,8 @@ async fn story(base: &str, single_writer: bool) {
     .await;
     let r3 = ds
         .put("shop/events")
-        .version("v3")
-        .execute_files(&[c3])
+        .with_version("v3")
+        .with_files(vec![c3])
         .await
         .unwrap();
     assert_eq!(r3.new_columns, vec!["channel"]);
@@ -201,14 +209,14 @@ async fn story(base: &str, single_writer: bool) {
     .await;
     let e = ds
         .put("shop/events")
-        .execute_files(&[bad])
+        .with_files(vec![bad])
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("'id'") && e.contains("Float64"), "{e}");
 
     // History: newest first, with keys and rows.
-    let h = ds.history("shop/events", None).await.unwrap();
+    let h = ds.history("shop/events").await.unwrap();
     assert_eq!(h.len(), 3);
     assert_eq!(h[0].version_key.as_deref(), Some("v3"));
     assert_eq!(h[2].rows, Some(3000));
@@ -219,15 +227,15 @@ async fn story(base: &str, single_writer: bool) {
     let k = file(&land, "k.csv", events(100..110)).await;
     let rk = ds
         .put("shop/events")
-        .version("fresh")
-        .keep_last(true)
-        .execute_files(&[k])
+        .with_version("fresh")
+        .with_keep_last(true)
+        .with_files(vec![k])
         .await
         .unwrap();
     assert_eq!(count(&ds.get("shop/events").collect().await.unwrap()), 10);
     let before = ds
         .get("shop/events")
-        .as_of(AsOf::Version(rk.table_version - 1))
+        .with_as_of(AsOf::Version(rk.table_version - 1))
         .collect()
         .await
         .unwrap();
@@ -235,7 +243,7 @@ async fn story(base: &str, single_writer: bool) {
     assert_eq!(
         count(
             &ds.get("shop/events")
-                .as_of(AsOf::Version(0))
+                .with_as_of(AsOf::Version(0))
                 .collect()
                 .await
                 .unwrap()
@@ -244,8 +252,7 @@ async fn story(base: &str, single_writer: bool) {
     );
     assert!(matches!(
         ds.get("shop/events")
-            .as_of(AsOf::Version(99))
-            .execute()
+            .with_as_of(AsOf::Version(99))
             .await
             .err()
             .unwrap(),
@@ -260,17 +267,16 @@ async fn story(base: &str, single_writer: bool) {
         }
         let f = file(&land, &format!("s{i}.csv"), small).await;
         ds.put("shop/events")
-            .version("small")
-            .keep_last(false)
-            .execute_files(&[f])
+            .with_version("small")
+            .with_keep_last(false)
+            .with_files(vec![f])
             .await
             .unwrap();
     }
     let before = ds.info("shop/events").await.unwrap();
     let cr = ds
         .compact("shop/events")
-        .target_size(1 << 20)
-        .execute()
+        .with_target_size(1 << 20)
         .await
         .unwrap();
     assert!(cr.files_removed > cr.files_added, "{cr:?}");
@@ -282,14 +288,13 @@ async fn story(base: &str, single_writer: bool) {
     // Vacuum removes the files old versions need: time travel says so.
     let v = ds
         .vacuum("shop/events")
-        .retain(parse_duration("0s").unwrap())
-        .execute()
+        .with_retain(parse_duration("0s").unwrap())
         .await
         .unwrap();
     assert!(!v.files.is_empty());
     let e = ds
         .get("shop/events")
-        .as_of(AsOf::Version(0))
+        .with_as_of(AsOf::Version(0))
         .collect()
         .await
         .unwrap_err();
@@ -301,10 +306,10 @@ async fn story(base: &str, single_writer: bool) {
     let s = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let one = RecordBatch::try_new(s, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
     ds.put("shop/other")
-        .execute(vec![one.clone()])
+        .with_batches(vec![one.clone()])
         .await
         .unwrap();
-    ds.put("zoo").execute(vec![one]).await.unwrap();
+    ds.put("zoo").with_batches(vec![one]).await.unwrap();
     let names: Vec<_> = ds
         .list("shop/")
         .await
@@ -328,7 +333,7 @@ async fn story(base: &str, single_writer: bool) {
     // Another namespace sees none of it.
     let other = open(base)
         .await
-        .single_writer(single_writer)
+        .with_single_writer(single_writer)
         .with_namespace("team-b")
         .unwrap();
     assert!(other.names("").await.unwrap().is_empty());
@@ -345,37 +350,20 @@ async fn story_on_local_disk() {
     story(d.path().to_str().unwrap(), false).await;
 }
 
-fn s3_base() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_S3").is_err(),
-                "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
-            );
-            eprintln!("skipping: TESSERA_TEST_S3 not set");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_on_s3() {
     let Some(bucket) = s3_base() else { return };
-    let base = format!(
-        "{bucket}/datasets-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let base = format!("{bucket}/{}", unique("datasets"));
     // Garage ignores conditional writes: writing needs the single-writer promise.
     let ds = open(&base).await;
     let s = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let one = RecordBatch::try_new(s, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
-    let e = ds.put("x").execute(vec![one]).await.unwrap_err();
+    let e = ds.put("x").with_batches(vec![one]).await.unwrap_err();
     assert!(matches!(e, Error::UnsafeStore { .. }), "{e}");
-    assert!(e.to_string().contains("--single-writer"));
+    assert!(
+        e.to_string().contains("single-writer") && e.to_string().contains("conditional"),
+        "{e}"
+    );
     story(&base, true).await;
 }
 
@@ -401,8 +389,8 @@ async fn bad_input_is_refused_with_clear_errors() {
     // Unknown partition column.
     let e = ds
         .put("e")
-        .date_key("nope".parse().unwrap())
-        .execute_files(std::slice::from_ref(&f))
+        .with_date_key("nope".parse().unwrap())
+        .with_files(vec![f.clone()])
         .await
         .unwrap_err()
         .to_string();
@@ -419,8 +407,8 @@ async fn bad_input_is_refused_with_clear_errors() {
     .await;
     let e = ds
         .put("nd")
-        .date_key("d".parse().unwrap())
-        .execute_files(&[nd])
+        .with_date_key("d".parse().unwrap())
+        .with_files(vec![nd])
         .await
         .unwrap_err()
         .to_string();
@@ -433,8 +421,8 @@ async fn bad_input_is_refused_with_clear_errors() {
     let ni = file(&land, "ni.csv", "id,u\n1,5\n2,x7\n").await;
     let e = ds
         .put("ni")
-        .id_key("u".parse().unwrap())
-        .execute_files(&[ni])
+        .with_id_key("u".parse().unwrap())
+        .with_files(vec![ni])
         .await
         .unwrap_err()
         .to_string();
@@ -445,8 +433,8 @@ async fn bad_input_is_refused_with_clear_errors() {
     let fl = file(&land, "fl.csv", "id,u\n1,5.5\n").await;
     let e = ds
         .put("fl")
-        .id_key("u".parse().unwrap())
-        .execute_files(&[fl])
+        .with_id_key("u".parse().unwrap())
+        .with_files(vec![fl])
         .await
         .unwrap_err()
         .to_string();
@@ -454,17 +442,17 @@ async fn bad_input_is_refused_with_clear_errors() {
     // Missing dataset; --last with no loads.
     let e = ds.get("missing").collect().await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
-    let e = ds.history("missing", None).await.unwrap_err();
+    let e = ds.history("missing").await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
     // A malformed row names the object and line.
     let mal = file(&land, "mal.csv", "id,amount\n1,2.5\n2,abc\n").await;
     ds.put("mal")
-        .execute_files(&[file(&land, "ok.csv", "id,amount\n1,2.5\n").await])
+        .with_files(vec![file(&land, "ok.csv", "id,amount\n1,2.5\n").await])
         .await
         .unwrap();
     let e = ds
         .put("mal")
-        .execute_files(&[mal])
+        .with_files(vec![mal])
         .await
         .unwrap_err()
         .to_string();
@@ -474,7 +462,7 @@ async fn bad_input_is_refused_with_clear_errors() {
     let rv = file(&land, "rv.csv", format!("id,{VERSION_COLUMN}\n1,x\n")).await;
     let e = ds
         .put("rv")
-        .execute_files(&[rv])
+        .with_files(vec![rv])
         .await
         .unwrap_err()
         .to_string();
@@ -482,18 +470,18 @@ async fn bad_input_is_refused_with_clear_errors() {
     // Nested datasets are refused both ways.
     let e = ds
         .put("mal/inner")
-        .execute_files(std::slice::from_ref(&f))
+        .with_files(vec![f.clone()])
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("inside another"), "{e}");
     ds.put("outer/inner")
-        .execute_files(std::slice::from_ref(&f))
+        .with_files(vec![f.clone()])
         .await
         .unwrap();
     let e = ds
         .put("outer")
-        .execute_files(std::slice::from_ref(&f))
+        .with_files(vec![f.clone()])
         .await
         .unwrap_err()
         .to_string();
@@ -501,8 +489,8 @@ async fn bad_input_is_refused_with_clear_errors() {
     // A partitioning different from the dataset's.
     let e = ds
         .put("outer/inner")
-        .id_key("user_id".parse().unwrap())
-        .execute_files(std::slice::from_ref(&f))
+        .with_id_key("user_id".parse().unwrap())
+        .with_files(vec![f.clone()])
         .await
         .unwrap_err()
         .to_string();
@@ -510,15 +498,18 @@ async fn bad_input_is_refused_with_clear_errors() {
     // Bad predicates and columns.
     let e = ds
         .get("outer/inner")
-        .filter("nope > 1")
+        .with_filter("nope > 1")
         .collect()
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("--where") && e.contains("nope"), "{e}");
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidPredicate { .. }), "{e}");
+    assert!(
+        e.to_string().contains("nope > 1") && e.to_string().contains("filter"),
+        "{e}"
+    );
     let e = ds
         .get("outer/inner")
-        .columns(vec!["zz".into()])
+        .with_columns(vec!["zz".into()])
         .collect()
         .await
         .unwrap_err()
@@ -539,7 +530,12 @@ async fn last_needs_a_load() {
     let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2]))]).unwrap();
     t.write(vec![b]).await.unwrap();
     assert_eq!(count(&ds.get("foreign").collect().await.unwrap()), 2);
-    let e = ds.get("foreign").last().collect().await.unwrap_err();
+    let e = ds
+        .get("foreign")
+        .with_last(true)
+        .collect()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::NoLoads { .. }), "{e}");
     // tessera can append to it; then --last works.
     let schema = Arc::new(Schema::new(vec![
@@ -555,11 +551,11 @@ async fn last_needs_a_load() {
     )
     .unwrap();
     ds.put("foreign")
-        .version("mine")
-        .execute(vec![b])
+        .with_version("mine")
+        .with_batches(vec![b])
         .await
         .unwrap();
-    let last = ds.get("foreign").last().collect().await.unwrap();
+    let last = ds.get("foreign").with_last(true).collect().await.unwrap();
     assert_eq!(count(&last), 1);
     assert_eq!(
         last[0]
@@ -570,4 +566,291 @@ async fn last_needs_a_load() {
         "x"
     );
     assert_eq!(last[0].column_by_name("id").unwrap().null_count(), 0);
+}
+
+/// Key columns named with spaces, quotes, `:`, `=`, `/` and non-ASCII.
+const ODD_DATE: &str = "event date: 'x' \"y\"/z=é";
+const ODD_ID: &str = "user id=\"u\"/ü:1";
+
+/// Rows `ids` of a table with odd key column names: `ODD_DATE` (dates),
+/// `ODD_ID` (integers), `id` and `note`.
+fn odd_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    use arrow::array::Date32Array;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new(ODD_DATE, DataType::Date32, true),
+        Field::new(ODD_ID, DataType::Int64, true),
+        Field::new("note", DataType::Utf8, true),
+    ]));
+    // 2024-03-01 is day 19783 since 1970-01-01.
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids.clone())),
+            Arc::new(Date32Array::from_iter_values(
+                ids.clone().map(|i| 19783 + (i % 10) as i32),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                ids.clone().map(|i| i * 37 % 1000),
+            )),
+            Arc::new(StringArray::from_iter_values(ids.map(|i| format!("n {i}")))),
+        ],
+    )
+    .unwrap()
+}
+
+/// The Delta table of dataset `name`, loaded.
+async fn delta_table(ds: &Datasets, name: &str) -> deltalake::DeltaTable {
+    let url = url::Url::parse(&format!("{}/", ds.location(name).unwrap().url())).unwrap();
+    deltalake::open_table(url).await.unwrap()
+}
+
+fn configuration(t: &deltalake::DeltaTable) -> std::collections::HashMap<String, String> {
+    t.snapshot().unwrap().metadata().configuration().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_key_column_names_are_recorded_escaped_and_pruned() {
+    use tessera_datasets::keys::{
+        DATE_KEY_COLUMN, DATE_KEY_GRANULARITY, ID_KEY_COLUMN, ID_KEY_WIDTH,
+    };
+    use tessera_datasets::{DateKey, Granularity, IdKey};
+
+    let d = tempfile::tempdir().unwrap();
+    let ds = open(d.path().to_str().unwrap()).await;
+    let r = ds
+        .put("odd")
+        .with_batches(vec![odd_batch(0..500)])
+        .with_date_key(DateKey::new(ODD_DATE, Granularity::Day))
+        .with_id_key(IdKey::new(ODD_ID, 100))
+        .with_version("v1")
+        .await
+        .unwrap();
+    // The version 0 commit holds the data and the layout.
+    assert_eq!((r.table_version, r.rows), (0, 500));
+    let date_part = "event date%3A %27x%27 %22y%22%2Fz%3Dé_day";
+    let id_part = "user id%3D%22u%22%2Fü%3A1_range";
+    assert_eq!(r.partition_columns, vec![date_part, id_part]);
+    let t = delta_table(&ds, "odd").await;
+    let conf = configuration(&t);
+    assert_eq!(conf[DATE_KEY_COLUMN], ODD_DATE);
+    assert_eq!(conf[DATE_KEY_GRANULARITY], "day");
+    assert_eq!(conf[ID_KEY_COLUMN], ODD_ID);
+    assert_eq!(conf[ID_KEY_WIDTH], "100");
+
+    // A second load is told nothing: the layout comes from the configuration.
+    let r2 = ds
+        .put("odd")
+        .with_batches(vec![odd_batch(500..600)])
+        .with_version("v2")
+        .await
+        .unwrap();
+    assert_eq!(r2.partition_columns, vec![date_part, id_part]);
+
+    // Folders: one level per key, named by the escaped partition columns.
+    let root = ds.location("odd").unwrap().local_path().unwrap();
+    let mut folders = 0;
+    for e in std::fs::read_dir(&root).unwrap() {
+        let e = e.unwrap();
+        let n = e.file_name().into_string().unwrap();
+        if n == "_delta_log" {
+            continue;
+        }
+        assert!(n.starts_with(&format!("{date_part}=2024-03-")), "{n}");
+        for inner in std::fs::read_dir(e.path()).unwrap() {
+            let inner = inner.unwrap();
+            let n = inner.file_name().into_string().unwrap();
+            assert!(n.starts_with(&format!("{id_part}=from_")), "{n}");
+            assert!(inner.path().is_dir());
+            folders += 1;
+        }
+    }
+    assert!(folders > 10, "{folders}");
+
+    // Read back whole: the key columns as they were, no derived columns.
+    let all = ds.get("odd").collect().await.unwrap();
+    let names: Vec<String> = all[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, vec!["id", ODD_DATE, ODD_ID, "note"]);
+    assert_eq!(count(&all), 600);
+    let got = rows(&all);
+    assert_eq!(
+        got[&7],
+        format!("{ODD_DATE}=2024-03-08,{ODD_ID}=259,note=n 7")
+    );
+
+    // Filtered on both key columns (quoted identifiers), pruned.
+    let date_col = format!("\"{}\"", ODD_DATE.replace('"', "\"\""));
+    let id_col = format!("\"{}\"", ODD_ID.replace('"', "\"\""));
+    let mut q = ds
+        .get("odd")
+        .with_filter(format!("{date_col} = DATE '2024-03-04' AND {id_col} < 100"))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(b) = q.next().await {
+        got.extend(rows(&[b.unwrap()]).into_keys());
+    }
+    let want: Vec<i64> = (0..600)
+        .filter(|i| i % 10 == 3 && i * 37 % 1000 < 100)
+        .collect();
+    assert_eq!(got, want);
+    let st = q.stats();
+    assert!(
+        st.files_read >= 1 && st.files_read * 5 <= st.files_total,
+        "{st:?}"
+    );
+    // The derived partition column answers by its escaped name.
+    let part = ds
+        .get("odd")
+        .with_columns(vec!["id".into(), id_part.into()])
+        .with_filter(format!(
+            "\"{}\" = 'from_0_to_100'",
+            id_part.replace('"', "\"\"")
+        ))
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&part),
+        (0..600).filter(|i| i * 37 % 1000 < 100).count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_the_previous_release_are_read_and_migrated() {
+    use deltalake::kernel::transaction::CommitProperties;
+    use tessera_datasets::keys::{
+        DATE_KEY_COLUMN, DATE_KEY_GRANULARITY, ID_KEY_COLUMN, ID_KEY_WIDTH,
+    };
+    use tessera_datasets::{DateKey, Granularity, IdKey};
+
+    // A dataset as the previous release wrote it: the layout as flags in the table
+    // description, derived columns named from the raw key column names,
+    // version keys in a column and in the commit.
+    let d = tempfile::tempdir().unwrap();
+    let ds = open(d.path().to_str().unwrap()).await;
+    let loc = ds.location("legacy").unwrap();
+    std::fs::create_dir_all(loc.local_path().unwrap()).unwrap();
+    let url = url::Url::parse(&format!("{}/", loc.url())).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("event date", DataType::Utf8, true),
+        Field::new("u=v", DataType::Int64, true),
+        Field::new("event date_month", DataType::Utf8, true),
+        Field::new("u=v_range", DataType::Utf8, true),
+        Field::new(VERSION_COLUMN, DataType::Utf8, true),
+    ]));
+    let old = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec![
+                "2024-01-05",
+                "2024-02-06",
+                "2024-02-07",
+            ])),
+            Arc::new(Int64Array::from(vec![5, 1500, 2500])),
+            Arc::new(StringArray::from(vec!["2024-01", "2024-02", "2024-02"])),
+            Arc::new(StringArray::from(vec![
+                "from_0_to_1000",
+                "from_1000_to_2000",
+                "from_2000_to_3000",
+            ])),
+            Arc::new(StringArray::from(vec!["old"; 3])),
+        ],
+    )
+    .unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(vec![old])
+        .with_partition_columns(["event date_month", "u=v_range"])
+        .with_description("tessera dataset --date-key event date:month --id-key u=v:1000")
+        .with_table_name("legacy")
+        .with_commit_properties(CommitProperties::default().with_metadata([(
+            "tessera".to_string(),
+            serde_json::json!({"operation": "put", "versionKey": "old", "keepLast": false}),
+        )]))
+        .await
+        .unwrap();
+    assert!(!configuration(&delta_table(&ds, "legacy").await).contains_key(DATE_KEY_COLUMN));
+
+    // Read as it is: data columns only, version keys, the last load.
+    let all = ds.get("legacy").collect().await.unwrap();
+    assert_eq!(rows(&all)[&2], "event date=2024-02-06,u=v=1500".to_string());
+    assert_eq!(
+        count(&ds.get("legacy").with_last(true).collect().await.unwrap()),
+        3
+    );
+    assert_eq!(ds.info("legacy").await.unwrap().partition_columns.len(), 2);
+
+    // The first load without keys migrates the layout, then loads.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("event date", DataType::Utf8, true),
+        Field::new("u=v", DataType::Int64, true),
+    ]));
+    let new = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(vec![4, 5])),
+            Arc::new(StringArray::from(vec!["2024-03-01", "2024-01-09"])),
+            Arc::new(Int64Array::from(vec![7, 1999])),
+        ],
+    )
+    .unwrap();
+    let r = ds
+        .put("legacy")
+        .with_batches(vec![new.clone()])
+        .with_version("new")
+        .await
+        .unwrap();
+    assert_eq!(r.partition_columns, vec!["event date_month", "u=v_range"]);
+    assert_eq!(r.table_version, 2, "version 1 records the layout");
+    let t = delta_table(&ds, "legacy").await;
+    let conf = configuration(&t);
+    assert_eq!(conf[DATE_KEY_COLUMN], "event date");
+    assert_eq!(conf[DATE_KEY_GRANULARITY], "month");
+    assert_eq!(conf[ID_KEY_COLUMN], "u=v");
+    assert_eq!(conf[ID_KEY_WIDTH], "1000");
+    let h = ds.history("legacy").await.unwrap();
+    let ops: Vec<&str> = h.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(ops, vec!["put", "record layout", "put"]);
+
+    // Reads still work, by key and in all.
+    let all = rows(&ds.get("legacy").collect().await.unwrap());
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[&5], "event date=2024-01-09,u=v=1999");
+    let last = ds.get("legacy").with_last(true).collect().await.unwrap();
+    assert_eq!(rows(&last).into_keys().collect::<Vec<_>>(), vec![4, 5]);
+    let jan = ds
+        .get("legacy")
+        .with_filter("\"event date_month\" = '2024-01'")
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(rows(&jan).into_keys().collect::<Vec<_>>(), vec![1, 5]);
+
+    // Later loads neither migrate again nor mind being told the same keys.
+    let r = ds
+        .put("legacy")
+        .with_batches(vec![new])
+        .with_date_key(DateKey::new("event date", Granularity::Month))
+        .with_id_key(IdKey::new("u=v", 1000))
+        .with_version("again")
+        .await
+        .unwrap();
+    assert_eq!(r.table_version, 3);
+    let e = ds
+        .put("legacy")
+        .with_batches(vec![odd_batch(0..1)])
+        .with_id_key(IdKey::new("u=v", 10))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e}");
 }

@@ -1,7 +1,7 @@
 //! The error type of the formats layer.
 
-/// Everything that can go wrong reading or writing data files. Messages name
-/// the object and, where known, the line and the column.
+/// Everything that can go wrong reading, writing or encoding data. Messages
+/// name the object and, where known, the line and the column.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,85 +13,154 @@ pub enum Error {
         /// What is accepted.
         expected: String,
     },
-    /// Malformed data: a row that does not parse, a bad value, invalid UTF-8,
-    /// a truncated compressed stream.
-    #[error("{url}{}: {message}", .line.map(|l| format!(": line {l}")).unwrap_or_default())]
-    Malformed {
+    /// A record that does not parse: a row with the wrong number of fields,
+    /// a value that is not of its column's type, invalid UTF-8, a truncated
+    /// compressed stream.
+    #[error("{object}{}: {message}", .line.map(|l| format!(": line {l}")).unwrap_or_default())]
+    InvalidRecord {
         /// The object being read.
-        url: String,
+        object: String,
         /// 1-based line of the file (physical line, header included), when known.
         line: Option<u64>,
+        /// The column of the bad value, when known.
+        column: Option<String>,
         /// What is wrong.
         message: String,
     },
     /// Data whose columns or types do not fit the schema they must have.
-    #[error("{context}: {message}")]
-    Schema {
+    #[error("{object}: {message}")]
+    SchemaMismatch {
         /// The object or table concerned.
-        context: String,
-        /// The columns and types at fault.
+        object: String,
+        /// Every column at fault.
+        columns: Vec<ColumnMismatch>,
+        /// The columns and types at fault, for a human.
         message: String,
     },
-    /// A caller mistake: a bad schema file, a bad option.
+    /// A declared schema that cannot be used: not a list of columns, a
+    /// column declared twice, a type tessera does not know.
+    #[error("{object}: {message}")]
+    InvalidSchema {
+        /// Where the schema came from.
+        object: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Something tessera does not do, such as writing a format it only reads.
     #[error("{0}")]
-    InvalidInput(String),
+    Unsupported(String),
     /// The storage layer failed.
     #[error(transparent)]
     Store(#[from] tessera_store::Error),
     /// Reading or writing bytes failed.
-    #[error("{url}: {source}")]
+    #[error("{object}: {source}")]
     Io {
         /// The object concerned.
-        url: String,
+        object: String,
         /// The cause.
         #[source]
         source: std::io::Error,
     },
     /// The Parquet library failed.
-    #[error("{url}: {source}")]
+    #[error("{object}: {source}")]
     Parquet {
         /// The object concerned.
-        url: String,
+        object: String,
         /// The cause.
         #[source]
         source: parquet::errors::ParquetError,
     },
-    /// The Arrow library failed (other than a data error, which is `Malformed`).
-    #[error("{url}: {source}")]
+    /// The Arrow library failed (other than on bad data, which is
+    /// [`Error::InvalidRecord`]).
+    #[error("{object}: {source}")]
     Arrow {
         /// The object concerned.
-        url: String,
+        object: String,
         /// The cause.
         #[source]
         source: arrow::error::ArrowError,
     },
+    /// A fault of tessera itself (a broken invariant, a worker that stopped
+    /// without a result), not of the data or the caller.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One column that does not fit the schema it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ColumnMismatch {
+    /// The column's name.
+    pub column: String,
+    /// What the schema wants: a type, `present` or `not null`.
+    pub expected: String,
+    /// What the data has: a type, `absent`, `missing` or `nulls`.
+    pub found: String,
+}
+
+impl ColumnMismatch {
+    pub(crate) fn new(
+        column: impl Into<String>,
+        expected: impl ToString,
+        found: impl ToString,
+    ) -> ColumnMismatch {
+        ColumnMismatch {
+            column: column.into(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
+    }
 }
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(url: impl Into<String>, source: std::io::Error) -> Error {
+    pub(crate) fn io(object: impl Into<String>, source: std::io::Error) -> Error {
         // Errors of the inner reader (a store error, a decompression error)
         // travel inside io::Error; bring them back out.
-        match source.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
-            Some(_) => *source.into_inner().unwrap().downcast::<Error>().unwrap(),
-            None => Error::Io {
-                url: url.into(),
+        match source.downcast::<Error>() {
+            Ok(e) => e,
+            Err(source) => Error::Io {
+                object: object.into(),
                 source,
             },
         }
     }
 
-    pub(crate) fn malformed(
-        url: impl Into<String>,
+    pub(crate) fn invalid_record(
+        object: impl Into<String>,
         line: Option<u64>,
         message: impl Into<String>,
     ) -> Error {
-        Error::Malformed {
-            url: url.into(),
+        Error::InvalidRecord {
+            object: object.into(),
             line,
+            column: None,
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_schema(object: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::InvalidSchema {
+            object: object.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn parquet(
+        object: &str,
+    ) -> impl Fn(parquet::errors::ParquetError) -> Error + Copy + '_ {
+        move |source| Error::Parquet {
+            object: object.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn arrow(object: &str) -> impl Fn(arrow::error::ArrowError) -> Error + Copy + '_ {
+        move |source| Error::Arrow {
+            object: object.to_string(),
+            source,
         }
     }
 }

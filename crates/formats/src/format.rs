@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// The record layout of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Layout {
+pub enum RecordLayout {
     /// Comma-separated values with a header line (RFC 4180 quoting).
     Csv,
     /// Tab-separated values with a header line.
@@ -44,17 +44,17 @@ pub enum ParquetCodec {
 /// A file format: a layout, plus its compression, as named by an extension.
 ///
 /// ```
-/// use tessera_formats::{Format, Layout, Codec};
-/// let f = Format::from_name("land/table/part-1.csv.gz").unwrap();
-/// assert_eq!((f.layout, f.codec), (Layout::Csv, Codec::Gzip));
+/// use tessera_formats::{FileFormat, RecordLayout, Codec};
+/// let f = FileFormat::from_name("land/table/part-1.csv.gz").unwrap();
+/// assert_eq!((f.layout, f.codec), (RecordLayout::Csv, Codec::Gzip));
 /// assert_eq!(f.extension(), "csv.gz");
-/// assert_eq!(Format::from_name("t_0.snappy.parquet").unwrap().extension(), "snappy.parquet");
-/// assert!(Format::from_name("notes.txt").is_none());
+/// assert_eq!(FileFormat::from_name("t_0.snappy.parquet").unwrap().extension(), "snappy.parquet");
+/// assert!(FileFormat::from_name("notes.txt").is_none());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Format {
+pub struct FileFormat {
     /// How records are laid out.
-    pub layout: Layout,
+    pub layout: RecordLayout,
     /// Compression of the whole file (text layouts only).
     pub codec: Codec,
     /// Page compression (Parquet only).
@@ -64,12 +64,12 @@ pub struct Format {
     ext: &'static str,
 }
 
-const TEXT: [(&str, Layout); 5] = [
-    ("csv", Layout::Csv),
-    ("tsv", Layout::Tsv),
-    ("jsonl", Layout::Jsonl),
-    ("ndjson", Layout::Jsonl),
-    ("json", Layout::Jsonl),
+const TEXT: [(&str, RecordLayout); 5] = [
+    ("csv", RecordLayout::Csv),
+    ("tsv", RecordLayout::Tsv),
+    ("jsonl", RecordLayout::Jsonl),
+    ("ndjson", RecordLayout::Jsonl),
+    ("json", RecordLayout::Jsonl),
 ];
 const CODECS: [(&str, Codec); 5] = [
     ("", Codec::None),
@@ -87,10 +87,10 @@ const PARQUET: [(&str, ParquetCodec); 5] = [
 ];
 
 /// Every extension tessera knows, longest first (so `snappy.parquet` wins over `parquet`).
-fn known() -> &'static [(&'static str, Format)] {
-    static KNOWN: std::sync::OnceLock<Vec<(&'static str, Format)>> = std::sync::OnceLock::new();
+fn known() -> &'static [(&'static str, FileFormat)] {
+    static KNOWN: std::sync::OnceLock<Vec<(&'static str, FileFormat)>> = std::sync::OnceLock::new();
     KNOWN.get_or_init(|| {
-        let mut v: Vec<(&'static str, Format)> = Vec::new();
+        let mut v: Vec<(&'static str, FileFormat)> = Vec::new();
         for (t, layout) in TEXT {
             for (c, codec) in CODECS {
                 let ext: &'static str = if c.is_empty() {
@@ -100,7 +100,7 @@ fn known() -> &'static [(&'static str, Format)] {
                 };
                 v.push((
                     ext,
-                    Format {
+                    FileFormat {
                         layout,
                         codec,
                         parquet: ParquetCodec::Snappy,
@@ -112,8 +112,8 @@ fn known() -> &'static [(&'static str, Format)] {
         for (ext, pc) in PARQUET {
             v.push((
                 ext,
-                Format {
-                    layout: Layout::Parquet,
+                FileFormat {
+                    layout: RecordLayout::Parquet,
                     codec: Codec::None,
                     parquet: pc,
                     ext,
@@ -125,10 +125,10 @@ fn known() -> &'static [(&'static str, Format)] {
     })
 }
 
-impl Format {
+impl FileFormat {
     /// The format of a file name (or key), from its extension,
     /// case-insensitively; `None` when the extension is not a known format.
-    pub fn from_name(name: &str) -> Option<Format> {
+    pub fn from_name(name: &str) -> Option<FileFormat> {
         let base = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
         known().iter().find_map(|(ext, f)| {
             let cut = base.len().checked_sub(ext.len() + 1)?;
@@ -137,7 +137,7 @@ impl Format {
     }
 
     /// The format named by an extension such as `csv.gz` or `.zstd.parquet`.
-    pub fn from_extension(ext: &str) -> Result<Format> {
+    pub fn from_extension(ext: &str) -> Result<FileFormat> {
         let e = ext.trim_start_matches('.').to_ascii_lowercase();
         known()
             .iter()
@@ -145,7 +145,7 @@ impl Format {
             .map(|(_, f)| *f)
             .ok_or_else(|| Error::UnknownFormat {
                 name: ext.to_string(),
-                expected: Format::names(),
+                expected: FileFormat::names(),
             })
     }
 
@@ -161,24 +161,24 @@ impl Format {
 
     /// Whether tessera can write this format (text formats are written uncompressed).
     pub fn writable(&self) -> bool {
-        self.layout == Layout::Parquet || self.codec == Codec::None
+        self.layout == RecordLayout::Parquet || self.codec == Codec::None
     }
 
     /// Whether this is a text layout (CSV, TSV, JSON Lines).
     pub fn is_text(&self) -> bool {
-        self.layout != Layout::Parquet
+        self.layout != RecordLayout::Parquet
     }
 
     /// The field delimiter of a delimited layout.
     pub fn delimiter(&self) -> u8 {
         match self.layout {
-            Layout::Tsv => b'\t',
+            RecordLayout::Tsv => b'\t',
             _ => b',',
         }
     }
 }
 
-impl fmt::Display for Format {
+impl fmt::Display for FileFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.ext)
     }
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn extensions() {
-        let f = |n: &str| Format::from_name(n).map(|f| f.extension());
+        let f = |n: &str| FileFormat::from_name(n).map(|f| f.extension());
         assert_eq!(f("a.csv"), Some("csv"));
         assert_eq!(f("a.CSV.GZ"), Some("csv.gz"));
         assert_eq!(f("dir.parquet/a.tsv"), Some("tsv"));
@@ -202,12 +202,14 @@ mod tests {
         assert_eq!(f("csv"), None);
         assert_eq!(f("a.txt"), None);
         assert_eq!(f("a.gz"), None);
-        assert!(Format::from_extension("parquet.snappy").is_err());
+        assert!(FileFormat::from_extension("parquet.snappy").is_err());
         assert_eq!(
-            Format::from_extension(".snappy.parquet").unwrap().parquet,
+            FileFormat::from_extension(".snappy.parquet")
+                .unwrap()
+                .parquet,
             ParquetCodec::Snappy
         );
-        assert!(Format::from_extension("csv.gz").unwrap().is_text());
-        assert!(!Format::from_extension("csv.gz").unwrap().writable());
+        assert!(FileFormat::from_extension("csv.gz").unwrap().is_text());
+        assert!(!FileFormat::from_extension("csv.gz").unwrap().writable());
     }
 }

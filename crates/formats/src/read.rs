@@ -28,29 +28,37 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use tessera_store::Location;
 use tokio::runtime::Handle;
 
-use crate::error::{Error, Result};
-use crate::format::{Codec, Format, Layout};
+use crate::error::{ColumnMismatch, Error, Result};
+use crate::format::{Codec, FileFormat, RecordLayout};
 use crate::schema::{conform, Cast};
 
-/// How to read.
-#[derive(Clone)]
+/// How [`read()`] reads: built with `with_*` setters, then passed to every
+/// read that should use it.
+///
+/// ```
+/// use tessera_formats::{Cast, ReadOptions};
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let opts = ReadOptions::new(rt.handle().clone())
+///     .with_cast(Cast::Declared)
+///     .with_chunk_bytes(1 << 20);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "options do nothing until passed to read()"]
 pub struct ReadOptions {
-    /// Runtime used for remote reads (the reader itself runs on plain threads).
-    pub runtime: Handle,
-    /// Size of the text chunks parsed in parallel.
-    pub chunk_bytes: usize,
-    /// Chunks parsed or waiting at once.
-    pub in_flight: usize,
-    /// Rows per batch for Parquet input.
-    pub parquet_batch_rows: usize,
-    /// How columns are converted to the table's types.
-    pub cast: Cast,
-    /// Incremented with the (compressed) bytes read, for progress reports.
-    pub bytes_read: Option<Arc<AtomicU64>>,
+    runtime: Handle,
+    chunk_bytes: usize,
+    in_flight: usize,
+    parquet_batch_rows: usize,
+    cast: Cast,
+    bytes_read: Option<Arc<AtomicU64>>,
 }
 
 impl ReadOptions {
-    /// Defaults: 4 MiB chunks, two per core in flight, lossless casts.
+    /// Defaults: 4 MiB chunks, two per core in flight, 64 Ki rows per
+    /// Parquet batch, lossless casts. `runtime` does the remote reads (the
+    /// reader itself runs on plain threads).
     pub fn new(runtime: Handle) -> ReadOptions {
         ReadOptions {
             runtime,
@@ -60,6 +68,38 @@ impl ReadOptions {
             cast: Cast::Lossless,
             bytes_read: None,
         }
+    }
+
+    /// Size of the text chunks parsed in parallel.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes;
+        self
+    }
+
+    /// Chunks parsed or waiting at once (memory is bounded by this times
+    /// the chunk size).
+    pub fn with_in_flight(mut self, chunks: usize) -> Self {
+        self.in_flight = chunks;
+        self
+    }
+
+    /// Rows per batch for Parquet input.
+    pub fn with_parquet_batch_rows(mut self, rows: usize) -> Self {
+        self.parquet_batch_rows = rows;
+        self
+    }
+
+    /// How columns are converted to the table's types.
+    pub fn with_cast(mut self, cast: Cast) -> Self {
+        self.cast = cast;
+        self
+    }
+
+    /// A counter incremented with the (compressed) bytes read, for
+    /// progress reports.
+    pub fn with_bytes_read(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.bytes_read = Some(counter);
+        self
     }
 }
 
@@ -98,8 +138,8 @@ impl Iterator for Batches {
                 }
                 Err(_) => {
                     self.failed = true;
-                    return Some(Err(Error::InvalidInput(
-                        "internal error: a decoding task stopped without a result".into(),
+                    return Some(Err(Error::Internal(
+                        "a decoding task stopped without a result".into(),
                     )));
                 }
             }
@@ -153,12 +193,12 @@ fn batches(schema: SchemaRef, in_flight: usize) -> (Slots, Batches) {
 /// as its column's type, is an error naming the object, the line and the column.
 pub fn read(
     loc: &Location,
-    format: Format,
+    format: FileFormat,
     table: SchemaRef,
     opts: &ReadOptions,
 ) -> Result<Batches> {
     match format.layout {
-        Layout::Parquet => read_parquet(loc, table, opts),
+        RecordLayout::Parquet => read_parquet(loc, table, opts),
         _ => read_text(loc, format, table, opts),
     }
 }
@@ -204,7 +244,7 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Turns decompression failures into `Malformed` errors naming the object.
+/// Turns decompression failures into `InvalidRecord` errors naming the object.
 struct Inflate<R> {
     inner: R,
     url: String,
@@ -227,7 +267,7 @@ impl<R: Read> Read for Inflate<R> {
             } else {
                 e.to_string()
             };
-            io::Error::other(Error::malformed(
+            io::Error::other(Error::invalid_record(
                 &self.url,
                 None,
                 format!("corrupt {what} data: {detail}"),
@@ -405,8 +445,13 @@ fn masks(block: &[u8; 64]) -> (u64, u64) {
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
         };
         let (mut q, mut n) = (0u64, 0u64);
-        // SAFETY: SSE2 is part of the x86_64 baseline; each unaligned load
-        // reads 16 of the 64 bytes `block` refers to.
+        // SAFETY: the intrinsics need SSE2, which every x86_64 CPU has (it
+        // is part of the target's baseline, so no runtime check is needed).
+        // `_mm_loadu_si128` has no alignment requirement, and the four loads
+        // read bytes 0..16, 16..32, 32..48 and 48..64 of `block`, which the
+        // type `&[u8; 64]` guarantees are valid to read. What would break
+        // it: taking a shorter slice instead of `&[u8; 64]`, or more than
+        // four loads (reading past the block).
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let nl = _mm_set1_epi8(b'\n' as i8);
@@ -426,7 +471,7 @@ fn masks(block: &[u8; 64]) -> (u64, u64) {
 
 /// Byte-by-byte masks: the reference [`masks`] is tested against, and the
 /// version for other targets.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg(any(test, not(target_arch = "x86_64")))]
 fn masks_bytewise(block: &[u8; 64]) -> (u64, u64) {
     let (mut q, mut n) = (0u64, 0u64);
     for (i, &c) in block.iter().enumerate() {
@@ -455,9 +500,9 @@ pub(crate) fn scan_lines(buf: &[u8]) -> Scan {
     }
 }
 
-fn scan(format: Format, buf: &[u8]) -> Scan {
+fn scan(format: FileFormat, buf: &[u8]) -> Scan {
     match format.layout {
-        Layout::Jsonl => scan_lines(buf),
+        RecordLayout::Jsonl => scan_lines(buf),
         _ => scan_csv(buf, b'"'),
     }
 }
@@ -469,7 +514,7 @@ fn scan(format: Format, buf: &[u8]) -> Scan {
 struct Chunker {
     r: Box<dyn Read + Send>,
     url: String,
-    format: Format,
+    format: FileFormat,
     buf: Vec<u8>,
     filled: usize,
     eof: bool,
@@ -499,7 +544,7 @@ struct Chunk {
 }
 
 impl Chunker {
-    fn new(r: Box<dyn Read + Send>, url: String, format: Format, chunk: usize) -> Chunker {
+    fn new(r: Box<dyn Read + Send>, url: String, format: FileFormat, chunk: usize) -> Chunker {
         Chunker {
             r,
             url,
@@ -519,7 +564,7 @@ impl Chunker {
         let from = st.scanned;
         let buf = &self.buf[from..self.filled];
         match self.format.layout {
-            Layout::Jsonl => {
+            RecordLayout::Jsonl => {
                 let s = scan_lines(buf);
                 if s.end > 0 {
                     st.lines += s.lines;
@@ -615,11 +660,11 @@ fn csv_header(header: &[u8], delimiter: u8) -> Result<Vec<String>, String> {
 /// Columns of a text file with no rows in the sample are typed `Null`.
 pub fn infer_schema(
     loc: &Location,
-    format: Format,
+    format: FileFormat,
     sample_bytes: usize,
     rt: &Handle,
 ) -> Result<Option<Schema>> {
-    if format.layout == Layout::Parquet {
+    if format.layout == RecordLayout::Parquet {
         return parquet_schema(loc, rt).map(Some);
     }
     let url = loc.url();
@@ -638,10 +683,10 @@ pub fn infer_schema(
         // Report the line of the first invalid byte (a cut in the middle of
         // a character at the end of an incomplete sample was excluded above).
         let line = memchr::memchr_iter(b'\n', &sample[..e.valid_up_to()]).count() as u64 + 1;
-        Error::malformed(&url, Some(line), "invalid UTF-8")
+        Error::invalid_record(&url, Some(line), "invalid UTF-8")
     })?;
     match format.layout {
-        Layout::Jsonl => {
+        RecordLayout::Jsonl => {
             let (schema, _) = arrow::json::reader::infer_json_schema(sample, None)
                 .map_err(|e| json_error(&url, sample, 0, e))?;
             Ok(Some(schema))
@@ -673,7 +718,7 @@ pub fn infer_schema(
 fn locate_csv_error(
     url: &str,
     sample: &[u8],
-    format: Format,
+    format: FileFormat,
     e: arrow::error::ArrowError,
 ) -> Error {
     let header = scan_first_record(sample);
@@ -694,14 +739,14 @@ fn locate_csv_error(
             return located;
         }
     }
-    Error::malformed(url, None, clean(&e.to_string()))
+    Error::invalid_record(url, None, clean(&e.to_string()))
 }
 
 fn check_names(schema: &Schema, url: &str) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for f in schema.fields() {
         if !seen.insert(f.name()) {
-            return Err(Error::malformed(
+            return Err(Error::invalid_record(
                 url,
                 Some(1),
                 format!("column '{}' appears twice in the header", f.name()),
@@ -713,7 +758,7 @@ fn check_names(schema: &Schema, url: &str) -> Result<()> {
 
 fn read_text(
     loc: &Location,
-    format: Format,
+    format: FileFormat,
     table: SchemaRef,
     opts: &ReadOptions,
 ) -> Result<Batches> {
@@ -727,7 +772,7 @@ fn read_text(
         .spawn(move || {
             let mut chunker = Chunker::new(r, url.clone(), format, chunk_bytes);
             // The parse schema: for CSV, the header's columns with the table's types.
-            let parse: SchemaRef = if format.layout == Layout::Jsonl {
+            let parse: SchemaRef = if format.layout == RecordLayout::Jsonl {
                 table.clone()
             } else {
                 let header = match chunker.next_header() {
@@ -819,15 +864,15 @@ fn scan_first_record(buf: &[u8]) -> usize {
 /// the table's columns of the same name.
 fn header_schema(header: &[u8], delimiter: u8, table: &SchemaRef, url: &str) -> Result<SchemaRef> {
     let text = std::str::from_utf8(header)
-        .map_err(|_| Error::malformed(url, Some(1), "invalid UTF-8 in the header"))?;
-    let names =
-        csv_header(text.as_bytes(), delimiter).map_err(|e| Error::malformed(url, Some(1), e))?;
+        .map_err(|_| Error::invalid_record(url, Some(1), "invalid UTF-8 in the header"))?;
+    let names = csv_header(text.as_bytes(), delimiter)
+        .map_err(|e| Error::invalid_record(url, Some(1), e))?;
     let mut fields = Vec::with_capacity(names.len());
     let mut missing = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for n in &names {
         if !seen.insert(n.as_str()) {
-            return Err(Error::malformed(
+            return Err(Error::invalid_record(
                 url,
                 Some(1),
                 format!("column '{n}' appears twice in the header"),
@@ -835,15 +880,23 @@ fn header_schema(header: &[u8], delimiter: u8, table: &SchemaRef, url: &str) -> 
         }
         match table.field_with_name(n) {
             Ok(f) => fields.push(Field::new(n, f.data_type().clone(), true)),
-            Err(_) => missing.push(format!("'{n}'")),
+            Err(_) => missing.push(n.as_str()),
         }
     }
     if !missing.is_empty() {
-        return Err(Error::Schema {
-            context: url.to_string(),
+        return Err(Error::SchemaMismatch {
+            object: url.to_string(),
+            columns: missing
+                .iter()
+                .map(|n| ColumnMismatch::new(*n, "absent", "present"))
+                .collect(),
             message: format!(
                 "column {} of the header {} not in the table (columns: {})",
-                missing.join(", "),
+                missing
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if missing.len() == 1 { "is" } else { "are" },
                 table
                     .fields()
@@ -859,22 +912,19 @@ fn header_schema(header: &[u8], delimiter: u8, table: &SchemaRef, url: &str) -> 
 
 fn decode_chunk(
     chunk: &Chunk,
-    format: Format,
+    format: FileFormat,
     parse: &SchemaRef,
     url: &str,
 ) -> Result<Option<RecordBatch>> {
     let rows = chunk.records as usize + 1;
     let data = &chunk.data[..];
     match format.layout {
-        Layout::Jsonl => {
+        RecordLayout::Jsonl => {
             let mut dec = arrow::json::ReaderBuilder::new(parse.clone())
                 .with_batch_size(rows)
                 .with_strict_mode(true)
                 .build_decoder()
-                .map_err(|e| Error::Arrow {
-                    url: url.to_string(),
-                    source: e,
-                })?;
+                .map_err(Error::arrow(url))?;
             let run = |dec: &mut arrow::json::reader::Decoder| -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
                 let mut off = 0;
                 while off < data.len() {
@@ -983,6 +1033,7 @@ fn csv_error(
     let msg = e.to_string();
     let line = arrow_record(&msg).map(|k| first_line + lines_before_record(data, k) + 1);
     let mut m = clean(&msg);
+    let mut column = None;
     // Name the column rather than its index.
     if let Some(i) = m.find("for column ") {
         let rest = &m[i + "for column ".len()..];
@@ -998,9 +1049,15 @@ fn csv_error(
                 f.name(),
                 &rest[digits.len()..]
             );
+            column = Some(f.name().clone());
         }
     }
-    Error::malformed(url, line, m)
+    Error::InvalidRecord {
+        object: url.to_string(),
+        line,
+        column,
+        message: m,
+    }
 }
 
 fn json_error(url: &str, data: &[u8], first_line: u64, e: arrow::error::ArrowError) -> Error {
@@ -1022,7 +1079,7 @@ fn json_error(url: &str, data: &[u8], first_line: u64, e: arrow::error::ArrowErr
     if line.is_some() && !msg.contains("JSON") {
         msg = format!("not a JSON object ({msg})");
     }
-    Error::malformed(url, line, msg)
+    Error::invalid_record(url, line, msg)
 }
 
 // ---------------------------------------------------------------------------
@@ -1032,10 +1089,7 @@ fn json_error(url: &str, data: &[u8], first_line: u64, e: arrow::error::ArrowErr
 #[allow(deprecated)]
 pub fn parquet_schema(loc: &Location, rt: &Handle) -> Result<Schema> {
     let url = loc.url();
-    let perr = |e| Error::Parquet {
-        url: url.clone(),
-        source: e,
-    };
+    let perr = Error::parquet(&url);
     match loc.local_path() {
         Some(p) => {
             let b =
@@ -1059,9 +1113,9 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
     let url = loc.url();
     let perr = |url: &str| {
         let url = url.to_string();
-        move |e| Error::Parquet {
-            url: url.clone(),
-            source: e,
+        move |source| Error::Parquet {
+            object: url.clone(),
+            source,
         }
     };
     let rows_per_batch = opts.parquet_batch_rows;
@@ -1077,9 +1131,9 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
             let total = b.metadata().file_metadata().num_rows().max(1) as u64;
             let u = url.clone();
             let reader = b.build().map_err(perr(&url))?.map(move |r| {
-                r.map_err(|e| Error::Arrow {
-                    url: u.clone(),
-                    source: e,
+                r.map_err(|source| Error::Arrow {
+                    object: u.clone(),
+                    source,
                 })
             });
             (Box::new(reader), size, total)

@@ -1,4 +1,4 @@
-//! Schemas: declared (`--schema FILE`), inferred and merged, and making a
+//! Schemas: declared (a JSON schema file), inferred and merged, and making a
 //! batch fit the schema of the table it goes into.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, RecordBatchOpti
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::error::{Error, Result};
+use crate::error::{ColumnMismatch, Error, Result};
 
 /// Parse a schema file: a JSON list of `{"name": …, "type": …}` objects
 /// (optionally `"nullable": false`). Types are Arrow type names as Arrow
@@ -37,35 +37,37 @@ pub fn parse_schema(json: &str, source: &str) -> Result<Schema> {
         true
     }
     let cols: Vec<Col> = serde_json::from_str(json).map_err(|e| {
-        Error::InvalidInput(format!(
-            "{source}: not a schema ({e}); expected a JSON list of {{\"name\": ..., \"type\": ...}}"
-        ))
+        Error::invalid_schema(
+            source,
+            format!("not a schema ({e}); expected a JSON list of {{\"name\": ..., \"type\": ...}}"),
+        )
     })?;
     if cols.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "{source}: the schema has no columns"
-        )));
+        return Err(Error::invalid_schema(source, "the schema has no columns"));
     }
     let mut seen = HashMap::new();
     let mut fields = Vec::with_capacity(cols.len());
     for (i, c) in cols.into_iter().enumerate() {
         if c.name.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{source}: column {} has an empty name",
-                i + 1
-            )));
+            return Err(Error::invalid_schema(
+                source,
+                format!("column {} has an empty name", i + 1),
+            ));
         }
         if seen.insert(c.name.clone(), i).is_some() {
-            return Err(Error::InvalidInput(format!(
-                "{source}: column '{}' is declared twice",
-                c.name
-            )));
+            return Err(Error::invalid_schema(
+                source,
+                format!("column '{}' is declared twice", c.name),
+            ));
         }
         let ty = parse_type(&c.ty).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "{source}: column '{}': unknown type '{}' (use an Arrow type name such as Int64, Float64, Utf8, Boolean, Date32, Timestamp(Microsecond, None), Decimal128(10, 2))",
-                c.name, c.ty
-            ))
+            Error::invalid_schema(
+                source,
+                format!(
+                    "column '{}': unknown type '{}' (use an Arrow type name such as Int64, Float64, Utf8, Boolean, Date32, Timestamp(Microsecond, None), Decimal128(10, 2))",
+                    c.name, c.ty
+                ),
+            )
         })?;
         fields.push(Field::new(c.name, ty, c.nullable));
     }
@@ -216,14 +218,17 @@ pub fn conform(
         return Ok(batch.clone());
     }
     let schema = batch.schema();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems = Problems::default();
     for f in schema.fields() {
         if target.field_with_name(f.name()).is_err() {
-            problems.push(format!(
-                "column '{}' ({}) is not in the table",
-                f.name(),
-                f.data_type()
-            ));
+            problems.push(
+                ColumnMismatch::new(f.name(), "absent", f.data_type()),
+                format!(
+                    "column '{}' ({}) is not in the table",
+                    f.name(),
+                    f.data_type()
+                ),
+            );
         }
     }
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
@@ -238,12 +243,15 @@ pub fn conform(
                 if c.data_type() == tf.data_type() {
                     c.clone()
                 } else if !ok {
-                    problems.push(format!(
-                        "column '{}' is {} here but {} in the table",
-                        tf.name(),
-                        c.data_type(),
-                        tf.data_type()
-                    ));
+                    problems.push(
+                        ColumnMismatch::new(tf.name(), tf.data_type(), c.data_type()),
+                        format!(
+                            "column '{}' is {} here but {} in the table",
+                            tf.name(),
+                            c.data_type(),
+                            tf.data_type()
+                        ),
+                    );
                     continue;
                 } else {
                     let opts = CastOptions {
@@ -253,12 +261,15 @@ pub fn conform(
                     match cast_with_options(c, tf.data_type(), &opts) {
                         Ok(a) => a,
                         Err(e) => {
-                            problems.push(format!(
-                                "column '{}' does not convert from {} to {}: {e}",
-                                tf.name(),
-                                c.data_type(),
-                                tf.data_type()
-                            ));
+                            problems.push(
+                                ColumnMismatch::new(tf.name(), tf.data_type(), c.data_type()),
+                                format!(
+                                    "column '{}' does not convert from {} to {}: {e}",
+                                    tf.name(),
+                                    c.data_type(),
+                                    tf.data_type()
+                                ),
+                            );
                             continue;
                         }
                     }
@@ -266,69 +277,92 @@ pub fn conform(
             }
             Err(_) if tf.is_nullable() => new_null_array(tf.data_type(), batch.num_rows()),
             Err(_) => {
-                problems.push(format!(
-                    "column '{}' is missing (the table requires it)",
-                    tf.name()
-                ));
+                problems.push(
+                    ColumnMismatch::new(tf.name(), tf.data_type(), "missing"),
+                    format!("column '{}' is missing (the table requires it)", tf.name()),
+                );
                 continue;
             }
         };
         if !tf.is_nullable() && col.null_count() > 0 {
-            problems.push(format!(
-                "column '{}' holds nulls but the table declares it not nullable",
-                tf.name()
-            ));
+            problems.push(
+                ColumnMismatch::new(tf.name(), "not null", "nulls"),
+                format!(
+                    "column '{}' holds nulls but the table declares it not nullable",
+                    tf.name()
+                ),
+            );
             continue;
         }
         cols.push(col);
     }
-    if !problems.is_empty() {
-        return Err(Error::Schema {
-            context: context.to_string(),
-            message: problems.join("; "),
-        });
-    }
+    problems.into_result(context, "")?;
+    // Every column now has the target's type and nullability.
     RecordBatch::try_new_with_options(
         target.clone(),
         cols,
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
-    .map_err(|e| Error::Schema {
-        context: context.to_string(),
-        message: e.to_string(),
-    })
+    .map_err(|e| Error::Internal(format!("{context}: a conformed batch does not fit: {e}")))
 }
 
 /// Check that data with schema `incoming` can be appended to a table with
 /// schema `table` without losing anything; the error names the columns.
 pub fn check_append(table: &Schema, incoming: &Schema, context: &str) -> Result<()> {
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     for f in incoming.fields() {
         match table.field_with_name(f.name()) {
-            Err(_) => problems.push(format!("column '{}' is not in the existing file", f.name())),
-            Ok(t) if !lossless(f.data_type(), t.data_type()) => problems.push(format!(
-                "column '{}' is {} in the new data but {} in the existing file",
-                f.name(),
-                f.data_type(),
-                t.data_type()
-            )),
+            Err(_) => problems.push(
+                ColumnMismatch::new(f.name(), "absent", f.data_type()),
+                format!("column '{}' is not in the existing file", f.name()),
+            ),
+            Ok(t) if !lossless(f.data_type(), t.data_type()) => problems.push(
+                ColumnMismatch::new(f.name(), t.data_type(), f.data_type()),
+                format!(
+                    "column '{}' is {} in the new data but {} in the existing file",
+                    f.name(),
+                    f.data_type(),
+                    t.data_type()
+                ),
+            ),
             Ok(_) => {}
         }
     }
     for t in table.fields() {
         if incoming.field_with_name(t.name()).is_err() && !t.is_nullable() {
-            problems.push(format!(
-                "column '{}' of the existing file is missing in the new data",
-                t.name()
-            ));
+            problems.push(
+                ColumnMismatch::new(t.name(), t.data_type(), "missing"),
+                format!(
+                    "column '{}' of the existing file is missing in the new data",
+                    t.name()
+                ),
+            );
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Schema {
-            context: context.to_string(),
-            message: format!("schema conflict: {}", problems.join("; ")),
+    problems.into_result(context, "schema conflict: ")
+}
+
+/// The columns at fault, each with its sentence for the message.
+#[derive(Default)]
+struct Problems {
+    columns: Vec<ColumnMismatch>,
+    sentences: Vec<String>,
+}
+
+impl Problems {
+    fn push(&mut self, column: ColumnMismatch, sentence: String) {
+        self.columns.push(column);
+        self.sentences.push(sentence);
+    }
+
+    fn into_result(self, object: &str, prefix: &str) -> Result<()> {
+        if self.columns.is_empty() {
+            return Ok(());
+        }
+        Err(Error::SchemaMismatch {
+            object: object.to_string(),
+            columns: self.columns,
+            message: format!("{prefix}{}", self.sentences.join("; ")),
         })
     }
 }

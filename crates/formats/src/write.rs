@@ -42,8 +42,9 @@ use tessera_store::Location;
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
 
+use crate::encode::CountingWriter;
 use crate::error::{Error, Result};
-use crate::format::{Format, Layout, ParquetCodec};
+use crate::format::{FileFormat, ParquetCodec, RecordLayout};
 
 /// Where a file's bytes go: a local file, or a streaming (multipart) upload.
 pub trait Sink: Write + Send {
@@ -152,24 +153,31 @@ impl Sink for BufSink {
     }
 }
 
-/// How files are written.
+/// How [`FileWriter`]s write: built with `with_*` setters, then passed to
+/// every [`FileWriter::create`] that should use it.
+///
+/// ```
+/// use tessera_formats::{FileFormat, WriteOptions};
+///
+/// let opts = WriteOptions::new(FileFormat::from_extension("parquet").unwrap())
+///     .with_target_size(256 << 20)
+///     .with_row_group_bytes(8 << 20);
+/// assert_eq!(opts.format().extension(), "parquet");
+/// ```
 #[derive(Debug, Clone)]
+#[must_use = "options do nothing until passed to FileWriter::create"]
 pub struct WriteOptions {
-    /// The output format (text formats are written uncompressed).
-    pub format: Format,
-    /// End the file when it reaches this many bytes (`None`: never).
-    pub target_size: Option<u64>,
-    /// Target compressed size of a Parquet row group.
-    pub row_group_bytes: u64,
-    /// Most rows in a Parquet row group.
-    pub max_row_group_rows: usize,
-    /// Allowed overshoot of the target, as a fraction (e.g. 0.02).
-    pub tolerance: f64,
+    format: FileFormat,
+    target_size: Option<u64>,
+    row_group_bytes: u64,
+    max_row_group_rows: usize,
+    tolerance: f64,
 }
 
 impl WriteOptions {
-    /// Defaults for a format: no target, 16 MiB row groups of at most 1M rows, 2 % tolerance.
-    pub fn new(format: Format) -> WriteOptions {
+    /// Defaults for a format (text formats are written uncompressed): no
+    /// target size, 16 MiB row groups of at most 1 Mi rows, 2 % tolerance.
+    pub fn new(format: FileFormat) -> WriteOptions {
         WriteOptions {
             format,
             target_size: None,
@@ -179,10 +187,33 @@ impl WriteOptions {
         }
     }
 
-    /// Set the target size.
-    pub fn with_target_size(mut self, bytes: Option<u64>) -> Self {
-        self.target_size = bytes;
+    /// End each file when it reaches this many bytes (default: never).
+    pub fn with_target_size(mut self, bytes: u64) -> Self {
+        self.target_size = Some(bytes);
         self
+    }
+
+    /// Target compressed size of a Parquet row group.
+    pub fn with_row_group_bytes(mut self, bytes: u64) -> Self {
+        self.row_group_bytes = bytes;
+        self
+    }
+
+    /// Most rows in a Parquet row group.
+    pub fn with_max_row_group_rows(mut self, rows: usize) -> Self {
+        self.max_row_group_rows = rows;
+        self
+    }
+
+    /// Allowed overshoot of the target size, as a fraction (e.g. 0.02).
+    pub fn with_tolerance(mut self, fraction: f64) -> Self {
+        self.tolerance = fraction;
+        self
+    }
+
+    /// The format files are written in.
+    pub fn format(&self) -> FileFormat {
+        self.format
     }
 }
 
@@ -220,13 +251,13 @@ impl FileWriter {
         url: &str,
     ) -> Result<FileWriter> {
         if !opts.format.writable() {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Unsupported(format!(
                 "tessera does not write {} files (write csv, tsv, jsonl or parquet)",
                 opts.format
             )));
         }
         let inner = match opts.format.layout {
-            Layout::Parquet => {
+            RecordLayout::Parquet => {
                 Inner::Parquet(Box::new(ParquetState::new(sink, schema, opts, url)?))
             }
             _ => Inner::Text(TextState {
@@ -289,12 +320,9 @@ impl FileWriter {
                 let leftover = std::mem::take(&mut p.leftover);
                 let left: u64 = leftover.iter().map(|b| b.num_rows() as u64).sum();
                 let ParquetState { writer, .. } = *p;
-                let sink = writer.into_inner().map_err(|e| Error::Parquet {
-                    url: url.clone(),
-                    source: e,
-                })?;
+                let sink = writer.into_inner().map_err(Error::parquet(&url))?;
                 // into_inner flushed the footer through the tracked writer.
-                let bytes = sink.n;
+                let bytes = sink.bytes();
                 Box::new(sink).finish()?;
                 Ok(Written {
                     rows: self.rows - left,
@@ -319,39 +347,11 @@ impl FileWriter {
     }
 }
 
-/// A sink that knows how many bytes went through it.
-struct Counting {
-    inner: Box<dyn Sink>,
-    n: u64,
-}
-
-impl Write for Counting {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self.inner.write(buf)?;
-        self.n += k as u64;
-        Ok(k)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)?;
-        self.n += buf.len() as u64;
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl Sink for Counting {
-    fn finish(self: Box<Self>) -> Result<()> {
-        self.inner.finish()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Parquet
 
 struct ParquetState {
-    writer: SerializedFileWriter<Counting>,
+    writer: SerializedFileWriter<CountingWriter<Box<dyn Sink>>>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// Leaf columns of each field.
@@ -394,10 +394,7 @@ impl ParquetState {
         opts: &WriteOptions,
         url: &str,
     ) -> Result<ParquetState> {
-        let perr = |e| Error::Parquet {
-            url: url.to_string(),
-            source: e,
-        };
+        let perr = Error::parquet(url);
         let mut props = crate::encodings::with_type_encodings(
             WriterProperties::builder()
                 .set_compression(compression(opts.format.parquet))
@@ -429,7 +426,7 @@ impl ParquetState {
         }
         let leaves_total = pschema.num_columns();
         let writer = SerializedFileWriter::new(
-            Counting { inner: sink, n: 0 },
+            CountingWriter::new(sink),
             pschema.root_schema_ptr(),
             Arc::new(props),
         )
@@ -511,10 +508,7 @@ impl ParquetState {
     fn column_writers(&self, url: &str) -> Result<Vec<ArrowColumnWriter>> {
         self.factory
             .create_column_writers(self.row_groups)
-            .map_err(|e| Error::Parquet {
-                url: url.to_string(),
-                source: e,
-            })
+            .map_err(Error::parquet(url))
     }
 
     /// Encode `batches` as one row group in the caller's thread (columns in parallel).
@@ -590,8 +584,8 @@ impl ParquetState {
             done,
         } = inflight;
         let mut encoded = done.recv().unwrap_or_else(|_| {
-            Err(Error::InvalidInput(format!(
-                "internal error: encoding a row group of {url} stopped without a result"
+            Err(Error::Internal(format!(
+                "encoding a row group of {url} stopped without a result"
             )))
         })?;
         let room = self.room(opts);
@@ -614,10 +608,7 @@ impl ParquetState {
                 _ => break (chunks, size),
             }
         };
-        let perr = |e| Error::Parquet {
-            url: url.to_string(),
-            source: e,
-        };
+        let perr = Error::parquet(url);
         let mut rg = self.writer.next_row_group().map_err(perr)?;
         for c in chunks {
             c.append_to_row_group(&mut rg).map_err(perr)?;
@@ -648,10 +639,7 @@ fn encode(
     batches: &[RecordBatch],
     url: &str,
 ) -> Result<(Vec<ArrowColumnChunk>, u64)> {
-    let perr = |e| Error::Parquet {
-        url: url.to_string(),
-        source: e,
-    };
+    let perr = Error::parquet(url);
     let mut writers = writers;
     let mut groups = Vec::with_capacity(leaves.len());
     for r in leaves.iter().rev() {
@@ -724,12 +712,9 @@ impl TextState {
     ) -> Result<Vec<u8>> {
         let mut buf =
             Vec::with_capacity(batch.num_rows() * self.bpr.unwrap_or(64.0) as usize + 256);
-        let aerr = |e| Error::Arrow {
-            url: url.to_string(),
-            source: e,
-        };
+        let aerr = Error::arrow(url);
         match opts.format.layout {
-            Layout::Jsonl => {
+            RecordLayout::Jsonl => {
                 let mut w = arrow::json::WriterBuilder::new()
                     .with_explicit_nulls(true)
                     .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
@@ -749,7 +734,7 @@ impl TextState {
 
     fn write_header(&mut self, opts: &WriteOptions, url: &str) -> Result<()> {
         self.header_done = true;
-        if opts.format.layout == Layout::Jsonl {
+        if opts.format.layout == RecordLayout::Jsonl {
             return Ok(());
         }
         let buf = self.format(
@@ -770,7 +755,7 @@ impl TextState {
         full: &mut bool,
         url: &str,
     ) -> Result<usize> {
-        let header = !self.header_done && opts.format.layout != Layout::Jsonl;
+        let header = !self.header_done && opts.format.layout != RecordLayout::Jsonl;
         let mut taken = 0;
         let n = batch.num_rows();
         let mut first = header;
@@ -821,7 +806,7 @@ pub fn write_file(
     loc: &Location,
     schema: SchemaRef,
     batches: &[RecordBatch],
-    format: Format,
+    format: FileFormat,
     rt: &Handle,
 ) -> Result<Written> {
     let sink = open_sink(loc, rt)?;

@@ -7,15 +7,11 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use proptest::prelude::*;
 use tessera_formats::{
-    infer_schema, merge_inferred, open_sink, parse_schema, read, Cast, Error, FileWriter, Format,
-    Layout, ReadOptions, WriteOptions,
+    infer_schema, merge_inferred, open_sink, parse_schema, read, Cast, Error, FileFormat,
+    FileWriter, ReadOptions, RecordLayout, WriteOptions,
 };
 use tessera_store::{Location, PublishMode, StoreOptions};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
-}
+use tessera_test_support::rt;
 
 fn put(dir: &Location, name: &str, data: &[u8]) -> Location {
     let l = dir.join(name).unwrap();
@@ -25,18 +21,17 @@ fn put(dir: &Location, name: &str, data: &[u8]) -> Location {
 }
 
 fn opts() -> ReadOptions {
-    let mut o = ReadOptions::new(rt().handle().clone());
-    o.chunk_bytes = 1024; // many chunks even for small files
-    o
+    // Many chunks even for small files.
+    ReadOptions::new(rt().handle().clone()).with_chunk_bytes(1024)
 }
 
 fn read_all(loc: &Location, schema: SchemaRef) -> Result<Vec<RecordBatch>, Error> {
-    let f = Format::from_name(&loc.url()).unwrap();
+    let f = FileFormat::from_name(&loc.url()).unwrap();
     read(loc, f, schema, &opts())?.collect()
 }
 
 fn infer(loc: &Location) -> SchemaRef {
-    let f = Format::from_name(&loc.url()).unwrap();
+    let f = FileFormat::from_name(&loc.url()).unwrap();
     let s = infer_schema(loc, f, 1 << 20, rt().handle())
         .unwrap()
         .unwrap();
@@ -48,7 +43,7 @@ fn concat(b: &[RecordBatch]) -> RecordBatch {
 }
 
 fn write(loc: &Location, schema: SchemaRef, batches: &[RecordBatch]) -> u64 {
-    let f = Format::from_name(&loc.url()).unwrap();
+    let f = FileFormat::from_name(&loc.url()).unwrap();
     let sink = open_sink(loc, rt().handle()).unwrap();
     let mut w = FileWriter::create(sink, schema, &WriteOptions::new(f), &loc.url()).unwrap();
     for b in batches {
@@ -161,11 +156,26 @@ fn malformed_rows_name_file_and_line() {
         )
         .unwrap(),
     );
-    let e = read_all(&l, schema.clone()).unwrap_err().to_string();
+    let err = read_all(&l, schema.clone()).unwrap_err();
+    let e = err.to_string();
     assert!(
         e.contains("bad.csv: line 402") && e.contains("'oops'"),
         "{e}"
     );
+    // A program sees where: the object, the line and the column.
+    match err {
+        Error::InvalidRecord {
+            object,
+            line,
+            column,
+            ..
+        } => {
+            assert!(object.ends_with("bad.csv"), "{object}");
+            assert_eq!(line, Some(402));
+            assert_eq!(column.as_deref(), Some("id"));
+        }
+        other => panic!("not an InvalidRecord: {other:?}"),
+    }
 
     let l = put(&base, "cols.csv", b"id,name\n1,a\n2,b,c\n");
     let e = read_all(&l, schema.clone()).unwrap_err().to_string();
@@ -179,8 +189,16 @@ fn malformed_rows_name_file_and_line() {
     assert!(e.contains("utf.csv: line 3") && e.contains("UTF-8"), "{e}");
 
     let l = put(&base, "extra.csv", b"id,name,what\n1,a,b\n");
-    let e = read_all(&l, schema.clone()).unwrap_err().to_string();
+    let err = read_all(&l, schema.clone()).unwrap_err();
+    let e = err.to_string();
     assert!(e.contains("extra.csv") && e.contains("'what'"), "{e}");
+    match err {
+        Error::SchemaMismatch { columns, .. } => {
+            assert_eq!(columns.len(), 1);
+            assert_eq!(columns[0].column, "what");
+        }
+        other => panic!("not a SchemaMismatch: {other:?}"),
+    }
 
     let l = put(
         &base,
@@ -201,7 +219,7 @@ fn malformed_rows_name_file_and_line() {
     let l = put(&base, "empty.csv", b"");
     assert!(infer_schema(
         &l,
-        Format::from_name("empty.csv").unwrap(),
+        FileFormat::from_name("empty.csv").unwrap(),
         1024,
         rt().handle()
     )
@@ -230,11 +248,10 @@ fn declared_types_cast_parquet() {
         )
         .unwrap(),
     );
-    let mut o = opts();
-    o.cast = Cast::Declared;
+    let o = opts().with_cast(Cast::Declared);
     let got: Vec<RecordBatch> = read(
         &pq,
-        Format::from_name("x.parquet").unwrap(),
+        FileFormat::from_name("x.parquet").unwrap(),
         declared.clone(),
         &o,
     )
@@ -253,14 +270,27 @@ fn declared_types_cast_parquet() {
     );
     let e = read(
         &pq,
-        Format::from_name("x.parquet").unwrap(),
+        FileFormat::from_name("x.parquet").unwrap(),
         narrow,
         &opts(),
     )
     .unwrap()
     .collect::<Result<Vec<_>, _>>()
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    match &e {
+        Error::SchemaMismatch { columns, .. } => {
+            assert_eq!(
+                (
+                    &*columns[0].column,
+                    &*columns[0].expected,
+                    &*columns[0].found
+                ),
+                ("a", "Int8", "Int64")
+            );
+        }
+        other => panic!("not a SchemaMismatch: {other:?}"),
+    }
+    let e = e.to_string();
     assert!(e.contains("'a' is Int64 here but Int8"), "{e}");
 }
 
@@ -280,9 +310,10 @@ fn files_end_at_the_target_size() {
         ("zstd.parquet", 100_000, 64 << 10),
         ("parquet", 250_000, 8 << 10),
     ] {
-        let f = Format::from_extension(ext).unwrap();
-        let mut opts = WriteOptions::new(f).with_target_size(Some(target));
-        opts.row_group_bytes = row_group;
+        let f = FileFormat::from_extension(ext).unwrap();
+        let opts = WriteOptions::new(f)
+            .with_target_size(target)
+            .with_row_group_bytes(row_group);
         let mut files = Vec::new();
         let mut written = Vec::new();
         let mut pending: std::collections::VecDeque<RecordBatch> =
@@ -314,12 +345,12 @@ fn files_end_at_the_target_size() {
             let size = std::fs::metadata(loc.local_path().unwrap()).unwrap().len();
             assert_eq!(size, done.bytes, "{ext}: reported size is the real size");
             files.push(size);
-            if f.layout == Layout::Parquet {
+            if f.layout == RecordLayout::Parquet {
                 written.extend(read_all(&loc, schema.clone()).unwrap());
             }
         }
         assert_eq!(total, 60_000, "{ext}: every row written once");
-        if f.layout == Layout::Parquet {
+        if f.layout == RecordLayout::Parquet {
             assert_eq!(
                 concat(&written),
                 concat(&batches),
@@ -353,9 +384,8 @@ proptest! {
         }
         let src = put(&base, "p.csv", text.as_bytes());
         let schema = Arc::new(parse_schema(r#"[{"name":"s","type":"utf8"},{"name":"n","type":"int64"}]"#, "s").unwrap());
-        let mut o = opts();
-        o.chunk_bytes = chunk;
-        let got: Vec<RecordBatch> = read(&src, Format::from_name("p.csv").unwrap(), schema, &o).unwrap().collect::<Result<_, _>>().unwrap();
+        let o = opts().with_chunk_bytes(chunk);
+        let got: Vec<RecordBatch> = read(&src, FileFormat::from_name("p.csv").unwrap(), schema, &o).unwrap().collect::<Result<_, _>>().unwrap();
         let got = concat(&got);
         prop_assert_eq!(got.num_rows(), rows.len());
         let s = got.column(0).as_string::<i32>();
@@ -365,4 +395,69 @@ proptest! {
             prop_assert_eq!(n.value(i), *en as i64);
         }
     }
+}
+
+#[test]
+fn result_encoders() {
+    use tessera_formats::{CountingWriter, ResultEncoder, ResultFormat};
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef,
+        ),
+        (
+            "s",
+            Arc::new(arrow::array::StringArray::from(vec![Some("a,b"), None])) as _,
+        ),
+    ])
+    .unwrap();
+    let schema = batch.schema();
+    let encode = |format: ResultFormat, batches: &[RecordBatch]| {
+        let mut enc =
+            ResultEncoder::new(format, schema.clone(), CountingWriter::new(Vec::new())).unwrap();
+        for b in batches {
+            enc.write(b).unwrap();
+        }
+        let out = enc.finish().unwrap();
+        assert_eq!(out.bytes(), out.into_inner().len() as u64);
+        let mut enc = ResultEncoder::new(format, schema.clone(), Vec::new()).unwrap();
+        for b in batches {
+            enc.write(b).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    let two = [batch.clone(), batch.slice(0, 0), batch.clone()];
+    assert_eq!(
+        encode(ResultFormat::Json, &two),
+        br#"[{"id":1,"s":"a,b"},{"id":2,"s":null},{"id":1,"s":"a,b"},{"id":2,"s":null}]"#
+    );
+    assert_eq!(encode(ResultFormat::Json, &[]), b"[]");
+    assert_eq!(
+        encode(ResultFormat::Csv, &two),
+        b"id,s\n1,\"a,b\"\n2,\n1,\"a,b\"\n2,\n"
+    );
+    // An empty result still has its header line.
+    assert_eq!(encode(ResultFormat::Csv, &[]), b"id,s\n");
+    let ipc = encode(ResultFormat::Arrow, &two);
+    let back: Vec<RecordBatch> =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    let pq = encode(ResultFormat::Parquet, &two);
+    let back: Vec<RecordBatch> = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+        bytes::Bytes::from(pq),
+        1024,
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
+    assert_eq!(back[0].schema(), schema);
+    assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    assert_eq!("IPC".parse::<ResultFormat>().unwrap(), ResultFormat::Arrow);
+    assert!(matches!(
+        "xls".parse::<ResultFormat>(),
+        Err(Error::UnknownFormat { .. })
+    ));
 }

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use tessera_manifest::{ManifestBuilder, Template};
+use tessera_manifest::{BuildManifest, Template};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -25,15 +25,13 @@ fn main() {
     let text = bytes::Bytes::from(std::fs::read(&args[1]).expect("read keys"));
     let template = Template::parse(&args[2]).expect("template");
     let rounds: usize = args.get(3).map_or(3, |r| r.parse().expect("rounds"));
-    let builder = ManifestBuilder::new(template);
     for _ in 0..rounds {
+        let build = BuildManifest::new(template.clone(), text.clone());
         let t = Instant::now();
-        let built = builder.build(text.clone()).expect("build");
+        let built = build.run().expect("build");
         let b = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let out = built
-            .to_parquet(tessera_manifest::ROW_GROUP_ROWS)
-            .expect("encode");
+        let out = built.to_parquet().expect("encode");
         let e = t.elapsed().as_secs_f64();
         println!(
             "rows {} build {b:.3} s encode {e:.3} s total {:.3} s ({} bytes)",

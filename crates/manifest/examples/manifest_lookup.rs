@@ -19,7 +19,7 @@ fn main() {
     }
     let data = std::fs::read(&args[1]).expect("read manifest");
     let t = Instant::now();
-    let m = Manifest::from_bytes(&args[1], data.into(), None).expect("open manifest");
+    let m = Manifest::from_bytes(&args[1], data.into()).expect("open manifest");
     let load = t.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&args[2]).expect("read queries");
     let queries: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('\t')).collect();

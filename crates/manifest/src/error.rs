@@ -4,12 +4,16 @@
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong building or querying a manifest.
+///
+/// Messages name the template, the listing and line, the manifest and
+/// column; they never name a command-line flag (front ends add their own
+/// vocabulary).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The template is malformed; `position` is the 1-based character where.
     #[error("invalid template at character {position}: {message}\n  {template}\n  {caret:>width$}", caret = "^", width = position)]
-    Template {
+    InvalidTemplate {
         /// The template as given.
         template: String,
         /// 1-based character position of the problem.
@@ -17,7 +21,29 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// No input path matched the template (nothing was written).
+    /// A column name cannot be used: the location column's name is empty, or
+    /// it is also the name of a template field.
+    #[error("invalid column name '{name}': {rule}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// A line of the listing cannot be indexed: it is not valid UTF-8, it
+    /// follows gigabytes without a line break, or (in a strict build) it
+    /// does not match the template. Nothing was written.
+    #[error("line {line} of {object}: {message}")]
+    InvalidRecord {
+        /// The listing, as named by the caller.
+        object: String,
+        /// The 1-based line number (blank lines count).
+        line: u64,
+        /// What is wrong with it; for a strict build, how many lines did
+        /// not match and the first of them.
+        message: String,
+    },
+    /// No line of the listing matched the template (nothing was written).
     #[error("no path matched the template '{template}' ({read} paths read){examples}")]
     EmptyMatch {
         /// The template.
@@ -27,17 +53,17 @@ pub enum Error {
         /// A few of the paths that did not match, formatted for display.
         examples: String,
     },
-    /// `--strict`: some paths did not match (nothing was written).
-    #[error("{count} of {read} paths did not match the template '{template}' (--strict); first: {examples}")]
-    Skipped {
-        /// The template.
-        template: String,
-        /// Paths read.
-        read: u64,
-        /// Paths that did not match.
-        count: u64,
-        /// The first skipped lines, with line numbers.
-        examples: String,
+    /// The input is larger than a manifest holds.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The file is not a manifest: not Parquet, or without field columns,
+    /// or with nulls or metadata tessera cannot read.
+    #[error("{url} is not a manifest: {reason}")]
+    NotAManifest {
+        /// The file.
+        url: String,
+        /// Why not.
+        reason: String,
     },
     /// A manifest file lacks a column the query or the template needs.
     #[error("manifest {url} has no column '{column}' (it has: {available})")]
@@ -48,6 +74,18 @@ pub enum Error {
         column: String,
         /// The columns it has.
         available: String,
+    },
+    /// A manifest column does not have the type its role needs.
+    #[error("manifest {url}: column '{column}' has type {found}, expected {expected}")]
+    SchemaMismatch {
+        /// The manifest.
+        url: String,
+        /// The column.
+        column: String,
+        /// The type it needs.
+        expected: String,
+        /// The type it has.
+        found: String,
     },
     /// A query names a field the manifest does not have.
     #[error("unknown field '{field}' (the manifest has: {available})")]
@@ -67,9 +105,12 @@ pub enum Error {
         /// What was expected.
         expected: String,
     },
-    /// Other invalid input (bad arguments, unreadable manifest, ...).
-    #[error("{0}")]
-    InvalidInput(String),
+    /// No record matches the query (for operations that need one).
+    #[error("no record matches {conditions}")]
+    NotFound {
+        /// The conditions, as `field=value, …`.
+        conditions: String,
+    },
     /// The manifest or source could not be read or written.
     #[error(transparent)]
     Store(#[from] tessera_store::Error),
@@ -84,4 +125,7 @@ pub enum Error {
     /// An Arrow error while assembling results.
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// A fault of tessera itself (a task that panicked, …), not of the input.
+    #[error("internal error: {0}")]
+    Internal(String),
 }

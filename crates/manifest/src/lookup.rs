@@ -13,6 +13,7 @@
 //!   that field (value → sorted positions), built the first time such a
 //!   query is made and kept.
 
+use std::future::IntoFuture;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -22,6 +23,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field as ArrowField, Int32Type, Schema};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use hashbrown::HashMap;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -134,30 +136,101 @@ fn field_type_of(dt: &DataType) -> Option<FieldType> {
     }
 }
 
+/// Open the manifest at a location (local path, `s3://…`, …), on the
+/// caller's runtime (decoding runs on a blocking thread). Awaiting it gives
+/// the [`Manifest`].
+///
+/// The location column is taken from the file's tessera metadata, or is
+/// `file_path` for manifests written by other tools (then every other
+/// string, integer or date column is a field), unless it is named with
+/// [`OpenManifest::with_location_column`].
+#[derive(Clone)]
+#[must_use = "a manifest is opened only when the operation is awaited"]
+pub struct OpenManifest {
+    location: Location,
+    location_column: Option<String>,
+}
+
+impl OpenManifest {
+    /// Open the manifest at `location`.
+    pub fn new(location: &Location) -> Self {
+        OpenManifest {
+            location: location.clone(),
+            location_column: None,
+        }
+    }
+
+    /// Name the column holding object locations, instead of the one the
+    /// file's metadata names (or `file_path`).
+    pub fn with_location_column(mut self, name: impl Into<String>) -> Self {
+        self.location_column = Some(name.into());
+        self
+    }
+}
+
+impl IntoFuture for OpenManifest {
+    type Output = Result<Manifest>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let data = self.location.read().await?;
+            let url = self.location.url();
+            let col = self.location_column;
+            tokio::task::spawn_blocking(move || Manifest::load(&url, data, col.as_deref()))
+                .await
+                .map_err(|e| Error::Internal(format!("the manifest load task failed: {e}")))?
+        })
+    }
+}
+
+/// Load a manifest from the bytes of its Parquet file; [`run`](Self::run)
+/// gives the [`Manifest`]. As [`OpenManifest`], without a store.
+#[must_use = "a manifest is loaded only when the operation is run"]
+pub struct LoadManifest {
+    url: String,
+    data: Bytes,
+    location_column: Option<String>,
+}
+
+impl LoadManifest {
+    /// Load the manifest in `data`; `url` names it in messages.
+    pub fn new(url: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        LoadManifest {
+            url: url.into(),
+            data: data.into(),
+            location_column: None,
+        }
+    }
+
+    /// Name the column holding object locations, instead of the one the
+    /// file's metadata names (or `file_path`).
+    pub fn with_location_column(mut self, name: impl Into<String>) -> Self {
+        self.location_column = Some(name.into());
+        self
+    }
+
+    /// Decode the manifest and build its index.
+    pub fn run(self) -> Result<Manifest> {
+        Manifest::load(&self.url, self.data, self.location_column.as_deref())
+    }
+}
+
 impl Manifest {
-    /// Open a manifest from any location (local path, `s3://…`, …).
-    ///
-    /// The location column is taken from the file's tessera metadata, or is
-    /// `file_path` for manifests written by other tools (then every other
-    /// string, integer or date column is a field).
+    /// Open a manifest from any location (local path, `s3://…`, …): a
+    /// shortcut for [`OpenManifest`] with its defaults.
     pub async fn open(url: &str, opts: &StoreOptions) -> Result<Manifest> {
         let loc = Location::open(url, opts).await?;
-        Self::open_location(&loc, None).await
+        OpenManifest::new(&loc).await
     }
 
-    /// Open a manifest at `loc`; `location_column` overrides the column
-    /// holding object locations.
-    pub async fn open_location(loc: &Location, location_column: Option<&str>) -> Result<Manifest> {
-        let data = loc.read().await?;
-        let url = loc.url();
-        let col = location_column.map(String::from);
-        tokio::task::spawn_blocking(move || Self::from_bytes(&url, data, col.as_deref()))
-            .await
-            .map_err(|e| Error::InvalidInput(format!("manifest load task failed: {e}")))?
+    /// Load a manifest from the bytes of its Parquet file: a shortcut for
+    /// [`LoadManifest`] with its defaults.
+    pub fn from_bytes(url: &str, data: Bytes) -> Result<Manifest> {
+        LoadManifest::new(url, data).run()
     }
 
-    /// Load a manifest from the bytes of its Parquet file.
-    pub fn from_bytes(url: &str, data: Bytes, location_column: Option<&str>) -> Result<Manifest> {
+    fn load(url: &str, data: Bytes, location_column: Option<&str>) -> Result<Manifest> {
         let perr = |e| Error::Parquet {
             url: url.to_string(),
             source: e,
@@ -165,9 +238,10 @@ impl Manifest {
         let meta =
             ArrowReaderMetadata::load(&data, ArrowReaderOptions::new()).map_err(|e| match e {
                 parquet::errors::ParquetError::General(_)
-                | parquet::errors::ParquetError::EOF(_) => {
-                    Error::InvalidInput(format!("{url} is not a Parquet manifest: {e}"))
-                }
+                | parquet::errors::ParquetError::EOF(_) => Error::NotAManifest {
+                    url: url.to_string(),
+                    reason: format!("not a Parquet file ({e})"),
+                },
                 e => perr(e),
             })?;
         let schema = meta.schema().clone();
@@ -206,8 +280,9 @@ impl Manifest {
                         column: name.clone(),
                         available: available(),
                     })?;
-                    let ty = FieldType::from_name(ty).ok_or_else(|| {
-                        Error::InvalidInput(format!("{url}: unknown field type '{ty}' in metadata"))
+                    let ty = FieldType::from_name(ty).ok_or_else(|| Error::NotAManifest {
+                        url: url.to_string(),
+                        reason: format!("unknown field type '{ty}' in its metadata"),
                     })?;
                     fields.push((
                         idx,
@@ -236,30 +311,37 @@ impl Manifest {
             }
         }
         if fields.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{url} has no field columns besides '{location_column}' (it has: {})",
-                available()
-            )));
+            return Err(Error::NotAManifest {
+                url: url.to_string(),
+                reason: format!(
+                    "it has no field columns besides '{location_column}' (it has: {})",
+                    available()
+                ),
+            });
         }
         for (idx, f) in &fields {
             let dt = schema.field(*idx).data_type();
             if field_type_of(dt) != Some(f.ty)
                 && !(f.ty == FieldType::Int64 && field_type_of(dt) == Some(FieldType::Int32))
             {
-                return Err(Error::InvalidInput(format!(
-                    "{url}: column '{}' has type {dt}, expected {} for the field",
-                    f.name, f.ty
-                )));
+                return Err(Error::SchemaMismatch {
+                    url: url.to_string(),
+                    column: f.name.clone(),
+                    expected: format!("{} for the field", f.ty),
+                    found: dt.to_string(),
+                });
             }
         }
         if !matches!(
             schema.field(loc_idx).data_type(),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)
         ) {
-            return Err(Error::InvalidInput(format!(
-                "{url}: location column '{location_column}' must hold strings, found {}",
-                schema.field(loc_idx).data_type()
-            )));
+            return Err(Error::SchemaMismatch {
+                url: url.to_string(),
+                column: location_column,
+                expected: "strings for the location column".into(),
+                found: schema.field(loc_idx).data_type().to_string(),
+            });
         }
 
         // Decode row groups in parallel, only the columns we need.
@@ -301,6 +383,12 @@ impl Manifest {
                 .iter()
                 .map(|b| b.column_by_name(&name).expect("projected column present"))
                 .collect();
+            if arrays.iter().any(|a| a.null_count() > 0) {
+                return Err(Error::NotAManifest {
+                    url: url.to_string(),
+                    reason: format!("field column '{name}' has nulls"),
+                });
+            }
             cols.push(match f.ty {
                 FieldType::String => build_str_col(&arrays, rows)?,
                 _ => build_num_col(&arrays, rows)?,
@@ -316,9 +404,10 @@ impl Manifest {
                 .expect("projected column present");
             let s = arrow::compute::cast(a, &DataType::Utf8)?;
             if s.null_count() > 0 {
-                return Err(Error::InvalidInput(format!(
-                    "{url}: column '{location_column}' has empty (null) locations"
-                )));
+                return Err(Error::NotAManifest {
+                    url: url.to_string(),
+                    reason: format!("column '{location_column}' has empty (null) locations"),
+                });
             }
             starts.push(acc);
             acc += s.len();
@@ -705,8 +794,8 @@ impl Manifest {
     ) -> Result<std::path::PathBuf> {
         let loc = self
             .location(conditions)?
-            .ok_or_else(|| {
-                Error::InvalidInput(format!("no record matches {}", describe(conditions)))
+            .ok_or_else(|| Error::NotFound {
+                conditions: describe(conditions),
             })?
             .to_string();
         let obj = Location::open(&loc, opts).await?;
@@ -759,6 +848,7 @@ impl Positions<'_> {
     }
 }
 
+/// The index column of a string field (`arrays` hold no nulls).
 fn build_str_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
     let mut map: HashMap<Box<str>, u32> = HashMap::new();
     let mut dict: Vec<Box<str>> = Vec::new();
@@ -773,9 +863,6 @@ fn build_str_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
         c
     };
     for a in arrays {
-        if a.null_count() > 0 {
-            return Err(Error::InvalidInput("a field column contains nulls".into()));
-        }
         match a.data_type() {
             DataType::Dictionary(_, _) => {
                 // Any key type becomes Int32 (a no-op for tessera's own manifests).
@@ -824,12 +911,10 @@ fn build_str_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
     })
 }
 
+/// The index column of a numeric field (`arrays` hold no nulls).
 fn build_num_col(arrays: &[&ArrayRef], rows: usize) -> Result<IndexCol> {
     let mut v = Vec::with_capacity(rows);
     for a in arrays {
-        if a.null_count() > 0 {
-            return Err(Error::InvalidInput("a field column contains nulls".into()));
-        }
         match a.data_type() {
             DataType::Int32 => v.extend(
                 a.as_primitive::<Int32Type>()

@@ -55,8 +55,11 @@ mod sse2 {
     #[inline]
     pub(super) fn block(bytes: &[u8; 64]) -> Block {
         let mut b = Block::default();
-        // SAFETY: SSE2 is part of the x86_64 baseline; each unaligned load
-        // reads 16 of the 64 bytes `bytes` refers to.
+        // SAFETY: the intrinsics need SSE2, which every x86_64 CPU has
+        // (this module is compiled for x86_64 only). Each unaligned load
+        // reads `bytes[16 * k..16 * k + 16]` for k < 4, inside the 64 bytes
+        // `bytes` refers to (its type fixes the length). Taking a slice of
+        // unknown length, or a fifth load, would read out of bounds.
         unsafe {
             let nl = _mm_set1_epi8(b'\n' as i8);
             let slash = _mm_set1_epi8(b'/' as i8);
@@ -90,8 +93,11 @@ pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
     while i + 16 <= n {
         use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
-        // SAFETY: SSE2 is part of the x86_64 baseline; both loads read 16
-        // bytes inside `a[..n]` and `b[..n]`.
+        // SAFETY: the intrinsics need SSE2, which every x86_64 CPU has
+        // (this loop is compiled for x86_64 only). The loop runs while
+        // `i + 16 <= n`, `n` being the length of the shorter slice, so both
+        // unaligned loads read 16 bytes inside `a` and `b`. A bound other
+        // than the shorter length would read out of bounds.
         let same = unsafe {
             let x = _mm_loadu_si128(a.as_ptr().add(i) as *const __m128i);
             let y = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);

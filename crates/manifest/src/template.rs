@@ -61,7 +61,7 @@ impl FieldType {
             FieldType::String => None,
             FieldType::Int32 => parse_i32(s).map(i64::from),
             FieldType::Int64 => s.parse::<i64>().ok(),
-            FieldType::Date => parse_date(s).map(i64::from),
+            FieldType::Date => parse_date_days(s).map(i64::from),
         }
     }
 }
@@ -74,13 +74,24 @@ impl fmt::Display for FieldType {
 
 const EPOCH_DAYS_CE: i32 = 719_163;
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
-pub fn parse_date(s: &str) -> Option<i32> {
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (the value a `date` field
+/// holds); `None` when `s` is not such a date.
+///
+/// ```
+/// use tessera_manifest::parse_date_days;
+/// assert_eq!(parse_date_days("1970-01-02"), Some(1));
+/// assert_eq!(parse_date_days("2024-02-30"), None);
+/// ```
+pub fn parse_date_days(s: &str) -> Option<i32> {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // The shape is checked before parsing (cheap, and most text that is no
+    // date fails it). A date ends in a digit, so there are no trailing
+    // blanks for `parse_date` to trim (leading ones the date parser skips
+    // either way): the result is that of parsing `s` exactly.
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !b[9].is_ascii_digit() {
         return None;
     }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let d = tessera_store::units::parse_date(s)?;
     use chrono::Datelike;
     Some(d.num_days_from_ce() - EPOCH_DAYS_CE)
 }
@@ -199,7 +210,7 @@ impl MatchScratch {
 }
 
 fn template_error(template: &str, pos: usize, message: impl Into<String>) -> Error {
-    Error::Template {
+    Error::InvalidTemplate {
         template: template.to_string(),
         position: template[..pos.min(template.len())].chars().count() + 1,
         message: message.into(),
@@ -933,7 +944,7 @@ mod tests {
 
     fn err_pos(t: &str) -> (usize, String) {
         match Template::parse(t).unwrap_err() {
-            Error::Template {
+            Error::InvalidTemplate {
                 position, message, ..
             } => (position, message),
             e => panic!("unexpected {e}"),
@@ -1038,10 +1049,10 @@ mod tests {
     #[test]
     fn dates_round_trip() {
         for s in ["1970-01-01", "2024-02-29", "1900-12-31", "2100-06-15"] {
-            assert_eq!(format_date(parse_date(s).unwrap()), s);
+            assert_eq!(format_date(parse_date_days(s).unwrap()), s);
         }
-        assert_eq!(parse_date("1970-01-02"), Some(1));
-        assert!(parse_date("2024-13-01").is_none());
-        assert!(parse_date("24-1-1").is_none());
+        assert_eq!(parse_date_days("1970-01-02"), Some(1));
+        assert!(parse_date_days("2024-13-01").is_none());
+        assert!(parse_date_days("24-1-1").is_none());
     }
 }

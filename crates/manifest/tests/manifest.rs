@@ -6,16 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 use proptest::prelude::*;
-use tessera_manifest::{Error, Manifest, ManifestBuilder, Template, Value};
+use tessera_manifest::{BuildManifest, Error, LoadManifest, Manifest, Template, Value};
 use tessera_store::{Location, StoreOptions};
 
 const REF: &str = "**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl";
 
 fn build(paths: &str, template: &str) -> Manifest {
-    let b = ManifestBuilder::new(Template::parse(template).unwrap()).row_group_rows(7);
-    let built = b.build(paths.to_string()).unwrap();
-    let bytes = built.to_parquet(7).unwrap();
-    Manifest::from_bytes("test.parquet", bytes.into(), None).unwrap()
+    let built = BuildManifest::new(Template::parse(template).unwrap(), paths.to_string())
+        .with_row_group_rows(7)
+        .run()
+        .unwrap();
+    let bytes = built.to_parquet().unwrap();
+    Manifest::from_bytes("test.parquet", bytes.into()).unwrap()
 }
 
 fn value_strategy(ty: u8) -> BoxedStrategy<String> {
@@ -187,8 +189,8 @@ fn records_are_sorted_and_dictionary_encoded() {
     );
     let b: RecordBatch = m.records(&[]).unwrap();
     // The built batch, before any file, has the same rows.
-    let built = ManifestBuilder::new(Template::parse(REF).unwrap())
-        .build("v1/ad/B/model_tissue_2.tl\nv1/ad/A/model_tissue_10.tl\nv1/ad/B/model_tissue_1.tl\nv1/ad/A/model_tissue_9.tl\n")
+    let built = BuildManifest::new(Template::parse(REF).unwrap(), "v1/ad/B/model_tissue_2.tl\nv1/ad/A/model_tissue_10.tl\nv1/ad/B/model_tissue_1.tl\nv1/ad/A/model_tissue_9.tl\n")
+        .run()
         .unwrap();
     assert_eq!(built.len(), 4);
     let direct = built.batch().unwrap();
@@ -230,8 +232,8 @@ not/a/model.txt\r
 s3://b/v1/ad/G2/model_tissue_x.tl
 s3://b/v1/ad/G2/model_tissue_2.tl
 ";
-    let built = ManifestBuilder::new(Template::parse(REF).unwrap())
-        .build(paths.to_string())
+    let built = BuildManifest::new(Template::parse(REF).unwrap(), paths.to_string())
+        .run()
         .unwrap();
     let s = &built.summary;
     assert_eq!((s.read, s.matched, s.skipped, s.duplicates), (5, 3, 2, 1));
@@ -249,31 +251,52 @@ s3://b/v1/ad/G2/model_tissue_2.tl
 
 #[test]
 fn strict_and_empty_are_errors() {
-    let t = || ManifestBuilder::new(Template::parse(REF).unwrap());
-    let e = t()
-        .strict(true)
-        .build(b"v1/ad/G/model_tissue_1.tl\nbad\n".to_vec())
+    let t = |text: &[u8]| BuildManifest::new(Template::parse(REF).unwrap(), text.to_vec());
+    let e = t(b"v1/ad/G/model_tissue_1.tl\nbad\n")
+        .with_strict(true)
+        .run()
         .err()
         .unwrap();
-    assert!(matches!(e, Error::Skipped { count: 1, .. }), "{e}");
+    match &e {
+        Error::InvalidRecord {
+            object,
+            line,
+            message,
+        } => {
+            assert_eq!((object.as_str(), *line), ("the listing", 2));
+            assert!(message.contains("1 of 2 paths did not match"), "{e}");
+        }
+        other => panic!("expected InvalidRecord, got {other:?}"),
+    }
     assert!(e.to_string().contains("line 2: bad"), "{e}");
-    let e = t().build(b"nothing\nmatches\n".to_vec()).err().unwrap();
+    assert!(!e.to_string().contains("--"), "no flag names: {e}");
+    let e = t(b"nothing\nmatches\n").run().err().unwrap();
     assert!(matches!(e, Error::EmptyMatch { read: 2, .. }), "{e}");
-    let e = t().build(b"".to_vec()).err().unwrap();
+    let e = t(b"").run().err().unwrap();
     assert!(matches!(e, Error::EmptyMatch { read: 0, .. }), "{e}");
-    let e = t()
-        .build(b"v1/ad/\xff/model_tissue_1.tl\n".to_vec())
+    let e = t(b"v1/ad/\xff/model_tissue_1.tl\n")
+        .with_listing_name("paths.txt")
+        .run()
         .err()
         .unwrap();
+    assert!(
+        matches!(&e, Error::InvalidRecord { object, line: 1, .. } if object == "paths.txt"),
+        "{e:?}"
+    );
     assert!(
         e.to_string().contains("line 1") && e.to_string().contains("UTF-8"),
         "{e}"
     );
-    let e = ManifestBuilder::new(Template::parse("{file_path}/x").unwrap())
-        .build(b"a/x".to_vec())
+    let e = BuildManifest::new(Template::parse("{file_path}/x").unwrap(), b"a/x".to_vec())
+        .run()
         .err()
         .unwrap();
+    assert!(
+        matches!(&e, Error::InvalidName { name, .. } if name == "file_path"),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("location column"), "{e}");
+    assert!(!e.to_string().contains("--"), "no flag names: {e}");
 }
 
 #[test]
@@ -314,7 +337,7 @@ fn opens_manifests_from_other_tools_and_reports_missing_columns() {
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let m = Manifest::from_bytes("pandas.parquet", buf.clone().into(), None).unwrap();
+    let m = Manifest::from_bytes("pandas.parquet", buf.clone().into()).unwrap();
     assert_eq!(m.location(&[("gene_id", "A")]).unwrap(), Some("s3://b/a"));
     assert_eq!(m.location(&[("tissue_id", "2")]).unwrap(), Some("s3://b/m"));
     assert_eq!(
@@ -326,7 +349,10 @@ fn opens_manifests_from_other_tools_and_reports_missing_columns() {
         ]
     );
 
-    let e = Manifest::from_bytes("pandas.parquet", buf.into(), Some("path")).unwrap_err();
+    let e = LoadManifest::new("pandas.parquet", buf)
+        .with_location_column("path")
+        .run()
+        .unwrap_err();
     match e {
         Error::MissingColumn {
             column, available, ..
@@ -336,8 +362,8 @@ fn opens_manifests_from_other_tools_and_reports_missing_columns() {
         }
         other => panic!("{other}"),
     }
-    let e =
-        Manifest::from_bytes("notes.txt", b"hello, not parquet".to_vec().into(), None).unwrap_err();
+    let e = Manifest::from_bytes("notes.txt", b"hello, not parquet".to_vec().into()).unwrap_err();
+    assert!(matches!(e, Error::NotAManifest { .. }), "{e:?}");
     assert!(e.to_string().contains("notes.txt"), "{e}");
 }
 
@@ -350,11 +376,8 @@ async fn build_to_store_and_open_from_it() {
     .await
     .unwrap();
     let paths = "s3://b/v1/ad/G1/model_tissue_1.tl\n";
-    let b = ManifestBuilder::new(Template::parse(REF).unwrap());
-    let s = b
-        .build_to(paths.as_bytes().to_vec().into(), &out)
-        .await
-        .unwrap();
+    let b = |text: &[u8]| BuildManifest::new(Template::parse(REF).unwrap(), text.to_vec());
+    let s = b(paths.as_bytes()).write_to(&out).await.unwrap();
     assert_eq!(s.matched, 1);
     assert!(s.bytes_written > 0);
     let m = Manifest::open(
@@ -372,7 +395,7 @@ async fn build_to_store_and_open_from_it() {
     )
     .await
     .unwrap();
-    assert!(b.build_to(b"x\n".to_vec().into(), &out2).await.is_err());
+    assert!(b(b"x\n").write_to(&out2).await.is_err());
     assert!(!out2.exists().await.unwrap());
     let e = Manifest::open(
         "memory://manifests/m/none.parquet",
@@ -478,7 +501,7 @@ proptest! {
             }
         }
         want.sort();
-        match ManifestBuilder::new(t).build(text.clone()) {
+        match BuildManifest::new(t, text.clone()).with_row_group_rows(7).run() {
             Err(Error::EmptyMatch { read: r, .. }) => {
                 prop_assert!(want.is_empty());
                 prop_assert_eq!(r, read);
@@ -495,7 +518,7 @@ proptest! {
                     .map(|i| (locs.value(i).to_string(), genes.value(i).to_string(), tissues.value(i) as i64))
                     .collect();
                 // The written file holds the same rows, in the same order.
-                let file = built.to_parquet(7).unwrap();
+                let file = built.to_parquet().unwrap();
                 let written: Vec<RecordBatch> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
                     .unwrap()
                     .build()
@@ -521,11 +544,12 @@ fn invalid_utf8_is_reported_on_its_line_after_valid_non_ascii() {
     text.extend_from_slice(b"v1/ad/G/model_tissue_1.tl\n");
     let valid = text.len();
     text.extend_from_slice(b"v1/ad/\xe9t\xe9/model_tissue_2.tl\n");
-    let t = || ManifestBuilder::new(Template::parse(REF).unwrap());
-    let e = t().build(text.clone()).err().unwrap();
+    let t = |text: Vec<u8>| BuildManifest::new(Template::parse(REF).unwrap(), text);
+    let e = t(text.clone()).run().err().unwrap();
+    assert!(matches!(e, Error::InvalidRecord { line: 502, .. }), "{e:?}");
     assert!(e.to_string().contains("line 502 "), "{e}");
     text.truncate(valid);
-    assert_eq!(t().build(text).unwrap().len(), 501);
+    assert_eq!(t(text).run().unwrap().len(), 501);
 }
 
 proptest! {
@@ -555,7 +579,7 @@ proptest! {
             text.push_str(&format!("root/{g}/{v}/{w}/row{i}\n"));
         }
         let t = Template::parse("root/{g}/{v:int64}/{w:int32}/*").unwrap();
-        let built = ManifestBuilder::new(t).build(text).unwrap();
+        let built = BuildManifest::new(t, text).run().unwrap();
         let mut want: Vec<(String, i64, i32, usize)> =
             recs.iter().enumerate().map(|(i, (g, v, w))| (g.clone(), *v, *w, i)).collect();
         want.sort();
@@ -582,10 +606,11 @@ fn written_locations_end_where_the_line_was_trimmed() {
     // Equal keys keep input order, so "k/a  " (trimmed to "k/a") follows
     // "k/a  b" and shares more bytes with it than its own length.
     let t = Template::parse("{c}/*").unwrap();
-    let built = ManifestBuilder::new(t)
-        .build("k/a  b\nk/a  \r\n\tk/a \n".to_string())
+    let built = BuildManifest::new(t, "k/a  b\nk/a  \r\n\tk/a \n".to_string())
+        .with_row_group_rows(7)
+        .run()
         .unwrap();
-    let m = Manifest::from_bytes("t.parquet", built.to_parquet(7).unwrap().into(), None).unwrap();
+    let m = Manifest::from_bytes("t.parquet", built.to_parquet().unwrap().into()).unwrap();
     assert_eq!(
         m.locations(&[("c", "k")]).unwrap(),
         vec!["k/a  b", "k/a", "k/a"]

@@ -130,8 +130,9 @@ pub struct RunRecord {
 }
 
 /// The journal of one table folder.
-pub struct Journal {
+pub(crate) struct Journal {
     table: Location,
+    fault: Fault,
 }
 
 fn record_name(seq: u64) -> String {
@@ -139,9 +140,15 @@ fn record_name(seq: u64) -> String {
 }
 
 impl Journal {
-    /// The journal of the table folder `table`.
-    pub fn new(table: Location) -> Journal {
-        Journal { table }
+    /// The journal of the table folder `table`; `fault` is where a crash
+    /// test aborts.
+    pub(crate) fn new(table: Location, fault: Fault) -> Journal {
+        Journal { table, fault }
+    }
+
+    /// Abort here if a crash test chose this point.
+    pub(crate) fn fault(&self, point: &str) {
+        self.fault.hit(point);
     }
 
     fn at(&self, rel: &str) -> Result<Location> {
@@ -149,13 +156,13 @@ impl Journal {
     }
 
     /// The staging location of `rel` for `run`.
-    pub fn staged(&self, run: &str, rel: &str) -> Result<(String, Location)> {
+    pub(crate) fn staged(&self, run: &str, rel: &str) -> Result<(String, Location)> {
         let r = format!("_tessera/staging/{run}/{rel}.tmp");
         Ok((r.clone(), self.at(&r)?))
     }
 
     /// Mark a staging folder as ours (so a later run can tell a dead one from a live one).
-    pub async fn claim(&self, run: &str) -> Result<()> {
+    pub(crate) async fn claim(&self, run: &str) -> Result<()> {
         let owner = serde_json::json!({
             "host": hostname(),
             "pid": std::process::id(),
@@ -168,7 +175,7 @@ impl Journal {
     }
 
     /// Every committed run, by sequence number, and whether it is applied.
-    pub async fn runs(&self) -> Result<Vec<(RunRecord, bool)>> {
+    pub(crate) async fn runs(&self) -> Result<Vec<(RunRecord, bool)>> {
         let dir = self.at("_tessera/runs")?;
         let (objs, _) = dir.list_dir().await?;
         let mut done = std::collections::HashSet::new();
@@ -198,9 +205,10 @@ impl Journal {
 
     /// Commit: publish the record with create-if-absent. `Conflict` if
     /// another run took this sequence number first.
-    pub async fn commit(&self, rec: &RunRecord) -> Result<()> {
+    pub(crate) async fn commit(&self, rec: &RunRecord) -> Result<()> {
         let loc = self.at(&format!("_tessera/runs/{}.json", record_name(rec.seq)))?;
-        let body = serde_json::to_vec_pretty(rec).expect("run records serialize");
+        let body = serde_json::to_vec_pretty(rec)
+            .map_err(|e| Error::Internal(format!("cannot encode run record {}: {e}", rec.seq)))?;
         match loc.publish(body, PublishMode::CreateNew).await {
             Ok(_) => Ok(()),
             Err(tessera_store::Error::AlreadyExists { .. })
@@ -212,11 +220,11 @@ impl Journal {
     }
 
     /// Put a committed run's files in place (idempotent), then mark it done.
-    pub async fn apply(&self, rec: &RunRecord) -> Result<()> {
-        fault("after-commit");
+    pub(crate) async fn apply(&self, rec: &RunRecord) -> Result<()> {
+        self.fault("after-commit");
         for (i, o) in rec.outputs.iter().enumerate() {
             if i == 1 {
-                fault("mid-apply");
+                self.fault("mid-apply");
             }
             let staged = self.at(&o.staged)?;
             let fin = self.at(&o.path)?;
@@ -260,7 +268,7 @@ impl Journal {
     /// Delete a run's staging folder. The owner record goes last: a removal
     /// killed half-way must leave a folder that the next run still knows to
     /// be abandoned (without its owner it would be kept for a day).
-    pub async fn remove_staging(&self, run: &str) -> Result<()> {
+    pub(crate) async fn remove_staging(&self, run: &str) -> Result<()> {
         let dir = self.at(&format!("_tessera/staging/{run}"))?;
         let owner_record = self.at(&format!("_tessera/staging/{run}/owner.json"))?;
         let (owner, files): (Vec<_>, Vec<_>) = dir
@@ -271,7 +279,7 @@ impl Journal {
         for (i, o) in files.into_iter().chain(owner).enumerate() {
             dir.with_path(o.location).delete().await?;
             if i == 0 {
-                fault("mid-cleanup");
+                self.fault("mid-cleanup");
             }
         }
         Ok(())
@@ -280,7 +288,7 @@ impl Journal {
     /// Apply committed runs that were interrupted, and remove the staging of
     /// runs that died before committing (owned by a dead process of this
     /// host, or older than a day). Returns the committed runs.
-    pub async fn recover(&self) -> Result<Vec<RunRecord>> {
+    pub(crate) async fn recover(&self) -> Result<Vec<RunRecord>> {
         let runs = self.runs().await?;
         let mut committed = std::collections::HashSet::new();
         for (rec, applied) in &runs {
@@ -314,7 +322,8 @@ impl Journal {
             return Ok(older_than_a_day(&self.at(&format!("_tessera/staging/{run}"))?).await);
         };
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let same_host = v["host"].as_str() == Some(hostname().as_str());
+        let host = hostname();
+        let same_host = host.is_some() && v["host"].as_str() == host.as_deref();
         let pid = v["pid"].as_u64().unwrap_or(0);
         if same_host && pid != 0 && !pid_alive(pid) {
             return Ok(true);
@@ -328,7 +337,7 @@ impl Journal {
     }
 
     /// The next sequence number.
-    pub fn next_seq(runs: &[RunRecord]) -> u64 {
+    pub(crate) fn next_seq(runs: &[RunRecord]) -> u64 {
         runs.iter().map(|r| r.seq + 1).max().unwrap_or(0)
     }
 }
@@ -342,21 +351,52 @@ async fn older_than_a_day(dir: &Location) -> bool {
     }
 }
 
-/// Crash-testing hook: `TESSERA_FAULT=<point>` aborts the process at that
-/// point (`after-stage`, `after-commit`, `mid-apply`, `mid-cleanup`: after
-/// the first file of a staging folder is deleted), as a kill would.
-pub fn fault(point: &str) {
-    if std::env::var("TESSERA_FAULT").is_ok_and(|v| v == point) {
-        eprintln!("TESSERA_FAULT: aborting at {point}");
-        std::process::abort();
+/// Crash testing: where to abort the process, as a kill would. Compiled in
+/// only with the `fault-injection` feature; without it nothing ever aborts.
+///
+/// The points: `after-stage` (files staged, nothing committed),
+/// `after-commit` (committed, nothing applied), `mid-apply` (after the
+/// first file is in place), `mid-cleanup` (after the first file of a
+/// staging folder is deleted).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fault {
+    #[cfg(feature = "fault-injection")]
+    point: Option<String>,
+}
+
+impl Fault {
+    /// Abort at `point`.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn at(point: String) -> Fault {
+        Fault { point: Some(point) }
+    }
+
+    /// Abort at `point`: without the `fault-injection` feature, never.
+    #[cfg(not(feature = "fault-injection"))]
+    pub(crate) fn at(_point: String) -> Fault {
+        Fault {}
+    }
+
+    /// Abort the process if this is the chosen point.
+    pub(crate) fn hit(&self, point: &str) {
+        #[cfg(feature = "fault-injection")]
+        if self.point.as_deref() == Some(point) {
+            eprintln!("fault injection: aborting at {point}");
+            std::process::abort();
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = point;
     }
 }
 
-fn hostname() -> String {
+/// The host a run's owner record names: the kernel's host name (on Linux,
+/// of this UTS namespace, which is what makes the process ids of the same
+/// host comparable), or `None` where it cannot be read.
+fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
         .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn pid_alive(pid: u64) -> bool {

@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 
 /// Check a table name or suffix: letters, digits, `-` and `_`, not starting
 /// with `_` (readers skip such names); no `.`, since the extension starts at
-/// the first dot.
-pub fn check_name(what: &str, name: &str) -> Result<()> {
+/// the first dot. `what` names it in the error (`table name`, `suffix`).
+pub fn check_name(what: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('_')
@@ -16,9 +16,11 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "invalid {what} '{name}': use letters, digits, '-' and '_' (not first), no '.' or '/'"
-        )))
+        Err(Error::InvalidName {
+            what,
+            name: name.to_string(),
+            rule: "use letters, digits, '-' and '_' (not first), no '.' or '/'".to_string(),
+        })
     }
 }
 
@@ -88,29 +90,43 @@ pub fn partition_dir(key: &str, value: Option<&str>) -> Result<String> {
                 || v.chars()
                     .any(|c| c.is_control() || matches!(c, '/' | '\\' | '%' | '='));
             if bad {
-                let shown: String = v.chars().take(60).collect();
-                return Err(Error::InvalidInput(format!(
-                    "partition value {shown:?} of '{key}' cannot be a folder name (no '/', '\\', '%', '=', control characters, leading '.' or '_', at most 200 bytes)"
-                )));
+                return Err(Error::InvalidName {
+                    what: "partition value",
+                    name: v.to_string(),
+                    rule: format!(
+                        "cannot be a folder name for key '{key}' (no '/', '\\', '%', '=', control characters, leading '.' or '_', at most 200 bytes)"
+                    ),
+                });
             }
             Ok(format!("{key}={v}"))
         }
     }
 }
 
-/// Parse `key=value` of `--partition`.
+/// Parse a static partition written `key=value`, and check it.
 pub fn parse_partition(spec: &str) -> Result<(String, String)> {
-    let (k, v) = spec
-        .split_once('=')
-        .ok_or_else(|| Error::InvalidInput(format!("--partition '{spec}': expected key=value")))?;
-    check_key(k)?;
-    if v.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "--partition '{spec}': the value is empty"
-        )));
-    }
-    partition_dir(k, Some(v))?;
+    let (k, v) = spec.split_once('=').ok_or_else(|| Error::InvalidName {
+        what: "partition",
+        name: spec.to_string(),
+        rule: "expected key=value".to_string(),
+    })?;
+    check_partition(k, v)?;
     Ok((k.to_string(), v.to_string()))
+}
+
+/// Check a static partition `key=value`: a valid key and a non-empty value
+/// that can be a folder name.
+pub fn check_partition(key: &str, value: &str) -> Result<()> {
+    check_key(key)?;
+    if value.is_empty() {
+        return Err(Error::InvalidName {
+            what: "partition value",
+            name: String::new(),
+            rule: format!("the value of '{key}' is empty"),
+        });
+    }
+    partition_dir(key, Some(value))?;
+    Ok(())
 }
 
 /// A partition key: a column name fit for a folder name.
@@ -122,9 +138,11 @@ pub fn check_key(k: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(format!(
-            "invalid partition key '{k}': use letters, digits, '-', '_' and '.', not first '_' or '.'"
-        )))
+        Err(Error::InvalidName {
+            what: "partition key",
+            name: k.to_string(),
+            rule: "use letters, digits, '-', '_' and '.', not first '_' or '.'".to_string(),
+        })
     }
 }
 

@@ -1,19 +1,16 @@
 //! Packing behaviour through the library, on memory and local stores.
 
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
-use tessera_formats::{parquet_schema, read, Format, ReadOptions};
-use tessera_pack::{Error, PackTarget, Packer};
+use tessera_formats::{parquet_schema, read, FileFormat, ReadOptions};
+use tessera_pack::{Compact, Error, Pack, PackTarget};
 use tessera_store::{Location, PublishMode, StoreOptions};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
-}
+use tessera_test_support::rt;
 
 fn mem(name: &str) -> Location {
     rt().block_on(Location::open(
@@ -54,7 +51,7 @@ fn ids(dir: &Location) -> Vec<i64> {
     let mut out = Vec::new();
     for name in files(dir).keys() {
         let loc = dir.join(name).unwrap();
-        let f = Format::from_name(name).unwrap();
+        let f = FileFormat::from_name(name).unwrap();
         let schema = Arc::new(match f.is_text() {
             true => tessera_formats::infer_schema(&loc, f, 1 << 20, rt().handle())
                 .unwrap()
@@ -75,19 +72,20 @@ fn ids(dir: &Location) -> Vec<i64> {
     out
 }
 
-fn pack(input: &Location, output: &Location) -> Packer {
-    Packer::new(input.clone(), output.clone(), "t")
+fn pack(input: &Location, output: &Location) -> Pack {
+    Pack::new(input.clone(), output.clone(), "t")
 }
 
-fn run(p: Packer) -> Result<tessera_pack::PackReport, Error> {
-    rt().block_on(p.execute())
+/// Run a pack or a compaction.
+fn run<T>(op: impl IntoFuture<Output = Result<T, Error>>) -> Result<T, Error> {
+    rt().block_on(op.into_future())
 }
 
 #[test]
 fn names_numbers_and_appends() {
     let (land, db) = (mem("b1/land"), mem("b1/db"));
     put(&land, "t/a.csv", csv_rows(0..2500));
-    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    let r = run(pack(&land, &db).with_max_file_size(20_000)).unwrap();
     let out = db.join("t").unwrap();
     let f1 = files(&out);
     assert!(f1.len() >= 2, "{f1:?}");
@@ -101,13 +99,13 @@ fn names_numbers_and_appends() {
     assert_eq!(r.rows, 2500);
 
     // Same inputs again: nothing to do.
-    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    let r = run(pack(&land, &db).with_max_file_size(20_000)).unwrap();
     assert!(r.seq.is_none() && r.plan.already_packed.len() == 1);
 
     // New input: the partial last file is rewritten first, numbering continues.
     let last = names.last().unwrap().clone();
     put(&land, "t/b.csv", csv_rows(2500..3200));
-    let r = run(pack(&land, &db).max_file_size(20_000)).unwrap();
+    let r = run(pack(&land, &db).with_max_file_size(20_000)).unwrap();
     let partial = f1[&last] < 19_000;
     let expect = if partial {
         last.clone()
@@ -123,8 +121,8 @@ fn names_numbers_and_appends() {
     // A suffix makes its own series beside the first.
     put(&land, "t/c.csv", csv_rows(5000..5010));
     run(pack(&land, &db)
-        .max_file_size(20_000)
-        .suffix(Some("eu".into())))
+        .with_max_file_size(20_000)
+        .with_suffix("eu"))
     .unwrap();
     assert!(files(&out).contains_key("t_eu_0.snappy.parquet"));
 }
@@ -148,8 +146,8 @@ fn numbering_continues_after_gaps() {
         put(&land, "t/new.csv", csv_rows(100_000..100_010));
         let limit = if full { big.len() as u64 } else { 100_000 };
         let r = run(pack(&land, &db)
-            .output_format(Format::from_extension("csv").unwrap())
-            .max_file_size(limit))
+            .with_output_format(FileFormat::from_extension("csv").unwrap())
+            .with_max_file_size(limit))
         .unwrap();
         assert_eq!(r.outputs[0].path, expect, "{tag}");
         assert_eq!(r.outputs.len(), 1);
@@ -164,9 +162,9 @@ fn partitions_count_only_their_own_files() {
     rt().block_on(db.join("t/t_0.snappy.parquet").unwrap().delete())
         .unwrap();
     put(&land, "t/a.csv", csv_rows(0..100));
-    run(pack(&land, &db).partition("day", "2024-01-01")).unwrap();
+    run(pack(&land, &db).with_partition("day", "2024-01-01")).unwrap();
     put(&land, "t/b.csv", csv_rows(100..200));
-    run(pack(&land, &db).partition("day", "2024-01-02")).unwrap();
+    run(pack(&land, &db).with_partition("day", "2024-01-02")).unwrap();
     let d1 = db.join("t/day=2024-01-01").unwrap();
     let d2 = db.join("t/day=2024-01-02").unwrap();
     assert_eq!(
@@ -183,9 +181,12 @@ fn partitions_count_only_their_own_files() {
     let (land, db) = (mem("pby/land"), mem("pby/db"));
     put(&land, "t/a.csv", "id,country\n1,fr\n2,de\n3,fr\n4,\n");
     put(&land, "t/b.csv", "id,country\n5,../x\n");
-    let e = run(pack(&land, &db).partition_by(Some("country".into())))
-        .unwrap_err()
-        .to_string();
+    let err = run(pack(&land, &db).with_partition_by("country")).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidName { what: "partition value", name, .. } if name == "../x"),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("\"../x\"") && e.contains("cannot be a folder name"),
         "{e}"
@@ -197,7 +198,7 @@ fn partitions_count_only_their_own_files() {
         .all(|o| o.location.as_ref().contains("_tessera")));
     rt().block_on(land.join("t/b.csv").unwrap().delete())
         .unwrap();
-    run(pack(&land, &db).partition_by(Some("country".into()))).unwrap();
+    run(pack(&land, &db).with_partition_by("country")).unwrap();
     let t = db.join("t").unwrap();
     let (_, dirs) = rt().block_on(t.list_dir()).unwrap();
     let mut names: Vec<String> = dirs
@@ -226,7 +227,7 @@ fn partitions_count_only_their_own_files() {
 fn packed_inputs_are_remembered_per_target() {
     let (land, db) = (mem("targets/land"), mem("targets/db"));
     put(&land, "t/a.csv", csv_rows(0..50));
-    let part = |v: &str| pack(&land, &db).partition("some_val", v);
+    let part = |v: &str| pack(&land, &db).with_partition("some_val", v);
     let in_part = |v: &str| {
         let mut got = ids(&db.join(&format!("t/some_val={v}")).unwrap());
         got.sort();
@@ -265,9 +266,9 @@ fn packed_inputs_are_remembered_per_target() {
     assert_eq!(r.rows, 50);
     assert_eq!(r.plan.packed_elsewhere.len(), 1);
     assert!(run(pack(&land, &db)).unwrap().seq.is_none());
-    let r = run(pack(&land, &db).partition_by(Some("score".into()))).unwrap();
+    let r = run(pack(&land, &db).with_partition_by("score")).unwrap();
     assert_eq!(r.rows, 50);
-    assert!(run(pack(&land, &db).partition_by(Some("score".into())))
+    assert!(run(pack(&land, &db).with_partition_by("score"))
         .unwrap()
         .seq
         .is_none());
@@ -279,7 +280,7 @@ fn packed_inputs_are_remembered_per_target() {
     // every target, as it did when it was written.
     let (land, db) = (mem("targets-old/land"), mem("targets-old/db"));
     put(&land, "t/a.csv", csv_rows(0..10));
-    run(pack(&land, &db).partition("p", "A")).unwrap();
+    run(pack(&land, &db).with_partition("p", "A")).unwrap();
     let runs = db.join("t/_tessera/runs").unwrap();
     let (objs, _) = rt().block_on(runs.list_dir()).unwrap();
     let rec = objs
@@ -292,7 +293,7 @@ fn packed_inputs_are_remembered_per_target() {
     assert!(v.as_object_mut().unwrap().remove("target").is_some());
     rt().block_on(rec.publish(v.to_string(), PublishMode::Overwrite))
         .unwrap();
-    let r = run(pack(&land, &db).partition("p", "B")).unwrap();
+    let r = run(pack(&land, &db).with_partition("p", "B")).unwrap();
     assert!(r.seq.is_none());
     assert_eq!(r.plan.already_packed.len(), 1);
 }
@@ -302,7 +303,9 @@ fn output_folder_is_checked_before_writing() {
     let (land, db) = (mem("chk/land"), mem("chk/db"));
     put(&land, "t/a.csv", csv_rows(0..10));
     put(&db, "t/foo.csv", "x\n1\n");
-    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    let err = run(pack(&land, &db)).unwrap_err();
+    assert!(matches!(err, Error::ForeignFile { .. }), "{err:?}");
+    let e = err.to_string();
     assert!(
         e.contains("foo.csv") && e.contains("naming convention"),
         "{e}"
@@ -310,7 +313,12 @@ fn output_folder_is_checked_before_writing() {
     rt().block_on(db.join("t/foo.csv").unwrap().delete())
         .unwrap();
     put(&db, "t/t_0.csv", "id\n1\n");
-    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    let err = run(pack(&land, &db)).unwrap_err();
+    assert!(
+        matches!(&err, Error::FormatMismatch { found, expected, .. } if found == "csv" && expected == "snappy.parquet"),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("t_0.csv") && e.contains("csv file, but this pack writes snappy.parquet"),
         "{e}"
@@ -332,32 +340,126 @@ fn inputs_are_checked() {
     let (land, db) = (mem("in/land"), mem("in/db"));
     put(&land, "t/a.csv", csv_rows(0..10));
     put(&land, "t/b.jsonl", "{\"id\": 1}\n");
-    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    let err = run(pack(&land, &db)).unwrap_err();
+    assert!(
+        matches!(&err, Error::MixedInputs { formats, .. } if formats == &["csv", "jsonl"]),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("mixes formats") && e.contains("csv, jsonl"),
         "{e}"
     );
-    let r =
-        run(pack(&land, &db).input_format(Some(Format::from_extension("jsonl").unwrap()))).unwrap();
+    let r = run(pack(&land, &db).with_input_format(FileFormat::from_extension("jsonl").unwrap()))
+        .unwrap();
     assert_eq!(r.rows, 1);
     put(&land, "t/notes.txt", "hello");
-    let e = run(pack(&land, &db).force(true)).unwrap_err().to_string();
+    let err = run(pack(&land, &db).with_force(true)).unwrap_err();
+    assert!(matches!(err, Error::UnknownInputFormat { .. }), "{err:?}");
+    let e = err.to_string();
     assert!(
         e.contains("notes.txt") && e.contains("unknown file format"),
         "{e}"
     );
-    let e = run(pack(&mem("none/land"), &db)).unwrap_err().to_string();
+    let err = run(pack(&mem("none/land"), &db)).unwrap_err();
+    assert!(matches!(err, Error::NoInput { .. }), "{err:?}");
+    let e = err.to_string();
     assert!(e.contains("no input files"), "{e}");
-    let e = run(Packer::new(land.clone(), land.clone(), "t"))
-        .unwrap_err()
-        .to_string();
+    let err = run(Pack::new(land.clone(), land.clone(), "t")).unwrap_err();
+    assert!(matches!(err, Error::InputOverlapsOutput { .. }), "{err:?}");
+    let e = err.to_string();
     assert!(e.contains("overlap"), "{e}");
     for bad in ["../t", "a/b", "", "_x", "a.b"] {
-        let e = run(Packer::new(land.clone(), db.clone(), bad))
-            .unwrap_err()
-            .to_string();
+        let err = run(Pack::new(land.clone(), db.clone(), bad)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidName { what: "table name", name, .. } if name == bad),
+            "{bad}: {err:?}"
+        );
+        let e = err.to_string();
         assert!(e.contains("invalid table name"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn settings_are_checked() {
+    let (land, db) = (mem("set/land"), mem("set/db"));
+    put(&land, "t/a.csv", csv_rows(0..10));
+    let err = run(pack(&land, &db).with_max_file_size(1000)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "max_file_size",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("too small"), "{err}");
+    let err = run(pack(&land, &db).with_suffix("a.b")).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidName { what: "suffix", .. }),
+        "{err:?}"
+    );
+    let err = run(pack(&land, &db).with_partition("day", "")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidName {
+                what: "partition value",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = run(pack(&land, &db)
+        .with_partition("name", "x")
+        .with_partition_by("name"))
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "partition_by",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = run(pack(&land, &db).with_partition_by("country")).unwrap_err();
+    assert!(
+        matches!(&err, Error::NoSuchColumn { column, columns } if column == "country" && columns.len() == 3),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("id, name, score"), "{err}");
+    let gz = FileFormat::from_extension("csv.gz").unwrap();
+    let err = run(pack(&land, &db).with_output_format(gz)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "output_format",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("cannot write csv.gz"), "{err}");
+    // Planning checks the same, and nothing was written by any of them.
+    let err = rt()
+        .block_on(pack(&land, &db).with_max_file_size(10).plan())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "max_file_size",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(rt().block_on(db.list_all(4)).unwrap().is_empty());
 }
 
 #[test]
@@ -369,7 +471,12 @@ fn schema_conflict_on_append_names_columns() {
     let e = run(pack(&land, &db)).unwrap_err().to_string();
     assert!(e.contains("'v'") && e.contains("b.csv"), "{e}");
     put(&land, "t/b.csv", "id,v,w\n3,4,5\n");
-    let e = run(pack(&land, &db)).unwrap_err().to_string();
+    let err = run(pack(&land, &db)).unwrap_err();
+    assert!(
+        matches!(&err, Error::SchemaMismatch { column, expected: None, found: Some(_), object } if column == "w" && object.ends_with("/t/b.csv")),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("'w'"), "{e}");
     // A compatible file appends (missing columns are null).
     put(&land, "t/b.csv", "id\n3\n");
@@ -383,9 +490,13 @@ fn schema_conflict_on_append_names_columns() {
 fn dry_run_writes_nothing() {
     let (land, db) = (mem("dry/land"), mem("dry/db"));
     put(&land, "t/a.csv", csv_rows(0..10));
-    let r = run(pack(&land, &db).dry_run(true)).unwrap();
-    assert_eq!(r.plan.inputs.len(), 1);
-    assert!(r.seq.is_none());
+    let plan = rt().block_on(pack(&land, &db).plan()).unwrap();
+    assert_eq!(plan.inputs.len(), 1);
+    // No run was committed (nor anything else written).
+    let runs = rt()
+        .block_on(db.join("t/_tessera/runs").unwrap().list_all(4))
+        .unwrap();
+    assert!(runs.is_empty(), "{runs:?}");
     let all = rt().block_on(db.list_all(4)).unwrap();
     assert!(all.is_empty(), "{all:?}");
 }
@@ -399,13 +510,13 @@ fn compaction_rebalances() {
             &format!("t/{i}.csv"),
             csv_rows(i * 100..(i + 1) * 100),
         );
-        run(pack(&land, &db).max_file_size(1_000_000)).unwrap();
+        run(pack(&land, &db).with_max_file_size(1_000_000)).unwrap();
     }
     // Six small packs into a big limit: one file rewritten six times.
     let out = db.join("t").unwrap();
     assert_eq!(files(&out).len(), 1);
     // Now make files of a smaller limit by splitting: compaction splits oversized ones.
-    let r = run(Packer::compact(db.clone(), "t").max_file_size(4_000)).unwrap();
+    let r = run(Compact::new(db.clone(), "t").with_max_file_size(4_000)).unwrap();
     let f = files(&out);
     assert!(f.len() >= 3, "{f:?} {r:?}");
     for (n, s) in f.iter().take(f.len() - 1) {
@@ -415,8 +526,34 @@ fn compaction_rebalances() {
     got.sort();
     assert_eq!(got, (0..600).collect::<Vec<_>>());
     // Balanced now: nothing to do.
-    let r = run(Packer::compact(db.clone(), "t").max_file_size(4_000)).unwrap();
+    let r = run(Compact::new(db.clone(), "t").with_max_file_size(4_000)).unwrap();
     assert!(r.seq.is_none());
+}
+
+#[test]
+fn compaction_plans_before_writing() {
+    let (land, db) = (mem("cmp-plan/land"), mem("cmp-plan/db"));
+    put(&land, "t/a.csv", csv_rows(0..600));
+    run(pack(&land, &db).with_max_file_size(1_000_000)).unwrap();
+    let out = db.join("t").unwrap();
+    let before = files(&out);
+    let compact = Compact::new(db.clone(), "t").with_max_file_size(4_000);
+    let plan = rt().block_on(compact.plan()).unwrap();
+    assert_eq!(plan.folders.len(), 1);
+    assert_eq!(plan.folders[0].rel, "");
+    assert_eq!(plan.folders[0].first_n, 0);
+    assert_eq!(plan.folders[0].files.len(), 1);
+    assert_eq!(plan.input_bytes, before["t_0.snappy.parquet"]);
+    assert_eq!(files(&out), before, "planning writes nothing");
+    let r = run(compact).unwrap();
+    assert_eq!(r.rows, 600);
+    assert!(r.deleted.is_empty(), "t_0 is written over: {r:?}");
+    assert!(r.outputs.len() >= 3 && r.outputs[0].replaces, "{r:?}");
+    // Only one partition folder, when given; a table without files has nothing to compact.
+    let err = run(Compact::new(mem("cmp-plan/none"), "t")).unwrap_err();
+    assert!(matches!(err, Error::NoInput { .. }), "{err:?}");
+    let err = run(Compact::new(db.clone(), "t").with_partition("day", "1")).unwrap_err();
+    assert!(matches!(err, Error::NoInput { .. }), "{err:?}");
 }
 
 proptest! {
@@ -438,12 +575,12 @@ proptest! {
             mem(&format!("prop-{}-{case}/land", std::process::id())),
             mem(&format!("prop-{}-{case}/db", std::process::id())),
         );
-        let fmt = Format::from_extension(ext).unwrap();
+        let fmt = FileFormat::from_extension(ext).unwrap();
         let mut next = 0;
         let mut want = Vec::new();
         if existing > 0 {
             put(&land, "t/old.csv", csv_rows(0..existing));
-            run(pack(&land, &db).output_format(fmt).max_file_size(limit)).unwrap();
+            run(pack(&land, &db).with_output_format(fmt).with_max_file_size(limit)).unwrap();
             rt().block_on(land.join("t/old.csv").unwrap().delete()).unwrap();
             want.extend(0..existing);
             next = existing;
@@ -453,7 +590,7 @@ proptest! {
             want.extend(next..next + n);
             next += n;
         }
-        run(pack(&land, &db).output_format(fmt).max_file_size(limit)).unwrap();
+        run(pack(&land, &db).with_output_format(fmt).with_max_file_size(limit)).unwrap();
         let mut got = ids(&db.join("t").unwrap());
         got.sort();
         prop_assert_eq!(got, want);

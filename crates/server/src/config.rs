@@ -1,4 +1,5 @@
-//! Server configuration: a TOML file, `TESSERA_*` environment overrides,
+//! Server configuration: a TOML file, `TESSERA_*` environment overrides
+//! (applied only on request: [`Config::from_env`], [`Config::apply_env`]),
 //! and defaults that work with no file at all.
 //!
 //! ```toml
@@ -162,7 +163,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bind: DEFAULT_BIND.into(),
-            store: std::env::var("TESSERA_STORE").unwrap_or_else(|_| "./tessera-data".into()),
+            store: "./tessera-data".into(),
             auth: None,
             insecure: false,
             default_namespace: "default".into(),
@@ -182,6 +183,19 @@ impl Default for Config {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The defaults with the `TESSERA_*` environment variables applied (see
+    /// [`Config::apply_env`]) and the store's settings taken from the
+    /// environment ([`tessera_store::StoreOptions::from_env`]: `AWS_*`,
+    /// `TESSERA_MAX_RETRIES`, …). [`Config::default`] reads no environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let mut c = Config {
+            store_options: tessera_store::StoreOptions::from_env(),
+            ..Config::default()
+        };
+        c.apply_env(std::env::vars())?;
+        Ok(c)
+    }
+
     /// Parse a TOML document.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let c: Config = toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
@@ -242,10 +256,12 @@ impl Config {
                 "TESSERA_MAX_CONCURRENT_QUERIES" => self.limits.max_concurrent_queries = num()?,
                 "TESSERA_SQL_ROW_LIMIT" => self.limits.sql_row_limit = num()?,
                 "TESSERA_MAX_BODY" => {
-                    self.limits.max_body = tessera_store::parse_size(v).map_err(|e| bad(&e))?
+                    self.limits.max_body =
+                        tessera_store::parse_size(v).map_err(|e| bad(&e.to_string()))?
                 }
                 "TESSERA_CACHE_MEMORY" => {
-                    self.limits.cache_memory = tessera_store::parse_size(v).map_err(|e| bad(&e))?
+                    self.limits.cache_memory =
+                        tessera_store::parse_size(v).map_err(|e| bad(&e.to_string()))?
                 }
                 "TESSERA_QUERY_PARQUET_TEMPLATE" => self.query_parquet.template = v.into(),
                 _ => {}
@@ -337,20 +353,13 @@ pub fn check_table_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// `30s`, `5m`, `2h`, `1d`, `250ms`, or a number of seconds.
+/// `30s`, `5m`, `2h`, `1d`, `250ms`, or a number of seconds (configuration
+/// files and environment variables have always taken plain seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Some(ms) = t.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("'{s}' is not a duration such as 30s, 5m or 250ms"));
-    }
-    if let Ok(n) = t.parse::<u64>() {
+    if let Ok(n) = s.trim().parse::<u64>() {
         return Ok(Duration::from_secs(n));
     }
-    tessera_datasets::parse_duration(t).map_err(|e| e.to_string())
+    tessera_store::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 mod human_duration {

@@ -135,9 +135,17 @@ impl From<tessera_datasets::Error> for ApiError {
         use tessera_datasets::Error as E;
         match &e {
             E::InvalidName { .. }
-            | E::InvalidInput(_)
-            | E::Data { .. }
-            | E::Schema { .. }
+            | E::InvalidOption { .. }
+            | E::InvalidPredicate { .. }
+            | E::NoSuchColumn { .. }
+            | E::InvalidKeyColumn { .. }
+            | E::ReservedColumn { .. }
+            | E::UnsupportedType { .. }
+            | E::SchemaMismatch { .. }
+            | E::LayoutMismatch { .. }
+            | E::InvalidRecord { .. }
+            | E::UnknownFormat { .. }
+            | E::EmptyInput { .. }
             | E::NoLoads { .. }
             | E::NoSuchVersion { .. }
             | E::Format(_) => ApiError::BadRequest(e.to_string()),
@@ -158,8 +166,11 @@ impl From<tessera_manifest::Error> for ApiError {
     fn from(e: tessera_manifest::Error) -> Self {
         use tessera_manifest::Error as E;
         match &e {
-            E::Store(tessera_store::Error::NotFound { .. }) => ApiError::NotFound(e.to_string()),
+            E::Store(tessera_store::Error::NotFound { .. }) | E::NotFound { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
             E::Store(_) | E::Parquet { .. } | E::Arrow(_) => ApiError::Store(e.to_string()),
+            E::Internal(_) => ApiError::Internal(e.to_string()),
             _ => ApiError::BadRequest(e.to_string()),
         }
     }

@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tessera_manifest::Manifest;
+use tessera_manifest::{Manifest, OpenManifest};
 use tessera_store::Location;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -30,7 +30,7 @@ pub struct Inner {
     pub config: Config,
     /// The store everything is relative to.
     pub store: Location,
-    /// The authenticator, when `--auth` was given.
+    /// The authenticator, when auth is configured.
     pub auth: SharedAuth,
     /// Request metrics.
     pub metrics: Metrics,
@@ -114,7 +114,7 @@ impl AppState {
                 return Ok(m.clone());
             }
         }
-        let m = Arc::new(Manifest::open_location(&loc, None).await?);
+        let m = Arc::new(OpenManifest::new(&loc).await?);
         cache.insert(name.to_string(), (m.clone(), head.e_tag, Instant::now()));
         Ok(m)
     }
@@ -123,6 +123,6 @@ impl AppState {
     pub fn datasets(&self, id: &Identity) -> ApiResult<tessera_datasets::Datasets> {
         Ok(tessera_datasets::Datasets::new(self.store.clone())
             .with_namespace(&id.namespace)?
-            .single_writer(self.config.single_writer))
+            .with_single_writer(self.config.single_writer))
     }
 }

@@ -146,7 +146,7 @@ impl Tables {
                 tessera_datasets::Datasets::new(state.store.clone()).with_namespace(&ns)?;
             let mut get = datasets.get(ds);
             if let Some(v) = cfg.version {
-                get = get.as_of(tessera_datasets::AsOf::Version(v));
+                get = get.with_as_of(tessera_datasets::AsOf::Version(v));
             }
             return Ok(get.table_provider(&ctx).await?);
         }

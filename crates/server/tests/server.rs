@@ -3,14 +3,14 @@
 //! set), every endpoint, auth, hostile input and limits.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tessera_server::{Application, Config};
-use tessera_store::{Location, StoreOptions};
+use tessera_store::Location;
+use tessera_test_support::{s3_base, store_options, unique};
 
 const ROWS: i64 = 25_000;
 
@@ -48,22 +48,10 @@ fn sales_parquet() -> Vec<u8> {
     out
 }
 
-fn unique_suffix() -> String {
-    format!(
-        "{}-{}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-        std::process::id()
-    )
-}
-
-/// Write the fixtures under `store` and return a config serving them.
+/// Write the fixtures under `store` and return a config serving them, with
+/// the environment's store options (the S3 server's endpoint and keys).
 async fn fixture(store: &str) -> Config {
-    let root = Location::open(store, &StoreOptions::default())
-        .await
-        .unwrap();
+    let root = Location::open(store, &store_options()).await.unwrap();
     let put = |key: &str, data: Vec<u8>| {
         let loc = root.join(key).unwrap();
         async move { loc.write(data).await.unwrap() }
@@ -75,11 +63,8 @@ async fn fixture(store: &str) -> Config {
     .await;
     put("raw/reads.fq", reads().into_bytes()).await;
     let reads_loc = root.join("raw/reads.fq").unwrap();
-    let opts = tessera_slice::IndexOptions {
-        spacing: 512,
-        ..Default::default()
-    };
-    let (index, _) = tessera_slice::Index::build(&reads_loc, &opts)
+    let (index, _) = tessera_slice::Index::build(&reads_loc)
+        .with_spacing(512)
         .await
         .unwrap();
     index
@@ -102,10 +87,11 @@ async fn fixture(store: &str) -> Config {
     let t =
         tessera_manifest::Template::parse("**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl")
             .unwrap();
-    let m = tessera_manifest::ManifestBuilder::new(t)
-        .build(paths)
+    let m = tessera_manifest::BuildManifest::new(t, paths)
+        .with_row_group_rows(1 << 20)
+        .run()
         .unwrap();
-    put("manifests/genes.parquet", m.to_parquet(1 << 20).unwrap()).await;
+    put("manifests/genes.parquet", m.to_parquet().unwrap()).await;
 
     let mut c = Config::from_toml(
         r#"
@@ -130,6 +116,7 @@ namespace = "team-b"
     )
     .unwrap();
     c.store = store.to_string();
+    c.store_options = store_options();
     c
 }
 
@@ -716,6 +703,65 @@ async fn service(s: &Server) {
             "{p} missing from the OpenAPI document"
         );
     }
+    // The query parameters are documented from the same typed structs the
+    // handlers read.
+    let params = |path: &str, method: &str| -> Vec<(String, String, bool)> {
+        v["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} has no parameters"))
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["in"].as_str().unwrap().to_string(),
+                    p["required"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let qp = params("/query-parquet", "get");
+    for (name, required) in [
+        ("statename", true),
+        ("dname", true),
+        ("page", false),
+        ("page_size", false),
+    ] {
+        assert!(
+            qp.contains(&(name.into(), "query".into(), required)),
+            "{name}: {qp:?}"
+        );
+    }
+    let rows = params("/v1/tables/{table}/rows", "get");
+    for name in [
+        "columns", "filter", "sort", "limit", "page", "cursor", "format",
+    ] {
+        assert!(
+            rows.contains(&(name.into(), "query".into(), false)),
+            "{name}: {rows:?}"
+        );
+    }
+    assert!(rows.contains(&("table".into(), "path".into(), true)));
+    let get = params("/v1/datasets/{name}", "get");
+    for name in [
+        "view", "version", "last", "as_of", "where", "columns", "limit", "format",
+    ] {
+        assert!(
+            get.contains(&(name.into(), "query".into(), false)),
+            "{name}: {get:?}"
+        );
+    }
+    let put = params("/v1/datasets/{name}", "post");
+    for name in ["format", "date_key", "id_key", "version", "keep_last"] {
+        assert!(
+            put.contains(&(name.into(), "query".into(), false)),
+            "{name}: {put:?}"
+        );
+    }
+    let data = params("/v1/slices/data", "get");
+    assert!(
+        data.contains(&("slice".into(), "query".into(), true)),
+        "{data:?}"
+    );
     // The docs page and every asset it names come from the server itself.
     let html = s
         .http
@@ -869,21 +915,7 @@ async fn every_endpoint_on_local_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_on_s3() {
     let Some(bucket) = s3_base() else { return };
-    every_endpoint(&format!("{bucket}/server-{}", unique_suffix())).await;
-}
-
-fn s3_base() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("TESSERA_REQUIRE_S3").is_err(),
-                "TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not"
-            );
-            eprintln!("skipping: TESSERA_TEST_S3 not set");
-            None
-        }
-    }
+    every_endpoint(&format!("{bucket}/{}", unique("server"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// How the records of an object are laid out (after decompression).
+///
+/// More formats may be added: the enum is `#[non_exhaustive]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+#[non_exhaustive]
+pub enum RecordFormat {
     /// Comma-separated values: a header line, then records; a quoted field
     /// may contain newlines (RFC 4180 `"` quoting).
     Csv,
@@ -26,38 +29,41 @@ pub enum Format {
     Vcf,
 }
 
-impl Format {
+impl RecordFormat {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 7] = [
-        Format::Csv,
-        Format::Tsv,
-        Format::Text,
-        Format::Jsonl,
-        Format::Fasta,
-        Format::Fastq,
-        Format::Vcf,
+    pub const ALL: &'static [RecordFormat] = &[
+        RecordFormat::Csv,
+        RecordFormat::Tsv,
+        RecordFormat::Text,
+        RecordFormat::Jsonl,
+        RecordFormat::Fasta,
+        RecordFormat::Fastq,
+        RecordFormat::Vcf,
     ];
 
     /// The name used on the command line and in index and slice files.
     pub fn name(self) -> &'static str {
         match self {
-            Format::Csv => "csv",
-            Format::Tsv => "tsv",
-            Format::Text => "text",
-            Format::Jsonl => "jsonl",
-            Format::Fasta => "fasta",
-            Format::Fastq => "fastq",
-            Format::Vcf => "vcf",
+            RecordFormat::Csv => "csv",
+            RecordFormat::Tsv => "tsv",
+            RecordFormat::Text => "text",
+            RecordFormat::Jsonl => "jsonl",
+            RecordFormat::Fasta => "fasta",
+            RecordFormat::Fastq => "fastq",
+            RecordFormat::Vcf => "vcf",
         }
     }
 
     /// Whether records are preceded by a header that every slice repeats.
     pub fn has_header(self) -> bool {
-        matches!(self, Format::Csv | Format::Tsv | Format::Vcf)
+        matches!(
+            self,
+            RecordFormat::Csv | RecordFormat::Tsv | RecordFormat::Vcf
+        )
     }
 
     /// Guess the format from an object name (`reads.fq.gz` → FASTQ).
-    pub fn from_name(name: &str) -> Option<Format> {
+    pub fn from_name(name: &str) -> Option<RecordFormat> {
         let lower = name.to_ascii_lowercase();
         let stem = ["gz", "bgz", "bgzf"]
             .iter()
@@ -65,25 +71,25 @@ impl Format {
             .unwrap_or(&lower);
         let ext = stem.rsplit('.').next()?;
         Some(match ext {
-            "csv" => Format::Csv,
-            "tsv" | "tab" => Format::Tsv,
-            "txt" | "text" | "log" => Format::Text,
-            "jsonl" | "ndjson" => Format::Jsonl,
-            "fa" | "fasta" | "fna" | "faa" | "ffn" | "frn" | "fas" => Format::Fasta,
-            "fq" | "fastq" => Format::Fastq,
-            "vcf" => Format::Vcf,
+            "csv" => RecordFormat::Csv,
+            "tsv" | "tab" => RecordFormat::Tsv,
+            "txt" | "text" | "log" => RecordFormat::Text,
+            "jsonl" | "ndjson" => RecordFormat::Jsonl,
+            "fa" | "fasta" | "fna" | "faa" | "ffn" | "frn" | "fas" => RecordFormat::Fasta,
+            "fq" | "fastq" => RecordFormat::Fastq,
+            "vcf" => RecordFormat::Vcf,
             _ => return None,
         })
     }
 }
 
-impl fmt::Display for Format {
+impl fmt::Display for RecordFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Format {
+impl FromStr for RecordFormat {
     type Err = String;
 
     /// Parse a format name; a compression suffix (`fastq.gz`) is accepted
@@ -95,13 +101,13 @@ impl FromStr for Format {
             .or_else(|| lower.strip_suffix(".bgz"))
             .unwrap_or(&lower);
         Ok(match base {
-            "csv" => Format::Csv,
-            "tsv" => Format::Tsv,
-            "text" | "txt" | "lines" => Format::Text,
-            "jsonl" | "ndjson" | "json-lines" => Format::Jsonl,
-            "fasta" | "fa" => Format::Fasta,
-            "fastq" | "fq" => Format::Fastq,
-            "vcf" => Format::Vcf,
+            "csv" => RecordFormat::Csv,
+            "tsv" => RecordFormat::Tsv,
+            "text" | "txt" | "lines" => RecordFormat::Text,
+            "jsonl" | "ndjson" | "json-lines" => RecordFormat::Jsonl,
+            "fasta" | "fa" => RecordFormat::Fasta,
+            "fastq" | "fq" => RecordFormat::Fastq,
+            "vcf" => RecordFormat::Vcf,
             _ => {
                 return Err(format!(
                     "unknown format `{s}`; expected one of: csv, tsv, text, jsonl, fasta, fastq, vcf (with .gz for compressed objects)"
@@ -114,6 +120,7 @@ impl FromStr for Format {
 /// How the object's bytes are compressed. Detected from the first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Compression {
     /// Not compressed: slices are plain byte ranges.
     None,
@@ -147,6 +154,12 @@ impl Compression {
     }
 }
 
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Whether a gzip member header carries the BGZF `BC` extra subfield.
 pub(crate) fn is_bgzf_header(h: &[u8]) -> bool {
     h.len() >= 18
@@ -166,19 +179,31 @@ mod tests {
 
     #[test]
     fn names_and_extensions() {
-        for f in Format::ALL {
-            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+        for &f in RecordFormat::ALL {
+            assert_eq!(f.name().parse::<RecordFormat>().unwrap(), f);
         }
-        assert_eq!("fastq.gz".parse::<Format>().unwrap(), Format::Fastq);
+        assert_eq!(
+            "fastq.gz".parse::<RecordFormat>().unwrap(),
+            RecordFormat::Fastq
+        );
         assert!("bam"
-            .parse::<Format>()
+            .parse::<RecordFormat>()
             .unwrap_err()
             .contains("unknown format `bam`"));
-        assert_eq!(Format::from_name("s3://b/reads.fq.gz"), Some(Format::Fastq));
-        assert_eq!(Format::from_name("x/calls.vcf.bgz"), Some(Format::Vcf));
-        assert_eq!(Format::from_name("genome.fa"), Some(Format::Fasta));
-        assert_eq!(Format::from_name("README"), None);
-        assert_eq!(Format::from_name("data.bin"), None);
+        assert_eq!(
+            RecordFormat::from_name("s3://b/reads.fq.gz"),
+            Some(RecordFormat::Fastq)
+        );
+        assert_eq!(
+            RecordFormat::from_name("x/calls.vcf.bgz"),
+            Some(RecordFormat::Vcf)
+        );
+        assert_eq!(
+            RecordFormat::from_name("genome.fa"),
+            Some(RecordFormat::Fasta)
+        );
+        assert_eq!(RecordFormat::from_name("README"), None);
+        assert_eq!(RecordFormat::from_name("data.bin"), None);
     }
 
     #[test]

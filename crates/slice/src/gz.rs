@@ -9,6 +9,13 @@
 //! blocks may refer back to) and the uncompressed offset. A checkpoint at
 //! the start of a gzip member needs no window: decoding parses the member
 //! header there.
+//!
+//! This is the crate's only `unsafe` code: [`Inflater`] owns one zlib
+//! stream and upholds zlib's contract (a stream initialised once, at a
+//! fixed address, fed only buffers that outlive the call, ended once). If
+//! one of those invariants broke, zlib would read or write memory it does
+//! not own: undefined behaviour, not an error. Damaged input is never
+//! unsafe: zlib reports it as an error code, returned as an `Err`.
 
 use std::io::Write;
 
@@ -28,12 +35,27 @@ pub(crate) struct Step {
 }
 
 /// An inflate stream.
+///
+/// Invariants every `unsafe` block below relies on: `strm` was initialised
+/// by `inflateInit2_` in [`Inflater::new`] (an `Inflater` exists only if
+/// that succeeded) and is ended only in `Drop`; it is boxed, so its address
+/// never changes (C zlib keeps a back-pointer from its state to the stream
+/// and refuses a moved one); and between calls `next_in`/`next_out` are
+/// null, so no pointer into a caller's buffer outlives the call it was set
+/// for.
 pub(crate) struct Inflater {
     strm: Box<z::z_stream>,
 }
 
-// The stream owns its state exclusively; the raw pointers in z_stream only
-// point into buffers that live for the duration of one `inflate` call.
+// SAFETY: the raw pointers in `z_stream` are: `state`, a heap allocation
+// owned by this stream alone (no other handle to it exists) and freed with
+// the global allocator, which any thread may do; `next_in`/`next_out`, null
+// between calls (see `inflate`); `msg`, null or a static string; `opaque`,
+// null. So nothing ties the stream to the thread that created it, and moving
+// it to another thread is sound. It is not `Sync`: every call that touches
+// the state takes `&mut self`. Storing a thread-bound pointer (a borrowed
+// buffer kept between calls, a custom allocator with thread-local state)
+// would break this.
 unsafe impl Send for Inflater {}
 
 /// zlib `windowBits` for a raw deflate stream.
@@ -45,6 +67,12 @@ impl Inflater {
     /// A new stream (`window_bits`: [`RAW`] or [`GZIP`]).
     pub(crate) fn new(window_bits: i32) -> Inflater {
         let mut strm = Box::new(z::z_stream::default());
+        // SAFETY: `strm` is a valid, exclusively borrowed `z_stream` with
+        // the default (null) allocator fields, which zlib replaces with its
+        // own; `zlibVersion()` is a static NUL-terminated string and the
+        // size is that of the struct zlib was built with. Passing a stream
+        // that is already initialised would leak its state; a wrong size or
+        // version makes zlib refuse (not misbehave).
         let code = unsafe {
             z::inflateInit2_(
                 &mut *strm,
@@ -59,6 +87,10 @@ impl Inflater {
 
     /// Start a new gzip member (after the previous one ended).
     pub(crate) fn reset(&mut self, window_bits: i32) {
+        // SAFETY: the stream is initialised and not ended (type invariant)
+        // and borrowed mutably, so zlib has it to itself; the input and
+        // output pointers are null (no buffer is referenced). Calling this
+        // after `inflateEnd` would touch freed state.
         let code = unsafe { z::inflateReset2(&mut *self.strm, window_bits) };
         debug_assert_eq!(code, z::Z_OK);
     }
@@ -67,6 +99,10 @@ impl Inflater {
     pub(crate) fn prime(&mut self, bits: u8, byte: u8) {
         if bits > 0 {
             let value = (byte as i32) >> (8 - bits as i32);
+            // SAFETY: an initialised, exclusively borrowed stream (type
+            // invariant); `inflatePrime` only stores the bits in the state's
+            // bit buffer and dereferences no caller memory. An ended stream
+            // would break it.
             let code = unsafe { z::inflatePrime(&mut *self.strm, bits as i32, value) };
             debug_assert_eq!(code, z::Z_OK);
         }
@@ -74,9 +110,17 @@ impl Inflater {
 
     /// Give a raw stream the window of output that preceded it.
     pub(crate) fn set_dictionary(&mut self, window: &[u8]) {
+        // Only the last 32 KiB can be referred back to.
+        let window = &window[window.len().saturating_sub(WINDOW)..];
         if window.is_empty() {
             return;
         }
+        // SAFETY: an initialised, exclusively borrowed stream (type
+        // invariant); `window` is a live, non-empty slice for the whole call
+        // and its length is passed with it (at most 32 KiB after the cut
+        // above, so the `u32` cannot truncate). zlib copies the bytes into its own
+        // window and keeps no pointer to them. A length larger than the
+        // slice would make zlib read past it.
         let code = unsafe {
             z::inflateSetDictionary(&mut *self.strm, window.as_ptr(), window.len() as u32)
         };
@@ -91,6 +135,15 @@ impl Inflater {
         self.strm.avail_in = in_len as u32;
         self.strm.next_out = output.as_mut_ptr();
         self.strm.avail_out = out_len as u32;
+        // SAFETY: an initialised, exclusively borrowed stream (type
+        // invariant). `next_in`/`avail_in` describe `input` and
+        // `next_out`/`avail_out` describe `output` (lengths clamped to
+        // `u32`, never more than the slices hold); both slices are borrowed
+        // for this whole call, and they cannot overlap since one is `&` and
+        // the other `&mut`. The pointers are reset to null right after, so
+        // none outlives its buffer. Setting an `avail_*` larger than its
+        // slice, or keeping the pointers past this call, would let zlib
+        // read or write out of bounds.
         let code = unsafe { z::inflate(&mut *self.strm, flush) };
         let step = Step {
             code,
@@ -108,6 +161,11 @@ impl Inflater {
     /// zlib's message for the last error.
     pub(crate) fn message(&self, code: i32) -> String {
         if !self.strm.msg.is_null() {
+            // SAFETY: a non-null `msg` is set by zlib to a static
+            // NUL-terminated string (never freed, never written to), and the
+            // `CStr` is copied into a `String` before `self` is released. A
+            // zlib that pointed `msg` into memory it later frees would break
+            // this.
             let m = unsafe { std::ffi::CStr::from_ptr(self.strm.msg) };
             return m.to_string_lossy().into_owned();
         }
@@ -122,6 +180,9 @@ impl Inflater {
 
 impl Drop for Inflater {
     fn drop(&mut self) {
+        // SAFETY: the stream was initialised (type invariant) and this is
+        // the only place it is ended: `drop` runs once, and nothing uses
+        // the stream afterwards. Ending it twice would free its state twice.
         unsafe {
             z::inflateEnd(&mut *self.strm);
         }

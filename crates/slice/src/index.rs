@@ -1,7 +1,10 @@
 //! The index: one streaming pass over an object records where slices may
 //! start, saved as a sidecar JSON object (format documented on [`Index`]).
 
+use std::fmt;
+use std::future::{Future, IntoFuture};
 use std::io::Read;
+use std::pin::Pin;
 use std::time::Instant;
 
 use base64::Engine;
@@ -10,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use tessera_store::{Location, ObjectMeta, PublishMode};
 
 use crate::error::{Error, Result};
-use crate::format::{Compression, Format};
+use crate::format::{Compression, RecordFormat};
 use crate::gz::{self, Inflater, WINDOW};
-use crate::scan::{Event, Scanner, Sequence};
+use crate::scan::{Event, ScanError, Scanner, Sequence};
 
 /// The version of the index format this crate writes and reads.
 pub const INDEX_VERSION: u32 = 1;
@@ -91,7 +94,7 @@ pub struct Index {
     /// Its ETag when indexed.
     pub etag: Option<String>,
     /// Record format.
-    pub format: Format,
+    pub format: RecordFormat,
     /// Compression, detected from the bytes.
     pub compression: Compression,
     /// Whether the first CSV/TSV line is a header.
@@ -128,26 +131,194 @@ fn yes() -> bool {
     true
 }
 
-/// How to index an object.
-#[derive(Debug, Clone)]
-pub struct IndexOptions {
-    /// The record format; `None` guesses from the object's name.
-    pub format: Option<Format>,
-    /// Distance between checkpoints in uncompressed bytes; 0 chooses
-    /// [`DEFAULT_SPACING`] or, for gzip, [`DEFAULT_GZIP_SPACING`].
-    pub spacing: u64,
-    /// CSV/TSV: the first line is a header (default true).
-    pub header: bool,
+/// Index an object in one streaming pass; started by [`Index::build`].
+///
+/// Awaiting it reads the object once and returns the index (not yet saved:
+/// see [`Index::save`]) and what the pass measured.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use tessera_slice::{Index, RecordFormat};
+/// use tessera_store::{Location, PublishMode, StoreOptions};
+///
+/// let obj = Location::open("memory://doc-build/calls.txt", &StoreOptions::default()).await?;
+/// obj.publish("a,b\n1,2\n3,4\n", PublishMode::Overwrite).await?;
+/// let (index, stats) = Index::build(&obj)
+///     .with_format(RecordFormat::Csv)
+///     .with_spacing(4)
+///     .await?;
+/// assert_eq!((index.records, stats.bytes), (2, 12));
+/// # Ok::<(), tessera_slice::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "indexing does nothing until the builder is awaited"]
+pub struct BuildIndex {
+    object: Location,
+    format: Option<RecordFormat>,
+    spacing: Option<u64>,
+    header: bool,
+    progress: Box<dyn Fn(u64) + Send + Sync>,
 }
 
-impl Default for IndexOptions {
-    fn default() -> Self {
-        IndexOptions {
+impl fmt::Debug for BuildIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildIndex")
+            .field("object", &self.object)
+            .field("format", &self.format)
+            .field("spacing", &self.spacing)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuildIndex {
+    /// Index `object`: the format comes from its name, the compression from
+    /// its bytes, and CSV/TSV objects start with a header line.
+    pub fn new(object: &Location) -> Self {
+        BuildIndex {
+            object: object.clone(),
             format: None,
-            spacing: 0,
+            spacing: None,
             header: true,
+            progress: Box::new(|_| {}),
         }
     }
+
+    /// The record format, instead of guessing it from the object's name.
+    pub fn with_format(mut self, format: RecordFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// The distance between checkpoints in uncompressed bytes (0 counts as
+    /// 1). The default is [`DEFAULT_SPACING`], or [`DEFAULT_GZIP_SPACING`]
+    /// for gzip and BGZF objects.
+    pub fn with_spacing(mut self, bytes: u64) -> Self {
+        self.spacing = Some(bytes);
+        self
+    }
+
+    /// Whether the first CSV/TSV line is a header that every slice repeats
+    /// (default true; other formats ignore it).
+    pub fn with_header(mut self, header: bool) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Call `progress` with the compressed bytes read so far, now and then
+    /// during the pass (from a blocking thread).
+    pub fn with_progress(mut self, progress: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.progress = Box::new(progress);
+        self
+    }
+
+    async fn run(self) -> Result<(Index, IndexStats)> {
+        let BuildIndex {
+            object,
+            format,
+            spacing,
+            header,
+            progress,
+        } = self;
+        let url = object.url();
+        let format = match format {
+            Some(f) => f,
+            None => RecordFormat::from_name(object.path().as_ref()).ok_or_else(|| {
+                Error::UnknownFormat {
+                    object: url.clone(),
+                }
+            })?,
+        };
+        let meta = object.head().await.map_err(not_found(&url))?;
+        let started = Instant::now();
+        let reader: Box<dyn Read + Send> = match object.local_path() {
+            Some(p) => Box::new(
+                std::fs::File::open(&p)
+                    .map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
+            ),
+            None => {
+                let (_, stream) = object.read_stream().await?;
+                Box::new(StreamReader::spawn(stream))
+            }
+        };
+        let meta2 = meta.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            let settings = Settings {
+                format,
+                spacing,
+                header,
+            };
+            build_sync(reader, &url, &meta2, settings, &*progress)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("the indexing task failed: {e}")))??;
+        let stats = IndexStats {
+            bytes: meta.size,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((index, stats))
+    }
+}
+
+impl IntoFuture for BuildIndex {
+    type Output = Result<(Index, IndexStats)>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Open the index of an object and check it is current; started by
+/// [`Index::open`]. Awaiting it fails with [`Error::NoIndex`] when there is
+/// none and [`Error::StaleIndex`] when the object changed since.
+#[must_use = "opening an index does nothing until the builder is awaited"]
+#[derive(Debug)]
+pub struct OpenIndex {
+    object: Location,
+    index_store: Option<Location>,
+}
+
+impl OpenIndex {
+    /// Open the index beside `object` (`KEY.tessera-index.json`).
+    pub fn new(object: &Location) -> Self {
+        OpenIndex {
+            object: object.clone(),
+            index_store: None,
+        }
+    }
+
+    /// Look for the index under `store` (same key as the object) instead of
+    /// beside the object.
+    pub fn with_index_store(mut self, store: &Location) -> Self {
+        self.index_store = Some(store.clone());
+        self
+    }
+
+    async fn run(self) -> Result<Index> {
+        let url = self.object.url();
+        let meta = self.object.head().await.map_err(not_found(&url))?;
+        let at = Index::location_for(&self.object, self.index_store.as_ref())?;
+        let index = Index::load(&at).await?;
+        index.check_current(&meta)?;
+        Ok(index)
+    }
+}
+
+impl IntoFuture for OpenIndex {
+    type Output = Result<Index>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// What one indexing pass was asked for.
+struct Settings {
+    format: RecordFormat,
+    spacing: Option<u64>,
+    header: bool,
 }
 
 /// What indexing measured.
@@ -160,16 +331,16 @@ pub struct IndexStats {
 }
 
 /// Turns scanner events into checkpoints.
-struct Builder {
+struct Checkpoints {
     cps: Vec<Checkpoint>,
     pending: bool,
     spacing: u64,
     next_at: u64,
 }
 
-impl Builder {
-    fn new(spacing: u64) -> Builder {
-        Builder {
+impl Checkpoints {
+    fn new(spacing: u64) -> Checkpoints {
+        Checkpoints {
             cps: Vec::new(),
             pending: false,
             spacing: spacing.max(1),
@@ -223,51 +394,15 @@ fn describe(size: u64, etag: Option<&str>) -> String {
 }
 
 impl Index {
-    /// Index an object in one streaming pass.
-    pub async fn build(object: &Location, opts: &IndexOptions) -> Result<(Index, IndexStats)> {
-        Self::build_with_progress(object, opts, |_| {}).await
+    /// Index `object` in one streaming pass: a [`BuildIndex`] builder.
+    pub fn build(object: &Location) -> BuildIndex {
+        BuildIndex::new(object)
     }
 
-    /// [`Index::build`], calling `progress` with the compressed bytes read so far.
-    pub async fn build_with_progress(
-        object: &Location,
-        opts: &IndexOptions,
-        progress: impl Fn(u64) + Send + Sync + 'static,
-    ) -> Result<(Index, IndexStats)> {
-        let url = object.url();
-        let format = match opts.format {
-            Some(f) => f,
-            None => Format::from_name(object.path().as_ref()).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "{url}: cannot tell the format from the name; give --format (csv, tsv, text, jsonl, fasta, fastq, vcf)"
-                ))
-            })?,
-        };
-        let meta = object.head().await.map_err(not_found(&url))?;
-        let started = Instant::now();
-        let reader: Box<dyn Read + Send> = match object.local_path() {
-            Some(p) => Box::new(
-                std::fs::File::open(&p)
-                    .map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
-            ),
-            None => {
-                let (_, stream) = object.read_stream().await?;
-                Box::new(StreamReader::spawn(stream))
-            }
-        };
-        let opts = opts.clone();
-        let url2 = url.clone();
-        let meta2 = meta.clone();
-        let index = tokio::task::spawn_blocking(move || {
-            build_sync(reader, &url2, &meta2, format, &opts, &progress)
-        })
-        .await
-        .map_err(|e| Error::InvalidInput(format!("indexing task failed: {e}")))??;
-        let stats = IndexStats {
-            bytes: meta.size,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        Ok((index, stats))
+    /// Open the index of `object` and check it is current: an
+    /// [`OpenIndex`] builder.
+    pub fn open(object: &Location) -> OpenIndex {
+        OpenIndex::new(object)
     }
 
     /// Where the index of `object` lives: beside it, or under `index_store`.
@@ -277,7 +412,8 @@ impl Index {
 
     /// Save the index (replacing an older one).
     pub async fn save(&self, to: &Location) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let json = serde_json::to_vec(self)
+            .map_err(|e| Error::internal(format!("cannot encode the index: {e}")))?;
         to.publish(json, PublishMode::Overwrite).await?;
         Ok(())
     }
@@ -287,9 +423,7 @@ impl Index {
         let url = from.url();
         let bytes = from.read().await.map_err(|e| {
             if e.is_not_found() {
-                Error::NotFound {
-                    what: format!("{url} (no index; run `tessera index` on the object first)"),
-                }
+                Error::NoIndex { index: url.clone() }
             } else {
                 Error::Store(e)
             }
@@ -299,13 +433,13 @@ impl Index {
 
     /// Parse an index from JSON (`url` names it in errors).
     pub fn from_json(bytes: &[u8], url: &str) -> Result<Index> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::BadIndex {
-            url: url.to_string(),
+        let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::InvalidIndex {
+            index: url.to_string(),
             message: format!("not a tessera index: {e}"),
         })?;
         if index.tessera_index != INDEX_VERSION {
-            return Err(Error::BadIndex {
-                url: url.to_string(),
+            return Err(Error::InvalidIndex {
+                index: url.to_string(),
                 message: format!(
                     "index format version {} is not supported (this tessera reads version {INDEX_VERSION})",
                     index.tessera_index
@@ -319,21 +453,12 @@ impl Index {
     pub fn check_current(&self, meta: &ObjectMeta) -> Result<()> {
         if meta.size != self.size || (self.etag.is_some() && meta.e_tag != self.etag) {
             return Err(Error::StaleIndex {
-                url: self.url.clone(),
+                object: self.url.clone(),
                 indexed: describe(self.size, self.etag.as_deref()),
                 now: describe(meta.size, meta.e_tag.as_deref()),
             });
         }
         Ok(())
-    }
-
-    /// Open the index of `object` and check it is current.
-    pub async fn open(object: &Location, index_store: Option<&Location>) -> Result<Index> {
-        let url = object.url();
-        let meta = object.head().await.map_err(not_found(&url))?;
-        let index = Self::load(&Self::location_for(object, index_store)?).await?;
-        index.check_current(&meta)?;
-        Ok(index)
     }
 
     /// The header bytes, decoded.
@@ -354,8 +479,8 @@ impl Index {
         self.windows
             .get(w as usize)
             .map(String::as_str)
-            .ok_or_else(|| Error::BadIndex {
-                url: self.url.clone(),
+            .ok_or_else(|| Error::InvalidIndex {
+                index: format!("the index of {}", self.url),
                 message: format!("window {w} is missing"),
             })
     }
@@ -363,28 +488,31 @@ impl Index {
     /// The `.fai` text `samtools faidx` would write (FASTA only).
     pub fn fai(&self) -> Result<Vec<u8>> {
         use std::num::NonZero;
-        if self.format != Format::Fasta {
-            return Err(Error::InvalidInput(format!(
-                "{}: a .fai describes FASTA; this index is {}",
-                self.url, self.format
-            )));
+        if self.format != RecordFormat::Fasta {
+            return Err(Error::unsupported(
+                &self.url,
+                format!("a .fai describes FASTA; this index is {}", self.format),
+            ));
         }
         if self.compression == Compression::Gzip {
-            return Err(Error::InvalidInput(format!(
-                "{}: samtools reads .fai offsets only for uncompressed or BGZF FASTA; this object is plain gzip",
-                self.url
-            )));
+            return Err(Error::unsupported(
+                &self.url,
+                "samtools reads .fai offsets only for uncompressed or BGZF FASTA; this object is plain gzip",
+            ));
         }
         if let Some(problem) = &self.fai_problem {
-            return Err(Error::data(&self.url, problem.clone()));
+            return Err(Error::unsupported(&self.url, problem.clone()));
         }
         let mut records = Vec::with_capacity(self.sequences.len());
         for s in &self.sequences {
             let (Some(lb), Some(lw)) = (NonZero::new(s.line_bases), NonZero::new(s.line_width))
             else {
-                return Err(Error::data(
+                return Err(Error::unsupported(
                     &self.url,
-                    format!("sequence `{}` is empty", s.name),
+                    format!(
+                        "sequence `{}` is empty, which a .fai cannot describe",
+                        s.name
+                    ),
                 ));
             };
             records.push(noodles_fasta::fai::Record::new(
@@ -398,23 +526,22 @@ impl Index {
         let mut out = Vec::new();
         noodles_fasta::fai::io::Writer::new(&mut out)
             .write_index(&noodles_fasta::fai::Index::from(records))
-            .map_err(|e| Error::io("writing .fai", e))?;
+            .map_err(|e| Error::internal(format!("cannot encode the .fai: {e}")))?;
         Ok(out)
     }
 
     /// The `.gzi` bytes `bgzip -r` would write (BGZF only).
     pub fn gzi(&self) -> Result<Vec<u8>> {
         if self.compression != Compression::Bgzf {
-            return Err(Error::InvalidInput(format!(
-                "{}: a .gzi indexes BGZF; this object is {}",
-                self.url,
-                self.compression.name()
-            )));
+            return Err(Error::unsupported(
+                &self.url,
+                format!("a .gzi indexes BGZF; this object is {}", self.compression),
+            ));
         }
         let mut out = Vec::new();
         noodles_bgzf::gzi::io::Writer::new(&mut out)
             .write_index(&noodles_bgzf::gzi::Index::from(self.blocks.clone()))
-            .map_err(|e| Error::io("writing .gzi", e))?;
+            .map_err(|e| Error::internal(format!("cannot encode the .gzi: {e}")))?;
         Ok(out)
     }
 }
@@ -436,7 +563,7 @@ fn not_found(url: &str) -> impl Fn(tessera_store::Error) -> Error + '_ {
     move |e| {
         if e.is_not_found() {
             Error::NotFound {
-                what: url.to_string(),
+                object: url.to_string(),
             }
         } else {
             Error::Store(e)
@@ -464,21 +591,25 @@ fn build_sync(
     mut reader: Box<dyn Read + Send>,
     url: &str,
     meta: &ObjectMeta,
-    format: Format,
-    opts: &IndexOptions,
+    settings: Settings,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Index> {
+    let Settings {
+        format,
+        spacing,
+        header: has_header,
+    } = settings;
     let mut first = vec![0u8; CHUNK];
     let n = read_full(&mut *reader, &mut first, url)?;
     first.truncate(n);
     let compression = Compression::detect(&first);
-    let mut scanner = Scanner::new(format, opts.header);
-    let spacing = match (opts.spacing, compression) {
-        (0, Compression::None) => DEFAULT_SPACING,
-        (0, _) => DEFAULT_GZIP_SPACING,
-        (n, _) => n,
+    let mut scanner = Scanner::new(format, has_header);
+    let spacing = match (spacing, compression) {
+        (Some(n), _) => n,
+        (None, Compression::None) => DEFAULT_SPACING,
+        (None, _) => DEFAULT_GZIP_SPACING,
     };
-    let mut builder = Builder::new(spacing);
+    let mut builder = Checkpoints::new(spacing);
     let mut windows = Vec::new();
     let mut blocks = Vec::new();
     let data_size = match compression {
@@ -517,7 +648,7 @@ fn build_sync(
         )?,
     };
     if let Some(e) = scanner.finish(&mut |_| true) {
-        return Err(Error::data(url, format!("not valid {format}: {e}")));
+        return Err(invalid_record(url, format, e));
     }
     if builder.pending {
         // No boundary after the last checkpoint.
@@ -532,14 +663,17 @@ fn build_sync(
             base64: B64.encode(bytes),
         })
     });
-    if format == Format::Fasta && records == 0 && data_size > 0 {
-        return Err(Error::data(
+    if format == RecordFormat::Fasta && records == 0 && data_size > 0 {
+        return Err(invalid_record(
             url,
-            "not valid fasta: no '>' header line found",
+            format,
+            ScanError {
+                line: None,
+                message: "no '>' header line found".into(),
+            },
         ));
     }
-    let has_header = opts.header;
-    let (sequences, fai_problem) = if format == Format::Fasta {
+    let (sequences, fai_problem) = if format == RecordFormat::Fasta {
         scanner.into_sequences()
     } else {
         (Vec::new(), None)
@@ -586,7 +720,7 @@ fn gzip_pass(
     url: &str,
     bgzf: bool,
     scanner: &mut Scanner,
-    builder: &mut Builder,
+    builder: &mut Checkpoints,
     windows: &mut Vec<String>,
     blocks: &mut Vec<(u64, u64)>,
     progress: &(dyn Fn(u64) + Send + Sync),
@@ -627,16 +761,24 @@ fn gzip_pass(
         });
         let inflated = inflate_pass(first, reader, url, bgzf, spacing, blocks, progress, &tx);
         drop(tx);
-        scan.join().expect("the scanning thread panicked");
+        scan.join()
+            .map_err(|_| Error::internal("the record scanning thread panicked"))?;
         inflated
     })
     .and_then(|total_out| match scanner.error() {
-        Some(e) => Err(Error::data(
-            url,
-            format!("not valid {}: {e}", format_name(scanner)),
-        )),
+        Some(e) => Err(invalid_record(url, scanner.format(), e.clone())),
         None => Ok(total_out),
     })
+}
+
+/// A scanner's complaint about an object, as the public error.
+fn invalid_record(url: &str, format: RecordFormat, e: ScanError) -> Error {
+    Error::InvalidRecord {
+        object: url.to_string(),
+        format,
+        line: e.line,
+        message: e.message,
+    }
 }
 
 /// The inflating side of [`gzip_pass`]. Returns the uncompressed size.
@@ -732,18 +874,25 @@ fn inflate_pass(
                     continue;
                 }
                 if !rest.is_empty() || !eof {
-                    tracing::warn!("{url}: ignoring data after the last gzip member at byte {total_in}");
+                    tracing::warn!(
+                        "{url}: ignoring data after the last gzip member at byte {total_in}"
+                    );
                 }
                 break;
             }
             code => {
-                return Err(Error::data(
-                    url,
-                    format!(
-                        "corrupt gzip data at compressed byte {total_in} (uncompressed {total_out}): {}",
+                return Err(Error::Corrupt {
+                    object: url.to_string(),
+                    compression: if bgzf {
+                        Compression::Bgzf
+                    } else {
+                        Compression::Gzip
+                    },
+                    message: format!(
+                        "at compressed byte {total_in} (uncompressed {total_out}): {}",
                         inf.message(code)
                     ),
-                ))
+                })
             }
         }
         let at_boundary = step.data_type & 128 != 0 && step.data_type & 64 == 0;
@@ -793,12 +942,12 @@ fn inflate_pass(
         return Ok(total_out);
     }
     if !ended {
-        return Err(Error::data(
-            url,
-            format!(
+        return Err(Error::Truncated {
+            object: url.to_string(),
+            message: format!(
                 "truncated gzip: the data ends inside a member (after {total_in} compressed, {total_out} uncompressed bytes)"
             ),
-        ));
+        });
     }
     // Like bgzip, list no block that starts at the end of the data (the
     // empty end-of-file block).
@@ -807,10 +956,6 @@ fn inflate_pass(
     }
     progress(total_in);
     Ok(total_out)
-}
-
-fn format_name(s: &Scanner) -> &'static str {
-    s.format_name()
 }
 
 /// A blocking reader over an object's byte stream (filled by a tokio task).

@@ -10,8 +10,8 @@
 //!    and for gzip, deflate checkpoints with their 32 KiB windows (BGZF:
 //!    block starts). The index is a JSON sidecar holding the object's size
 //!    and ETag; [`Index::open`] refuses an index whose object changed.
-//! 2. [`plan`] cuts the object from the index alone ([`Strategy`]: a count,
-//!    a byte size, or a number of records per slice) into [`Slice`]
+//! 2. [`Index::plan`] cuts the object from the index alone ([`Strategy`]: a
+//!    count, a byte size, or a number of records per slice) into [`Slice`]
 //!    descriptors: self-contained JSON with the URL, ETag, byte ranges,
 //!    what decoding needs (header, checkpoint window) and no credentials.
 //! 3. [`Slice::fetch`] reads a slice's ranges (in parallel ranged GETs),
@@ -21,23 +21,35 @@
 //! Concatenating every slice's records gives the object's records exactly
 //! once, in order.
 //!
+//! Every operation is a builder in the workspace's one dialect: started by
+//! a constructor or a handle ([`Index::build`], [`Index::open`],
+//! [`Index::plan`], [`Slice::fetch`]), optional settings as `with_*`
+//! setters, run by `.await` (store I/O) or `run()` (planning, which reads
+//! nothing). Errors are one [`Error`] whose variants a program can match
+//! ([`Error::StaleIndex`], [`Error::InvalidRecord`], ...).
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use tessera_slice::{plan, Index, IndexOptions, Strategy};
+//! use tessera_slice::{Index, Strategy};
 //! use tessera_store::{Location, PublishMode, StoreOptions};
 //!
 //! let obj = Location::open("memory://demo/reads.fastq", &StoreOptions::default()).await?;
 //! let reads: String = (0..1000).map(|i| format!("@r{i}\nACGT\n+\nIIII\n")).collect();
 //! obj.publish(reads.clone(), PublishMode::Overwrite).await?;
 //!
-//! let opts = IndexOptions { spacing: 1024, ..Default::default() };
-//! let (index, _) = Index::build(&obj, &opts).await?;
+//! // Index once (the format comes from the name) and save the sidecar.
+//! let (index, _stats) = Index::build(&obj).with_spacing(1024).await?;
 //! assert_eq!(index.records, 1000);
+//! index.save(&Index::location_for(&obj, None)?).await?;
 //!
-//! let slices = plan(&index, Strategy::Count(4))?;
+//! // Later, anywhere: open the index (refused if the object changed) and plan.
+//! let index = Index::open(&obj).await?;
+//! let slices = index.plan(Strategy::Count(4)).run()?;
+//!
+//! // Each worker fetches its own slice; together they are the object.
 //! let mut all = Vec::new();
 //! for s in &slices {
-//!     all.extend(s.fetch_from(&obj).await?);
+//!     all.extend(s.fetch(&obj).with_part_size(64 << 10).await?);
 //! }
 //! assert_eq!(all, reads.as_bytes());
 //! # Ok::<(), tessera_slice::Error>(())
@@ -46,19 +58,20 @@
 
 mod error;
 mod format;
+#[allow(unsafe_code)] // the zlib FFI, every block with its SAFETY note
 mod gz;
 mod index;
 mod scan;
 mod slice;
 
 pub use error::{Error, Result};
-pub use format::{Compression, Format};
+pub use format::{Compression, RecordFormat};
 pub use index::{
-    sidecar, Checkpoint, Header, Index, IndexOptions, IndexStats, DEFAULT_GZIP_SPACING,
+    sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
 pub use scan::Sequence;
 pub use slice::{
-    parse_slices, pick_slice, plan, set_fetch_part_size, ByteRange, Decode, FastaPart, Prefix,
-    Slice, Strategy, Take, SLICE_VERSION,
+    parse_slices, pick_slice, ByteRange, Decode, FastaPart, FetchSlice, PlanSlices, Prefix, Slice,
+    Strategy, Take, DEFAULT_PART_SIZE, SLICE_VERSION,
 };

@@ -9,7 +9,7 @@
 
 use memchr::memchr;
 
-use crate::format::Format;
+use crate::format::RecordFormat;
 
 /// Longest header (CSV/TSV/VCF) or FASTA description line kept.
 pub(crate) const MAX_HEADER: usize = 16 << 20;
@@ -68,10 +68,29 @@ struct FastaState {
     fai_problem: Option<String>,
 }
 
+/// The first problem a [`Scanner`] found in the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScanError {
+    /// The 1-based line (counted from where scanning started), when the
+    /// problem is on one line.
+    pub(crate) line: Option<u64>,
+    /// What is wrong.
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 /// The scanner: feed it bytes in order, get boundary events.
 #[derive(Debug)]
 pub(crate) struct Scanner {
-    format: Format,
+    format: RecordFormat,
     /// Offset of the next byte to be fed.
     pos: u64,
     /// Start of the current line.
@@ -100,12 +119,12 @@ pub(crate) struct Scanner {
     line_buf: Vec<u8>,
     fasta: FastaState,
     /// The first problem found in the data.
-    error: Option<String>,
+    error: Option<ScanError>,
 }
 
 impl Scanner {
     /// A scanner at the start of an object.
-    pub(crate) fn new(format: Format, header: bool) -> Scanner {
+    pub(crate) fn new(format: RecordFormat, header: bool) -> Scanner {
         Scanner {
             format,
             pos: 0,
@@ -130,7 +149,7 @@ impl Scanner {
     /// A scanner placed at a record boundary in the middle of an object (at
     /// `offset`, record number `record`); used to count records while
     /// fetching a slice. Headers are already behind it.
-    pub(crate) fn at_boundary(format: Format, offset: u64, record: u64) -> Scanner {
+    pub(crate) fn at_boundary(format: RecordFormat, offset: u64, record: u64) -> Scanner {
         let mut s = Scanner::new(format, false);
         s.pos = offset;
         s.line_start = offset;
@@ -139,9 +158,9 @@ impl Scanner {
         s
     }
 
-    /// The format's name, for messages.
-    pub(crate) fn format_name(&self) -> &'static str {
-        self.format.name()
+    /// The format being scanned.
+    pub(crate) fn format(&self) -> RecordFormat {
+        self.format
     }
 
     /// The number of records started so far.
@@ -160,13 +179,13 @@ impl Scanner {
     }
 
     /// The first problem in the data, if any (the scan stops reporting events after it).
-    pub(crate) fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub(crate) fn error(&self) -> Option<&ScanError> {
+        self.error.as_ref()
     }
 
-    fn fail(&mut self, message: String) {
+    fn fail(&mut self, line: Option<u64>, message: String) {
         if self.error.is_none() {
-            self.error = Some(message);
+            self.error = Some(ScanError { line, message });
         }
     }
 
@@ -217,11 +236,14 @@ impl Scanner {
         }
         self.pos = base + chunk.len() as u64;
         if self.in_header && self.header_buf.len() >= MAX_HEADER {
-            self.fail(format!(
-                "the header is larger than {} MiB; is this really {}?",
-                MAX_HEADER >> 20,
-                self.format
-            ));
+            self.fail(
+                None,
+                format!(
+                    "the header is larger than {} MiB; is this really {}?",
+                    MAX_HEADER >> 20,
+                    self.format
+                ),
+            );
         }
         if let Some((_, end)) = self.header() {
             let end = end as usize;
@@ -233,7 +255,7 @@ impl Scanner {
     }
 
     /// End of input: close the last line and check the last record is whole.
-    pub(crate) fn finish<F: FnMut(Event) -> bool>(&mut self, on: &mut F) -> Option<String> {
+    pub(crate) fn finish<F: FnMut(Event) -> bool>(&mut self, on: &mut F) -> Option<ScanError> {
         let _ = on;
         if self.error.is_none() && !self.need_first && self.pos > self.line_start {
             let cr = self.last == b'\r';
@@ -241,16 +263,19 @@ impl Scanner {
         }
         if self.error.is_none() {
             match self.format {
-                Format::Csv if self.quoted => self.fail(format!(
-                    "line {}: a quoted field is never closed (the record starts on line {})",
-                    self.line_no, self.record_line
-                )),
-                Format::Fastq if self.fq_line != 0 => {
+                RecordFormat::Csv if self.quoted => self.fail(
+                    Some(self.line_no),
+                    format!(
+                        "a quoted field is never closed (the record starts on line {})",
+                        self.record_line
+                    ),
+                ),
+                RecordFormat::Fastq if self.fq_line != 0 => {
                     let lines = self.fq_line;
-                    self.fail(format!(
-                        "line {}: the last FASTQ record is cut short ({lines} of 4 lines)",
-                        self.line_no
-                    ))
+                    self.fail(
+                        Some(self.line_no),
+                        format!("the last FASTQ record is cut short ({lines} of 4 lines)"),
+                    )
                 }
                 _ => {}
             }
@@ -260,7 +285,7 @@ impl Scanner {
             self.in_header = false;
             self.header_end = Some(self.pos);
         }
-        if self.format == Format::Fasta {
+        if self.format == RecordFormat::Fasta {
             self.finish_sequence();
         }
         self.error.clone()
@@ -269,7 +294,7 @@ impl Scanner {
     /// Bytes of the current line (without its newline).
     #[inline]
     fn segment(&mut self, seg: &[u8]) {
-        if self.format == Format::Csv {
+        if self.format == RecordFormat::Csv {
             let n = memchr::memchr_iter(b'"', seg).count();
             if n % 2 == 1 {
                 self.quoted = !self.quoted;
@@ -285,15 +310,15 @@ impl Scanner {
         let offset = self.line_start;
         let blank = first == b'\n' || first == b'\r';
         match self.format {
-            Format::Text | Format::Jsonl => self.record(offset, on),
-            Format::Tsv => {
+            RecordFormat::Text | RecordFormat::Jsonl => self.record(offset, on),
+            RecordFormat::Tsv => {
                 if self.in_header {
                     true
                 } else {
                     self.record(offset, on)
                 }
             }
-            Format::Csv => {
+            RecordFormat::Csv => {
                 if self.quoted {
                     true
                 } else {
@@ -305,7 +330,7 @@ impl Scanner {
                     }
                 }
             }
-            Format::Vcf => {
+            RecordFormat::Vcf => {
                 if self.in_header {
                     if first == b'#' {
                         return true;
@@ -314,36 +339,40 @@ impl Scanner {
                 }
                 self.record(offset, on)
             }
-            Format::Fastq => match self.fq_line {
+            RecordFormat::Fastq => match self.fq_line {
                 0 => {
                     if blank {
                         self.fq_blank_line.get_or_insert(self.line_no);
                         true
                     } else if first != b'@' {
-                        self.fail(format!(
-                            "line {}: expected a FASTQ record starting with '@', found {:?}",
-                            self.line_no, first as char
-                        ));
+                        self.fail(
+                            Some(self.line_no),
+                            format!(
+                                "expected a FASTQ record starting with '@', found {:?}",
+                                first as char
+                            ),
+                        );
                         false
                     } else if let Some(blank_line) = self.fq_blank_line {
-                        self.fail(format!(
-                            "line {blank_line}: blank line between FASTQ records"
-                        ));
+                        self.fail(Some(blank_line), "blank line between FASTQ records".into());
                         false
                     } else {
                         self.record(offset, on)
                     }
                 }
                 2 if first != b'+' => {
-                    self.fail(format!(
-                        "line {}: expected the FASTQ '+' separator line, found {:?}",
-                        self.line_no, first as char
-                    ));
+                    self.fail(
+                        Some(self.line_no),
+                        format!(
+                            "expected the FASTQ '+' separator line, found {:?}",
+                            first as char
+                        ),
+                    );
                     false
                 }
                 _ => true,
             },
-            Format::Fasta => {
+            RecordFormat::Fasta => {
                 if first == b'>' {
                     self.finish_sequence();
                     self.fasta.in_header_line = true;
@@ -353,10 +382,13 @@ impl Scanner {
                     if blank || first == b';' {
                         true
                     } else {
-                        self.fail(format!(
-                            "line {}: expected a FASTA header starting with '>', found {:?}",
-                            self.line_no, first as char
-                        ));
+                        self.fail(
+                            Some(self.line_no),
+                            format!(
+                                "expected a FASTA header starting with '>', found {:?}",
+                                first as char
+                            ),
+                        );
                         false
                     }
                 } else {
@@ -387,16 +419,16 @@ impl Scanner {
     /// A line ended at `end` (the offset of its newline, or of the end of input).
     fn line_ended(&mut self, end: u64, cr: bool, newline: bool) {
         match self.format {
-            Format::Csv | Format::Tsv if self.in_header && !self.quoted => {
+            RecordFormat::Csv | RecordFormat::Tsv if self.in_header && !self.quoted => {
                 self.end_header(end + newline as u64);
             }
-            Format::Fastq => {
+            RecordFormat::Fastq => {
                 let blank = end - self.line_start == cr as u64;
                 if !(self.fq_line == 0 && blank) {
                     self.fq_line = (self.fq_line + 1) % 4;
                 }
             }
-            Format::Fasta => self.fasta_line_ended(end, cr, newline),
+            RecordFormat::Fasta => self.fasta_line_ended(end, cr, newline),
             _ => {}
         }
     }
@@ -473,7 +505,7 @@ impl Scanner {
 mod tests {
     use super::*;
 
-    fn events(format: Format, data: &[u8], chunk: usize) -> (Vec<Event>, Scanner) {
+    fn events(format: RecordFormat, data: &[u8], chunk: usize) -> (Vec<Event>, Scanner) {
         let mut s = Scanner::new(format, true);
         let mut out = Vec::new();
         for c in data.chunks(chunk.max(1)) {
@@ -497,14 +529,14 @@ mod tests {
     fn csv_quoted_newlines_and_header() {
         let data = b"a,b\n1,\"x\ny\"\n2,z\r\n3,\"\"\"q\"\"\"\n";
         for chunk in [1, 2, 3, 7, 100] {
-            let (ev, s) = events(Format::Csv, data, chunk);
+            let (ev, s) = events(RecordFormat::Csv, data, chunk);
             assert_eq!(offsets(&ev), vec![4, 12, 17], "chunk {chunk}");
             assert_eq!(s.header(), Some((&b"a,b\n"[..], 4)));
             assert!(s.error().is_none());
         }
-        let (_, s) = events(Format::Csv, b"a\n\"open\n", 3);
+        let (_, s) = events(RecordFormat::Csv, b"a\n\"open\n", 3);
         assert!(
-            s.error().unwrap().contains("never closed"),
+            s.error().unwrap().to_string().contains("never closed"),
             "{:?}",
             s.error()
         );
@@ -514,22 +546,23 @@ mod tests {
     fn fastq_records_and_errors() {
         let data = b"@r1\nAC\n+\n@@\n@r2\nGT\n+r2\n!!\n\n";
         for chunk in [1, 5, 100] {
-            let (ev, s) = events(Format::Fastq, data, chunk);
+            let (ev, s) = events(RecordFormat::Fastq, data, chunk);
             assert_eq!(offsets(&ev), vec![0, 12]);
             assert!(s.error().is_none(), "{:?}", s.error());
         }
-        let (_, s) = events(Format::Fastq, b"@r1\nAC\n+\n", 4);
-        assert!(s.error().unwrap().contains("cut short"));
-        let (_, s) = events(Format::Fastq, b"@r1\nAC\n-\nII\n", 4);
-        assert!(s.error().unwrap().contains("line 3"));
-        let (_, s) = events(Format::Fastq, b">r1\nAC\n", 4);
-        assert!(s.error().unwrap().contains("line 1"));
+        let (_, s) = events(RecordFormat::Fastq, b"@r1\nAC\n+\n", 4);
+        assert!(s.error().unwrap().to_string().contains("cut short"));
+        let (_, s) = events(RecordFormat::Fastq, b"@r1\nAC\n-\nII\n", 4);
+        assert!(s.error().unwrap().to_string().contains("line 3"));
+        assert_eq!(s.error().unwrap().line, Some(3));
+        let (_, s) = events(RecordFormat::Fastq, b">r1\nAC\n", 4);
+        assert!(s.error().unwrap().to_string().contains("line 1"));
     }
 
     #[test]
     fn fasta_parts_and_fai_values() {
         let data = b">s1 desc\nACGT\nAC\n>s2\r\nAAAA\r\nCC\r\n";
-        let (ev, s) = events(Format::Fasta, data, 3);
+        let (ev, s) = events(RecordFormat::Fasta, data, 3);
         assert_eq!(
             ev,
             vec![
@@ -585,14 +618,14 @@ mod tests {
             ),
             (22, 6, 4, 6)
         );
-        let (_, s) = events(Format::Fasta, b">a\nAC\nACGT\n", 2);
+        let (_, s) = events(RecordFormat::Fasta, b">a\nAC\nACGT\n", 2);
         assert!(s.into_sequences().1.unwrap().contains("different lengths"));
     }
 
     #[test]
     fn vcf_header_lines() {
         let data = b"##fileformat=VCFv4.2\n#CHROM\tPOS\n1\t10\n1\t20";
-        let (ev, s) = events(Format::Vcf, data, 4);
+        let (ev, s) = events(RecordFormat::Vcf, data, 4);
         assert_eq!(offsets(&ev), vec![32, 37]);
         assert_eq!(s.header().unwrap().1, 32);
         assert_eq!(s.records(), 2);

@@ -1,5 +1,10 @@
 //! Slice descriptors: planning them from an index, and fetching one.
 
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io::Write;
+use std::pin::Pin;
+
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -7,36 +12,26 @@ use tessera_store::object_store::{self, GetOptions, GetRange};
 use tessera_store::{Location, StoreOptions};
 
 use crate::error::{Error, Result};
-use crate::format::{Compression, Format};
+use crate::format::{Compression, RecordFormat};
 use crate::gz;
 use crate::index::{Checkpoint, Index};
-use std::io::Write;
-
 use crate::scan::{Event, Scanner};
 
 /// The version of the slice descriptor format.
 pub const SLICE_VERSION: u32 = 1;
 
+/// Default size of one ranged GET when a slice is fetched
+/// ([`FetchSlice::with_part_size`]).
+pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Size of one ranged GET when a slice is fetched in parallel parts.
-static PART: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(8 << 20);
-
-/// Set the size of the ranged GETs slices are fetched in (default 8 MiB,
-/// at most 8 in flight per slice). Smaller parts use less memory; tests
-/// use tiny ones to cut the stream at every possible place.
-pub fn set_fetch_part_size(bytes: u64) {
-    PART.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
-fn part_size() -> u64 {
-    PART.load(std::sync::atomic::Ordering::Relaxed)
-}
 /// Ranged GETs in flight per slice.
 const PARALLEL_GETS: usize = 8;
 
 /// How to cut an object into slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Strategy {
     /// About this many slices of even size.
     Count(usize),
@@ -44,6 +39,16 @@ pub enum Strategy {
     Bytes(u64),
     /// Slices of exactly this many records (the last may have fewer).
     Records(u64),
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::Count(n) => write!(f, "{n} slices"),
+            Strategy::Bytes(n) => write!(f, "slices of {n} bytes"),
+            Strategy::Records(n) => write!(f, "slices of {n} records"),
+        }
+    }
 }
 
 /// A half-open byte range of the object `[start, end)`.
@@ -129,7 +134,7 @@ pub struct Slice {
     /// Its size when indexed.
     pub size: u64,
     /// Record format.
-    pub format: Format,
+    pub format: RecordFormat,
     /// Compression of the object.
     pub compression: Compression,
     /// This slice's number (0-based).
@@ -176,17 +181,39 @@ fn cost(index: &Index, cp: &Checkpoint) -> u64 {
     }
 }
 
-/// Plan slices from an index alone.
-pub fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
+/// Plan slices from an index alone (no data is read); started by
+/// [`Index::plan`], run by [`PlanSlices::run`].
+///
+/// The plan is a list of self-contained [`Slice`] descriptors that, fetched
+/// in order, give every record of the object exactly once.
+#[must_use = "planning does nothing until run() is called"]
+#[derive(Debug, Clone, Copy)]
+pub struct PlanSlices<'a> {
+    index: &'a Index,
+    strategy: Strategy,
+}
+
+impl<'a> PlanSlices<'a> {
+    /// Plan slices of the object `index` describes, cut by `strategy`.
+    pub fn new(index: &'a Index, strategy: Strategy) -> Self {
+        PlanSlices { index, strategy }
+    }
+
+    /// Cut the object into slices. Fails with [`Error::InvalidStrategy`]
+    /// for a zero count or size; an object without records has no slices.
+    pub fn run(self) -> Result<Vec<Slice>> {
+        plan(self.index, self.strategy)
+    }
+}
+
+fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
     let bounds = boundaries(index);
     if bounds.is_empty() {
         return Ok(Vec::new());
     }
     let mut slices = match strategy {
         Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
-            return Err(Error::InvalidInput(
-                "the slice count or size must be at least 1".into(),
-            ))
+            return Err(Error::InvalidStrategy { strategy })
         }
         Strategy::Count(n) => {
             let c0 = cost(index, bounds[0]);
@@ -245,6 +272,11 @@ fn nearest(index: &Index, bounds: &[&Checkpoint], target: u64) -> usize {
 }
 
 impl Index {
+    /// Plan slices from this index alone: a [`PlanSlices`] builder.
+    pub fn plan(&self, strategy: Strategy) -> PlanSlices<'_> {
+        PlanSlices::new(self, strategy)
+    }
+
     fn blank_slice(&self) -> Slice {
         Slice {
             tessera_slice: SLICE_VERSION,
@@ -352,7 +384,7 @@ impl Index {
 
     /// Records starting in `[start, end)` (FASTA: sequences whose header is there).
     fn records_between(&self, a: &Checkpoint, b: Option<&Checkpoint>, end: u64) -> u64 {
-        if self.format == Format::Fasta {
+        if self.format == RecordFormat::Fasta {
             let first = self.sequences.partition_point(|q| q.header_offset < a.o);
             let last = self.sequences.partition_point(|q| q.header_offset < end);
             return (last - first) as u64;
@@ -387,7 +419,7 @@ fn by_records(index: &Index, bounds: &[&Checkpoint], n: u64) -> Result<Vec<Slice
         s.first_record = first;
         s.record_count = next.min(index.records) - first;
         s.header = index.header_prefix();
-        if index.format == Format::Fasta {
+        if index.format == RecordFormat::Fasta {
             let start = index.sequences[first as usize].header_offset;
             let end = index.sequences.get(next as usize).map(|q| q.header_offset);
             index.span(&mut s, start, end)?;
@@ -424,10 +456,7 @@ fn cost_end(index: &Index, c: &Checkpoint) -> u64 {
 
 /// Read a slices file (a JSON list of descriptors).
 pub fn parse_slices(json: &[u8], name: &str) -> Result<Vec<Slice>> {
-    let slices: Vec<Slice> = serde_json::from_slice(json).map_err(|e| Error::BadIndex {
-        url: name.to_string(),
-        message: format!("not a slices file (a JSON list of slice descriptors): {e}"),
-    })?;
+    let slices: Vec<Slice> = serde_json::from_slice(json).map_err(not_slices(name))?;
     for s in &slices {
         s.validate()?;
     }
@@ -437,29 +466,31 @@ pub fn parse_slices(json: &[u8], name: &str) -> Result<Vec<Slice>> {
 /// Read slice `i` of a slices file without decoding the others (a plan's
 /// descriptors carry windows, so a worker skips most of the file).
 pub fn pick_slice(json: &[u8], name: &str, i: usize) -> Result<Slice> {
-    let not_slices = |e: serde_json::Error| Error::BadIndex {
-        url: name.to_string(),
-        message: format!("not a slices file (a JSON list of slice descriptors): {e}"),
-    };
     let list: Vec<&serde_json::value::RawValue> =
-        serde_json::from_slice(json).map_err(not_slices)?;
+        serde_json::from_slice(json).map_err(not_slices(name))?;
     let Some(raw) = list.get(i) else {
-        return Err(Error::InvalidInput(format!(
-            "{name} has {} slices (0 to {}); there is no slice {i}",
-            list.len(),
-            list.len().saturating_sub(1)
-        )));
+        return Err(Error::NoSuchSlice {
+            file: name.to_string(),
+            slice: i,
+            count: list.len(),
+        });
     };
-    let slice: Slice = serde_json::from_str(raw.get()).map_err(not_slices)?;
+    let slice: Slice = serde_json::from_str(raw.get()).map_err(not_slices(name))?;
     slice.validate()?;
     Ok(slice)
+}
+
+fn not_slices(name: &str) -> impl Fn(serde_json::Error) -> Error + '_ {
+    move |e| Error::InvalidSlicesFile {
+        file: name.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl Slice {
     /// Check the descriptor is internally consistent (catches hand edits).
     pub fn validate(&self) -> Result<()> {
-        let bad =
-            |m: String| Error::InvalidInput(format!("slice {} of {}: {m}", self.slice, self.url));
+        let bad = |m: String| self.invalid(m);
         if self.tessera_slice != SLICE_VERSION {
             return Err(bad(format!(
                 "descriptor version {} is not supported (this tessera reads version {SLICE_VERSION})",
@@ -490,31 +521,46 @@ impl Slice {
         Ok(())
     }
 
-    /// Fetch and decode this slice: the header (if any) followed by its
-    /// records, in the source format. Opens the URL with `opts` (the
-    /// caller's credentials).
-    pub async fn fetch(&self, opts: &StoreOptions) -> Result<Vec<u8>> {
-        let object = Location::open(&self.url, opts).await?;
-        self.fetch_from(&object).await
+    /// Fetch and decode this slice from `object` (the object the slice was
+    /// planned from, opened with the caller's credentials): a
+    /// [`FetchSlice`] builder. Awaiting it returns the header (if any)
+    /// followed by the slice's records, in the source format.
+    pub fn fetch<'a>(&'a self, object: &'a Location) -> FetchSlice<'a> {
+        FetchSlice::new(self, object)
     }
 
-    /// [`Slice::fetch`] from an already opened location.
-    pub async fn fetch_from(&self, object: &Location) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.write_to(object, &mut out).await?;
-        Ok(out)
+    /// [`Slice::fetch`] from the slice's own URL, opened with `opts` when
+    /// the fetch runs (the caller's credentials: descriptors carry none).
+    pub fn fetch_from_url<'a>(&'a self, opts: &'a StoreOptions) -> FetchSlice<'a> {
+        FetchSlice {
+            slice: self,
+            source: Source::Url(opts),
+            part_size: DEFAULT_PART_SIZE,
+        }
     }
 
-    /// Stream this slice (header, then records) into `out`: ranged GETs in
-    /// parallel, decoded and cut as they arrive, so memory stays bounded by
-    /// the GETs in flight whatever the slice's size. Returns the bytes written.
-    pub async fn write_to(&self, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
+    fn invalid(&self, message: String) -> Error {
+        Error::InvalidSlice {
+            object: self.url.clone(),
+            slice: self.slice,
+            message,
+        }
+    }
+
+    /// Stream this slice (header, then records) into `out` in GETs of
+    /// `part` bytes. Returns the bytes written.
+    async fn write(
+        &self,
+        object: &Location,
+        part: u64,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64> {
         self.validate()?;
         let header = match &self.header {
             None => Vec::new(),
-            Some(Prefix::Inline { base64 }) => B64.decode(base64).map_err(|e| {
-                Error::InvalidInput(format!("slice {}: header is not base64: {e}", self.slice))
-            })?,
+            Some(Prefix::Inline { base64 }) => B64
+                .decode(base64)
+                .map_err(|e| self.invalid(format!("header is not base64: {e}")))?,
             Some(Prefix::Range { start, end }) => {
                 self.get(
                     object,
@@ -522,6 +568,7 @@ impl Slice {
                         start: *start,
                         end: *end,
                     },
+                    part,
                 )
                 .await?
             }
@@ -533,18 +580,13 @@ impl Slice {
             Compression::Gzip | Compression::Bgzf => {
                 let window = match &self.decode.window {
                     Some(w) => {
-                        let packed = B64.decode(w).map_err(|e| {
-                            Error::InvalidInput(format!(
-                                "slice {}: window is not base64: {e}",
-                                self.slice
-                            ))
-                        })?;
-                        Some(gz::unpack_window(&packed).map_err(|e| {
-                            Error::InvalidInput(format!(
-                                "slice {}: damaged window: {e}",
-                                self.slice
-                            ))
-                        })?)
+                        let packed = B64
+                            .decode(w)
+                            .map_err(|e| self.invalid(format!("window is not base64: {e}")))?;
+                        Some(
+                            gz::unpack_window(&packed)
+                                .map_err(|e| self.invalid(format!("damaged window: {e}")))?,
+                        )
                     }
                     None => None,
                 };
@@ -554,7 +596,6 @@ impl Slice {
             }
         };
         let mut emitter = Emitter::new(self, out);
-        let part = part_size();
         let parts: Vec<(u64, u64)> = self
             .ranges
             .iter()
@@ -571,12 +612,14 @@ impl Slice {
             let chunk = chunk?;
             let more = match &mut decoder {
                 None => emitter.push(&chunk),
-                Some(d) => d.push(&chunk, &mut |o| emitter.push(o)).map_err(|m| {
-                    Error::data(
-                        &self.url,
-                        format!("slice {}: corrupt gzip data: {m}", self.slice),
-                    )
-                })?,
+                Some(d) => {
+                    d.push(&chunk, &mut |o| emitter.push(o))
+                        .map_err(|m| Error::Corrupt {
+                            object: self.url.clone(),
+                            compression: self.compression,
+                            message: format!("slice {}: {m}", self.slice),
+                        })?
+                }
             };
             if !more {
                 break;
@@ -586,18 +629,17 @@ impl Slice {
     }
 
     fn short(&self) -> Error {
-        Error::data(
-            &self.url,
-            format!(
+        Error::Truncated {
+            object: self.url.clone(),
+            message: format!(
                 "slice {}: the data ends before the slice does (truncated object, or a slices file that does not match it)",
                 self.slice
             ),
-        )
+        }
     }
 
-    /// One range, fetched in parallel parts (for headers).
-    async fn get(&self, object: &Location, r: ByteRange) -> Result<Vec<u8>> {
-        let part = part_size();
+    /// One range, fetched in parallel parts of `part` bytes (for headers).
+    async fn get(&self, object: &Location, r: ByteRange, part: u64) -> Result<Vec<u8>> {
         let parts: Vec<(u64, u64)> = (r.start..r.end)
             .step_by(part as usize)
             .map(|a| (a, (a + part).min(r.end)))
@@ -623,10 +665,10 @@ impl Slice {
         };
         got.map_err(|e| match e {
             object_store::Error::NotFound { .. } => Error::NotFound {
-                what: self.url.clone(),
+                object: self.url.clone(),
             },
             object_store::Error::Precondition { .. } => Error::StaleIndex {
-                url: self.url.clone(),
+                object: self.url.clone(),
                 indexed: format!(
                     "{} bytes, ETag {}",
                     self.size,
@@ -635,6 +677,88 @@ impl Slice {
                 now: "a different ETag".into(),
             },
             other => Error::Store(tessera_store::Error::from_object_store(&self.url, other)),
+        })
+    }
+}
+
+/// Where a [`FetchSlice`] reads from.
+enum Source<'a> {
+    /// An opened location.
+    Object(&'a Location),
+    /// The slice's own URL, opened with these options.
+    Url(&'a StoreOptions),
+}
+
+/// Fetch one slice: ranged GETs in parallel (at most 8 in flight), decoded
+/// and cut to the slice's records as they arrive; started by
+/// [`Slice::fetch`] or [`Slice::fetch_from_url`].
+///
+/// Awaiting it returns the header (if any) followed by the slice's records;
+/// [`FetchSlice::write_to`] streams them instead, so memory stays bounded by
+/// the GETs in flight whatever the slice's size. Every GET must match the
+/// ETag the index recorded ([`Error::StaleIndex`] otherwise).
+#[must_use = "fetching does nothing until the builder is awaited or written out"]
+pub struct FetchSlice<'a> {
+    slice: &'a Slice,
+    source: Source<'a>,
+    part_size: u64,
+}
+
+impl fmt::Debug for FetchSlice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match self.source {
+            Source::Object(o) => o.url(),
+            Source::Url(_) => self.slice.url.clone(),
+        };
+        f.debug_struct("FetchSlice")
+            .field("slice", &self.slice.slice)
+            .field("source", &source)
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
+
+impl<'a> FetchSlice<'a> {
+    /// Fetch `slice` from `object`, an opened location of the object it
+    /// was planned from.
+    pub fn new(slice: &'a Slice, object: &'a Location) -> Self {
+        FetchSlice {
+            slice,
+            source: Source::Object(object),
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// The size of each ranged GET (default [`DEFAULT_PART_SIZE`]; 0 counts
+    /// as 1). Smaller parts use less memory; tests use tiny ones to cut the
+    /// stream at every possible place.
+    pub fn with_part_size(mut self, bytes: u64) -> Self {
+        self.part_size = bytes.max(1);
+        self
+    }
+
+    /// Stream the slice (header, then records) into `out` instead of
+    /// collecting it. Returns the bytes written.
+    pub async fn write_to(self, out: &mut (dyn Write + Send)) -> Result<u64> {
+        match self.source {
+            Source::Object(object) => self.slice.write(object, self.part_size, out).await,
+            Source::Url(opts) => {
+                let object = Location::open(&self.slice.url, opts).await?;
+                self.slice.write(&object, self.part_size, out).await
+            }
+        }
+    }
+}
+
+impl<'a> IntoFuture for FetchSlice<'a> {
+    type Output = Result<Vec<u8>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            self.write_to(&mut out).await?;
+            Ok(out)
         })
     }
 }
@@ -711,10 +835,16 @@ impl<'a> Emitter<'a> {
                 true
             });
             if let (Some(e), None) = (scanner.error(), self.end) {
-                self.failure = Some(Error::data(
-                    &self.slice.url,
-                    format!("slice {}: {e}", self.slice.slice),
-                ));
+                let at = match e.line {
+                    Some(line) => format!("line {line} of the slice"),
+                    None => "the slice".into(),
+                };
+                self.failure = Some(Error::InvalidRecord {
+                    object: self.slice.url.clone(),
+                    format: self.slice.format,
+                    line: None,
+                    message: format!("slice {}, {at}: {}", self.slice.slice, e.message),
+                });
                 self.done = true;
                 return false;
             }

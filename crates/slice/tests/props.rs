@@ -8,7 +8,7 @@ use std::io::Write;
 
 use base64::Engine;
 use proptest::prelude::*;
-use tessera_slice::{plan, Format, Index, IndexOptions, Prefix, Slice, Strategy as Plan, Take};
+use tessera_slice::{Index, Prefix, RecordFormat, Slice, Strategy as Plan, Take};
 use tessera_store::{Location, PublishMode, StoreOptions};
 
 mod common;
@@ -154,16 +154,17 @@ fn vcf_content() -> impl Strategy<Value = String> {
         })
 }
 
-fn content(format: Format) -> BoxedStrategy<String> {
+fn content(format: RecordFormat) -> BoxedStrategy<String> {
     match format {
-        Format::Text | Format::Jsonl => (text_lines(), any::<bool>(), any::<bool>())
+        RecordFormat::Text | RecordFormat::Jsonl => (text_lines(), any::<bool>(), any::<bool>())
             .prop_map(|(l, crlf, fe)| join(&l, crlf, fe))
             .boxed(),
-        Format::Csv => csv_content().boxed(),
-        Format::Tsv => tsv_content().boxed(),
-        Format::Fastq => fastq_content().boxed(),
-        Format::Fasta => fasta_content().boxed(),
-        Format::Vcf => vcf_content().boxed(),
+        RecordFormat::Csv => csv_content().boxed(),
+        RecordFormat::Tsv => tsv_content().boxed(),
+        RecordFormat::Fastq => fastq_content().boxed(),
+        RecordFormat::Fasta => fasta_content().boxed(),
+        RecordFormat::Vcf => vcf_content().boxed(),
+        other => panic!("no content generator for {other}"),
     }
 }
 
@@ -195,15 +196,15 @@ fn prefix_len(s: &Slice) -> usize {
 }
 
 /// Header bytes of a file, as the format defines them.
-fn header_of(format: Format, data: &[u8]) -> usize {
+fn header_of(format: RecordFormat, data: &[u8]) -> usize {
     match format {
-        Format::Csv | Format::Tsv => {
+        RecordFormat::Csv | RecordFormat::Tsv => {
             // The first record; the generated headers hold no quotes.
             data.iter()
                 .position(|&b| b == b'\n')
                 .map_or(data.len(), |p| p + 1)
         }
-        Format::Vcf => {
+        RecordFormat::Vcf => {
             let mut at = 0;
             while at < data.len() && data[at] == b'#' {
                 at = data[at..]
@@ -217,10 +218,17 @@ fn header_of(format: Format, data: &[u8]) -> usize {
     }
 }
 
-fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, cuts: &[usize]) {
+fn check(
+    format: RecordFormat,
+    comp: Comp,
+    text: &str,
+    spacing: u64,
+    strategy: Plan,
+    cuts: &[usize],
+) {
     // Fetch in tiny ranged GETs: the decoder and the cutting see the stream
     // split at every kind of place (inside headers, trailers, records).
-    tessera_slice::set_fetch_part_size(1 + (spacing * 7 + text.len() as u64) % 97);
+    let part_size = 1 + (spacing * 7 + text.len() as u64) % 97;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -239,14 +247,14 @@ fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, c
             .await
             .unwrap();
         obj.publish(stored, PublishMode::Overwrite).await.unwrap();
-        let opts = IndexOptions {
-            format: Some(format),
-            spacing,
-            header: true,
-        };
-        let (index, _) = Index::build(&obj, &opts).await.unwrap();
+        let (index, _) = Index::build(&obj)
+            .with_format(format)
+            .with_spacing(spacing)
+            .with_header(true)
+            .await
+            .unwrap();
         assert_eq!(index.data_size, data.len() as u64);
-        let slices = plan(&index, strategy).unwrap();
+        let slices = index.plan(strategy).run().unwrap();
         let h = header_of(format, data);
         let body = &data[h..];
         let mut joined = Vec::new();
@@ -254,7 +262,7 @@ fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, c
         for s in &slices {
             // Every descriptor survives JSON, and fetching uses only it.
             let s: Slice = serde_json::from_str(&serde_json::to_string(s).unwrap()).unwrap();
-            let out = s.fetch_from(&obj).await.unwrap();
+            let out = s.fetch(&obj).with_part_size(part_size).await.unwrap();
             let p = prefix_len(&s);
             assert!(out.len() >= p);
             if format.has_header() {
@@ -279,7 +287,7 @@ fn check(format: Format, comp: Comp, text: &str, spacing: u64, strategy: Plan, c
             if let Plan::Records(n) = strategy {
                 if s.slice + 1 < slices.len() {
                     assert_eq!(s.record_count, n);
-                    if format != Format::Fasta {
+                    if format != RecordFormat::Fasta {
                         assert!(matches!(
                             s.decode.take,
                             Take::Records(_) | Take::Bytes(_) | Take::All
@@ -315,23 +323,23 @@ macro_rules! law {
     };
 }
 
-law!(text_plain, Format::Text, Comp::None);
-law!(text_gzip, Format::Text, Comp::Gzip);
-law!(jsonl_plain, Format::Jsonl, Comp::None);
-law!(jsonl_gzip, Format::Jsonl, Comp::Gzip);
-law!(csv_plain, Format::Csv, Comp::None);
-law!(csv_gzip, Format::Csv, Comp::Gzip);
-law!(tsv_plain, Format::Tsv, Comp::None);
-law!(tsv_bgzf, Format::Tsv, Comp::Bgzf);
-law!(fastq_plain, Format::Fastq, Comp::None);
-law!(fastq_gzip, Format::Fastq, Comp::Gzip);
-law!(fastq_bgzf, Format::Fastq, Comp::Bgzf);
-law!(fasta_plain, Format::Fasta, Comp::None);
-law!(fasta_gzip, Format::Fasta, Comp::Gzip);
-law!(fasta_bgzf, Format::Fasta, Comp::Bgzf);
-law!(vcf_plain, Format::Vcf, Comp::None);
-law!(vcf_gzip, Format::Vcf, Comp::Gzip);
-law!(vcf_bgzf, Format::Vcf, Comp::Bgzf);
+law!(text_plain, RecordFormat::Text, Comp::None);
+law!(text_gzip, RecordFormat::Text, Comp::Gzip);
+law!(jsonl_plain, RecordFormat::Jsonl, Comp::None);
+law!(jsonl_gzip, RecordFormat::Jsonl, Comp::Gzip);
+law!(csv_plain, RecordFormat::Csv, Comp::None);
+law!(csv_gzip, RecordFormat::Csv, Comp::Gzip);
+law!(tsv_plain, RecordFormat::Tsv, Comp::None);
+law!(tsv_bgzf, RecordFormat::Tsv, Comp::Bgzf);
+law!(fastq_plain, RecordFormat::Fastq, Comp::None);
+law!(fastq_gzip, RecordFormat::Fastq, Comp::Gzip);
+law!(fastq_bgzf, RecordFormat::Fastq, Comp::Bgzf);
+law!(fasta_plain, RecordFormat::Fasta, Comp::None);
+law!(fasta_gzip, RecordFormat::Fasta, Comp::Gzip);
+law!(fasta_bgzf, RecordFormat::Fasta, Comp::Bgzf);
+law!(vcf_plain, RecordFormat::Vcf, Comp::None);
+law!(vcf_gzip, RecordFormat::Vcf, Comp::Gzip);
+law!(vcf_bgzf, RecordFormat::Vcf, Comp::Bgzf);
 
 /// Natural deflate blocks (bit-aligned boundaries, long back-references)
 /// in a multi-member file: the zran checkpoints with windows are exercised.
@@ -351,7 +359,6 @@ fn large_gzip_with_bit_aligned_blocks() {
     }
     let half = text.len() / 2;
     let half = half + text[half..].find('\n').unwrap() + 1;
-    tessera_slice::set_fetch_part_size(4093);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -367,11 +374,7 @@ fn large_gzip_with_bit_aligned_blocks() {
             .await
             .unwrap();
         obj.publish(gz, PublishMode::Overwrite).await.unwrap();
-        let opts = IndexOptions {
-            spacing: 16 << 10,
-            ..Default::default()
-        };
-        let (index, _) = Index::build(&obj, &opts).await.unwrap();
+        let (index, _) = Index::build(&obj).with_spacing(16 << 10).await.unwrap();
         assert_eq!(index.records, 40_000);
         assert!(
             index.checkpoints.iter().any(|c| c.bits > 0),
@@ -379,11 +382,11 @@ fn large_gzip_with_bit_aligned_blocks() {
         );
         assert!(index.windows.len() > 5, "{} windows", index.windows.len());
         for strategy in [Plan::Count(17), Plan::Records(3001), Plan::Bytes(50_000)] {
-            let slices = plan(&index, strategy).unwrap();
+            let slices = index.plan(strategy).run().unwrap();
             assert!(slices.len() > 1);
             let mut all = Vec::new();
             for s in &slices {
-                all.extend(s.fetch_from(&obj).await.unwrap());
+                all.extend(s.fetch(&obj).with_part_size(4093).await.unwrap());
             }
             assert_eq!(all, text.as_bytes(), "{strategy:?}");
         }

@@ -1,11 +1,17 @@
-//! S3 settings from the standard AWS chain.
+//! S3 settings from the options, in the order of the AWS CLI and SDKs.
 //!
-//! Order, as in the AWS CLI and SDKs: an explicit `--profile` wins; otherwise
-//! credentials in the environment (`AWS_ACCESS_KEY_ID`, ...), then the
-//! selected profile (`AWS_PROFILE` or `default`) from `~/.aws/config` and
-//! `~/.aws/credentials` (static keys, `credential_process`, SSO, assume-role,
-//! all handled by `aws-config`), then web identity, container and instance
-//! metadata credentials (handled by `object_store`).
+//! Credentials: a profile named on purpose ([`StoreOptions::with_profile`])
+//! wins; otherwise access keys in the options (`aws_access_key_id`, …);
+//! then the profile the environment selected ([`StoreOptions::from_env`]:
+//! `AWS_PROFILE` or `default`) from the shared AWS files (static keys,
+//! `credential_process`, SSO, assume-role, all handled by `aws-config`);
+//! then web identity, container and instance metadata credentials (handled
+//! by `object_store`, configured by the options' settings).
+//!
+//! The shared AWS files are read only when the options name a profile;
+//! finding and reading them (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+//! the home folder, what a profile's `credential_process` or SSO needs) is
+//! `aws-config`'s business.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,93 +21,59 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_types::os_shim_internal::{Env, Fs};
-use object_store::aws::{AwsCredential, AwsCredentialProvider};
+use object_store::aws::{AmazonS3ConfigKey, AwsCredential, AwsCredentialProvider};
 use object_store::CredentialProvider;
 use tokio::sync::Mutex;
 
 use crate::error::{redact, Error, Result};
-use crate::location::StoreOptions;
+use crate::options::StoreOptions;
 
-/// S3 settings resolved from options, environment and profile files.
+/// S3 settings resolved from the options and the profile they name.
 pub(crate) struct Resolved {
     pub region: String,
     pub endpoint: Option<String>,
     pub credentials: Option<AwsCredentialProvider>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A string that changes when the environment that selects S3 settings changes,
-/// so cached stores are not reused across different configurations.
-pub(crate) fn env_fingerprint() -> String {
-    [
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_ACCESS_KEY_ID",
-    ]
-    .iter()
-    .map(|k| {
-        let v = env(k).unwrap_or_default();
-        // Hash the key id rather than keeping it in a string that might be printed.
-        format!("{}", fxhash(&v))
-    })
-    .collect::<Vec<_>>()
-    .join(",")
-}
-
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
-
 pub(crate) async fn resolve(opts: &StoreOptions) -> Result<Resolved> {
     let explicit_profile = opts.profile.clone();
     let profile_name = explicit_profile
         .clone()
-        .or_else(|| env("AWS_PROFILE"))
-        .unwrap_or_else(|| "default".to_string());
+        .or_else(|| opts.fallback_profile.clone());
 
-    let profiles = aws_config::profile::load(
-        &Fs::real(),
-        &Env::real(),
-        &ProfileFiles::default(),
-        Some(Cow::Owned(profile_name.clone())),
-    )
-    .await;
-    let profile = match &profiles {
-        Ok(set) => set.get_profile(&profile_name).cloned(),
-        Err(e) => {
-            if explicit_profile.is_some() {
-                return Err(Error::Config(format!(
-                    "cannot read AWS profile files for profile '{profile_name}': {e}"
-                )));
+    let profile = match &profile_name {
+        None => None,
+        Some(name) => {
+            let profiles = aws_config::profile::load(
+                &Fs::real(),
+                &Env::real(),
+                &ProfileFiles::default(),
+                Some(Cow::Owned(name.clone())),
+            )
+            .await;
+            match profiles {
+                Ok(set) => set.get_profile(name).cloned(),
+                Err(e) if explicit_profile.is_some() => {
+                    return Err(Error::Config(format!(
+                        "cannot read AWS profile files for profile '{name}': {e}"
+                    )));
+                }
+                Err(_) => None,
             }
-            None
         }
     };
-    if explicit_profile.is_some() && profile.is_none() {
+    if let (Some(name), None) = (&explicit_profile, &profile) {
         return Err(Error::Config(format!(
-            "AWS profile '{profile_name}' not found in ~/.aws/config or ~/.aws/credentials"
+            "AWS profile '{name}' not found in ~/.aws/config or ~/.aws/credentials"
         )));
     }
+    let from_profile = |key: &str| profile.as_ref().and_then(|p| p.get(key).map(String::from));
 
     let endpoint = opts
         .endpoint
         .clone()
-        .or_else(|| env("AWS_ENDPOINT_URL_S3"))
-        .or_else(|| env("AWS_ENDPOINT_URL"))
-        .or_else(|| env("AWS_ENDPOINT"))
-        .or_else(|| {
-            profile
-                .as_ref()
-                .and_then(|p| p.get("endpoint_url").map(String::from))
-        });
+        .or_else(|| opts.s3_setting(&[AmazonS3ConfigKey::S3Endpoint, AmazonS3ConfigKey::Endpoint]))
+        .or_else(|| from_profile("endpoint_url"));
     if let Some(ep) = &endpoint {
         if !(ep.starts_with("http://") || ep.starts_with("https://")) {
             return Err(Error::Config(format!(
@@ -112,28 +84,23 @@ pub(crate) async fn resolve(opts: &StoreOptions) -> Result<Resolved> {
     let region = opts
         .region
         .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| {
-            profile
-                .as_ref()
-                .and_then(|p| p.get("region").map(String::from))
-        })
+        .or_else(|| opts.s3_setting(&[AmazonS3ConfigKey::Region, AmazonS3ConfigKey::DefaultRegion]))
+        .or_else(|| from_profile("region"))
         .unwrap_or_else(|| "us-east-1".to_string());
 
-    let env_keys = env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some();
-    let use_profile = explicit_profile.is_some() || (!env_keys && profile.is_some());
-    let credentials = if use_profile {
-        let provider = ProfileFileCredentialsProvider::builder()
-            .profile_name(&profile_name)
-            .build();
-        Some(Arc::new(ProfileCredentials {
-            profile: profile_name,
-            inner: provider,
-            cached: Mutex::new(None),
-        }) as AwsCredentialProvider)
-    } else {
-        None
+    let use_profile = explicit_profile.is_some() || (!opts.has_access_keys() && profile.is_some());
+    let credentials = match profile_name {
+        Some(name) if use_profile => {
+            let provider = ProfileFileCredentialsProvider::builder()
+                .profile_name(&name)
+                .build();
+            Some(Arc::new(ProfileCredentials {
+                profile: name,
+                inner: provider,
+                cached: Mutex::new(None),
+            }) as AwsCredentialProvider)
+        }
+        _ => None,
     };
     Ok(Resolved {
         region,

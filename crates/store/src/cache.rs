@@ -85,7 +85,7 @@ impl Cache {
                 .join("tessera"),
         };
         let max = match std::env::var("TESSERA_CACHE_SIZE") {
-            Ok(s) if !s.is_empty() => crate::size::parse_size(&s)
+            Ok(s) if !s.is_empty() => crate::units::parse_size(&s)
                 .map_err(|e| Error::Config(format!("TESSERA_CACHE_SIZE: {e}")))?,
             _ => DEFAULT_CACHE_LIMIT,
         };
@@ -293,7 +293,7 @@ async fn lock_exclusive(path: PathBuf) -> Result<File> {
         Ok(f)
     })
     .await
-    .map_err(|e| Error::Config(format!("lock task failed: {e}")))?
+    .map_err(|e| Error::Internal(format!("lock task failed: {e}")))?
 }
 
 #[cfg(test)]

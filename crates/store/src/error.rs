@@ -39,7 +39,7 @@ pub enum Error {
         url: String,
     },
     /// The credentials were accepted but lack permission, or were rejected.
-    #[error("access denied to {url}: {message} (check the credentials: AWS_ACCESS_KEY_ID / AWS_PROFILE / --profile)")]
+    #[error("access denied to {url}: {message}")]
     PermissionDenied {
         /// The object.
         url: String,
@@ -55,7 +55,7 @@ pub enum Error {
         message: String,
     },
     /// The store's endpoint could not be reached.
-    #[error("cannot reach the store for {url}: {message} (check --endpoint / AWS_ENDPOINT_URL and the network)")]
+    #[error("cannot reach the store for {url}: {message}")]
     Unreachable {
         /// The object.
         url: String,
@@ -65,6 +65,10 @@ pub enum Error {
     /// Bad configuration (profile, endpoint, cache settings...).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A fault of tessera itself (a background task that panicked), not of
+    /// the input or the store.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Any other error reported by the object store.
     #[error("storage error at {url}: {message}")]
     Store {
@@ -88,7 +92,17 @@ pub enum Error {
 impl Error {
     /// Translate an `object_store` error about `url` into a tessera error.
     pub fn from_object_store(url: impl fmt::Display, err: object_store::Error) -> Self {
+        Self::from_object_store_redacting(url, err, &[])
+    }
+
+    /// [`Error::from_object_store`], also removing `secrets` from the message.
+    pub(crate) fn from_object_store_redacting(
+        url: impl fmt::Display,
+        err: object_store::Error,
+        secrets: &[String],
+    ) -> Self {
         let url = url.to_string();
+        let redact = |m: &str| redact_secrets(m, secrets);
         match err {
             object_store::Error::NotFound { .. } => Error::NotFound { url },
             object_store::Error::AlreadyExists { .. } => Error::AlreadyExists { url },
@@ -106,9 +120,9 @@ impl Error {
                 if message.contains("169.254.169.254") || message.contains("169.254.170.2") {
                     Error::Unauthenticated {
                         url,
-                        message: "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
-                                  or use --profile / AWS_PROFILE, or run where web identity or instance \
-                                  metadata provides credentials"
+                        message: "no AWS credentials found: no access keys or profile are \
+                                  configured, and no web identity, container or instance \
+                                  metadata credentials are available here"
                             .into(),
                     }
                 } else if is_transport_error(&message) {
@@ -176,21 +190,24 @@ fn is_transport_error(msg: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
-/// Remove anything that looks like a credential from a message: query-string
-/// signatures, `Authorization` headers, access keys and secrets given in the environment.
+/// Remove request signatures and signed credentials from a message
+/// (`X-Amz-Signature=…`, `X-Amz-Credential=…`, `sig=…`, …).
+///
+/// Secrets the caller configured are removed by
+/// [`StoreOptions::redact`](crate::StoreOptions::redact), which knows them;
+/// errors of a [`Location`](crate::Location) have them removed already.
 pub fn redact(message: &str) -> String {
+    redact_secrets(message, &[])
+}
+
+/// [`redact`], also replacing every occurrence of each of `secrets`
+/// (values shorter than 4 characters are left: they would mangle the text
+/// and reveal little).
+pub(crate) fn redact_secrets(message: &str, secrets: &[String]) -> String {
     let mut out = message.to_string();
-    for var in [
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_ACCESS_KEY_ID",
-        "AZURE_STORAGE_ACCOUNT_KEY",
-        "AZURE_STORAGE_SAS_TOKEN",
-    ] {
-        if let Ok(v) = std::env::var(var) {
-            if v.len() >= 4 {
-                out = out.replace(&v, "[redacted]");
-            }
+    for secret in secrets {
+        if secret.len() >= 4 {
+            out = out.replace(secret.as_str(), "[redacted]");
         }
     }
     for key in [
@@ -224,6 +241,39 @@ mod tests {
         assert!(!m.contains("abcdef"), "{m}");
         assert!(!m.contains("AKIA123"), "{m}");
         assert!(m.contains("[redacted]"));
+    }
+
+    #[test]
+    fn store_errors_lose_the_secrets_they_are_given() {
+        let e = Error::from_object_store_redacting(
+            "s3://b/k",
+            object_store::Error::Generic {
+                store: "S3",
+                source: "request with key topsecret-1 failed: Forbidden".into(),
+            },
+            &["topsecret-1".to_string()],
+        );
+        assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(
+            !m.contains("topsecret-1") && m.contains("[redacted]"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn messages_name_no_command_line_flag() {
+        let e = Error::from_object_store(
+            "s3://b/k",
+            object_store::Error::Generic {
+                store: "S3",
+                source: "error sending request for url (http://169.254.169.254/latest/api/token)"
+                    .into(),
+            },
+        );
+        assert!(matches!(e, Error::Unauthenticated { .. }), "{e:?}");
+        assert!(e.to_string().contains("no AWS credentials found"), "{e}");
+        assert!(!e.to_string().contains("--"), "{e}");
     }
 
     #[test]

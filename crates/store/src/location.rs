@@ -16,25 +16,8 @@ use object_store::{ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::aws;
-use crate::error::{Error, Result};
-
-/// How to reach a store: the settings that are not part of the URL.
-///
-/// Every field left `None` is taken from the standard environment when the
-/// store is opened (`AWS_PROFILE`, `AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
-/// Credentials are never fields here: they come from the standard chains only.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct StoreOptions {
-    /// AWS profile name (`--profile`); `AWS_PROFILE` when `None`.
-    pub profile: Option<String>,
-    /// S3-compatible endpoint (`--endpoint`); `AWS_ENDPOINT_URL_S3`,
-    /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url` when `None`.
-    pub endpoint: Option<String>,
-    /// Region; `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile's region when `None`.
-    pub region: Option<String>,
-    /// Maximum retries of a failed request (default 5).
-    pub max_retries: Option<usize>,
-}
+use crate::error::{redact_secrets, Error, Result};
+use crate::options::StoreOptions;
 
 /// The kind of store behind a [`Location`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +44,8 @@ pub struct Location {
     path: Path,
     root: Arc<str>,
     kind: StoreKind,
+    /// Secrets of the options the store was opened with, removed from messages.
+    secrets: Arc<[String]>,
 }
 
 impl fmt::Debug for Location {
@@ -151,9 +136,12 @@ fn bucket_of(url: &Url, location: &str, form: &str) -> Result<String> {
 }
 
 /// A built cloud store, with builder errors (bad settings) made readable.
-fn built<S: ObjectStore>(r: object_store::Result<S>) -> Result<Arc<dyn ObjectStore>> {
+fn built<S: ObjectStore>(
+    r: object_store::Result<S>,
+    opts: &StoreOptions,
+) -> Result<Arc<dyn ObjectStore>> {
     r.map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-        .map_err(|e| Error::Config(crate::error::redact(&e.to_string())))
+        .map_err(|e| Error::Config(redact_secrets(&e.to_string(), &opts.secrets())))
 }
 
 fn client_options() -> ClientOptions {
@@ -163,14 +151,8 @@ fn client_options() -> ClientOptions {
 }
 
 fn retry_config(opts: &StoreOptions) -> RetryConfig {
-    let max_retries = opts.max_retries.unwrap_or_else(|| {
-        std::env::var("TESSERA_MAX_RETRIES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5)
-    });
     RetryConfig {
-        max_retries,
+        max_retries: opts.max_retries(),
         retry_timeout: Duration::from_secs(60),
         ..Default::default()
     }
@@ -178,6 +160,11 @@ fn retry_config(opts: &StoreOptions) -> RetryConfig {
 
 impl Location {
     /// Parse a location and open (or reuse) its store.
+    ///
+    /// Stores are shared by every location of the same bucket opened with
+    /// equal options. Cloud stores take their settings from `opts` only
+    /// (see [`StoreOptions`] for what `StoreOptions::default()` leaves to
+    /// `object_store` and what [`StoreOptions::from_env`] adds).
     ///
     /// Accepts `s3://bucket/prefix` (and `s3a://`), `gs://bucket/prefix`,
     /// `az://container/prefix` (also `abfs://`, `abfss://`, `azure://`),
@@ -225,6 +212,7 @@ impl Location {
                     path: url_key(&url, location)?,
                     root: format!("memory://{name}").into(),
                     kind: StoreKind::Memory,
+                    secrets: no_secrets(),
                 })
             }
             "s3" | "s3a" => {
@@ -235,25 +223,27 @@ impl Location {
                     path: url_key(&url, location)?,
                     root: format!("s3://{bucket}").into(),
                     kind: StoreKind::S3,
+                    secrets: opts.secrets().into(),
                 })
             }
             "gs" => {
                 let bucket = bucket_of(&url, location, "gs://bucket/prefix")?;
                 let key = format!("gs://{bucket}");
                 let store = cached(&key, opts, || {
-                    built(
-                        GoogleCloudStorageBuilder::from_env()
-                            .with_bucket_name(&bucket)
-                            .with_client_options(client_options())
-                            .with_retry(retry_config(opts))
-                            .build(),
-                    )
+                    let mut builder = GoogleCloudStorageBuilder::new()
+                        .with_client_options(client_options())
+                        .with_retry(retry_config(opts));
+                    for (k, v) in opts.gcs_config()? {
+                        builder = builder.with_config(k, v);
+                    }
+                    built(builder.with_bucket_name(&bucket).build(), opts)
                 })?;
                 Ok(Location {
                     store,
                     path: url_key(&url, location)?,
                     root: key.into(),
                     kind: StoreKind::Gcs,
+                    secrets: opts.secrets().into(),
                 })
             }
             "az" | "abfs" | "abfss" | "azure" | "adl" => {
@@ -261,13 +251,18 @@ impl Location {
                 let root = format!("{}://{container}", url.scheme());
                 let container_name = container.split('@').next().unwrap_or(&container).to_string();
                 let store = cached(&root, opts, || {
+                    let mut builder = MicrosoftAzureBuilder::new()
+                        .with_client_options(client_options())
+                        .with_retry(retry_config(opts));
+                    for (k, v) in opts.azure_config()? {
+                        builder = builder.with_config(k, v);
+                    }
                     built(
-                        MicrosoftAzureBuilder::from_env()
+                        builder
                             .with_url(root.clone())
                             .with_container_name(&container_name)
-                            .with_client_options(client_options())
-                            .with_retry(retry_config(opts))
                             .build(),
+                        opts,
                     )
                 })?;
                 Ok(Location {
@@ -275,6 +270,7 @@ impl Location {
                     path: url_key(&url, location)?,
                     root: root.into(),
                     kind: StoreKind::Azure,
+                    secrets: opts.secrets().into(),
                 })
             }
             other => Err(invalid(
@@ -296,6 +292,7 @@ impl Location {
             path,
             root: "file://".into(),
             kind: StoreKind::Local,
+            secrets: no_secrets(),
         })
     }
 
@@ -312,6 +309,7 @@ impl Location {
             path,
             root: root.trim_end_matches('/').into(),
             kind,
+            secrets: no_secrets(),
         }
     }
 
@@ -367,6 +365,7 @@ impl Location {
             path,
             root: self.root.clone(),
             kind: self.kind,
+            secrets: self.secrets.clone(),
         }
     }
 
@@ -395,10 +394,22 @@ impl Location {
     pub fn filename(&self) -> Option<&str> {
         self.path.filename()
     }
+
+    /// The secrets of the options this location was opened with.
+    pub(crate) fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
 }
 
+fn no_secrets() -> Arc<[String]> {
+    static NONE: OnceLock<Arc<[String]>> = OnceLock::new();
+    NONE.get_or_init(|| Arc::from(Vec::new())).clone()
+}
+
+/// Stores opened with different options are different stores, whatever
+/// differs (endpoint, profile, keys, retries…).
 fn registry_key(key: &str, opts: &StoreOptions) -> String {
-    format!("{key}|{opts:?}")
+    format!("{key}|{}", opts.fingerprint())
 }
 
 fn remembered(full_key: &str) -> Option<Arc<dyn ObjectStore>> {
@@ -431,17 +442,21 @@ fn cached(
 }
 
 async fn open_s3(bucket: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
-    // The environment decides credentials and endpoint: part of the key.
-    let full_key = registry_key(&format!("s3://{bucket}|{}", aws::env_fingerprint()), opts);
+    let full_key = registry_key(&format!("s3://{bucket}"), opts);
     if let Some(s) = remembered(&full_key) {
         return Ok(s);
     }
     let resolved = aws::resolve(opts).await?;
-    let mut builder = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_region(resolved.region.clone())
+    // Client options first: the settings may add to them (`aws_allow_http`, …).
+    let mut builder = AmazonS3Builder::new()
         .with_client_options(client_options())
         .with_retry(retry_config(opts));
+    for (k, v) in opts.s3_config()? {
+        builder = builder.with_config(k, v);
+    }
+    builder = builder
+        .with_bucket_name(bucket)
+        .with_region(resolved.region.clone());
     if let Some(endpoint) = &resolved.endpoint {
         builder = builder
             .with_endpoint(endpoint.clone())
@@ -451,7 +466,7 @@ async fn open_s3(bucket: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStor
     if let Some(creds) = resolved.credentials {
         builder = builder.with_credentials(creds);
     }
-    Ok(remember(full_key, built(builder.build())?))
+    Ok(remember(full_key, built(builder.build(), opts)?))
 }
 
 #[cfg(test)]
@@ -506,6 +521,51 @@ mod tests {
         assert!(l.join("../etc/passwd").is_err());
         assert!(l.join("a//b").is_err());
         assert_eq!(l.join("a/b.txt").unwrap().url(), "file:///tmp/base/a/b.txt");
+    }
+
+    #[test]
+    fn cloud_stores_are_shared_by_equal_options_only() {
+        rt().block_on(async {
+            let keys = |secret: &str| {
+                StoreOptions::default()
+                    .with_endpoint("http://127.0.0.1:9")
+                    .with_config("aws_access_key_id", "GKshared")
+                    .with_config("aws_secret_access_key", secret)
+            };
+            let a = Location::open("s3://shared/x", &keys("one-secret"))
+                .await
+                .unwrap();
+            let b = Location::open("s3://shared/y", &keys("one-secret"))
+                .await
+                .unwrap();
+            assert!(Arc::ptr_eq(a.store(), b.store()));
+            let c = Location::open("s3://shared/x", &keys("two-secret"))
+                .await
+                .unwrap();
+            assert!(!Arc::ptr_eq(a.store(), c.store()));
+            let d = Location::open("s3://shared/x", &keys("one-secret").with_max_retries(0))
+                .await
+                .unwrap();
+            assert!(!Arc::ptr_eq(a.store(), d.store()));
+            assert_eq!(a.secrets(), ["GKshared", "one-secret"]);
+            assert!(a
+                .join("k")
+                .unwrap()
+                .secrets()
+                .contains(&"one-secret".to_string()));
+        });
+    }
+
+    #[test]
+    fn unknown_settings_fail_the_open() {
+        rt().block_on(async {
+            let o = StoreOptions::default().with_config("aws_no_such_setting", "1");
+            let e = Location::open("s3://b/x", &o).await.unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{e}");
+            assert!(e.to_string().contains("aws_no_such_setting"), "{e}");
+            // Settings of other stores do not matter to local paths.
+            Location::open("memory://settings/x", &o).await.unwrap();
+        });
     }
 
     #[test]

@@ -13,7 +13,7 @@ use object_store::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
+use crate::error::{redact_secrets, Error, Result};
 use crate::location::Location;
 
 /// How [`Location::publish`] treats an object that already exists.
@@ -54,7 +54,7 @@ pub const MULTIPART_CHUNK: usize = 10 * 1024 * 1024;
 
 impl Location {
     fn err(&self, path: &Path, e: object_store::Error) -> Error {
-        Error::from_object_store(self.url_of(path), e)
+        Error::from_object_store_redacting(self.url_of(path), e, self.secrets())
     }
 
     /// Every object under this prefix, recursively, all pages, as a stream.
@@ -206,7 +206,7 @@ impl Location {
                 Err(e) => Err(Error::io("cannot read", &p, e)),
             })
             .await
-            .map_err(|e| Error::Config(format!("read task failed: {e}")))?;
+            .map_err(|e| Error::Internal(format!("read task failed: {e}")))?;
         }
         let r = self
             .store()
@@ -245,7 +245,7 @@ impl Location {
                         "cannot read bytes {}..{}: {}",
                         range.start,
                         range.end,
-                        crate::error::redact(&other.to_string())
+                        redact_secrets(&other.to_string(), self.secrets())
                     ),
                 },
             })
@@ -322,7 +322,7 @@ impl Location {
                 Ok(os) => self.err(self.path(), *os),
                 Err(other) => Error::Store {
                     url: self.url(),
-                    message: crate::error::redact(&other.to_string()),
+                    message: redact_secrets(&other.to_string(), self.secrets()),
                 },
             },
             None => Error::Store {

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tessera_store::{Error, Location, PublishMode, StoreOptions, MULTIPART_CHUNK};
+use tessera_test_support::{s3_base, store_options, unique};
 use tokio::io::AsyncWriteExt;
 
 struct Expect {
@@ -14,7 +15,7 @@ struct Expect {
 }
 
 async fn suite(base: Location, expect: Expect) {
-    let base = base.join(&format!("conformance-{}", uuid_like())).unwrap();
+    let base = base.join(&unique("conformance")).unwrap();
 
     // put / get / head
     let a = base.join("a.txt").unwrap();
@@ -170,17 +171,8 @@ async fn suite(base: Location, expect: Expect) {
     }
 }
 
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{n:x}-{}", std::process::id())
-}
-
 async fn run_on(url: &str, conditional_create: bool, many_keys: bool) {
-    let base = Location::open(url, &StoreOptions::default()).await.unwrap();
+    let base = Location::open(url, &store_options()).await.unwrap();
     suite(
         base,
         Expect {
@@ -208,20 +200,6 @@ async fn file_url_backend() {
     run_on(&format!("file://{}/sub", dir.path().display()), true, false).await;
 }
 
-/// The S3 server under test, or `None` (skip) when not configured.
-pub fn s3_base() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("TESSERA_REQUIRE_S3").is_ok() {
-                panic!("TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not: the S3 server did not start");
-            }
-            eprintln!("skipping: set TESSERA_TEST_S3=s3://bucket (scripts/test.sh does) to run against S3");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn s3_backend_garage() {
     let Some(url) = s3_base() else { return };
@@ -232,12 +210,11 @@ async fn s3_backend_garage() {
 
 #[tokio::test]
 async fn unreachable_endpoint_is_reported() {
-    let opts = StoreOptions {
-        endpoint: Some("http://127.0.0.1:9".into()),
-        region: Some("us-east-1".into()),
-        max_retries: Some(0),
-        ..Default::default()
-    };
+    // The environment's keys, if any, against an endpoint nothing listens on.
+    let opts = store_options()
+        .with_endpoint("http://127.0.0.1:9")
+        .with_region("us-east-1")
+        .with_max_retries(0);
     let loc = Location::open("s3://nobucket/x", &opts).await.unwrap();
     let e = loc.read().await.unwrap_err();
     if std::env::var("AWS_ACCESS_KEY_ID").is_ok() {
@@ -254,20 +231,14 @@ async fn unreachable_endpoint_is_reported() {
 
 #[tokio::test]
 async fn bad_endpoint_is_a_config_error() {
-    let opts = StoreOptions {
-        endpoint: Some("localhost:3900".into()),
-        ..Default::default()
-    };
+    let opts = StoreOptions::default().with_endpoint("localhost:3900");
     let e = Location::open("s3://b/x", &opts).await.unwrap_err();
     assert!(e.to_string().contains("must start with http"), "{e}");
 }
 
 #[tokio::test]
 async fn unknown_explicit_profile_is_an_error() {
-    let opts = StoreOptions {
-        profile: Some("tessera-no-such-profile-xyz".into()),
-        ..Default::default()
-    };
+    let opts = StoreOptions::default().with_profile("tessera-no-such-profile-xyz");
     let e = Location::open("s3://b/x", &opts).await.unwrap_err();
     assert!(e.to_string().contains("tessera-no-such-profile-xyz"), "{e}");
 }

@@ -10,15 +10,9 @@ use std::time::Duration;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 
-mod common;
-use common::{fails, ok, s3_bucket, tessera};
-use tessera_formats::{infer_schema, parquet_schema, read, Format, ReadOptions};
-use tessera_store::{Location, PublishMode, StoreOptions};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
-}
+use crate::common::{fails, ok, rt, s3_bucket, store_options, tessera, unique};
+use tessera_formats::{infer_schema, parquet_schema, read, FileFormat, ReadOptions};
+use tessera_store::{Location, PublishMode};
 
 fn write(p: &Path, data: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -47,7 +41,8 @@ fn ids_in(dir: &Location) -> Vec<i64> {
             continue;
         }
         let loc = dir.with_path(o.location.clone());
-        let f = Format::from_name(&name).unwrap_or_else(|| panic!("visible non-data file {name}"));
+        let f =
+            FileFormat::from_name(&name).unwrap_or_else(|| panic!("visible non-data file {name}"));
         let schema = Arc::new(if f.is_text() {
             infer_schema(&loc, f, 1 << 20, rt().handle())
                 .unwrap()
@@ -295,6 +290,28 @@ fn same_inputs_into_two_partitions() {
     }
 }
 
+/// The binary `cargo test` runs is built with tessera-pack's
+/// `fault-injection` feature (a dev-dependency feature): TESSERA_FAULT
+/// really aborts there, so the crash tests below test what they claim.
+#[test]
+fn fault_points_abort_in_test_builds() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(&p.join("land/t/a.csv"), csv(0..100).as_bytes());
+    let o = tessera(p)
+        .args(["pack", "land", "db", "t"])
+        .env("TESSERA_FAULT", "after-stage")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(stderr.contains("aborting at after-stage"), "{stderr}");
+    // Staged, not committed: nothing visible, and the next run packs it all.
+    assert!(!p.join("db/t/t_0.snappy.parquet").exists());
+    let out = ok(tessera(p).args(["pack", "land", "db", "t"]));
+    assert!(out.contains("packed 100 rows"), "{out}");
+}
+
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
@@ -381,7 +398,7 @@ fn crash_test(land: &str, db: &str, extra: &[&str], put: &dyn Fn(usize, &str)) {
         String::from_utf8_lossy(&o.stdout)
     );
     let out = rt()
-        .block_on(Location::open(&format!("{db}/t"), &StoreOptions::default()))
+        .block_on(Location::open(&format!("{db}/t"), &store_options()))
         .unwrap();
     assert_eq!(ids_in(&out), (0..rows).collect::<Vec<_>>(), "seed {seed}");
     // And the journal is clean: no staging left behind.
@@ -403,17 +420,11 @@ fn killed_packs_converge_exactly_once_on_disk() {
 #[test]
 fn killed_packs_converge_exactly_once_on_s3() {
     let Some(bucket) = s3_bucket() else { return };
-    let base = format!(
-        "{bucket}/pack-crash-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let base = format!("{bucket}/{}", unique("pack-crash"));
     let land = format!("{base}/land");
     let db = format!("{base}/db");
     let land_loc = rt()
-        .block_on(Location::open(&land, &StoreOptions::default()))
+        .block_on(Location::open(&land, &store_options()))
         .unwrap();
     let put = |i: usize, data: &str| {
         rt().block_on(

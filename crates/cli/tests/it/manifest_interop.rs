@@ -4,8 +4,7 @@
 
 use std::process::Command as StdCommand;
 
-mod common;
-use common::{ok, python, tessera};
+use crate::common::{ok, python, tessera};
 
 #[test]
 fn pyarrow_and_duckdb_read_a_manifest() {

@@ -2,12 +2,10 @@
 //! binary: interoperability with gzip, pigz, bgzip and samtools, bad input,
 //! and the same story on Garage (S3).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command as Std;
 
-use common::{fails, ok, s3_bucket, tessera};
+use crate::common::{fails, ok, s3_bucket, store_options, tessera, unique};
 
 /// An external tool, or `None` (skip) when it is missing and not required.
 fn tool(name: &str) -> Option<&str> {
@@ -161,6 +159,7 @@ fn bgzip_files_and_their_gzi() {
     sh(d.path(), "gzip -c calls.vcf > plain.vcf.gz");
     let e = fails(tessera(d.path()).args(["index", "plain.vcf.gz", "--gzi"]));
     assert!(e.contains("a .gzi indexes BGZF"), "{e}");
+    assert!(e.contains("--gzi"), "the CLI names the flag: {e}");
     assert!(
         !d.path().join("plain.vcf.gz.tessera-index.json").exists(),
         "nothing written"
@@ -277,6 +276,7 @@ fn bad_input_is_refused_clearly() {
     );
     let e = fails(tessera(p).args(["slice", "get", "s.json", "--slice", "3"]));
     assert!(e.contains("there is no slice 3"), "{e}");
+    assert!(e.contains("--slice"), "the CLI names the flag: {e}");
     // A slices file that is missing, empty, or given on stdin.
     let e = fails(tessera(p).args(["slice", "get", "nowhere.json", "--slice", "0"]));
     assert!(e.contains("slices file nowhere.json does not exist"), "{e}");
@@ -296,16 +296,14 @@ fn bad_input_is_refused_clearly() {
     assert!(e.contains("--count"), "{e}");
     let e = fails(tessera(p).args(["slice", "r.fq", "--count", "0"]));
     assert!(e.contains("at least 1"), "{e}");
+    assert!(e.contains("--count"), "the CLI names the flag: {e}");
 }
 
 #[test]
 fn slices_on_s3() {
     let Some(bucket) = s3_bucket() else { return };
     let d = tempfile::tempdir().unwrap();
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let run = unique("run");
     let text = fastq(5000);
     let gz = {
         use std::io::Write;
@@ -317,7 +315,7 @@ fn slices_on_s3() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = format!("{bucket}/slice-{run}/reads.fq.gz");
     rt.block_on(async {
-        let loc = tessera_store::Location::open(&url, &Default::default())
+        let loc = tessera_store::Location::open(&url, &store_options())
             .await
             .unwrap();
         loc.write(gz.clone()).await.unwrap();
@@ -350,7 +348,7 @@ fn slices_on_s3() {
     assert!(all == text.as_bytes());
     // The object is replaced: planning and fetching both refuse.
     rt.block_on(async {
-        let loc = tessera_store::Location::open(&url, &Default::default())
+        let loc = tessera_store::Location::open(&url, &store_options())
             .await
             .unwrap();
         loc.write(gz[..gz.len() - 1].to_vec()).await.unwrap();

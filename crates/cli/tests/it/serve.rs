@@ -2,13 +2,11 @@
 //! reference endpoint, refusal of an open bind without auth, new tokens, and
 //! a graceful stop on SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use common::{fails, ok, tessera};
+use crate::common::{fails, ok, tessera};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -80,6 +78,8 @@ fn serves_the_quickstart_store_and_stops_on_sigterm() {
     let (st, body) = http_get(&addr, "/v1/tables/sales/schema");
     assert_eq!(st, 200, "{body}");
     // SIGTERM: a clean exit.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours;
+    // `child` is not yet waited for, so its pid cannot have been reused.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
@@ -100,7 +100,11 @@ fn serves_the_quickstart_store_and_stops_on_sigterm() {
 fn refuses_an_open_bind_without_auth_and_makes_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let err = fails(tessera(dir.path()).args(["serve", "--bind", "0.0.0.0:0"]));
-    assert!(err.contains("without auth"), "{err}");
+    // The library says why; the CLI names its flags.
+    assert!(
+        err.contains("without auth") && err.contains("--auth") && err.contains("--insecure"),
+        "{err}"
+    );
     let err = fails(tessera(dir.path()).args(["serve", "--bind", "nowhere"]));
     assert!(err.contains("not an address"), "{err}");
     let entry = ok(tessera(dir.path()).args([
@@ -126,6 +130,7 @@ fn refuses_an_open_bind_without_auth_and_makes_tokens() {
     );
     let (st, _) = http_get(&addr, "/v1/tables");
     assert_eq!(st, 401);
+    // SAFETY: as above: plain integers, and the child is not yet reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
     let err = fails(tessera(dir.path()).args(["serve", "--new-token", "--role", "boss"]));

@@ -1,18 +1,19 @@
 //! Slicing endpoints: plan slices of an indexed object under the store, and
 //! serve one slice's records.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use tessera_slice::{plan, Index, Strategy};
+use tessera_slice::{Index, Strategy};
 use tessera_store::Location;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::format::truncate;
+use crate::params::Query;
 use crate::state::AppState;
 
 /// Which object to slice, and how.
@@ -32,7 +33,7 @@ pub struct PlanRequest {
 
 /// A plan request plus the slice to serve.
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DataRequest {
     /// The object's key under the server's store.
     pub object: String,
@@ -50,11 +51,21 @@ impl From<tessera_slice::Error> for ApiError {
     fn from(e: tessera_slice::Error) -> Self {
         use tessera_slice::Error as E;
         match &e {
-            E::NotFound { .. } => ApiError::NotFound(e.to_string()),
-            E::InvalidInput(_) | E::InvalidData { .. } => ApiError::BadRequest(e.to_string()),
+            E::NotFound { .. } | E::NoIndex { .. } | E::NoSuchSlice { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            E::UnknownFormat { .. }
+            | E::InvalidRecord { .. }
+            | E::Corrupt { .. }
+            | E::Truncated { .. }
+            | E::Unsupported { .. }
+            | E::InvalidSlicesFile { .. }
+            | E::InvalidSlice { .. }
+            | E::InvalidStrategy { .. } => ApiError::BadRequest(e.to_string()),
             E::StaleIndex { .. } => ApiError::Conflict(e.to_string()),
             E::Store(tessera_store::Error::NotFound { .. }) => ApiError::NotFound(e.to_string()),
-            E::BadIndex { .. } | E::Store(_) | E::Io { .. } => ApiError::Store(e.to_string()),
+            E::InvalidIndex { .. } | E::Store(_) | E::Io { .. } => ApiError::Store(e.to_string()),
+            _ => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -105,8 +116,9 @@ async fn planned(
     s: Strategy,
 ) -> ApiResult<(Location, Vec<tessera_slice::Slice>)> {
     let obj = object(state, id, key)?;
-    let index = Index::open(&obj, None).await?;
-    Ok((obj, plan(&index, s)?))
+    let index = Index::open(&obj).await?;
+    let slices = index.plan(s).run()?;
+    Ok((obj, slices))
 }
 
 /// Plan slices of an indexed object: a JSON list of self-contained slice
@@ -135,10 +147,8 @@ pub async fn plan_slices(
 pub async fn slice_data(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,
-    query: Result<Query<DataRequest>, axum::extract::rejection::QueryRejection>,
+    Query(req): Query<DataRequest>,
 ) -> ApiResult<Response> {
-    let Query(req) =
-        query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let s = strategy(req.count, req.bytes, req.records)?;
     let (obj, slices) = planned(&state, &id, &req.object, s).await?;
     let Some(slice) = slices.get(req.slice) else {
@@ -149,7 +159,7 @@ pub async fn slice_data(
         )));
     };
     let _permit = state.query_permit()?;
-    let data = slice.fetch_from(&obj).await?;
+    let data = slice.fetch(&obj).await?;
     let mut resp = data.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

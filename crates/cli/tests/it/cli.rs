@@ -5,15 +5,16 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+use crate::common::{self, s3_bucket, unique};
+
 const REF: &str = "**/v1/ad/{gene_id}/model_tissue_{tissue_id:int32}.tl";
 
+/// The binary as `common::tessera` runs it, with its cache in `cwd` and no
+/// AWS profile from the caller's environment.
 fn tessera(cwd: &Path) -> Command {
-    let mut c = Command::cargo_bin("tessera").unwrap();
-    c.current_dir(cwd)
-        .env("TESSERA_CACHE", cwd.join(".cache"))
-        .env_remove("TESSERA_STORE")
-        .env_remove("AWS_PROFILE")
-        .env("TESSERA_MAX_RETRIES", "1");
+    let mut c = common::tessera(cwd);
+    c.env("TESSERA_CACHE", cwd.join(".cache"))
+        .env_remove("AWS_PROFILE");
     c
 }
 
@@ -36,20 +37,9 @@ fn ok(c: &mut Command) -> Output {
     o
 }
 
+/// `common::fails` (exit status 1), and the error is one clear line.
 fn fails(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(
-        !o.status.success(),
-        "command should fail\nstdout: {}",
-        stdout(&o)
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "errors exit with status 1: {}",
-        stderr(&o)
-    );
-    let e = stderr(&o);
+    let e = common::fails(c);
     assert!(e.starts_with("error: "), "one clear error line: {e}");
     e
 }
@@ -296,6 +286,20 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         e.contains("did not match") && e.contains("readme.txt"),
         "{e}"
     );
+    assert!(e.contains("--strict"), "the CLI names its flag: {e}");
+    let e = fails(tessera(p).args([
+        "manifest",
+        "build",
+        "data",
+        "-o",
+        "out.parquet",
+        "-t",
+        "**/{file_path}/{x}.txt",
+    ]));
+    assert!(
+        e.contains("location column") && e.contains("--location-column"),
+        "{e}"
+    );
     assert!(!out.exists(), "nothing written after any rejected build");
 
     ok(tessera(p).args(["manifest", "build", "data", "-o", "m.parquet", "-t", REF]));
@@ -374,30 +378,9 @@ fn unreachable_endpoint_says_so_without_secrets() {
     assert!(!e.contains(secret), "{e}");
 }
 
-fn s3() -> Option<String> {
-    match std::env::var("TESSERA_TEST_S3") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("TESSERA_REQUIRE_S3").is_ok() {
-                panic!("TESSERA_REQUIRE_S3 is set but TESSERA_TEST_S3 is not");
-            }
-            eprintln!("skipping: TESSERA_TEST_S3 not set");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{n:x}")
-}
-
 #[test]
 fn s3_quickstart_ls_build_query_download() {
-    let Some(bucket) = s3() else { return };
+    let Some(bucket) = s3_bucket() else { return };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let base = format!("{bucket}/{}", unique("cli"));
@@ -485,7 +468,7 @@ fn s3_quickstart_ls_build_query_download() {
 
 #[test]
 fn s3_wrong_credentials_are_reported_without_the_secret() {
-    let Some(bucket) = s3() else { return };
+    let Some(bucket) = s3_bucket() else { return };
     let dir = tempfile::tempdir().unwrap();
     let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let e = fails(
@@ -511,7 +494,7 @@ fn s3_wrong_credentials_are_reported_without_the_secret() {
 
 #[test]
 fn s3_credentials_from_a_profile() {
-    let Some(bucket) = s3() else { return };
+    let Some(bucket) = s3_bucket() else { return };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();

@@ -1,0 +1,320 @@
+//! The writers of a run: per folder of the table, the open output file, the
+//! number of the next one and the partial latest file to rewrite first.
+//! Rows pushed into a folder fill its open file to the size limit; a full
+//! file is finished under staging and the rows that did not fit go on into
+//! the next.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
+use tessera_formats::{
+    conform, open_sink, parquet_schema, read, Cast, FileFormat, FileWriter, ReadOptions,
+    RecordLayout, WriteOptions,
+};
+
+use crate::error::{Error, Result};
+use crate::journal::OutputRecord;
+use crate::naming;
+use crate::plan::ExistingFile;
+use crate::run::{Settings, Staging};
+
+/// An output file being written.
+struct Open {
+    writer: FileWriter,
+    name: String,
+    staged: String,
+    replaces: bool,
+}
+
+/// One folder of the table being written.
+struct Folder {
+    next_n: u64,
+    /// The partial latest file, rewritten first when rows arrive.
+    pending: Option<ExistingFile>,
+    current: Option<Open>,
+}
+
+pub(crate) struct Writers<'a> {
+    settings: &'a Settings,
+    partition_by: Option<&'a str>,
+    staging: &'a Staging<'a>,
+    wopts: WriteOptions,
+    file_schema: SchemaRef,
+    /// By folder relative to the table folder (empty, or ending in `/`).
+    folders: HashMap<String, Folder>,
+    /// Folders in the order rows first reached them.
+    order: Vec<String>,
+    /// Existing files that new files may replace (compaction).
+    replaceable: HashSet<String>,
+    outputs: Vec<OutputRecord>,
+}
+
+impl<'a> Writers<'a> {
+    /// Writers of `format` files holding `file_schema`; with `partition_by`,
+    /// rows are routed to one folder per value of that column.
+    pub(crate) fn new(
+        settings: &'a Settings,
+        partition_by: Option<&'a str>,
+        staging: &'a Staging<'a>,
+        format: FileFormat,
+        file_schema: SchemaRef,
+    ) -> Writers<'a> {
+        let row_group_bytes = settings
+            .row_group_bytes
+            .unwrap_or(if partition_by.is_some() {
+                8 << 20
+            } else {
+                16 << 20
+            });
+        let wopts = WriteOptions::new(format)
+            .with_target_size(settings.max_file_size)
+            .with_row_group_bytes(row_group_bytes);
+        Writers {
+            settings,
+            partition_by,
+            staging,
+            wopts,
+            file_schema,
+            folders: HashMap::new(),
+            order: Vec::new(),
+            replaceable: HashSet::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Write into folder `rel` from file number `next_n`, rewriting `pending`
+    /// (the partial latest file) first.
+    pub(crate) fn add_folder(&mut self, rel: &str, next_n: u64, pending: Option<ExistingFile>) {
+        self.folders.insert(
+            rel.to_string(),
+            Folder {
+                next_n,
+                pending,
+                current: None,
+            },
+        );
+        self.order.push(rel.to_string());
+    }
+
+    /// Let new files replace these existing ones (paths relative to the
+    /// table folder).
+    pub(crate) fn replace(&mut self, paths: impl IntoIterator<Item = String>) {
+        self.replaceable.extend(paths);
+    }
+
+    /// The files finished so far.
+    pub(crate) fn outputs(&self) -> &[OutputRecord] {
+        &self.outputs
+    }
+
+    /// Finish every folder; the files written.
+    pub(crate) fn finish(mut self) -> Result<Vec<OutputRecord>> {
+        for rel in std::mem::take(&mut self.order) {
+            self.drain(&rel)?;
+        }
+        Ok(self.outputs)
+    }
+
+    /// Send rows to their folder.
+    pub(crate) fn route(&mut self, b: &RecordBatch) -> Result<()> {
+        let base = self.settings.static_rel();
+        let Some(col) = self.partition_by else {
+            return self.push(&base, b.clone());
+        };
+        let idx = b.schema().index_of(col).map_err(|_| Error::NoSuchColumn {
+            column: col.to_string(),
+            columns: b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        })?;
+        let values = arrow::compute::cast(b.column(idx), &DataType::Utf8).map_err(|e| {
+            Error::Unsupported(format!(
+                "partitioning by '{col}': its values cannot name folders: {e}"
+            ))
+        })?;
+        let values = values
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| {
+                Error::Internal(format!("values of '{col}' cast to text are not strings"))
+            })?;
+        let mut groups: Vec<(Option<String>, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<Option<&str>, usize> = HashMap::new();
+        for i in 0..values.len() {
+            let v = if values.is_null(i) {
+                None
+            } else {
+                Some(values.value(i))
+            };
+            let g = *index.entry(v).or_insert_with(|| {
+                groups.push((v.map(str::to_string), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i as u32);
+        }
+        let mut without = b.clone();
+        without.remove_column(idx);
+        for (v, rows) in groups {
+            let sub = if rows.len() == b.num_rows() {
+                without.clone()
+            } else {
+                arrow::compute::take_record_batch(&without, &UInt32Array::from(rows))
+                    .map_err(|e| Error::Internal(format!("splitting rows by '{col}': {e}")))?
+            };
+            let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref())?);
+            self.push(&rel, sub)?;
+        }
+        Ok(())
+    }
+
+    /// The folder `rel`; one seen for the first time is numbered after its files.
+    fn folder(&mut self, rel: &str) -> Result<&mut Folder> {
+        if !self.folders.contains_key(rel) {
+            let mut ext = Some(self.wopts.format().extension().to_string());
+            let found = self.settings.scan_folder(
+                self.staging.table_dir,
+                rel,
+                &mut ext,
+                self.staging.rt,
+            )?;
+            let latest = found.files.last().cloned();
+            let pending = latest.clone().filter(|f| self.settings.partial(f.size));
+            self.add_folder(rel, latest.map(|l| l.n + 1).unwrap_or(0), pending);
+        }
+        self.folders
+            .get_mut(rel)
+            .ok_or_else(|| Error::Internal(format!("folder {rel} vanished")))
+    }
+
+    /// Write rows into folder `rel`.
+    pub(crate) fn push(&mut self, rel: &str, batch: RecordBatch) -> Result<()> {
+        let mut queue = VecDeque::from([batch]);
+        // The partial latest file goes first: its rows, then the new ones.
+        if let Some(p) = self.folder(rel)?.pending.take() {
+            let existing = self.read_existing(&p)?;
+            let name = p.path.rsplit('/').next().unwrap_or(&p.path).to_string();
+            let w = self.open(rel, name, true)?;
+            self.folder(rel)?.current = Some(w);
+            for b in existing.into_iter().rev() {
+                queue.push_front(b);
+            }
+        }
+        while let Some(b) = queue.pop_front() {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            if self.folder(rel)?.current.is_none() {
+                let f = self.folder(rel)?;
+                let n = f.next_n;
+                f.next_n += 1;
+                let name = naming::file_name(
+                    &self.settings.table,
+                    self.settings.suffix.as_deref(),
+                    n,
+                    self.wopts.format().extension(),
+                );
+                let exists = self.replaceable.contains(&format!("{rel}{name}"));
+                let w = self.open(rel, name, exists)?;
+                self.folder(rel)?.current = Some(w);
+            }
+            let file_schema = self.file_schema.clone();
+            let open = self
+                .folder(rel)?
+                .current
+                .as_mut()
+                .ok_or_else(|| Error::Internal(format!("no open file in {rel}")))?;
+            let b = conform(&b, &file_schema, Cast::Lossless, &open.name)?;
+            let n = open.writer.write(&b)?;
+            if n < b.num_rows() {
+                queue.push_front(b.slice(n, b.num_rows() - n));
+            }
+            if open.writer.is_full() {
+                for l in self.close(rel)?.into_iter().rev() {
+                    queue.push_front(l);
+                }
+            } else if n < b.num_rows() {
+                return Err(Error::Internal(
+                    "the writer took no rows but is not full".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of an existing file of the table.
+    fn read_existing(&self, f: &ExistingFile) -> Result<Vec<RecordBatch>> {
+        let loc = self.staging.table_dir.join(&f.path)?;
+        let schema = match self.wopts.format().layout {
+            RecordLayout::Parquet => Arc::new(parquet_schema(&loc, self.staging.rt)?),
+            _ => self.file_schema.clone(),
+        };
+        let ropts = ReadOptions::new(self.staging.rt.clone());
+        read(&loc, self.wopts.format(), schema, &ropts)?
+            .map(|b| b.map_err(Error::from))
+            .collect()
+    }
+
+    fn open(&mut self, rel: &str, name: String, replaces: bool) -> Result<Open> {
+        let (staged, loc) = self
+            .staging
+            .journal
+            .staged(self.staging.run, &format!("{rel}{name}"))?;
+        let sink = open_sink(&loc, self.staging.rt)?;
+        let writer = FileWriter::create(
+            sink,
+            self.file_schema.clone(),
+            &self.wopts,
+            &format!("{}/{rel}{name}", self.staging.table_dir.url()),
+        )?;
+        Ok(Open {
+            writer,
+            name,
+            staged,
+            replaces,
+        })
+    }
+
+    /// Finish the open file of a folder and every file its leftover rows
+    /// need. (Closing the last file can give back rows that did not fit in
+    /// it; dropping them lost the tail of the input.)
+    pub(crate) fn drain(&mut self, rel: &str) -> Result<()> {
+        let mut before = usize::MAX;
+        loop {
+            let left = self.close(rel)?;
+            let n: usize = left.iter().map(|b| b.num_rows()).sum();
+            if n == 0 {
+                return Ok(());
+            }
+            if n >= before {
+                return Err(Error::Internal(format!("{n} rows fit in no file of {rel}")));
+            }
+            before = n;
+            for b in left {
+                self.push(rel, b)?;
+            }
+        }
+    }
+
+    /// Finish the open file of a folder; returns rows that did not fit.
+    fn close(&mut self, rel: &str) -> Result<Vec<RecordBatch>> {
+        let Some(open) = self.folders.get_mut(rel).and_then(|f| f.current.take()) else {
+            return Ok(vec![]);
+        };
+        let done = open.writer.finish()?;
+        self.outputs.push(OutputRecord {
+            staged: open.staged,
+            path: format!("{rel}{}", open.name),
+            rows: done.rows,
+            bytes: done.bytes,
+            replaces: open.replaces,
+        });
+        self.settings.progress.files.fetch_add(1, Ordering::Relaxed);
+        Ok(done.leftover)
+    }
+}
