@@ -45,13 +45,11 @@ fn advise(ptr: *mut u8, size: usize) {
     let start = (ptr as usize).div_ceil(PAGE) * PAGE;
     let end = (ptr as usize + size) / PAGE * PAGE;
     if end > start {
-        // SAFETY: `start..end` is rounded inwards to whole 2 MiB pages of
-        // the `size` bytes at `ptr`, which the wrapped allocator just
-        // returned to us, so the advice only concerns memory we own.
-        // MADV_HUGEPAGE changes how the kernel backs those pages and never
-        // their contents or validity (unlike MADV_DONTNEED or MADV_FREE,
-        // which would discard data and must never be used here). Rounding
-        // outwards would advise a neighbour's memory.
+        // SAFETY: `start..end` is rounded inwards to whole 2 MiB pages of the `size` bytes at
+        // `ptr`, which the wrapped allocator just returned to us, so the advice only concerns
+        // memory we own. MADV_HUGEPAGE changes how the kernel backs those pages and never their
+        // contents or validity (unlike MADV_DONTNEED or MADV_FREE, which would discard data and
+        // must never be used here). Rounding outwards would advise a neighbour's memory.
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
         }
@@ -61,13 +59,13 @@ fn advise(ptr: *mut u8, size: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise(_ptr: *mut u8, _size: usize) {}
 
-// SAFETY: every call is forwarded to the wrapped allocator unchanged, with
-// the caller's arguments, and its result is returned unchanged; the only
-// addition is advice about how to back memory that was just allocated, which
-// allocates nothing itself (an allocation here would recurse into the
-// allocator). `GlobalAlloc`'s contract therefore holds exactly as far as it
-// holds for `A`.
+// SAFETY: every call is forwarded to the wrapped allocator unchanged, with the caller's arguments,
+// and its result is returned unchanged; the only addition is advice about how to back memory that
+// was just allocated, which allocates nothing itself (an allocation here would recurse into the
+// allocator). `GlobalAlloc`'s contract therefore holds exactly as far as it holds for `A`.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
+    // SAFETY: callers uphold `GlobalAlloc::alloc`'s contract, which is passed on
+    // to the wrapped allocator unchanged (see the `unsafe impl` above).
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract
         // (non-zero size) for `layout`, which is passed on as it is.
@@ -78,6 +76,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
         p
     }
 
+    // SAFETY: callers uphold `GlobalAlloc::alloc_zeroed`'s contract, which is passed on
+    // to the wrapped allocator unchanged (see the `unsafe impl` above).
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`: the caller's contract for `layout` is
         // passed on unchanged.
@@ -88,6 +88,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
         p
     }
 
+    // SAFETY: callers uphold `GlobalAlloc::dealloc`'s contract, which is passed on
+    // to the wrapped allocator unchanged (see the `unsafe impl` above).
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from this allocator with `layout` (the caller's
         // contract), and this allocator got every block from `self.0`, so
@@ -95,6 +97,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
         unsafe { self.0.dealloc(ptr, layout) }
     }
 
+    // SAFETY: callers uphold `GlobalAlloc::realloc`'s contract, which is passed on
+    // to the wrapped allocator unchanged (see the `unsafe impl` above).
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as in `dealloc`, `ptr` and `layout` describe a block of
         // `self.0`; the caller guarantees `new_size` is valid for `layout`'s

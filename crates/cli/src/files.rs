@@ -18,13 +18,12 @@ pub fn map_file(p: &Path) -> std::io::Result<Bytes> {
         f.read_to_end(&mut buf)?;
         return Ok(buf.into());
     }
-    // SAFETY: the mapping is read-only and private to this process, and the
-    // `Bytes` that owns it keeps it mapped for as long as any slice of it
-    // lives. It is sound as long as no one changes the file while it is
-    // mapped: a writer in place would change bytes under the reader's feet,
-    // and a truncation would make reading the lost pages fault (SIGBUS), as
-    // for any memory-mapped input. The inputs mapped here (paths files,
-    // slices files) are replaced by rename, not rewritten in place.
+    // SAFETY: the mapping is read-only and private to this process, and the `Bytes` that owns it
+    // keeps it mapped for as long as any slice of it lives. It is sound as long as no one changes
+    // the file while it is mapped: a writer in place would change bytes under the reader's feet,
+    // and a truncation would make reading the lost pages fault (SIGBUS), as for any memory-mapped
+    // input. The inputs mapped here (paths files, slices files) are replaced by rename, not
+    // rewritten in place.
     let map = unsafe { memmap2::MmapOptions::new().map(&f) }?;
     Ok(Bytes::from_owner(map))
 }

@@ -483,8 +483,12 @@ mod tests {
 
     #[test]
     fn descriptions_of_earlier_releases_are_read() {
-        let desc = "tessera dataset --date-key event date:month --id-key user id:1000";
-        let l = PartitionLayout::from_description(desc, "t").unwrap();
+        // Table descriptions as earlier releases wrote them (a readable one,
+        // and one with a granularity no release wrote).
+        let old: Vec<&str> = include_str!("../tests/fixtures/old-descriptions.txt")
+            .lines()
+            .collect();
+        let l = PartitionLayout::from_description(old[0], "t").unwrap();
         assert_eq!(
             l,
             PartitionLayout {
@@ -499,8 +503,7 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(matches!(
-            PartitionLayout::from_description("tessera dataset --date-key d:week", "t")
-                .unwrap_err(),
+            PartitionLayout::from_description(old[1], "t").unwrap_err(),
             Error::InvalidLayout { .. }
         ));
     }

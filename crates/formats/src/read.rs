@@ -445,13 +445,11 @@ fn masks(block: &[u8; 64]) -> (u64, u64) {
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
         };
         let (mut q, mut n) = (0u64, 0u64);
-        // SAFETY: the intrinsics need SSE2, which every x86_64 CPU has (it
-        // is part of the target's baseline, so no runtime check is needed).
-        // `_mm_loadu_si128` has no alignment requirement, and the four loads
-        // read bytes 0..16, 16..32, 32..48 and 48..64 of `block`, which the
-        // type `&[u8; 64]` guarantees are valid to read. What would break
-        // it: taking a shorter slice instead of `&[u8; 64]`, or more than
-        // four loads (reading past the block).
+        // SAFETY: the intrinsics need SSE2, which every x86_64 CPU has (it is part of the target's
+        // baseline, so no runtime check is needed). `_mm_loadu_si128` has no alignment requirement,
+        // and the four loads read bytes 0..16, 16..32, 32..48 and 48..64 of `block`, which the type
+        // `&[u8; 64]` guarantees are valid to read. What would break it: taking a shorter slice
+        // instead of `&[u8; 64]`, or more than four loads (reading past the block).
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let nl = _mm_set1_epi8(b'\n' as i8);

@@ -47,15 +47,13 @@ pub(crate) struct Inflater {
     strm: Box<z::z_stream>,
 }
 
-// SAFETY: the raw pointers in `z_stream` are: `state`, a heap allocation
-// owned by this stream alone (no other handle to it exists) and freed with
-// the global allocator, which any thread may do; `next_in`/`next_out`, null
-// between calls (see `inflate`); `msg`, null or a static string; `opaque`,
-// null. So nothing ties the stream to the thread that created it, and moving
-// it to another thread is sound. It is not `Sync`: every call that touches
-// the state takes `&mut self`. Storing a thread-bound pointer (a borrowed
-// buffer kept between calls, a custom allocator with thread-local state)
-// would break this.
+// SAFETY: the raw pointers in `z_stream` are: `state`, a heap allocation owned by this stream alone
+// (no other handle to it exists) and freed with the global allocator, which any thread may do;
+// `next_in`/`next_out`, null between calls (see `inflate`); `msg`, null or a static string;
+// `opaque`, null. So nothing ties the stream to the thread that created it, and moving it to
+// another thread is sound. It is not `Sync`: every call that touches the state takes `&mut self`.
+// Storing a thread-bound pointer (a borrowed buffer kept between calls, a custom allocator with
+// thread-local state) would break this.
 unsafe impl Send for Inflater {}
 
 /// zlib `windowBits` for a raw deflate stream.
@@ -67,12 +65,11 @@ impl Inflater {
     /// A new stream (`window_bits`: [`RAW`] or [`GZIP`]).
     pub(crate) fn new(window_bits: i32) -> Inflater {
         let mut strm = Box::new(z::z_stream::default());
-        // SAFETY: `strm` is a valid, exclusively borrowed `z_stream` with
-        // the default (null) allocator fields, which zlib replaces with its
-        // own; `zlibVersion()` is a static NUL-terminated string and the
-        // size is that of the struct zlib was built with. Passing a stream
-        // that is already initialised would leak its state; a wrong size or
-        // version makes zlib refuse (not misbehave).
+        // SAFETY: `strm` is a valid, exclusively borrowed `z_stream` with the default (null)
+        // allocator fields, which zlib replaces with its own; `zlibVersion()` is a static
+        // NUL-terminated string and the size is that of the struct zlib was built with. Passing a
+        // stream that is already initialised would leak its state; a wrong size or version makes
+        // zlib refuse (not misbehave).
         let code = unsafe {
             z::inflateInit2_(
                 &mut *strm,
@@ -115,12 +112,11 @@ impl Inflater {
         if window.is_empty() {
             return;
         }
-        // SAFETY: an initialised, exclusively borrowed stream (type
-        // invariant); `window` is a live, non-empty slice for the whole call
-        // and its length is passed with it (at most 32 KiB after the cut
-        // above, so the `u32` cannot truncate). zlib copies the bytes into its own
-        // window and keeps no pointer to them. A length larger than the
-        // slice would make zlib read past it.
+        // SAFETY: an initialised, exclusively borrowed stream (type invariant); `window` is a live,
+        // non-empty slice for the whole call and its length is passed with it (at most 32 KiB after
+        // the cut above, so the `u32` cannot truncate). zlib copies the bytes into its own window
+        // and keeps no pointer to them. A length larger than the slice would make zlib read past
+        // it.
         let code = unsafe {
             z::inflateSetDictionary(&mut *self.strm, window.as_ptr(), window.len() as u32)
         };
@@ -135,15 +131,13 @@ impl Inflater {
         self.strm.avail_in = in_len as u32;
         self.strm.next_out = output.as_mut_ptr();
         self.strm.avail_out = out_len as u32;
-        // SAFETY: an initialised, exclusively borrowed stream (type
-        // invariant). `next_in`/`avail_in` describe `input` and
-        // `next_out`/`avail_out` describe `output` (lengths clamped to
-        // `u32`, never more than the slices hold); both slices are borrowed
-        // for this whole call, and they cannot overlap since one is `&` and
-        // the other `&mut`. The pointers are reset to null right after, so
-        // none outlives its buffer. Setting an `avail_*` larger than its
-        // slice, or keeping the pointers past this call, would let zlib
-        // read or write out of bounds.
+        // SAFETY: an initialised, exclusively borrowed stream (type invariant).
+        // `next_in`/`avail_in` describe `input` and `next_out`/`avail_out` describe `output`
+        // (lengths clamped to `u32`, never more than the slices hold); both slices are borrowed for
+        // this whole call, and they cannot overlap since one is `&` and the other `&mut`. The
+        // pointers are reset to null right after, so none outlives its buffer. Setting an `avail_*`
+        // larger than its slice, or keeping the pointers past this call, would let zlib read or
+        // write out of bounds.
         let code = unsafe { z::inflate(&mut *self.strm, flush) };
         let step = Step {
             code,

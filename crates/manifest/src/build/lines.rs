@@ -259,15 +259,13 @@ pub(super) fn parse_chunk<'a>(
                     line_end -= 1;
                 }
                 let ls = line_start + p.lead;
-                // SAFETY: `bytes[ls..line_end]` is valid UTF-8 for the
-                // reasons given at the other `from_utf8_unchecked` below,
-                // and its ends are character boundaries: `ls` follows the
-                // leading ASCII blanks this line shares with the previous
-                // one (they are equal up to the slash, which comes after
-                // those blanks), and `line_end` is the line break, the end
-                // of the chunk, or follows a kept byte before trailing ASCII
-                // blanks. Reusing `p.lead` for a line that does not share
-                // the previous line's text up to `last` would break this.
+                // The line's bytes are valid UTF-8 for the reasons given at the other
+                // `from_utf8_unchecked` below. `ls` follows the leading ASCII blanks this line
+                // shares with the previous one (equal up to the slash, which comes after them).
+                // SAFETY: valid UTF-8 with ends on character boundaries: `ls` as said above, and
+                // `line_end` is the line break, the chunk's end, or follows a kept byte before
+                // trailing ASCII blanks. Reusing `p.lead` for a line that does not share the
+                // previous line's text up to `last` would break this.
                 let line: &'a str = unsafe { std::str::from_utf8_unchecked(&bytes[ls..line_end]) };
                 chunk.read += 1;
                 let seg = last + 1 - p.lead;
@@ -296,17 +294,14 @@ pub(super) fn parse_chunk<'a>(
         if last.is_some() {
             slashes.extend(memchr::memchr_iter(b'/', &bytes[ls..line_end]));
         }
-        // SAFETY: every line of the chunk before the first block with a
-        // non-ASCII byte is plain ASCII, and when that block is reached
-        // (before any of its line breaks is visited), the rest of the chunk
-        // from the start of the current line on is checked to be UTF-8 in
-        // the loop below; a line is only taken after the blocks it lies
-        // in were visited. Its ends are character boundaries: it starts at
-        // the chunk's start (which follows a line break, see
-        // `split_chunks`) or after a line break, past ASCII blanks, and ends
-        // at a line break, the chunk's end, or before ASCII blanks. Taking
-        // a line before its blocks' masks are checked, or trimming
-        // non-ASCII characters, would break this.
+        // Why the line is valid UTF-8: every line of the chunk before the first block with a
+        // non-ASCII byte is plain ASCII, and when that block is reached (before any of its line
+        // breaks is visited), the rest of the chunk from the start of the current line on is
+        // checked to be UTF-8 in the loop below; a line is only taken after its blocks were visited.
+        // SAFETY: valid UTF-8 (above), and its ends are character boundaries: it starts at the
+        // chunk's start (after a line break, see `split_chunks`) or after a line break, past ASCII
+        // blanks, and ends at a line break, the chunk's end, or before ASCII blanks. Taking a line
+        // before its blocks' masks are checked, or trimming non-ASCII characters, would break this.
         let line: &'a str = unsafe { std::str::from_utf8_unchecked(&bytes[ls..line_end]) };
         chunk.read += 1;
         let skip = crate::template::key_offset_in(line, &slashes);

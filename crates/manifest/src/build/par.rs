@@ -32,13 +32,11 @@ pub(super) fn par_fill<U: Send>(lens: &[usize], f: impl Fn(usize, usize) -> U + 
             d.write(f(p, i));
         }
     });
-    // SAFETY: the destinations are consecutive slices of the first `n`
-    // slots of the spare capacity (`lens` long each, and `n` is their sum),
-    // and every task wrote every slot of its slice before `for_each`
-    // returned; if `f` panics, the panic leaves through `for_each` and this
-    // line is never reached (the written items leak, nothing reads unwritten
-    // ones). A destination that skipped a slot, or slices that did not
-    // start at slot 0 and tile `..n`, would break this.
+    // SAFETY: the destinations are consecutive slices of the first `n` slots of the spare capacity
+    // (`lens` long each, and `n` is their sum), and every task wrote every slot of its slice before
+    // `for_each` returned; if `f` panics, the panic leaves through `for_each` and this line is
+    // never reached (the written items leak, nothing reads unwritten ones). A destination that
+    // skipped a slot, or slices that did not start at slot 0 and tile `..n`, would break this.
     unsafe { out.set_len(n) };
     out
 }
