@@ -27,31 +27,20 @@ async fn read_source(source: &str, opts: &StoreOptions) -> Result<(Bytes, String
     let loc = Location::open(source, opts).await?;
     if let Some(p) = loc.local_path() {
         if p.is_file() {
+            // Large local listings are mapped, not copied.
             let text = map_file(&p).with_context(|| format!("cannot read {}", p.display()))?;
             return Ok((text, p.display().to_string()));
         }
-        if !p.is_dir() {
-            bail!("paths file or folder not found: {}", p.display());
-        }
-    } else {
-        match loc.head().await {
-            Ok(_) => return Ok((loc.read().await?, loc.url())),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
     }
     let pb = spinner("listing", false);
-    let objects = loc.list_all(16).await?;
+    let read = tessera_manifest::read_listing(&loc).await;
     pb.finish_and_clear();
-    if objects.is_empty() {
-        bail!("no objects under {} (and no paths file there)", loc.url());
+    match read {
+        Err(ManifestError::Store(e)) if e.is_not_found() => {
+            bail!("paths file or folder not found: {}", loc.url())
+        }
+        other => Ok(other?),
     }
-    let mut buf = Vec::with_capacity(objects.len() * 64);
-    for o in &objects {
-        buf.extend_from_slice(loc.url_of(&o.location).as_bytes());
-        buf.push(b'\n');
-    }
-    Ok((buf.into(), format!("the listing of {}", loc.url())))
 }
 
 pub fn print_summary(s: &BuildSummary, out_url: &str) {

@@ -394,6 +394,26 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
         println!("      {c}");
     }
 
+    println!("\nThe same from Python (pip install ./python; see the README's Python tour):");
+    for line in [
+        "import tessera".to_string(),
+        format!("m = tessera.Manifest.open({:?})", manifest_loc.url()),
+        format!("m.exists(gene_id={gene:?}, tissue_id={tissue})"),
+        format!("m.records(gene_id={gene:?}).to_pandas()"),
+        format!(
+            "tessera.pack({:?}, {:?}, \"sales\", max_file_size=\"64KB\")",
+            land.url(),
+            packed.url()
+        ),
+        format!("ds = tessera.Datasets({:?}, single_writer=True)", store.url()),
+        "ds.get(\"demo/orders\", last=True).to_pandas()".to_string(),
+        "ds.history(\"demo/orders\")".to_string(),
+        "tessera.sql(\"SELECT count(*) FROM o\", {\"o\": ds.table(\"demo/orders\")})".to_string(),
+        format!("slices = tessera.plan({:?}, count=8)", reads.url()),
+        "records = list(slices[0].records())   # slices pickle: hand them to Dask".to_string(),
+    ] {
+        println!("    {line}");
+    }
     println!("\nNext, try:");
     println!(
         "  tessera get demo/orders --where \"order_date = '2024-03-02' AND customer_id < 100000\" -v{dir_flag}"

@@ -234,6 +234,21 @@ pub enum Error {
         #[source]
         source: Box<DeltaTableError>,
     },
+    /// A file or folder that cannot be read as a table (SQL sources).
+    #[error("cannot read {url} as a table: {reason}")]
+    InvalidSource {
+        /// The file or folder.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A SQL query that is not valid, not allowed (only queries are:
+    /// SELECT, WITH, VALUES, EXPLAIN) or failed while running.
+    #[error("SQL: {reason}")]
+    InvalidQuery {
+        /// What the query engine found wrong.
+        reason: String,
+    },
     /// The query engine failed.
     #[error("dataset '{name}': {source}")]
     Query {

@@ -84,6 +84,7 @@ mod log;
 pub mod name;
 mod partition;
 mod put;
+pub mod sql;
 mod stream;
 
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};

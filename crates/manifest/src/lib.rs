@@ -63,6 +63,7 @@
 mod build;
 mod columns;
 mod error;
+mod listing;
 mod lookup;
 #[allow(unsafe_code)] // SSE2 intrinsics for scanning 16 bytes at a time
 mod scan;
@@ -70,6 +71,7 @@ mod template;
 
 pub use build::{BuildManifest, BuildSummary, BuiltManifest, WriteManifest, ROW_GROUP_ROWS};
 pub use error::{Error, Result};
+pub use listing::read_listing;
 pub use lookup::{describe, LoadManifest, Manifest, OpenManifest, Query, Value};
 pub use template::{
     format_date, key_offset, parse_date_days, Captures, Field, FieldType, MatchScratch, Template,

@@ -6,16 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use deltalake::datafusion::catalog::TableProvider;
-use deltalake::datafusion::datasource::file_format::csv::CsvFormat;
-use deltalake::datafusion::datasource::file_format::json::JsonFormat;
-use deltalake::datafusion::datasource::file_format::parquet::ParquetFormat;
-use deltalake::datafusion::datasource::file_format::FileFormat;
-use deltalake::datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use deltalake::datafusion::execution::runtime_env::RuntimeEnv;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
-use tessera_store::{Location, StoreKind};
 use tokio::sync::Mutex;
 
 use crate::auth::Identity;
@@ -55,15 +47,7 @@ impl std::fmt::Debug for Tables {
     }
 }
 
-/// A session whose strings are plain `Utf8` (what JSON/CSV clients expect).
-pub fn session_config() -> SessionConfig {
-    SessionConfig::new()
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        )
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-}
+pub use tessera_datasets::sql::session_config;
 
 impl Tables {
     pub(crate) fn new(config: &Config) -> Tables {
@@ -156,54 +140,15 @@ impl Tables {
             _ => unreachable!("the config is validated"),
         };
         let loc = state.resolve(src).await?;
-        let is_dir = src.ends_with('/') || loc.head().await.is_err();
-        let (store_url, table_url) = listing_urls(&loc, is_dir)?;
-        self.runtime
-            .register_object_store(&store_url, loc.store().clone());
-        let table_url = ListingTableUrl::parse(&table_url)
-            .map_err(|e| ApiError::Internal(format!("table '{name}': {e}")))?;
-        let format = format.unwrap_or_else(|| guess_format(src));
-        let (file_format, ext): (Arc<dyn FileFormat>, &str) = match format.as_str() {
-            "csv" => (Arc::new(CsvFormat::default().with_has_header(true)), ""),
-            "tsv" => (
-                Arc::new(
-                    CsvFormat::default()
-                        .with_has_header(true)
-                        .with_delimiter(b'\t'),
-                ),
-                "",
-            ),
-            "jsonl" | "json" => (Arc::new(JsonFormat::default()), ""),
-            _ => (
-                Arc::new(ParquetFormat::default().with_force_view_types(false)),
-                "",
-            ),
-        };
-        let mut opts = ListingOptions::new(file_format).with_file_extension(ext);
-        let st = ctx.state();
-        if is_dir {
-            let parts = opts.infer_partitions(&st, &table_url).await.map_err(|e| {
-                ApiError::Store(format!("table '{name}': cannot list {}: {e}", loc.url()))
-            })?;
-            opts = opts.with_table_partition_cols(
-                parts
-                    .into_iter()
-                    .map(|p| (p, arrow::datatypes::DataType::Utf8))
-                    .collect(),
-            );
-        }
-        let schema = opts.infer_schema(&st, &table_url).await.map_err(|e| {
-            ApiError::Store(format!(
-                "table '{name}': cannot read the schema of {}: {e}",
-                loc.url()
-            ))
-        })?;
-        let config = ListingTableConfig::new(table_url)
-            .with_listing_options(opts)
-            .with_schema(schema);
-        let table = ListingTable::try_new(config)
-            .map_err(|e| ApiError::Internal(format!("table '{name}': {e}")))?;
-        Ok(Arc::new(table))
+        let folder = tessera_datasets::sql::is_folder(src, &loc).await;
+        tessera_datasets::sql::source_table(&ctx, &loc, folder, format.as_deref())
+            .await
+            .map_err(|e| match e {
+                tessera_datasets::Error::InvalidSource { .. } => {
+                    ApiError::Store(format!("table '{name}': {e}"))
+                }
+                other => ApiError::Internal(format!("table '{name}': {other}")),
+            })
     }
 
     /// The kind of a configured table.
@@ -222,37 +167,4 @@ impl Tables {
             TableKind::Folder
         }
     }
-}
-
-fn guess_format(src: &str) -> String {
-    let s = src.trim_end_matches(".gz").trim_end_matches(".zst");
-    if s.ends_with(".csv") {
-        "csv".into()
-    } else if s.ends_with(".tsv") {
-        "tsv".into()
-    } else if s.ends_with(".jsonl") || s.ends_with(".ndjson") || s.ends_with(".json") {
-        "jsonl".into()
-    } else {
-        "parquet".into()
-    }
-}
-
-/// The object store URL to register and the table URL for DataFusion.
-fn listing_urls(loc: &Location, dir: bool) -> ApiResult<(url::Url, String)> {
-    let key = loc.path().as_ref();
-    let slash = if dir && !key.is_empty() { "/" } else { "" };
-    let (root, table) = match loc.kind() {
-        StoreKind::Local => ("file:///".to_string(), format!("file:///{key}{slash}")),
-        _ => {
-            let root = loc.root().trim_end_matches('/').to_string();
-            let t = if key.is_empty() {
-                format!("{root}/")
-            } else {
-                format!("{root}/{key}{slash}")
-            };
-            (root, t)
-        }
-    };
-    let u = url::Url::parse(&root).map_err(|e| ApiError::Internal(format!("{root}: {e}")))?;
-    Ok((u, table))
 }

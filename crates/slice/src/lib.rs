@@ -61,6 +61,7 @@ mod format;
 #[allow(unsafe_code)] // the zlib FFI, every block with its SAFETY note
 mod gz;
 mod index;
+mod records;
 mod scan;
 mod slice;
 
@@ -70,6 +71,7 @@ pub use index::{
     sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
+pub use records::record_spans;
 pub use scan::Sequence;
 pub use slice::{
     parse_slices, pick_slice, ByteRange, Decode, FastaPart, FetchSlice, PlanSlices, Prefix, Slice,

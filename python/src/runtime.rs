@@ -1,0 +1,75 @@
+//! One tokio runtime per process, and running library futures from Python
+//! with the GIL released and Ctrl-C honoured.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+
+/// The process's runtime and the process it was made in.
+static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+
+/// How often a waiting call looks for a pending signal (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// The runtime of this process: made on first use, and made again in a
+/// child after `fork` (the parent's worker threads do not exist there).
+pub fn runtime() -> PyResult<Arc<Runtime>> {
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, rt)) = slot.as_ref() {
+        if *owner == pid {
+            return Ok(rt.clone());
+        }
+    }
+    if let Some((_, inherited)) = slot.take() {
+        // A forked child's copy of the parent's runtime: its threads are
+        // gone, so dropping it could wait for them forever. Leak it.
+        std::mem::forget(inherited);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tessera")
+        .build()
+        .map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start tessera's runtime: {e}"))
+        })?;
+    let rt = Arc::new(rt);
+    *slot = Some((pid, rt.clone()));
+    Ok(rt)
+}
+
+/// Run `fut` to completion on the runtime with the GIL released. A signal
+/// handler that raises (Ctrl-C's `KeyboardInterrupt`) cancels the future
+/// and its exception is returned.
+pub fn block_on<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = PyResult<T>> + Send,
+    T: Send,
+{
+    let rt = runtime()?;
+    py.detach(|| {
+        rt.block_on(async move {
+            let mut fut = std::pin::pin!(fut);
+            let mut tick = tokio::time::interval(SIGNAL_POLL);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    out = &mut fut => return out,
+                    _ = tick.tick() => Python::attach(|py| py.check_signals())?,
+                }
+            }
+        })
+    })
+}
+
+/// Run blocking work (CPU or synchronous I/O) with the GIL released.
+pub fn detached<F, T>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce() -> PyResult<T> + Send,
+    T: Send,
+{
+    py.detach(work)
+}

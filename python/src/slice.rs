@@ -1,0 +1,480 @@
+//! Slicing: index an object once, plan byte-range slices, evaluate each
+//! slice anywhere (slices pickle small and carry no credentials).
+
+use std::io::Cursor;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use tessera_slice::{record_spans, Index, RecordFormat, Slice, Strategy};
+use tessera_store::Location;
+
+use crate::arrow_io::{schema_from_py, table_to_py};
+use crate::errors::{arrow_err, Raised, ResultExt};
+use crate::runtime::{block_on, detached};
+use crate::store::{opts, size_arg, PyStoreOptions};
+
+fn format_arg(name: &str) -> PyResult<RecordFormat> {
+    RecordFormat::from_str(name).map_err(|e| Raised::invalid(format!("format '{name}': {e}")).into())
+}
+
+async fn index_store_loc(
+    index_store: Option<String>,
+    o: &tessera_store::StoreOptions,
+) -> PyResult<Option<Location>> {
+    match index_store {
+        Some(u) => Ok(Some(Location::open(&u, o).await.py()?)),
+        None => Ok(None),
+    }
+}
+
+/// An object's index: where each record starts (with the decoder state a
+/// compressed object needs), enough to plan slices without reading data.
+#[pyclass(name = "Index", module = "tessera._tessera", frozen)]
+pub struct PyIndex {
+    inner: Arc<Index>,
+    /// Where the index was saved.
+    location: String,
+    store: Option<PyStoreOptions>,
+}
+
+fn strategy(
+    count: Option<usize>,
+    bytes: Option<Bound<'_, PyAny>>,
+    records: Option<u64>,
+) -> PyResult<Strategy> {
+    let given = count.is_some() as u8 + bytes.is_some() as u8 + records.is_some() as u8;
+    if given != 1 {
+        return Err(Raised::invalid(
+            "give exactly one of count (number of slices), bytes (size of each) or records (records in each)",
+        )
+        .into());
+    }
+    if let Some(n) = count {
+        if n == 0 {
+            return Err(Raised::invalid("count must be at least 1").into());
+        }
+        return Ok(Strategy::Count(n));
+    }
+    if let Some(b) = bytes {
+        let n = size_arg(&b, "bytes")?;
+        if n == 0 {
+            return Err(Raised::invalid("bytes must be at least 1").into());
+        }
+        return Ok(Strategy::Bytes(n));
+    }
+    match records {
+        Some(0) => Err(Raised::invalid("records must be at least 1").into()),
+        Some(n) => Ok(Strategy::Records(n)),
+        None => unreachable!("one strategy is given"),
+    }
+}
+
+fn slices_of(index: &Index, s: Strategy, store: &Option<PyStoreOptions>) -> PyResult<Vec<PySlice>> {
+    let plan = index.plan(s).run().py()?;
+    Ok(plan
+        .into_iter()
+        .map(|slice| PySlice {
+            inner: Arc::new(slice),
+            store: store.as_ref().map(PyStoreOptions::shareable),
+        })
+        .collect())
+}
+
+#[pymethods]
+impl PyIndex {
+    /// The object indexed.
+    #[getter]
+    fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+    /// Where the index is stored.
+    #[getter]
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+    /// The record format (`csv`, `fastq`, …).
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.inner.format.name()
+    }
+    /// The object's compression (`none`, `gzip`, `bgzf`).
+    #[getter]
+    fn compression(&self) -> &'static str {
+        self.inner.compression.name()
+    }
+    /// Records in the object (header excluded).
+    #[getter]
+    fn records(&self) -> u64 {
+        self.inner.records
+    }
+    /// The object's size in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size
+    }
+    /// The uncompressed size in bytes.
+    #[getter]
+    fn data_size(&self) -> u64 {
+        self.inner.data_size
+    }
+    /// Checkpoints (possible slice starts) in the index.
+    #[getter]
+    fn checkpoints(&self) -> usize {
+        self.inner.checkpoints.len()
+    }
+
+    /// Plan slices: exactly one of `count` (about this many slices of even
+    /// size), `bytes` (slices of about this many stored bytes) or `records`
+    /// (this many records each).
+    #[pyo3(signature = (*, count=None, bytes=None, records=None))]
+    fn plan(
+        &self,
+        count: Option<usize>,
+        bytes: Option<Bound<'_, PyAny>>,
+        records: Option<u64>,
+    ) -> PyResult<Vec<PySlice>> {
+        slices_of(&self.inner, strategy(count, bytes, records)?, &self.store)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Index({:?}, format={}, compression={}, records={}, size={})",
+            self.inner.url,
+            self.inner.format.name(),
+            self.inner.compression.name(),
+            self.inner.records,
+            self.inner.size
+        )
+    }
+}
+
+/// Index an object in one pass and save the index beside it (or under
+/// `index_store`).
+#[pyfunction]
+#[pyo3(signature = (url, format=None, *, spacing=None, header=true, index_store=None, store=None))]
+pub fn index(
+    py: Python<'_>,
+    url: &str,
+    format: Option<&str>,
+    spacing: Option<Bound<'_, PyAny>>,
+    header: bool,
+    index_store: Option<String>,
+    store: Option<PyRef<'_, PyStoreOptions>>,
+) -> PyResult<PyIndex> {
+    let store = store.as_deref().cloned();
+    let o = opts(store.as_ref());
+    let format = format.map(format_arg).transpose()?;
+    let spacing = match spacing {
+        Some(s) => match size_arg(&s, "spacing")? {
+            0 => return Err(Raised::invalid("spacing must be at least 1 byte").into()),
+            n => Some(n),
+        },
+        None => None,
+    };
+    let url = url.to_string();
+    let (index, location) = block_on(py, async move {
+        let object = Location::open(&url, &o).await.py()?;
+        let mut build = Index::build(&object).with_header(header);
+        if let Some(f) = format {
+            build = build.with_format(f);
+        }
+        if let Some(s) = spacing {
+            build = build.with_spacing(s);
+        }
+        let (index, _stats) = build.await.py()?;
+        let istore = index_store_loc(index_store, &o).await?;
+        let at = Index::location_for(&object, istore.as_ref()).py()?;
+        index.save(&at).await.py()?;
+        Ok((index, at.url()))
+    })?;
+    Ok(PyIndex {
+        inner: Arc::new(index),
+        location,
+        store,
+    })
+}
+
+/// Open the saved index of an object (refusing one older than the object).
+#[pyfunction]
+#[pyo3(signature = (url, *, index_store=None, store=None))]
+pub fn open_index(
+    py: Python<'_>,
+    url: &str,
+    index_store: Option<String>,
+    store: Option<PyRef<'_, PyStoreOptions>>,
+) -> PyResult<PyIndex> {
+    let store = store.as_deref().cloned();
+    let o = opts(store.as_ref());
+    let url = url.to_string();
+    let (index, location) = block_on(py, async move {
+        let object = Location::open(&url, &o).await.py()?;
+        let istore = index_store_loc(index_store, &o).await?;
+        let at = Index::location_for(&object, istore.as_ref()).py()?;
+        let mut open = Index::open(&object);
+        if let Some(s) = &istore {
+            open = open.with_index_store(s);
+        }
+        Ok((open.await.py()?, at.url()))
+    })?;
+    Ok(PyIndex {
+        inner: Arc::new(index),
+        location,
+        store,
+    })
+}
+
+/// Plan slices of an indexed object (see `Index.plan`).
+#[pyfunction]
+#[pyo3(signature = (url, *, count=None, bytes=None, records=None, index_store=None, store=None))]
+pub fn plan(
+    py: Python<'_>,
+    url: &str,
+    count: Option<usize>,
+    bytes: Option<Bound<'_, PyAny>>,
+    records: Option<u64>,
+    index_store: Option<String>,
+    store: Option<PyRef<'_, PyStoreOptions>>,
+) -> PyResult<Vec<PySlice>> {
+    let s = strategy(count, bytes, records)?;
+    let idx = open_index(py, url, index_store, store)?;
+    slices_of(&idx.inner, s, &idx.store)
+}
+
+/// One slice of an object: its byte ranges and decoding state. Evaluate it
+/// in any process with `fetch()`, `records()` or `to_arrow()`; the store
+/// credentials are that process's own.
+#[pyclass(name = "Slice", module = "tessera._tessera", frozen)]
+pub struct PySlice {
+    inner: Arc<Slice>,
+    store: Option<PyStoreOptions>,
+}
+
+impl PySlice {
+    fn fetch_bytes(&self, py: Python<'_>, store: Option<&PyStoreOptions>) -> PyResult<Vec<u8>> {
+        let o = opts(store.or(self.store.as_ref()));
+        let slice = self.inner.clone();
+        block_on(py, async move { slice.fetch_from_url(&o).await.py() })
+    }
+}
+
+#[pymethods]
+impl PySlice {
+    /// The object.
+    #[getter]
+    fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+    /// This slice's number (0-based).
+    #[getter]
+    fn number(&self) -> usize {
+        self.inner.slice
+    }
+    /// How many slices the plan has.
+    #[getter]
+    fn slices(&self) -> usize {
+        self.inner.slices
+    }
+    /// The record format.
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.inner.format.name()
+    }
+    /// The object's compression.
+    #[getter]
+    fn compression(&self) -> &'static str {
+        self.inner.compression.name()
+    }
+    /// Number of the slice's first record in the object (0-based).
+    #[getter]
+    fn first_record(&self) -> u64 {
+        self.inner.first_record
+    }
+    /// Records that start in this slice.
+    #[getter]
+    fn record_count(&self) -> u64 {
+        self.inner.record_count
+    }
+    /// The object's byte ranges read, as `(start, end)` half-open pairs.
+    #[getter]
+    fn ranges(&self) -> Vec<(u64, u64)> {
+        self.inner.ranges.iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    /// The slice's data: the header (if the format has one), then its
+    /// records, in the object's format, uncompressed.
+    #[pyo3(signature = (*, store=None))]
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        store: Option<PyRef<'py, PyStoreOptions>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.fetch_bytes(py, store.as_deref())?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// The slice's records, each as `bytes` (line terminators included;
+    /// the header is not a record).
+    #[pyo3(signature = (*, store=None))]
+    fn records<'py>(
+        &self,
+        py: Python<'py>,
+        store: Option<PyRef<'py, PyStoreOptions>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.fetch_bytes(py, store.as_deref())?;
+        let format = self.inner.format;
+        let name = format!("{} (slice {})", self.inner.url, self.inner.slice);
+        let (data, spans) = detached(py, move || {
+            let spans = record_spans(format, &data, &name).py()?;
+            Ok((data, spans))
+        })?;
+        let list = PyList::empty(py);
+        for s in spans {
+            list.append(PyBytes::new(py, &data[s]))?;
+        }
+        list.call_method0("__iter__")
+    }
+
+    /// The slice's records as a `pyarrow.Table` (CSV, TSV and JSON Lines).
+    /// Column types are inferred from the slice unless `schema` is given:
+    /// give it when every slice must have the same types.
+    #[pyo3(signature = (*, schema=None, store=None))]
+    fn to_arrow<'py>(
+        &self,
+        py: Python<'py>,
+        schema: Option<Bound<'py, PyAny>>,
+        store: Option<PyRef<'py, PyStoreOptions>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let format = self.inner.format;
+        if !matches!(
+            format,
+            RecordFormat::Csv | RecordFormat::Tsv | RecordFormat::Jsonl
+        ) {
+            return Err(Raised::invalid(format!(
+                "{}: to_arrow reads CSV, TSV and JSON Lines, not {}",
+                self.inner.url,
+                format.name()
+            ))
+            .into());
+        }
+        let schema = schema.map(|s| schema_from_py(&s)).transpose()?;
+        let data = self.fetch_bytes(py, store.as_deref())?;
+        let (schema, batches) = detached(py, move || decode(format, data, schema))?;
+        table_to_py(py, batches, schema)
+    }
+
+    /// The slice descriptor as JSON (the same as `tessera slice plan` writes).
+    fn to_json(&self) -> PyResult<String> {
+        serde_json::to_string(&*self.inner)
+            .map_err(|e| Raised::new(crate::errors::Class::Internal, "Internal", e.to_string()).into())
+    }
+
+    /// A slice from its JSON descriptor.
+    #[staticmethod]
+    fn from_json(text: &str) -> PyResult<PySlice> {
+        Self::_from_state(text, None)
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (text, store=None))]
+    fn _from_state(text: &str, store: Option<&str>) -> PyResult<PySlice> {
+        let slice: Slice = serde_json::from_str(text)
+            .map_err(|e| Raised::new(crate::errors::Class::InvalidInput, "InvalidSlice", format!("slice descriptor: {e}")))?;
+        slice.validate().py()?;
+        let store = match store {
+            Some(s) => Some(PyStoreOptions::from_json(
+                &serde_json::from_str(s).map_err(|e| Raised::invalid(format!("slice store options: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(PySlice {
+            inner: Arc::new(slice),
+            store,
+        })
+    }
+
+    /// Pickled as its descriptor and the non-secret store settings
+    /// (endpoint, region, profile name): never credentials.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let me = slf.get();
+        let ctor = slf.get_type().getattr("_from_state")?;
+        let store = me.store.as_ref().map(|s| s.to_json().to_string());
+        let args = (me.to_json()?, store).into_pyobject(py)?;
+        PyTuple::new(py, [ctor, args.into_any()])
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        match other.cast::<PySlice>() {
+            Ok(o) => *o.get().inner == *self.inner,
+            Err(_) => false,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.inner;
+        let bytes: u64 = s.ranges.iter().map(|r| r.end - r.start).sum();
+        format!(
+            "Slice({}/{} of {:?}: {} {}, records {}..{}, {} bytes in {} range{})",
+            s.slice,
+            s.slices,
+            s.url,
+            s.format.name(),
+            s.compression.name(),
+            s.first_record,
+            s.first_record + s.record_count,
+            bytes,
+            s.ranges.len(),
+            if s.ranges.len() == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// CSV, TSV or JSON Lines bytes as record batches.
+fn decode(
+    format: RecordFormat,
+    data: Vec<u8>,
+    schema: Option<SchemaRef>,
+) -> PyResult<(SchemaRef, Vec<arrow::record_batch::RecordBatch>)> {
+    let batches = match format {
+        RecordFormat::Jsonl => {
+            let schema = match schema {
+                Some(s) => s,
+                None => {
+                    let (s, _) = arrow::json::reader::infer_json_schema_from_seekable(
+                        Cursor::new(&data),
+                        None,
+                    )
+                    .map_err(arrow_err)?;
+                    Arc::new(s)
+                }
+            };
+            let reader = arrow::json::ReaderBuilder::new(schema.clone())
+                .build(Cursor::new(data))
+                .map_err(arrow_err)?;
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(arrow_err)?;
+            return Ok((schema, batches));
+        }
+        _ => {
+            let mut fmt = arrow::csv::reader::Format::default().with_header(true);
+            if format == RecordFormat::Tsv {
+                fmt = fmt.with_delimiter(b'\t');
+            }
+            let schema = match schema {
+                Some(s) => s,
+                None => {
+                    let (s, _) = fmt.infer_schema(Cursor::new(&data), None).map_err(arrow_err)?;
+                    Arc::new(s)
+                }
+            };
+            let reader = arrow::csv::ReaderBuilder::new(schema.clone())
+                .with_format(fmt)
+                .build(Cursor::new(data))
+                .map_err(arrow_err)?;
+            (schema, reader.collect::<Result<Vec<_>, _>>().map_err(arrow_err)?)
+        }
+    };
+    Ok(batches)
+}
