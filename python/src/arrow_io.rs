@@ -45,9 +45,7 @@ pub fn batches_from_py(
     let reader = any.into_reader()?;
     py.detach(move || {
         let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(arrow_err)?;
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(arrow_err)?;
         Ok((schema, batches))
     })
 }

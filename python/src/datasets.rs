@@ -5,7 +5,7 @@ use std::str::FromStr;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use pyo3::prelude::*;
-use tessera_datasets::{AsOf, DateKey, Datasets, Granularity, IdKey, Rows};
+use tessera_datasets::{AsOf, Datasets, DateKey, Granularity, IdKey, Rows};
 use tessera_formats::FileFormat;
 use tessera_store::Location;
 
@@ -351,7 +351,9 @@ impl PyDatasets {
         if let Some(r) = retain {
             let d = if let Ok(secs) = r.extract::<f64>() {
                 if !(secs >= 0.0 && secs.is_finite()) {
-                    return Err(Raised::invalid(format!("retain {secs}: must be >= 0 seconds")).into());
+                    return Err(
+                        Raised::invalid(format!("retain {secs}: must be >= 0 seconds")).into(),
+                    );
                 }
                 std::time::Duration::from_secs_f64(secs)
             } else if let Ok(s) = r.extract::<String>() {

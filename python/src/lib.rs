@@ -27,6 +27,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<store::PyStoreOptions>()?;
     m.add_function(wrap_pyfunction!(store::ls, m)?)?;
+    m.add_function(wrap_pyfunction!(store::fetch, m)?)?;
     m.add_class::<manifest::PyManifest>()?;
     m.add_function(wrap_pyfunction!(manifest::build_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(pack::pack, m)?)?;

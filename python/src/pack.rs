@@ -138,8 +138,12 @@ pub fn pack<'py>(
     store: Option<PyRef<'py, PyStoreOptions>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = opts(store.as_deref());
-    let max = max_file_size.map(|v| size_arg(&v, "max_file_size")).transpose()?;
-    let rg = row_group_bytes.map(|v| size_arg(&v, "row_group_bytes")).transpose()?;
+    let max = max_file_size
+        .map(|v| size_arg(&v, "max_file_size"))
+        .transpose()?;
+    let rg = row_group_bytes
+        .map(|v| size_arg(&v, "row_group_bytes"))
+        .transpose()?;
     let out_fmt = output_format.as_deref().map(format_arg).transpose()?;
     let in_fmt = input_format.as_deref().map(format_arg).transpose()?;
     let parts = partitions(partition.as_ref())?;
@@ -211,8 +215,12 @@ pub fn compact<'py>(
     store: Option<PyRef<'py, PyStoreOptions>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = opts(store.as_deref());
-    let max = max_file_size.map(|v| size_arg(&v, "max_file_size")).transpose()?;
-    let rg = row_group_bytes.map(|v| size_arg(&v, "row_group_bytes")).transpose()?;
+    let max = max_file_size
+        .map(|v| size_arg(&v, "max_file_size"))
+        .transpose()?;
+    let rg = row_group_bytes
+        .map(|v| size_arg(&v, "row_group_bytes"))
+        .transpose()?;
     let out_fmt = output_format.as_deref().map(format_arg).transpose()?;
     let parts = partitions(partition.as_ref())?;
     let output_base = output_base.to_string();

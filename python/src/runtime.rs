@@ -2,11 +2,15 @@
 //! with the GIL released and Ctrl-C honoured.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
+
+use crate::errors::{Class, Raised};
 
 /// The process's runtime and the process it was made in.
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
@@ -34,16 +38,33 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
         .thread_name("tessera")
         .build()
         .map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start tessera's runtime: {e}"))
+            pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "cannot start tessera's runtime: {e}"
+            ))
         })?;
     let rt = Arc::new(rt);
     *slot = Some((pid, rt.clone()));
     Ok(rt)
 }
 
+/// A panic as `tessera.InternalError` (never a `PanicException`).
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    Raised::new(
+        Class::Internal,
+        "Panic",
+        format!("internal error: tessera panicked: {what}"),
+    )
+    .into()
+}
+
 /// Run `fut` to completion on the runtime with the GIL released. A signal
 /// handler that raises (Ctrl-C's `KeyboardInterrupt`) cancels the future
-/// and its exception is returned.
+/// and its exception is returned; a panic becomes `InternalError`.
 pub fn block_on<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
 where
     F: Future<Output = PyResult<T>> + Send,
@@ -52,12 +73,13 @@ where
     let rt = runtime()?;
     py.detach(|| {
         rt.block_on(async move {
+            let fut = AssertUnwindSafe(fut).catch_unwind();
             let mut fut = std::pin::pin!(fut);
             let mut tick = tokio::time::interval(SIGNAL_POLL);
             tick.tick().await;
             loop {
                 tokio::select! {
-                    out = &mut fut => return out,
+                    out = &mut fut => return out.unwrap_or_else(|p| Err(panicked(p))),
                     _ = tick.tick() => Python::attach(|py| py.check_signals())?,
                 }
             }
@@ -65,11 +87,14 @@ where
     })
 }
 
-/// Run blocking work (CPU or synchronous I/O) with the GIL released.
+/// Run blocking work (CPU or synchronous I/O) with the GIL released; a
+/// panic becomes `InternalError`.
 pub fn detached<F, T>(py: Python<'_>, work: F) -> PyResult<T>
 where
     F: FnOnce() -> PyResult<T> + Send,
     T: Send,
 {
-    py.detach(work)
+    py.detach(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|p| Err(panicked(p)))
+    })
 }

@@ -17,7 +17,8 @@ use crate::runtime::{block_on, detached};
 use crate::store::{opts, size_arg, PyStoreOptions};
 
 fn format_arg(name: &str) -> PyResult<RecordFormat> {
-    RecordFormat::from_str(name).map_err(|e| Raised::invalid(format!("format '{name}': {e}")).into())
+    RecordFormat::from_str(name)
+        .map_err(|e| Raised::invalid(format!("format '{name}': {e}")).into())
 }
 
 async fn index_store_loc(
@@ -367,8 +368,9 @@ impl PySlice {
 
     /// The slice descriptor as JSON (the same as `tessera slice plan` writes).
     fn to_json(&self) -> PyResult<String> {
-        serde_json::to_string(&*self.inner)
-            .map_err(|e| Raised::new(crate::errors::Class::Internal, "Internal", e.to_string()).into())
+        serde_json::to_string(&*self.inner).map_err(|e| {
+            Raised::new(crate::errors::Class::Internal, "Internal", e.to_string()).into()
+        })
     }
 
     /// A slice from its JSON descriptor.
@@ -380,12 +382,18 @@ impl PySlice {
     #[staticmethod]
     #[pyo3(signature = (text, store=None))]
     fn _from_state(text: &str, store: Option<&str>) -> PyResult<PySlice> {
-        let slice: Slice = serde_json::from_str(text)
-            .map_err(|e| Raised::new(crate::errors::Class::InvalidInput, "InvalidSlice", format!("slice descriptor: {e}")))?;
+        let slice: Slice = serde_json::from_str(text).map_err(|e| {
+            Raised::new(
+                crate::errors::Class::InvalidInput,
+                "InvalidSlice",
+                format!("slice descriptor: {e}"),
+            )
+        })?;
         slice.validate().py()?;
         let store = match store {
             Some(s) => Some(PyStoreOptions::from_json(
-                &serde_json::from_str(s).map_err(|e| Raised::invalid(format!("slice store options: {e}")))?,
+                &serde_json::from_str(s)
+                    .map_err(|e| Raised::invalid(format!("slice store options: {e}")))?,
             )),
             None => None,
         };
@@ -465,7 +473,9 @@ fn decode(
             let schema = match schema {
                 Some(s) => s,
                 None => {
-                    let (s, _) = fmt.infer_schema(Cursor::new(&data), None).map_err(arrow_err)?;
+                    let (s, _) = fmt
+                        .infer_schema(Cursor::new(&data), None)
+                        .map_err(arrow_err)?;
                     Arc::new(s)
                 }
             };
@@ -473,7 +483,10 @@ fn decode(
                 .with_format(fmt)
                 .build(Cursor::new(data))
                 .map_err(arrow_err)?;
-            (schema, reader.collect::<Result<Vec<_>, _>>().map_err(arrow_err)?)
+            (
+                schema,
+                reader.collect::<Result<Vec<_>, _>>().map_err(arrow_err)?,
+            )
         }
     };
     Ok(batches)

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use pyo3::prelude::*;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use pyo3::prelude::*;
 use tessera_datasets::{sql as dsql, AsOf};
 use tessera_store::Location;
 
@@ -37,9 +37,8 @@ pub fn sql<'py>(
     let ctx = SessionContext::new_with_config(dsql::session_config());
     for (name, data) in &arrow {
         let (schema, batches) = batches_from_py(py, data)?;
-        let table = MemTable::try_new(schema, vec![batches]).map_err(|e| {
-            PyErr::from(Raised::invalid(format!("table '{name}': {e}")))
-        })?;
+        let table = MemTable::try_new(schema, vec![batches])
+            .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
         ctx.register_table(name.as_str(), Arc::new(table))
             .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
     }

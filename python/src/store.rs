@@ -13,7 +13,12 @@ use crate::runtime::block_on;
 /// store flags. Unset settings come from the environment (`AWS_PROFILE`,
 /// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, …) unless
 /// `from_env=False`.
-#[pyclass(name = "StoreOptions", module = "tessera._tessera", frozen, skip_from_py_object)]
+#[pyclass(
+    name = "StoreOptions",
+    module = "tessera._tessera",
+    frozen,
+    skip_from_py_object
+)]
 #[derive(Debug, Clone, Default)]
 pub struct PyStoreOptions {
     #[pyo3(get)]
@@ -186,8 +191,13 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound
 
 /// A serializable report as a Python dict.
 pub fn report<'py, T: serde::Serialize>(py: Python<'py>, r: &T) -> PyResult<Bound<'py, PyAny>> {
-    let v = serde_json::to_value(r)
-        .map_err(|e| PyErr::from(Raised::new(crate::errors::Class::Internal, "Internal", e.to_string())))?;
+    let v = serde_json::to_value(r).map_err(|e| {
+        PyErr::from(Raised::new(
+            crate::errors::Class::Internal,
+            "Internal",
+            e.to_string(),
+        ))
+    })?;
     json_to_py(py, &v)
 }
 
@@ -231,4 +241,29 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
         "{what} must be an int of bytes or a string such as '256MB', not {}",
         v.get_type().name()?
     )))
+}
+
+/// Download an object into the local cache (`cache_dir`, else the
+/// environment's: `TESSERA_CACHE`, `~/.cache/tessera`) and return its local
+/// path; a local file is returned as it is. A cached copy is used while the
+/// object's ETag is unchanged.
+#[pyfunction]
+#[pyo3(signature = (url, *, cache_dir=None, store=None))]
+pub fn fetch<'py>(
+    py: Python<'py>,
+    url: &str,
+    cache_dir: Option<std::path::PathBuf>,
+    store: Option<PyRef<'py, PyStoreOptions>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let o = opts(store.as_deref());
+    let url = url.to_string();
+    let path = block_on(py, async move {
+        let cache = match cache_dir {
+            Some(d) => tessera_store::Cache::new(d, 10 << 30).py()?,
+            None => tessera_store::Cache::from_env().py()?,
+        };
+        let loc = Location::open(&url, &o).await.py()?;
+        cache.fetch(&loc).await.py()
+    })?;
+    py.import("pathlib")?.getattr("Path")?.call1((path,))
 }

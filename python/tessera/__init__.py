@@ -65,6 +65,7 @@ __all__ = [
     "TesseraError",
     "build_manifest",
     "compact",
+    "fetch",
     "index",
     "ls",
     "open_index",
@@ -136,6 +137,18 @@ def ls(url: PathLike, *, detail: bool = False, store: Optional[StoreOptions] = N
         Report(url=u, size=size, last_modified=_dt.datetime.fromisoformat(t))
         for u, size, t in rows
     ]
+
+
+def fetch(
+    url: PathLike, *, cache_dir: Optional[PathLike] = None, store: Optional[StoreOptions] = None, **kw: Any
+):
+    """Download an object into the local cache and return its
+    ``pathlib.Path`` (``cache_dir``, else ``TESSERA_CACHE`` or
+    ``~/.cache/tessera``); a cached copy is reused while the object's ETag is
+    unchanged, and a local file is returned as it is."""
+    return _tessera.fetch(
+        _path(url), cache_dir=None if cache_dir is None else _path(cache_dir), store=_store(store, kw)
+    )
 
 
 # -------------------------------------------------------------- manifests

@@ -127,6 +127,10 @@ def test_ls(store_base):
     assert [d.size for d in detail] == [1, 2]
     assert all(isinstance(d.last_modified, dt.datetime) for d in detail)
     assert tessera.ls(f"{store_base}/nothing-here") == []
+    local = tessera.fetch(urls[1], cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / f"tc-{os.getpid()}")
+    assert isinstance(local, Path) and local.read_bytes() == b"22"
+    with pytest.raises(tessera.NotFoundError):
+        tessera.fetch(f"{store_base}/a/missing.txt", cache_dir=local.parent)
 
 
 # -------------------------------------------------------------- packing

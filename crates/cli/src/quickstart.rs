@@ -405,7 +405,10 @@ pub async fn run(args: QuickstartArgs, opts: &StoreOptions) -> Result<i32> {
             land.url(),
             packed.url()
         ),
-        format!("ds = tessera.Datasets({:?}, single_writer=True)", store.url()),
+        format!(
+            "ds = tessera.Datasets({:?}, single_writer=True)",
+            store.url()
+        ),
         "ds.get(\"demo/orders\", last=True).to_pandas()".to_string(),
         "ds.history(\"demo/orders\")".to_string(),
         "tessera.sql(\"SELECT count(*) FROM o\", {\"o\": ds.table(\"demo/orders\")})".to_string(),

@@ -53,11 +53,11 @@ Where a reference tool loses or duplicates data, tessera does not:
   earlier run packed into the table (same URL and ETag) are skipped unless
   ``force=True``, where the reference appends every input again. A run that
   is killed and run again leaves every input row exactly once (a journal),
-  where the reference, having rewritten the latest file and part of the new
-  ones, duplicates or loses rows. Rows keep their Arrow types (no pandas
-  round trip turning integers with nulls into floats), input is streamed
-  rather than loaded whole, and file sizes are measured on the written
-  bytes (within 5 % of the limit) instead of estimated from one trial write.
+  where the reference, having already rewritten the latest file with new
+  rows, reads that file and every input again and duplicates them. Input is
+  streamed rather than loaded whole into one DataFrame, and file sizes are
+  measured on the written bytes (within 5 % of the limit) instead of
+  estimated from one trial write.
 * **Slicing.** Every record is in exactly one slice, whole, in order. The
   reference's ``partition_sequences_per_chunk`` and ``partition_chunk_lines``
   drop the last line of every chunk (an inclusive end read as exclusive) and
@@ -75,7 +75,8 @@ Where a reference tool loses or duplicates data, tessera does not:
   and creates no ``<bucket>.meta`` bucket: the index is a sidecar object
   beside the data (or under ``index_store``/``metadata_bucket``), and an index
   of an object that changed is refused instead of used. Pickled slices carry
-  no credentials (the reference pickles its S3 client settings, keys included).
+  no credentials (the reference pickles its S3 client's credentials into
+  every slice); workers use their own environment's.
 * **Query server.** Pages of ``/query-parquet`` come in a stable row order,
   so paging visits every row once (the reference pages with ``LIMIT/OFFSET``
   ordered by a constant, which a parallel scan does not keep from one request

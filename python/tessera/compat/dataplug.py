@@ -82,6 +82,32 @@ _IGNORED_S3_CONFIG = frozenset(
     {"botocore_config_kwargs", "s3_config_kwargs", "use_token", "token_duration_seconds"}
 )
 
+def _s3_config_to_store(s3_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The reference's ``s3_config`` as tessera store keywords: ``region_name``,
+    ``endpoint_url``, ``credentials`` (``{"AccessKeyId", "SecretAccessKey",
+    "SessionToken"}``) or the older ``aws_access_key_id``/``aws_secret_access_key``;
+    client tuning keys are dropped; ``role_arn`` (STS assume-role) is refused."""
+    if s3_config is None:
+        return {}
+    if not isinstance(s3_config, Mapping):
+        raise TypeError(f"s3_config must be a dict, not {type(s3_config).__name__}")
+    config = dict(s3_config)
+    credentials = config.pop("credentials", None)
+    if credentials is not None:
+        if not isinstance(credentials, Mapping):
+            raise TypeError("s3_config['credentials'] must be a dict")
+        if not all(k in credentials for k in ("AccessKeyId", "SecretAccessKey")):
+            raise ValueError(
+                "Invalid credentials. AccessKeyId and SecretAccessKey are required "
+                "if credentials are provided."
+            )
+        config.setdefault("aws_access_key_id", credentials["AccessKeyId"])
+        config.setdefault("aws_secret_access_key", credentials["SecretAccessKey"])
+        if credentials.get("SessionToken") is not None:
+            config.setdefault("aws_session_token", credentials["SessionToken"])
+    return boto_to_store(config, argument="s3_config", ignored=_IGNORED_S3_CONFIG)
+
+
 # Store keywords that may carry secrets: kept in this process, never pickled.
 _SECRET_STORE_KEYS = frozenset({"config", "store"})
 
@@ -398,9 +424,10 @@ class CloudObject:
     Build it with :meth:`from_s3` (any URL: ``s3://``, ``gs://``, ``az://``,
     a local path, …). Store keywords (``profile=``, ``endpoint=``,
     ``region=``, ``config=``) and the reference's ``s3_config`` keys
-    (``aws_access_key_id``, ``aws_secret_access_key``, ``region_name``,
-    ``endpoint_url``) are used in this process; pickled copies keep only the
-    non-secret ones.
+    (``region_name``, ``endpoint_url``, ``credentials``, or the older
+    ``aws_access_key_id``/``aws_secret_access_key``) are used in this
+    process; pickled copies keep only the non-secret ones, and workers use
+    their own environment's credentials.
     """
 
     def __init__(
@@ -421,9 +448,7 @@ class CloudObject:
         self._format_cls: type[DataFormat] = _format_class(data_format)
         self._url: str = url
         self._index_store: str | None = _index_store(url, metadata_bucket, index_store)
-        self._store: dict[str, Any] = merge_store(
-            boto_to_store(s3_config, argument="s3_config", ignored=_IGNORED_S3_CONFIG), store
-        )
+        self._store: dict[str, Any] = merge_store(_s3_config_to_store(s3_config), store)
         self._tessera_format: str = self._format_cls.format
 
     @classmethod
@@ -619,9 +644,11 @@ class CloudObject:
 
     # -- partitioning ------------------------------------------------------------
 
-    def partition(self, strategy: Any, *args: Any, **kwargs: Any) -> list[DataSlice]:
+    def partition(self, strategy: Any, /, *args: Any, **kwargs: Any) -> list[DataSlice]:
         """Apply a partitioning strategy (``partition_reads_batches``, …):
-        plans slices from the index, reading no data."""
+        plans slices from the index, reading no data. ``strategy`` is
+        positional-only, so a strategy's own ``strategy=`` keyword
+        (``"expand"``/``"merge"``) passes through."""
         if not callable(strategy):
             raise TypeError(f"strategy must be a partitioning function, not {strategy!r}")
         slices = strategy(self, *args, **kwargs)
