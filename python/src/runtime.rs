@@ -71,10 +71,17 @@ where
     T: Send,
 {
     let rt = runtime()?;
+    // Signal handlers run only on the main thread: elsewhere (a Dask or
+    // thread-pool worker) looking for them would only take the GIL from
+    // the threads that need it.
+    let main = on_main_thread(py)?;
     py.detach(|| {
         rt.block_on(async move {
             let fut = AssertUnwindSafe(fut).catch_unwind();
             let mut fut = std::pin::pin!(fut);
+            if !main {
+                return fut.await.unwrap_or_else(|p| Err(panicked(p)));
+            }
             let mut tick = tokio::time::interval(SIGNAL_POLL);
             tick.tick().await;
             loop {
@@ -85,6 +92,14 @@ where
             }
         })
     })
+}
+
+/// Whether the calling thread is Python's main thread.
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    let main = threading.call_method0("main_thread")?.getattr("ident")?;
+    let me = threading.call_method0("get_ident")?;
+    main.eq(me)
 }
 
 /// Run blocking work (CPU or synchronous I/O) with the GIL released; a
