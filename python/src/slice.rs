@@ -312,6 +312,34 @@ impl PySlice {
         py: Python<'py>,
         store: Option<PyRef<'py, PyStoreOptions>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        // When the descriptor fixes the size, the data is written straight
+        // into the `bytes` object (one copy of a slice in memory, not two).
+        if let Some(n) = self
+            .inner
+            .output_size()
+            .and_then(|n| usize::try_from(n).ok())
+        {
+            let o = opts(store.as_deref().or(self.store.as_ref()));
+            let slice = self.inner.clone();
+            return PyBytes::new_with(py, n, |buf| {
+                block_on(py, async move {
+                    let mut w: &mut [u8] = buf;
+                    let written = slice.fetch_from_url(&o).write_to(&mut w).await.py()?;
+                    if written as usize != n || !w.is_empty() {
+                        return Err(Raised::new(
+                            crate::errors::Class::Internal,
+                            "Internal",
+                            format!(
+                                "{} slice {}: fetched {written} bytes, the descriptor says {n}",
+                                slice.url, slice.slice
+                            ),
+                        )
+                        .into());
+                    }
+                    Ok(())
+                })
+            });
+        }
         let data = self.fetch_bytes(py, store.as_deref())?;
         Ok(PyBytes::new(py, &data))
     }

@@ -521,6 +521,21 @@ impl Slice {
         Ok(())
     }
 
+    /// The exact number of bytes fetching this slice gives (header and
+    /// records), when the descriptor fixes it (slices that take a byte
+    /// count); `None` when it is only known once fetched.
+    pub fn output_size(&self) -> Option<u64> {
+        let header = match &self.header {
+            None => 0,
+            Some(Prefix::Inline { base64 }) => B64.decode(base64).ok()?.len() as u64,
+            Some(Prefix::Range { start, end }) => end.checked_sub(*start)?,
+        };
+        match self.decode.take {
+            Take::Bytes(n) => header.checked_add(n),
+            Take::Records(_) | Take::All => None,
+        }
+    }
+
     /// Fetch and decode this slice from `object` (the object the slice was
     /// planned from, opened with the caller's credentials): a
     /// [`FetchSlice`] builder. Awaiting it returns the header (if any)

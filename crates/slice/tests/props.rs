@@ -263,6 +263,10 @@ fn check(
             // Every descriptor survives JSON, and fetching uses only it.
             let s: Slice = serde_json::from_str(&serde_json::to_string(s).unwrap()).unwrap();
             let out = s.fetch(&obj).with_part_size(part_size).await.unwrap();
+            // A size the descriptor fixes is the size fetched.
+            if let Some(n) = s.output_size() {
+                assert_eq!(out.len() as u64, n, "slice {} output_size", s.slice);
+            }
             let p = prefix_len(&s);
             assert!(out.len() >= p);
             if format.has_header() {
