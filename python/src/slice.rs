@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use tessera_slice::{record_spans, Index, RecordFormat, Slice, Strategy};
 use tessera_store::Location;
 
@@ -305,13 +305,17 @@ impl PySlice {
     }
 
     /// The slice's data: the header (if the format has one), then its
-    /// records, in the object's format, uncompressed.
-    #[pyo3(signature = (*, store=None))]
+    /// records, in the object's format, uncompressed. Store settings:
+    /// `store=` or the store keywords, else those given when planning (never
+    /// credentials) and the environment's.
+    #[pyo3(signature = (*, store=None, **kw))]
     fn fetch<'py>(
         &self,
         py: Python<'py>,
         store: Option<PyRef<'py, PyStoreOptions>>,
+        kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
         // When the descriptor fixes the size, the data is written straight
         // into the `bytes` object (one copy of a slice in memory, not two).
         if let Some(n) = self
@@ -319,7 +323,7 @@ impl PySlice {
             .output_size()
             .and_then(|n| usize::try_from(n).ok())
         {
-            let o = opts(store.as_deref().or(self.store.as_ref()));
+            let o = opts(store.as_ref().or(self.store.as_ref()));
             let slice = self.inner.clone();
             return PyBytes::new_with(py, n, |buf| {
                 block_on(py, async move {
@@ -340,19 +344,21 @@ impl PySlice {
                 })
             });
         }
-        let data = self.fetch_bytes(py, store.as_deref())?;
+        let data = self.fetch_bytes(py, store.as_ref())?;
         Ok(PyBytes::new(py, &data))
     }
 
     /// The slice's records, each as `bytes` (line terminators included;
     /// the header is not a record).
-    #[pyo3(signature = (*, store=None))]
+    #[pyo3(signature = (*, store=None, **kw))]
     fn records<'py>(
         &self,
         py: Python<'py>,
         store: Option<PyRef<'py, PyStoreOptions>>,
+        kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let data = self.fetch_bytes(py, store.as_deref())?;
+        let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
+        let data = self.fetch_bytes(py, store.as_ref())?;
         let format = self.inner.format;
         let name = format!("{} (slice {})", self.inner.url, self.inner.slice);
         let (data, spans) = detached(py, move || {
@@ -369,13 +375,15 @@ impl PySlice {
     /// The slice's records as a `pyarrow.Table` (CSV, TSV and JSON Lines).
     /// Column types are inferred from the slice unless `schema` is given:
     /// give it when every slice must have the same types.
-    #[pyo3(signature = (*, schema=None, store=None))]
+    #[pyo3(signature = (*, schema=None, store=None, **kw))]
     fn to_arrow<'py>(
         &self,
         py: Python<'py>,
         schema: Option<Bound<'py, PyAny>>,
         store: Option<PyRef<'py, PyStoreOptions>>,
+        kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
         let format = self.inner.format;
         if !matches!(
             format,
@@ -389,7 +397,7 @@ impl PySlice {
             .into());
         }
         let schema = schema.map(|s| schema_from_py(&s)).transpose()?;
-        let data = self.fetch_bytes(py, store.as_deref())?;
+        let data = self.fetch_bytes(py, store.as_ref())?;
         let (schema, batches) = detached(py, move || decode(format, data, schema))?;
         table_to_py(py, batches, schema)
     }

@@ -148,6 +148,49 @@ impl PyStoreOptions {
     }
 }
 
+impl PyStoreOptions {
+    /// `store=` or the store keywords (`profile`, `endpoint`, `region`,
+    /// `max_retries`, `config`), not both; any other keyword is a
+    /// `TypeError`.
+    pub fn from_args(
+        store: Option<&PyStoreOptions>,
+        kw: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Option<PyStoreOptions>> {
+        let Some(kw) = kw.filter(|k| !k.is_empty()) else {
+            return Ok(store.cloned());
+        };
+        if store.is_some() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "give store=StoreOptions(...) or store keywords, not both",
+            ));
+        }
+        let mut o = PyStoreOptions {
+            from_env: true,
+            ..PyStoreOptions::default()
+        };
+        for (k, v) in kw.iter() {
+            let k: String = k.extract()?;
+            match k.as_str() {
+                "profile" => o.profile = v.extract()?,
+                "endpoint" => o.endpoint = v.extract()?,
+                "region" => o.region = v.extract()?,
+                "max_retries" => o.max_retries = v.extract()?,
+                "config" => {
+                    o.config = v
+                        .extract::<Option<BTreeMap<String, String>>>()?
+                        .unwrap_or_default()
+                }
+                other => {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "unexpected keyword argument '{other}'"
+                    )))
+                }
+            }
+        }
+        Ok(Some(o))
+    }
+}
+
 /// Store options from an optional argument (the environment's by default).
 pub fn opts(store: Option<&PyStoreOptions>) -> StoreOptions {
     match store {

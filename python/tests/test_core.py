@@ -405,6 +405,12 @@ def test_slices_pickle_no_secret(tmp_path, monkeypatch):
     assert joined.column("a").to_pylist() == list(range(1000))
     schema = pa.schema([("a", pa.string()), ("b", pa.string())])
     assert slices[0].to_arrow(schema=schema).schema == schema
+    # Store settings as keywords, as for every other call.
+    assert slices[0].fetch(region="eu-west-1") == slices[0].fetch()
+    with pytest.raises(TypeError):
+        slices[0].fetch(colour="red")
+    with pytest.raises(TypeError):
+        slices[0].records(store=tessera.StoreOptions(), region="x")
 
 
 def test_stale_and_missing_index(tmp_path):
