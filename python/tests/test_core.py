@@ -455,16 +455,23 @@ def test_gil_is_released_while_reading(tmp_path):
         for _ in range(3):
             assert ds.get("big").num_rows == n
 
-    t0 = time.perf_counter()
-    read()
-    one = time.perf_counter() - t0
-    threads = [threading.Thread(target=read) for _ in range(2)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    two = time.perf_counter() - t0
+    def one_thread() -> float:
+        t0 = time.perf_counter()
+        read()
+        return time.perf_counter() - t0
+
+    def two_threads() -> float:
+        threads = [threading.Thread(target=read) for _ in range(2)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0
+
+    # The best of three of each: a shared machine's noise only adds time.
+    one = min(one_thread() for _ in range(3))
+    two = min(two_threads() for _ in range(3))
     print(f"one thread {one:.3f}s, two threads {two:.3f}s, ratio {two / one:.2f}")
     # Serialised by the GIL, two threads take at least twice as long.
     assert two < 1.8 * one, (one, two)
