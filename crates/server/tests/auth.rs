@@ -183,6 +183,17 @@ async fn tokens_and_jwts_confine_callers() {
     let u = |p: &str| format!("{base}{p}");
     let mut secrets = vec![t.read_a.clone(), t.write_a.clone(), t.admin_b.clone()];
 
+    // With auth on, the document asks every API operation for a bearer
+    // token, and the health check for none.
+    let (st, doc) = call(&http, "GET", &u("/openapi.json"), None, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(doc["security"], serde_json::json!([{ "bearer": [] }]));
+    assert_eq!(
+        doc["paths"]["/healthz"]["get"]["security"],
+        serde_json::json!([])
+    );
+    assert!(doc["paths"]["/v1/sql"]["post"]["security"].is_null());
+
     // No credentials, unknown ones, a malformed header: 401.
     let (st, v) = call(&http, "GET", &u("/v1/datasets"), None, None).await;
     assert_eq!(st, 401, "{v}");

@@ -691,6 +691,9 @@ async fn service(s: &Server) {
     assert_eq!((st.as_u16(), v["status"].as_str()), (200, Some("ok")));
     let (st, v) = s.get("/openapi.json").await;
     assert_eq!(st, 200);
+    // Without auth no operation asks for a credential.
+    assert!(v["security"].is_null(), "{}", v["security"]);
+    assert!(v["components"]["securitySchemes"]["bearer"].is_object());
     for p in [
         "/query-parquet",
         "/v1/tables/{table}/rows",

@@ -257,7 +257,7 @@ pub async fn put_dataset(
 /// Delete a dataset of the caller's namespace. Needs the admin role.
 #[utoipa::path(delete, path = "/v1/datasets/{name}", tag = "datasets",
     params(("name" = String, Path)),
-    responses((status = 200, description = "what was deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "what was deleted"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_dataset(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,

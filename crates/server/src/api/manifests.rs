@@ -24,7 +24,7 @@ pub struct ManifestInfo {
 
 /// The manifests the caller may query.
 #[utoipa::path(get, path = "/v1/manifests", tag = "manifests",
-    responses((status = 200, body = Vec<ManifestInfo>)))]
+    responses((status = 200, body = ManifestList)))]
 pub async fn list_manifests(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,
@@ -39,7 +39,14 @@ pub async fn list_manifests(
             location: c.location.clone(),
         })
         .collect();
-    json_body(&serde_json::json!({ "manifests": list }))
+    json_body(&ManifestList { manifests: list })
+}
+
+/// The manifests a caller may query.
+#[derive(Serialize, ToSchema)]
+pub struct ManifestList {
+    /// Name and location of each.
+    manifests: Vec<ManifestInfo>,
 }
 
 /// A lookup's answer.

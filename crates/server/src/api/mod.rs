@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
             "/",
             get(|| async { axum::response::Redirect::temporary("/docs/") }),
         )
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi(state.auth.is_some())));
     Router::new()
         .merge(api)
         .merge(public)
@@ -106,6 +106,26 @@ pub fn router(state: AppState) -> Router {
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI description of a server: with auth on, every `/v1`
+/// operation requires a bearer token; with auth off none does (the document
+/// must not declare a credential the server never asks for). The health,
+/// metrics and documentation routes never need one.
+pub fn openapi(auth: bool) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if !auth {
+        doc.security = None;
+    } else {
+        for path in ["/healthz", "/metrics"] {
+            if let Some(item) = doc.paths.paths.get_mut(path) {
+                if let Some(op) = item.get.as_mut() {
+                    op.security = Some(Vec::new());
+                }
+            }
+        }
+    }
+    doc
+}
 
 struct BearerAuth;
 
