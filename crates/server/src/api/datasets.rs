@@ -40,7 +40,7 @@ pub struct DatasetsResponse {
 /// List the datasets of the caller's namespace (`prefix=` narrows).
 #[utoipa::path(get, path = "/v1/datasets", tag = "datasets",
     params(ListParams),
-    responses((status = 200, body = DatasetsResponse)))]
+    responses((status = 200, body = DatasetsResponse), (status = 400, body = ErrorBody)))]
 pub async fn list_datasets(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,

@@ -20,12 +20,15 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct QueryParquetParams {
     /// State, [a-z0-9_-]+
+    #[param(pattern = r"^[a-z0-9_-]+$")]
     statename: String,
     /// Data name, [a-z0-9_-]+
+    #[param(pattern = r"^[a-z0-9_-]+$")]
     dname: String,
     /// 0-indexed page (default 0)
     page: Option<u64>,
     /// 1…10000 (default 10)
+    #[param(minimum = 1, maximum = 10000)]
     page_size: Option<u64>,
 }
 

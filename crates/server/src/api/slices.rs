@@ -22,12 +22,16 @@ use crate::state::AppState;
 pub struct PlanRequest {
     /// The object's key under the server's store (indexed with `tessera index`).
     /// With authentication on, keys start with the caller's namespace: `NAMESPACE/...`.
+    #[schema(min_length = 1)]
     pub object: String,
     /// About this many slices of even size.
+    #[schema(minimum = 1)]
     pub count: Option<usize>,
     /// Slices of about this many stored bytes.
+    #[schema(minimum = 1)]
     pub bytes: Option<u64>,
     /// Slices of this many records (FASTA: sequences).
+    #[schema(minimum = 1)]
     pub records: Option<u64>,
 }
 
@@ -36,12 +40,16 @@ pub struct PlanRequest {
 #[into_params(parameter_in = Query)]
 pub struct DataRequest {
     /// The object's key under the server's store.
+    #[param(min_length = 1)]
     pub object: String,
     /// About this many slices of even size.
+    #[param(minimum = 1)]
     pub count: Option<usize>,
     /// Slices of about this many stored bytes.
+    #[param(minimum = 1)]
     pub bytes: Option<u64>,
     /// Slices of this many records.
+    #[param(minimum = 1)]
     pub records: Option<u64>,
     /// The slice to serve (0-based).
     pub slice: usize,

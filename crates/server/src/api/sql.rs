@@ -23,6 +23,7 @@ use crate::tables::session_config;
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {
     /// One query (SELECT / WITH / VALUES / EXPLAIN) over the registered tables.
+    #[schema(min_length = 1)]
     sql: String,
     /// Most rows to return (capped by the server's `sql_row_limit`).
     limit: Option<usize>,
@@ -33,6 +34,7 @@ pub struct SqlRequest {
 #[into_params(parameter_in = Query)]
 pub struct SqlParams {
     /// json, csv, arrow or parquet
+    #[param(pattern = "^(json|csv|arrow|parquet)$")]
     format: Option<String>,
 }
 

@@ -159,9 +159,12 @@ pub async fn table_rows(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,
     Path(table): Path<String>,
-    Query(p): Query<RowsParams>,
+    Query(mut p): Query<RowsParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    // `sort=` with nothing to sort by is no sort (an empty ORDER BY is a
+    // query engine fault, not an answer).
+    p.sort = p.sort.filter(|s| !s.trim().is_empty());
     let format = format::negotiate(p.format.as_deref(), &headers)?;
     let cfg = state.tables.get(&id, &table)?.clone();
     let max = state.config.limits.max_page_size as u64;
@@ -237,9 +240,10 @@ pub async fn table_rows(
         }
         let counted = df.clone();
         if let Some(s) = &p.sort {
-            df = df
-                .sort(query::sort(&schema, s)?)
-                .map_err(|e| df_err("sort", e))?;
+            let by = query::sort(&schema, s)?;
+            if !by.is_empty() {
+                df = df.sort(by).map_err(|e| df_err("sort", e))?;
+            }
         }
         if let Some(c) = &p.columns {
             let cols = query::columns(&schema, c)?;
