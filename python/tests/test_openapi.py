@@ -1,5 +1,6 @@
 """The server against a test suite generated from its own OpenAPI document
-(schemathesis): on the quickstart's store, without auth, every operation,
+(schemathesis): on the quickstart's store, with auth off and on (an admin
+token), every operation,
 every check but "a schema-valid request is accepted" (a valid-looking SQL
 text or object key can still be wrong: those are answered 400/404, as
 documented). A short, seeded run; `bench/` is the place for long ones."""
@@ -37,7 +38,8 @@ def _schemathesis() -> list[str]:
     pytest.skip("schemathesis is not installed")
 
 
-def test_generated_suite_finds_nothing(tessera_bin, tmp_path):
+@pytest.mark.parametrize("auth", [False, True], ids=["no-auth", "auth"])
+def test_generated_suite_finds_nothing(tessera_bin, tmp_path, auth):
     st = _schemathesis()
     store = tmp_path / "qs"
     subprocess.run(
@@ -46,12 +48,22 @@ def test_generated_suite_finds_nothing(tessera_bin, tmp_path):
         capture_output=True,
     )
     port = _free_port()
+    cmd = [str(tessera_bin), "serve", "--config", str(store / "serve.toml"), "--bind", f"127.0.0.1:{port}"]
+    headers: list[str] = []
+    if auth:
+        made = subprocess.run(
+            [str(tessera_bin), "serve", "--new-token", "--namespace", "default", "--role", "admin"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        # The token is printed on stderr, the auth-file entry on stdout.
+        token = next(w for w in made.stderr.split() if w.startswith("tsr_"))
+        (tmp_path / "auth.toml").write_text(made.stdout)
+        cmd += ["--auth", str(tmp_path / "auth.toml")]
+        headers = ["-H", f"Authorization: Bearer {token}"]
     log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen(
-        [str(tessera_bin), "serve", "--config", str(store / "serve.toml"), "--bind", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -66,7 +78,8 @@ def test_generated_suite_finds_nothing(tessera_bin, tmp_path):
                 "run", f"{base}/openapi.json", "--checks", "all",
                 "--exclude-checks", "positive_data_acceptance",
                 "--max-examples", "20", "--seed", "1", "--no-color",
-            ],
+            ]
+            + headers,
             capture_output=True,
             text=True,
             timeout=600,

@@ -193,6 +193,13 @@ async fn tokens_and_jwts_confine_callers() {
         serde_json::json!([])
     );
     assert!(doc["paths"]["/v1/sql"]["post"]["security"].is_null());
+    for code in ["401", "403"] {
+        assert!(
+            doc["paths"]["/v1/sql"]["post"]["responses"][code].is_object(),
+            "{code}"
+        );
+    }
+    assert!(doc["paths"]["/healthz"]["get"]["responses"]["401"].is_null());
 
     // No credentials, unknown ones, a malformed header: 401.
     let (st, v) = call(&http, "GET", &u("/v1/datasets"), None, None).await;

@@ -112,16 +112,43 @@ pub struct ApiDoc;
 /// must not declare a credential the server never asks for). The health,
 /// metrics and documentation routes never need one.
 pub fn openapi(auth: bool) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
     let mut doc = ApiDoc::openapi();
     if !auth {
         doc.security = None;
-    } else {
-        for path in ["/healthz", "/metrics"] {
-            if let Some(item) = doc.paths.paths.get_mut(path) {
-                if let Some(op) = item.get.as_mut() {
-                    op.security = Some(Vec::new());
-                }
+        return doc;
+    }
+    let error = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = matches!(path.as_str(), "/healthz" | "/metrics");
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if public {
+                op.security = Some(Vec::new());
+                continue;
             }
+            let r = &mut op.responses.responses;
+            r.entry("401".into())
+                .or_insert_with(|| error("no token, or a token the server does not accept"));
+            r.entry("403".into())
+                .or_insert_with(|| error("the token's role or namespace does not allow this"));
         }
     }
     doc
