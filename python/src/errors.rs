@@ -113,104 +113,70 @@ fn make(py: Python<'_>, class: Class, variant: &str, message: &str) -> PyErr {
     })
 }
 
-fn store_class(e: &tessera_store::Error) -> Class {
-    class_of_variant(&variant_of(e))
+/// What a library error is: its exception class and the variant named in
+/// `.variant`, both the innermost error's (through the `Store(…)` and
+/// `Format(…)` wrappers).
+pub trait Kind: std::fmt::Display {
+    fn kind(&self) -> (Class, String);
 }
 
-/// Map a library error to its exception.
-pub trait IntoPyErr {
-    fn into_py_err(self) -> PyErr;
+/// The class and variant of an error that wraps no other.
+fn own(e: &dyn std::fmt::Debug) -> (Class, String) {
+    let v = variant_of(e);
+    (class_of_variant(&v), v)
 }
 
-fn raise(class: Class, variant: String, message: String) -> PyErr {
-    Raised::new(class, variant, message).into()
-}
-
-impl IntoPyErr for tessera_store::Error {
-    fn into_py_err(self) -> PyErr {
-        raise(store_class(&self), variant_of(&self), self.to_string())
+impl Kind for tessera_store::Error {
+    fn kind(&self) -> (Class, String) {
+        own(self)
     }
 }
 
-impl IntoPyErr for tessera_formats::Error {
-    fn into_py_err(self) -> PyErr {
-        let class = match &self {
-            tessera_formats::Error::Store(s) => store_class(s),
-            other => class_of_variant(&variant_of(other)),
-        };
-        raise(class, variant_of(&self), self.to_string())
-    }
-}
-
-fn formats_class(e: &tessera_formats::Error) -> Class {
-    match e {
-        tessera_formats::Error::Store(s) => store_class(s),
-        other => class_of_variant(&variant_of(other)),
-    }
-}
-
-impl IntoPyErr for tessera_manifest::Error {
-    fn into_py_err(self) -> PyErr {
-        let class = match &self {
-            tessera_manifest::Error::Store(s) => store_class(s),
-            other => class_of_variant(&variant_of(other)),
-        };
-        raise(class, inner_variant(&self), self.to_string())
-    }
-}
-
-impl IntoPyErr for tessera_pack::Error {
-    fn into_py_err(self) -> PyErr {
-        let class = match &self {
-            tessera_pack::Error::Store(s) => store_class(s),
-            tessera_pack::Error::Format(f) => formats_class(f),
-            other => class_of_variant(&variant_of(other)),
-        };
-        raise(class, inner_variant(&self), self.to_string())
-    }
-}
-
-impl IntoPyErr for tessera_datasets::Error {
-    fn into_py_err(self) -> PyErr {
-        let class = match &self {
-            tessera_datasets::Error::Store(s) => store_class(s),
-            tessera_datasets::Error::Format(f) => formats_class(f),
-            other => class_of_variant(&variant_of(other)),
-        };
-        raise(class, inner_variant(&self), self.to_string())
-    }
-}
-
-impl IntoPyErr for tessera_slice::Error {
-    fn into_py_err(self) -> PyErr {
-        let class = match &self {
-            tessera_slice::Error::Store(s) => store_class(s),
-            other => class_of_variant(&variant_of(other)),
-        };
-        raise(class, inner_variant(&self), self.to_string())
-    }
-}
-
-/// The variant's name, looking through the `Store(…)` / `Format(…)`
-/// wrappers to the error they carry.
-fn inner_variant(e: &dyn std::fmt::Debug) -> String {
-    let s = format!("{e:?}");
-    let mut parts = s.split(|c: char| !c.is_alphanumeric() && c != '_');
-    let first = parts.next().unwrap_or("").to_string();
-    if first == "Store" || first == "Format" {
-        if let Some(inner) = parts.find(|p| !p.is_empty()) {
-            if inner == "Store" {
-                return s
-                    .split(|c: char| !c.is_alphanumeric() && c != '_')
-                    .filter(|p| !p.is_empty())
-                    .nth(2)
-                    .unwrap_or(inner)
-                    .to_string();
-            }
-            return inner.to_string();
+impl Kind for tessera_formats::Error {
+    fn kind(&self) -> (Class, String) {
+        match self {
+            tessera_formats::Error::Store(s) => s.kind(),
+            other => own(other),
         }
     }
-    first
+}
+
+impl Kind for tessera_manifest::Error {
+    fn kind(&self) -> (Class, String) {
+        match self {
+            tessera_manifest::Error::Store(s) => s.kind(),
+            other => own(other),
+        }
+    }
+}
+
+impl Kind for tessera_pack::Error {
+    fn kind(&self) -> (Class, String) {
+        match self {
+            tessera_pack::Error::Store(s) => s.kind(),
+            tessera_pack::Error::Format(f) => f.kind(),
+            other => own(other),
+        }
+    }
+}
+
+impl Kind for tessera_datasets::Error {
+    fn kind(&self) -> (Class, String) {
+        match self {
+            tessera_datasets::Error::Store(s) => s.kind(),
+            tessera_datasets::Error::Format(f) => f.kind(),
+            other => own(other),
+        }
+    }
+}
+
+impl Kind for tessera_slice::Error {
+    fn kind(&self) -> (Class, String) {
+        match self {
+            tessera_slice::Error::Store(s) => s.kind(),
+            other => own(other),
+        }
+    }
 }
 
 /// Library results into Python results.
@@ -218,13 +184,16 @@ pub trait ResultExt<T> {
     fn py(self) -> PyResult<T>;
 }
 
-impl<T, E: IntoPyErr> ResultExt<T> for Result<T, E> {
+impl<T, E: Kind> ResultExt<T> for Result<T, E> {
     fn py(self) -> PyResult<T> {
-        self.map_err(IntoPyErr::into_py_err)
+        self.map_err(|e| {
+            let (class, variant) = e.kind();
+            Raised::new(class, variant, e.to_string()).into()
+        })
     }
 }
 
 /// An Arrow error while moving data between Python and Rust.
 pub fn arrow_err(e: arrow::error::ArrowError) -> PyErr {
-    raise(Class::InvalidInput, "Arrow".into(), e.to_string())
+    Raised::new(Class::InvalidInput, "Arrow", e.to_string()).into()
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tessera_manifest::{BuildManifest, Manifest, OpenManifest, Template, Value};
-use tessera_store::{Cache, Location};
+use tessera_store::Location;
 
 use crate::arrow_io::table_to_py;
 use crate::errors::ResultExt;
 use crate::runtime::{block_on, detached};
-use crate::store::{opts, report, PyStoreOptions};
+use crate::store::{cache, opts, report, PyStoreOptions};
 
 /// A manifest opened for lookups: every record held in memory, indexed by
 /// its fields.
@@ -200,10 +200,7 @@ impl PyManifest {
         let o = opts(self.store.as_ref());
         let inner = self.inner.clone();
         let path = block_on(py, async move {
-            let cache = match cache_dir {
-                Some(d) => Cache::new(d, 10 << 30).py()?,
-                None => Cache::from_env().py()?,
-            };
+            let cache = cache(cache_dir)?;
             inner.fetch(&borrow(&c), &cache, &o).await.py()
         })?;
         py.import("pathlib")?

@@ -286,6 +286,15 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     )))
 }
 
+/// The cache in `dir`, else the environment's (`TESSERA_CACHE`,
+/// `~/.cache/tessera`).
+pub fn cache(dir: Option<std::path::PathBuf>) -> PyResult<tessera_store::Cache> {
+    match dir {
+        Some(d) => tessera_store::Cache::new(d, tessera_store::cache::DEFAULT_CACHE_LIMIT).py(),
+        None => tessera_store::Cache::from_env().py(),
+    }
+}
+
 /// Download an object into the local cache (`cache_dir`, else the
 /// environment's: `TESSERA_CACHE`, `~/.cache/tessera`) and return its local
 /// path; a local file is returned as it is. A cached copy is used while the
@@ -301,10 +310,7 @@ pub fn fetch<'py>(
     let o = opts(store.as_deref());
     let url = url.to_string();
     let path = block_on(py, async move {
-        let cache = match cache_dir {
-            Some(d) => tessera_store::Cache::new(d, 10 << 30).py()?,
-            None => tessera_store::Cache::from_env().py()?,
-        };
+        let cache = cache(cache_dir)?;
         let loc = Location::open(&url, &o).await.py()?;
         cache.fetch(&loc).await.py()
     })?;
