@@ -39,8 +39,7 @@ pub fn sql<'py>(
         let (schema, batches) = batches_from_py(py, data)?;
         let table = MemTable::try_new(schema, vec![batches])
             .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
-        ctx.register_table(name.as_str(), Arc::new(table))
-            .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
+        register(&ctx, name, Arc::new(table))?;
     }
     let gets: Vec<(String, tessera_datasets::Get)> = datasets
         .iter()
@@ -60,13 +59,11 @@ pub fn sql<'py>(
             let t = dsql::source_table(&ctx, &loc, folder, format.as_deref())
                 .await
                 .py()?;
-            ctx.register_table(name.as_str(), t)
-                .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
+            register(&ctx, name, t)?;
         }
         for (name, get) in gets {
             let t = get.table_provider(&ctx).await.py()?;
-            ctx.register_table(name.as_str(), t)
-                .map_err(|e| PyErr::from(Raised::invalid(format!("table '{name}': {e}"))))?;
+            register(&ctx, &name, t)?;
         }
         let stream = dsql::query(&ctx, &query, limit).await.py()?;
         let schema = stream.schema();
@@ -77,4 +74,15 @@ pub fn sql<'py>(
         Ok((schema, batches))
     })?;
     table_to_py(py, batches, schema)
+}
+
+/// Register a table under `name` (a name used twice is an input error).
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    table: Arc<dyn deltalake::datafusion::catalog::TableProvider>,
+) -> PyResult<()> {
+    ctx.register_table(name, table)
+        .map(|_| ())
+        .map_err(|e| Raised::invalid(format!("table '{name}': {e}")).into())
 }
