@@ -30,6 +30,25 @@ pub enum Error {
         /// The object's URL.
         object: String,
     },
+    /// No format of the registry answers to this name.
+    #[error("no slicing format `{format}` (known: {known})")]
+    NoSuchFormat {
+        /// The name asked for.
+        format: String,
+        /// The names the registry knows, comma-separated.
+        known: String,
+    },
+    /// A binary file that is not valid in its format (a damaged header, a
+    /// missing table, offsets past the end).
+    #[error("{object}: not a valid {format} file: {message}")]
+    InvalidFile {
+        /// The object's URL.
+        object: String,
+        /// The format's name.
+        format: String,
+        /// What is wrong, and where.
+        message: String,
+    },
     /// The data is not valid in its declared record format.
     #[error("{object}: not valid {format}: {}{message}", at_line(*.line))]
     InvalidRecord {

@@ -61,9 +61,12 @@ mod format;
 #[allow(unsafe_code)] // the zlib FFI, every block with its SAFETY note
 mod gz;
 mod index;
+mod las;
+mod plugin;
 mod records;
 mod scan;
 mod slice;
+mod text;
 
 pub use error::{Error, Result};
 pub use format::{Compression, RecordFormat};
@@ -71,9 +74,15 @@ pub use index::{
     sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
+pub use las::LasFormat;
+pub use plugin::{
+    pick_any_slice, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny, IndexRequest,
+    Registry, SliceFormat,
+};
 pub use records::record_spans;
 pub use scan::Sequence;
 pub use slice::{
     parse_slices, pick_slice, ByteRange, Decode, FastaPart, FetchSlice, PlanSlices, Prefix, Slice,
     Strategy, Take, DEFAULT_PART_SIZE, SLICE_VERSION,
 };
+pub use text::RecordFormats;

@@ -39,6 +39,24 @@ pub enum Strategy {
     Bytes(u64),
     /// Slices of exactly this many records (the last may have fewer).
     Records(u64),
+    /// Spatial formats: a grid of `columns` × `rows` cells over the
+    /// object's extent (cells are half-open, so each record falls in
+    /// exactly one; empty cells give no slice).
+    Grid {
+        /// Cells across (x).
+        columns: u32,
+        /// Cells down (y).
+        rows: u32,
+    },
+    /// Formats with levels of detail or overviews: one level (0 is the
+    /// coarsest level of a point cloud, the full resolution of a raster),
+    /// cut into about `count` slices.
+    Level {
+        /// The level.
+        level: u32,
+        /// About this many slices of it.
+        count: usize,
+    },
 }
 
 impl fmt::Display for Strategy {
@@ -47,6 +65,8 @@ impl fmt::Display for Strategy {
             Strategy::Count(n) => write!(f, "{n} slices"),
             Strategy::Bytes(n) => write!(f, "slices of {n} bytes"),
             Strategy::Records(n) => write!(f, "slices of {n} records"),
+            Strategy::Grid { columns, rows } => write!(f, "a {columns}x{rows} grid"),
+            Strategy::Level { level, count } => write!(f, "{count} slices of level {level}"),
         }
     }
 }
@@ -247,6 +267,15 @@ fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
             by_cuts(index, &bounds, &cuts)?
         }
         Strategy::Records(n) => by_records(index, &bounds, n)?,
+        Strategy::Grid { .. } | Strategy::Level { .. } => {
+            return Err(Error::unsupported(
+                index.url.clone(),
+                format!(
+                    "{} has no spatial extent or levels to cut by {strategy}",
+                    index.format
+                ),
+            ))
+        }
     };
     let total = slices.len();
     for (i, s) in slices.iter_mut().enumerate() {

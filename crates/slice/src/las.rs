@@ -1,0 +1,679 @@
+//! LAS and LAZ point clouds as a [`SliceFormat`].
+//!
+//! The index holds the header's layout, where the VLRs, points and EVLRs
+//! are, and for LAZ the chunk table (each chunk's points and bytes); it is
+//! built from the header and a few ranged reads, never a read of the points.
+//! A record is a point; LAZ slices are cut at chunk boundaries (a chunk is
+//! only decodable whole). A slice evaluates to a standalone LAS/LAZ file:
+//! the header with its point counts, counts by return and bounds recomputed
+//! for the slice's points, every VLR and EVLR, the points (LAS) or chunks
+//! (LAZ) copied byte for byte, and for LAZ a rebuilt chunk table.
+
+use std::io::{Cursor, Write};
+
+use las::raw;
+use laz::laszip::{ChunkTable, ChunkTableEntry};
+use laz::{DecompressionSelection, LasZipDecompressor, LazVlr};
+use serde::{Deserialize, Serialize};
+use tessera_store::Location;
+
+use crate::error::{Error, Result};
+use crate::plugin::{AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat};
+use crate::slice::Strategy;
+
+/// LAS (`las`) and LAZ (`laz`) point clouds, for a [`Registry`](crate::Registry).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LasFormat;
+
+/// The smallest LAS header (versions 1.0 to 1.2).
+const MIN_HEADER: u64 = 227;
+/// Bytes read first: the header and, usually, every VLR.
+const FIRST_READ: u64 = 64 << 10;
+const LASZIP_USER: &[u8] = b"laszip encoded";
+const LASZIP_RECORD: u16 = 22204;
+
+/// What the index of a LAS/LAZ object holds beside the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LasIndex {
+    /// LAS version, `major.minor`.
+    version: String,
+    /// Point data record format (0–10), without LAZ's compression bits.
+    point_format: u8,
+    /// Bytes per point record (uncompressed).
+    record_length: u16,
+    /// Header size; the VLRs follow it.
+    header_size: u16,
+    /// Where the point data starts (after the VLRs).
+    point_data: u64,
+    /// Where the point data ends (LAS: after the last point; LAZ: where the
+    /// chunk table starts).
+    point_data_end: u64,
+    /// The EVLRs' byte range, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evlrs: Option<[u64; 2]>,
+    /// Bounds from the header: min x, y, z, max x, y, z.
+    bounds: [f64; 6],
+    /// LAZ only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    laz: Option<LazChunks>,
+}
+
+/// A LAZ object's chunk table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LazChunks {
+    /// Whether chunks hold varying numbers of points.
+    variable: bool,
+    /// Points in each chunk.
+    points: Vec<u64>,
+    /// Compressed bytes of each chunk.
+    bytes: Vec<u64>,
+}
+
+/// What a LAS/LAZ slice holds beside the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LasSlice {
+    /// Header and VLRs: bytes `0..point_data` of the object.
+    head: [u64; 2],
+    /// The slice's points (LAS) or chunks (LAZ).
+    data: [u64; 2],
+    /// The EVLRs, copied after the points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evlrs: Option<[u64; 2]>,
+    /// LAZ: each chunk's points and bytes, to rebuild the chunk table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunks: Option<LazChunks>,
+}
+
+fn invalid(url: &str, message: impl Into<String>) -> Error {
+    Error::InvalidFile {
+        object: url.to_string(),
+        format: "LAS".into(),
+        message: message.into(),
+    }
+}
+
+/// Point count, from the 1.4 field when the legacy one is zero.
+fn point_count(h: &raw::Header) -> u64 {
+    match (h.number_of_point_records, h.large_file) {
+        (0, Some(lf)) => lf.number_of_point_records,
+        (n, _) => u64::from(n),
+    }
+}
+
+fn parse_header(bytes: &[u8], url: &str) -> Result<raw::Header> {
+    raw::Header::read_from(bytes).map_err(|e| match e {
+        las::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => invalid(
+            url,
+            format!(
+                "the header is truncated ({} bytes where a LAS header needs at least {MIN_HEADER})",
+                bytes.len()
+            ),
+        ),
+        other => invalid(url, format!("bad header: {other}")),
+    })
+}
+
+/// The LASzip VLR among the VLRs in `vlrs` (the bytes after the header).
+fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
+    let mut cur = Cursor::new(vlrs);
+    for i in 0..count {
+        let vlr = raw::Vlr::read_from(&mut cur, false)
+            .map_err(|e| invalid(url, format!("VLR {i} of {count} cannot be read: {e}")))?;
+        let user = vlr.user_id.split(|b| *b == 0).next().unwrap_or(&[]);
+        if user == LASZIP_USER && vlr.record_id == LASZIP_RECORD {
+            let laz = LazVlr::from_buffer(&vlr.data)
+                .map_err(|e| invalid(url, format!("bad LASzip VLR: {e}")))?;
+            return Ok(Some(laz));
+        }
+    }
+    Ok(None)
+}
+
+async fn read_at(
+    object: &Location,
+    url: &str,
+    etag: Option<&str>,
+    size: u64,
+    a: u64,
+    b: u64,
+) -> Result<bytes::Bytes> {
+    crate::plugin::ranged_get(object, url, etag, size, a, b).await
+}
+
+async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
+    let url = req.object.url();
+    let size = req.meta.size;
+    let etag = req.meta.e_tag.as_deref();
+    if size < MIN_HEADER {
+        return Err(invalid(
+            &url,
+            format!("the header is truncated ({size} bytes where a LAS header needs at least {MIN_HEADER})"),
+        ));
+    }
+    let mut head = read_at(req.object, &url, etag, size, 0, size.min(FIRST_READ)).await?;
+    let header = parse_header(&head, &url)?;
+    let point_data = u64::from(header.offset_to_point_data);
+    if point_data > size || point_data < u64::from(header.header_size) {
+        return Err(invalid(
+            &url,
+            format!(
+                "the point data offset {point_data} is outside the object ({size} bytes) or inside the header"
+            ),
+        ));
+    }
+    if point_data > head.len() as u64 {
+        head = read_at(req.object, &url, etag, size, 0, point_data).await?;
+    }
+    (req.progress)(head.len() as u64);
+    if header.global_encoding & 2 != 0 {
+        return Err(Error::unsupported(
+            url,
+            "waveform data packets stored inside the file cannot be sliced",
+        ));
+    }
+    let vlrs = &head[usize::from(header.header_size)..point_data as usize];
+    let laz = laszip_vlr(vlrs, header.number_of_variable_length_records, &url)?;
+    let compressed = header.point_data_record_format & 0x80 != 0;
+    if compressed && laz.is_none() {
+        return Err(invalid(&url, "compressed points without a LASzip VLR"));
+    }
+    let points = point_count(&header);
+    let record_length = u64::from(header.point_data_record_length);
+    let evlr_start = header
+        .evlr
+        .filter(|e| e.number_of_evlrs > 0)
+        .map(|e| e.start_of_first_evlr);
+    if let Some(s) = evlr_start {
+        if s < point_data || s > size {
+            return Err(invalid(
+                &url,
+                format!("the EVLRs start at {s}, outside the object's {point_data}..{size}"),
+            ));
+        }
+    }
+    let data_limit = evlr_start.unwrap_or(size);
+    let (point_data_end, chunks) = match laz.as_ref().filter(|_| compressed) {
+        None => {
+            let end = point_data + points * record_length;
+            if end > data_limit {
+                return Err(invalid(
+                    &url,
+                    format!(
+                        "the header counts {points} points of {record_length} bytes from byte {point_data}, past the end of the point data at {data_limit} (truncated object?)"
+                    ),
+                ));
+            }
+            (end, None)
+        }
+        Some(vlr) => {
+            let (table_at, chunks) = chunk_table(
+                req.object, &url, etag, size, point_data, data_limit, vlr, points,
+            )
+            .await?;
+            (table_at, Some(chunks))
+        }
+    };
+    let detail = LasIndex {
+        version: format!("{}.{}", header.version.major, header.version.minor),
+        point_format: header.point_data_record_format & 0x3f,
+        record_length: header.point_data_record_length,
+        header_size: header.header_size,
+        point_data,
+        point_data_end,
+        evlrs: evlr_start.map(|s| [s, size]),
+        bounds: [
+            header.min_x,
+            header.min_y,
+            header.min_z,
+            header.max_x,
+            header.max_y,
+            header.max_z,
+        ],
+        laz: chunks,
+    };
+    AnyIndex::new(req.object, req.meta, req.format, points, &detail)
+}
+
+/// Read a LAZ object's chunk table: returns where it starts (the end of
+/// the chunks) and each chunk's points and bytes.
+#[allow(clippy::too_many_arguments)]
+async fn chunk_table(
+    object: &Location,
+    url: &str,
+    etag: Option<&str>,
+    size: u64,
+    point_data: u64,
+    data_limit: u64,
+    vlr: &LazVlr,
+    points: u64,
+) -> Result<(u64, LazChunks)> {
+    let missing = || {
+        invalid(
+            url,
+            "a LAZ file without a chunk table (written by a streaming writer that could not seek back?) cannot be sliced; rewrite it with a chunk table (laszip, PDAL or laspy)",
+        )
+    };
+    if point_data + 8 > data_limit {
+        return Err(missing());
+    }
+    let at = read_at(object, url, etag, size, point_data, point_data + 8).await?;
+    let mut table_at = i64::from_le_bytes(at[..8].try_into().unwrap_or_default());
+    if table_at <= point_data as i64 || table_at as u64 >= data_limit {
+        // A writer that could not seek back puts the offset last.
+        let tail = read_at(object, url, etag, size, size - 8, size).await?;
+        table_at = i64::from_le_bytes(tail[..8].try_into().unwrap_or_default());
+        if table_at <= point_data as i64 || table_at as u64 >= data_limit {
+            return Err(missing());
+        }
+    }
+    let table_at = table_at as u64;
+    let bytes = read_at(object, url, etag, size, table_at, data_limit).await?;
+    let variable = vlr.uses_variable_size_chunks();
+    let table = ChunkTable::read(&mut Cursor::new(&bytes[..]), variable).map_err(|e| {
+        invalid(
+            url,
+            format!("the chunk table at byte {table_at} cannot be read: {e}"),
+        )
+    })?;
+    let entries: &[ChunkTableEntry] = table.as_ref();
+    let mut chunk_points: Vec<u64> = entries.iter().map(|e| e.point_count).collect();
+    if !variable {
+        let per = u64::from(vlr.chunk_size());
+        let n = chunk_points.len() as u64;
+        for p in chunk_points.iter_mut() {
+            *p = per;
+        }
+        if let Some(last) = chunk_points.last_mut() {
+            *last = points.saturating_sub(per * n.saturating_sub(1));
+            if *last == 0 || *last > per {
+                return Err(invalid(
+                    url,
+                    format!("{n} chunks of {per} points cannot hold the header's {points} points"),
+                ));
+            }
+        }
+    }
+    let chunk_bytes: Vec<u64> = entries.iter().map(|e| e.byte_count).collect();
+    let total_points: u64 = chunk_points.iter().sum();
+    let total_bytes: u64 = chunk_bytes.iter().sum();
+    if total_points != points {
+        return Err(invalid(
+            url,
+            format!("the chunk table holds {total_points} points, the header {points}"),
+        ));
+    }
+    if point_data + 8 + total_bytes != table_at {
+        return Err(invalid(
+            url,
+            format!(
+                "the chunk table's chunks end at byte {}, but the table starts at {table_at}",
+                point_data + 8 + total_bytes
+            ),
+        ));
+    }
+    Ok((
+        table_at,
+        LazChunks {
+            variable,
+            points: chunk_points,
+            bytes: chunk_bytes,
+        },
+    ))
+}
+
+/// Cut `units` (points per unit, in order) into slices: the unit indices
+/// where slices start. `weights` are what `Bytes` counts.
+fn cuts(
+    units: &[u64],
+    weights: &[u64],
+    strategy: Strategy,
+    url: &str,
+    format: &str,
+) -> Result<Vec<usize>> {
+    let total: u64 = units.iter().sum();
+    let mut cuts = vec![0usize];
+    match strategy {
+        Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
+            return Err(Error::InvalidStrategy { strategy })
+        }
+        Strategy::Count(n) => {
+            // Cut at the unit boundary nearest each even share of points.
+            let mut before = Vec::with_capacity(units.len() + 1);
+            let mut acc = 0u64;
+            for u in units {
+                before.push(acc);
+                acc += u;
+            }
+            for i in 1..n as u64 {
+                let target = (total as u128 * i as u128 / n as u128) as u64;
+                let j = before.partition_point(|b| *b < target);
+                let j = if j > 0
+                    && j < before.len()
+                    && target - before[j - 1] < before[j] - target
+                {
+                    j - 1
+                } else {
+                    j
+                };
+                if j < units.len() && j > *cuts.last().unwrap_or(&0) {
+                    cuts.push(j);
+                }
+            }
+        }
+        Strategy::Records(n) | Strategy::Bytes(n) => {
+            let w = if matches!(strategy, Strategy::Records(_)) {
+                units
+            } else {
+                weights
+            };
+            let mut acc = 0u64;
+            for (i, x) in w.iter().enumerate() {
+                if acc >= n && i > 0 {
+                    cuts.push(i);
+                    acc = 0;
+                }
+                acc += x;
+            }
+        }
+        Strategy::Grid { .. } | Strategy::Level { .. } => {
+            return Err(Error::unsupported(
+                url,
+                format!("{format} objects cannot be cut by {strategy} yet (use a count, a byte size or a number of points)"),
+            ))
+        }
+    }
+    Ok(cuts)
+}
+
+fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+    let d: LasIndex = index.detail()?;
+    if index.records == 0 {
+        return Ok(Vec::new());
+    }
+    let len = u64::from(d.record_length);
+    let head = [0, d.point_data];
+    let mut out = Vec::new();
+    match &d.laz {
+        None => {
+            // A point is a unit; splitting by bytes means by points of `len` bytes.
+            let n = index.records;
+            let bounds: Vec<u64> = match strategy {
+                Strategy::Count(c) if c > 0 => {
+                    let c = (c as u64).min(n);
+                    (0..=c)
+                        .map(|i| (n as u128 * i as u128 / c as u128) as u64)
+                        .collect()
+                }
+                Strategy::Records(k) | Strategy::Bytes(k) if k > 0 => {
+                    let step = if matches!(strategy, Strategy::Bytes(_)) {
+                        (k / len.max(1)).max(1)
+                    } else {
+                        k
+                    };
+                    let mut b: Vec<u64> = (0..n).step_by(step as usize).collect();
+                    b.push(n);
+                    b
+                }
+                other => {
+                    cuts(&[], &[], other, &index.url, &index.format)?;
+                    unreachable!("cuts refuses every other strategy")
+                }
+            };
+            let total = bounds.len() - 1;
+            for (i, w) in bounds.windows(2).enumerate() {
+                let detail = LasSlice {
+                    head,
+                    data: [d.point_data + w[0] * len, d.point_data + w[1] * len],
+                    evlrs: d.evlrs,
+                    chunks: None,
+                };
+                out.push(index.slice(i, total, w[0], w[1] - w[0], &detail)?);
+            }
+        }
+        Some(laz) => {
+            let starts = cuts(&laz.points, &laz.bytes, strategy, &index.url, &index.format)?;
+            let total = starts.len();
+            let mut first_point = 0u64;
+            let mut first_byte = d.point_data + 8;
+            for (i, &a) in starts.iter().enumerate() {
+                let b = starts.get(i + 1).copied().unwrap_or(laz.points.len());
+                let points: u64 = laz.points[a..b].iter().sum();
+                let bytes: u64 = laz.bytes[a..b].iter().sum();
+                let detail = LasSlice {
+                    head,
+                    data: [first_byte, first_byte + bytes],
+                    evlrs: d.evlrs,
+                    chunks: Some(LazChunks {
+                        variable: laz.variable,
+                        points: laz.points[a..b].to_vec(),
+                        bytes: laz.bytes[a..b].to_vec(),
+                    }),
+                };
+                out.push(index.slice(i, total, first_point, points, &detail)?);
+                first_point += points;
+                first_byte += bytes;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bounds and counts by return of a run of point records.
+#[derive(Debug)]
+struct Stats {
+    min: [i32; 3],
+    max: [i32; 3],
+    by_return: [u64; 15],
+    points: u64,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            min: [i32::MAX; 3],
+            max: [i32::MIN; 3],
+            by_return: [0; 15],
+            points: 0,
+        }
+    }
+
+    /// Add `records` (point records of `len` bytes in point format `format`).
+    fn add(&mut self, records: &[u8], len: usize, format: u8) {
+        for p in records.chunks_exact(len) {
+            for (k, c) in p[..12].chunks_exact(4).enumerate() {
+                let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                self.min[k] = self.min[k].min(v);
+                self.max[k] = self.max[k].max(v);
+            }
+            let r = if format >= 6 {
+                p[14] & 0x0f
+            } else {
+                p[14] & 0x07
+            };
+            if (1..=15).contains(&r) {
+                self.by_return[usize::from(r) - 1] += 1;
+            }
+            self.points += 1;
+        }
+    }
+
+    /// Write the slice's counts and bounds into `h`.
+    fn patch(&self, h: &mut raw::Header, format: u8) {
+        let n = self.points;
+        let legacy = format < 6 && n <= u64::from(u32::MAX);
+        h.number_of_point_records = if legacy { n as u32 } else { 0 };
+        for (i, slot) in h.number_of_points_by_return.iter_mut().enumerate() {
+            *slot = if legacy {
+                self.by_return[i].min(u64::from(u32::MAX)) as u32
+            } else {
+                0
+            };
+        }
+        if let Some(lf) = h.large_file.as_mut() {
+            lf.number_of_point_records = n;
+            lf.number_of_points_by_return = self.by_return;
+        }
+        if n == 0 {
+            (h.min_x, h.min_y, h.min_z, h.max_x, h.max_y, h.max_z) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            return;
+        }
+        let s = |k: usize, v: i32| {
+            let (scale, offset) = match k {
+                0 => (h.x_scale_factor, h.x_offset),
+                1 => (h.y_scale_factor, h.y_offset),
+                _ => (h.z_scale_factor, h.z_offset),
+            };
+            f64::from(v) * scale + offset
+        };
+        let (min, max) = (self.min, self.max);
+        (h.min_x, h.min_y, h.min_z) = (s(0, min[0]), s(1, min[1]), s(2, min[2]));
+        (h.max_x, h.max_y, h.max_z) = (s(0, max[0]), s(1, max[1]), s(2, max[2]));
+    }
+}
+
+async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
+    let d: LasSlice = slice.detail()?;
+    let mut ranges = vec![(d.head[0], d.head[1]), (d.data[0], d.data[1])];
+    if let Some(e) = d.evlrs {
+        ranges.push((e[0], e[1]));
+    }
+    let got = slice.read_ranges(object, &ranges).await?;
+    let (head, data) = (&got[0], &got[1]);
+    let evlrs: &[u8] = got.get(2).map(|b| &b[..]).unwrap_or(&[]);
+    let url = slice.url.clone();
+    let mut header = parse_header(head, &url)?;
+    let header_size = usize::from(header.header_size);
+    if header_size > head.len() {
+        return Err(slice.invalid("the header range is shorter than the header"));
+    }
+    let format = header.point_data_record_format & 0x3f;
+    let len = usize::from(header.point_data_record_length);
+    if len < 20 {
+        return Err(invalid(&url, format!("a point record of {len} bytes")));
+    }
+    let mut stats = Stats::new();
+    // The point section: points (LAS), or offset + chunks + table (LAZ).
+    let section: Vec<u8> = match &d.chunks {
+        None => {
+            if data.len() % len != 0 {
+                return Err(slice.invalid("the point range is not a whole number of points"));
+            }
+            stats.add(data, len, format);
+            data.to_vec()
+        }
+        Some(chunks) => {
+            let vlrs = &head[header_size..];
+            let vlr = laszip_vlr(vlrs, header.number_of_variable_length_records, &url)?
+                .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
+            let mut table = ChunkTable::with_capacity(chunks.points.len());
+            for (p, b) in chunks.points.iter().zip(&chunks.bytes) {
+                table.push(ChunkTableEntry {
+                    point_count: *p,
+                    byte_count: *b,
+                });
+            }
+            let mut section = Vec::with_capacity(data.len() + 16 + 8 * chunks.points.len());
+            section.extend_from_slice(&(8 + data.len() as u64).to_le_bytes());
+            section.extend_from_slice(data);
+            table
+                .write_to(&mut section, &vlr)
+                .map_err(|e| Error::internal(format!("cannot write a chunk table: {e}")))?;
+            let points: u64 = chunks.points.iter().sum();
+            decode_stats(&section, vlr, points, len, format, &mut stats).map_err(|e| {
+                invalid(
+                    &url,
+                    format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
+                )
+            })?;
+            // The offset to the chunk table counts from the file's start.
+            let at = u64::from(header.offset_to_point_data) + 8 + data.len() as u64;
+            section[..8].copy_from_slice(&at.to_le_bytes());
+            section
+        }
+    };
+    if stats.points != slice.record_count {
+        return Err(slice.invalid(format!(
+            "the slice should hold {} points and holds {}",
+            slice.record_count, stats.points
+        )));
+    }
+    stats.patch(&mut header, format);
+    if let Some(e) = header.evlr.as_mut() {
+        e.start_of_first_evlr = u64::from(header.offset_to_point_data) + section.len() as u64;
+    }
+    let mut h = Vec::with_capacity(header_size);
+    header
+        .write_to(&mut h)
+        .map_err(|e| Error::internal(format!("cannot write a LAS header: {e}")))?;
+    if h.len() != header_size {
+        return Err(Error::internal(format!(
+            "the LAS header was written as {} bytes, not {header_size}",
+            h.len()
+        )));
+    }
+    let w = |e: std::io::Error| Error::io("writing the slice", e);
+    out.write_all(&h).map_err(w)?;
+    out.write_all(&head[header_size..]).map_err(w)?;
+    out.write_all(&section).map_err(w)?;
+    out.write_all(evlrs).map_err(w)?;
+    Ok((head.len() + section.len() + evlrs.len()) as u64)
+}
+
+/// Decode the chunks in `section` (offset + chunks + table) and add the
+/// points to `stats`, 64 Ki points at a time.
+fn decode_stats(
+    section: &[u8],
+    vlr: LazVlr,
+    points: u64,
+    len: usize,
+    format: u8,
+    stats: &mut Stats,
+) -> std::result::Result<(), String> {
+    let selection = DecompressionSelection::xy_returns_channel().decompress_z();
+    let mut dec = LasZipDecompressor::selective(Cursor::new(section), vlr, selection)
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; len * 65536];
+    let mut left = points;
+    while left > 0 {
+        let n = left.min(65536) as usize;
+        dec.decompress_many(&mut buf[..n * len])
+            .map_err(|e| e.to_string())?;
+        stats.add(&buf[..n * len], len, format);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+impl SliceFormat for LasFormat {
+    fn names(&self) -> &'static [&'static str] {
+        &["las", "laz"]
+    }
+
+    fn detect(&self, object_name: &str) -> Option<&'static str> {
+        let lower = object_name.to_ascii_lowercase();
+        if lower.ends_with(".las") {
+            Some("las")
+        } else if lower.ends_with(".laz") {
+            Some("laz")
+        } else {
+            None
+        }
+    }
+
+    fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>> {
+        Box::pin(build_index(request))
+    }
+
+    fn plan(&self, index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+        plan(index, strategy)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(fetch(slice, object, out))
+    }
+}

@@ -1,0 +1,768 @@
+//! The public format trait, the index and slice documents every format
+//! shares, and the registry that picks a format by name.
+//!
+//! A format is a type implementing [`SliceFormat`]: it indexes an object
+//! (in one pass, or from its header and a few ranged reads), plans slices
+//! from the index alone, and evaluates a slice from its descriptor. Indexes
+//! and slices are JSON documents with a common envelope ([`AnyIndex`],
+//! [`AnySlice`]: object URL, size, ETag, format name, record counts) and the
+//! format's own fields beside it (`detail`), so a slice stays
+//! self-contained and carries no credentials whichever format wrote it.
+//!
+//! [`Registry::builtin`] knows tessera's formats; a crate outside this one
+//! adds its own with [`Registry::with_format`] (see the example plugin
+//! crate `examples/slice-format-toy` in the repository).
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tessera_store::object_store::{self, GetOptions, GetRange};
+use tessera_store::{Location, ObjectMeta, PublishMode, StoreOptions};
+
+use crate::error::{Error, Result};
+use crate::index::{sidecar, INDEX_SUFFIX, INDEX_VERSION};
+use crate::slice::{Strategy, SLICE_VERSION};
+
+/// A boxed future, as [`SliceFormat`]'s async methods return it.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// JSON object holding a format's own fields.
+pub type Detail = serde_json::Map<String, serde_json::Value>;
+
+/// Ranged GETs in flight when a format reads several ranges.
+const PARALLEL_GETS: usize = 8;
+
+/// Keys of the envelope, which a format's detail may not use.
+const INDEX_KEYS: &[&str] = &[
+    "tessera_index",
+    "url",
+    "size",
+    "etag",
+    "format",
+    "records",
+    "created_by",
+];
+const SLICE_KEYS: &[&str] = &[
+    "tessera_slice",
+    "url",
+    "etag",
+    "size",
+    "format",
+    "slice",
+    "slices",
+    "first_record",
+    "record_count",
+];
+
+/// An index of one object in any format: the fields every format shares,
+/// and the format's own in `detail` (flattened into the same JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnyIndex {
+    /// Format version of the envelope ([`INDEX_VERSION`]).
+    pub tessera_index: u32,
+    /// The indexed object.
+    pub url: String,
+    /// Its size in bytes when indexed.
+    pub size: u64,
+    /// Its ETag when indexed.
+    pub etag: Option<String>,
+    /// The format's name (as the registry knows it).
+    pub format: String,
+    /// Records in the object (what a record is depends on the format).
+    pub records: u64,
+    /// The tessera version that wrote the index.
+    pub created_by: String,
+    /// The format's own fields.
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+impl AnyIndex {
+    /// An index of `object` (whose metadata is `meta`) in `format` with
+    /// `records` records and the format's own fields `detail` (a value that
+    /// serializes to a JSON object whose keys are not the envelope's).
+    pub fn new(
+        object: &Location,
+        meta: &ObjectMeta,
+        format: &str,
+        records: u64,
+        detail: &impl Serialize,
+    ) -> Result<AnyIndex> {
+        Ok(AnyIndex {
+            tessera_index: INDEX_VERSION,
+            url: object.url(),
+            size: meta.size,
+            etag: meta.e_tag.clone(),
+            format: format.to_string(),
+            records,
+            created_by: format!("tessera {}", env!("CARGO_PKG_VERSION")),
+            detail: to_detail(detail, INDEX_KEYS)?,
+        })
+    }
+
+    /// The format's own fields, as the type the format wrote them from.
+    pub fn detail<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(serde_json::Value::Object(self.detail.clone())).map_err(|e| {
+            Error::InvalidIndex {
+                index: self.url.clone(),
+                message: format!("not a {} index: {e}", self.format),
+            }
+        })
+    }
+
+    /// Where the index of `object` lives: beside it, or under `index_store`.
+    pub fn location_for(object: &Location, index_store: Option<&Location>) -> Result<Location> {
+        sidecar(object, index_store, INDEX_SUFFIX)
+    }
+
+    /// Save the index (replacing an older one).
+    pub async fn save(&self, to: &Location) -> Result<()> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| Error::internal(format!("cannot encode the index: {e}")))?;
+        to.publish(json, PublishMode::Overwrite).await?;
+        Ok(())
+    }
+
+    /// Read an index of any format; check its envelope is one this version reads.
+    pub async fn load(from: &Location) -> Result<AnyIndex> {
+        let url = from.url();
+        let bytes = from.read().await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NoIndex { index: url.clone() }
+            } else {
+                Error::Store(e)
+            }
+        })?;
+        Self::from_json(&bytes, &url)
+    }
+
+    /// Parse an index from JSON (`url` names it in errors).
+    pub fn from_json(bytes: &[u8], url: &str) -> Result<AnyIndex> {
+        let index: AnyIndex = serde_json::from_slice(bytes).map_err(|e| Error::InvalidIndex {
+            index: url.to_string(),
+            message: format!("not a tessera index: {e}"),
+        })?;
+        if index.tessera_index != INDEX_VERSION {
+            return Err(Error::InvalidIndex {
+                index: url.to_string(),
+                message: format!(
+                    "index format version {} is not supported (this tessera reads version {INDEX_VERSION})",
+                    index.tessera_index
+                ),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Refuse the index when the object no longer has the size and ETag it recorded.
+    pub fn check_current(&self, meta: &ObjectMeta) -> Result<()> {
+        check_current(&self.url, self.size, self.etag.as_deref(), meta)
+    }
+
+    /// A slice of this index: the envelope filled from the index, and the
+    /// format's own fields `detail`. `slices` is the plan's length.
+    pub fn slice(
+        &self,
+        slice: usize,
+        slices: usize,
+        first_record: u64,
+        record_count: u64,
+        detail: &impl Serialize,
+    ) -> Result<AnySlice> {
+        Ok(AnySlice {
+            tessera_slice: SLICE_VERSION,
+            url: self.url.clone(),
+            etag: self.etag.clone(),
+            size: self.size,
+            format: self.format.clone(),
+            slice,
+            slices,
+            first_record,
+            record_count,
+            detail: to_detail(detail, SLICE_KEYS)?,
+        })
+    }
+}
+
+/// One slice in any format: the fields every format shares, and the
+/// format's own in `detail` (flattened into the same JSON object). It holds
+/// no credentials: a worker fetches it with its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnySlice {
+    /// Descriptor format version ([`SLICE_VERSION`]).
+    pub tessera_slice: u32,
+    /// The object.
+    pub url: String,
+    /// Its ETag when indexed: every read refuses a changed object.
+    pub etag: Option<String>,
+    /// Its size when indexed.
+    pub size: u64,
+    /// The format's name.
+    pub format: String,
+    /// This slice's number (0-based).
+    pub slice: usize,
+    /// How many slices the plan has.
+    pub slices: usize,
+    /// Number of the slice's first record.
+    pub first_record: u64,
+    /// Records in this slice.
+    pub record_count: u64,
+    /// The format's own fields.
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+impl AnySlice {
+    /// The format's own fields, as the type the format wrote them from.
+    pub fn detail<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(serde_json::Value::Object(self.detail.clone()))
+            .map_err(|e| self.invalid(format!("not a {} slice: {e}", self.format)))
+    }
+
+    /// An [`Error::InvalidSlice`] about this slice.
+    pub fn invalid(&self, message: impl Into<String>) -> Error {
+        Error::InvalidSlice {
+            object: self.url.clone(),
+            slice: self.slice,
+            message: message.into(),
+        }
+    }
+
+    /// Check the envelope (version, ranges inside the object).
+    pub fn validate(&self) -> Result<()> {
+        if self.tessera_slice != SLICE_VERSION {
+            return Err(self.invalid(format!(
+                "descriptor version {} is not supported (this tessera reads version {SLICE_VERSION})",
+                self.tessera_slice
+            )));
+        }
+        Ok(())
+    }
+
+    /// Read bytes `start..end` of the object, refusing a changed object
+    /// ([`Error::StaleIndex`]) and a range outside it.
+    pub async fn read_range(
+        &self,
+        object: &Location,
+        start: u64,
+        end: u64,
+    ) -> Result<bytes::Bytes> {
+        if start > end || end > self.size {
+            return Err(self.invalid(format!(
+                "byte range {start}..{end} is outside the object ({} bytes)",
+                self.size
+            )));
+        }
+        ranged_get(
+            object,
+            &self.url,
+            self.etag.as_deref(),
+            self.size,
+            start,
+            end,
+        )
+        .await
+    }
+
+    /// Read several ranges (at most 8 GETs in flight), in order.
+    pub async fn read_ranges(
+        &self,
+        object: &Location,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<bytes::Bytes>> {
+        futures::stream::iter(ranges.iter().copied())
+            .map(|(a, b)| self.read_range(object, a, b))
+            .buffered(PARALLEL_GETS)
+            .try_collect()
+            .await
+    }
+}
+
+fn to_detail(detail: &impl Serialize, reserved: &[&str]) -> Result<Detail> {
+    match serde_json::to_value(detail) {
+        Ok(serde_json::Value::Object(map)) => {
+            if let Some(k) = map.keys().find(|k| reserved.contains(&k.as_str())) {
+                return Err(Error::internal(format!(
+                    "a format's own field `{k}` collides with the envelope's"
+                )));
+            }
+            Ok(map)
+        }
+        Ok(_) => Err(Error::internal(
+            "a format's own fields must serialize to a JSON object",
+        )),
+        Err(e) => Err(Error::internal(format!(
+            "cannot encode a format's fields: {e}"
+        ))),
+    }
+}
+
+fn describe(size: u64, etag: Option<&str>) -> String {
+    format!("{size} bytes, ETag {}", etag.unwrap_or("none"))
+}
+
+pub(crate) fn check_current(
+    url: &str,
+    size: u64,
+    etag: Option<&str>,
+    meta: &ObjectMeta,
+) -> Result<()> {
+    if meta.size != size || (etag.is_some() && meta.e_tag.as_deref() != etag) {
+        return Err(Error::StaleIndex {
+            object: url.to_string(),
+            indexed: describe(size, etag),
+            now: describe(meta.size, meta.e_tag.as_deref()),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes `a..b` of `object`, only if it still has ETag `etag`.
+pub(crate) async fn ranged_get(
+    object: &Location,
+    url: &str,
+    etag: Option<&str>,
+    size: u64,
+    a: u64,
+    b: u64,
+) -> Result<bytes::Bytes> {
+    let opts = GetOptions {
+        if_match: etag.map(str::to_string),
+        range: Some(GetRange::Bounded(a..b)),
+        ..Default::default()
+    };
+    let got = match object.store().get_opts(object.path(), opts).await {
+        Ok(r) => r.bytes().await,
+        Err(e) => Err(e),
+    };
+    let bytes = got.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => Error::NotFound {
+            object: url.to_string(),
+        },
+        object_store::Error::Precondition { .. } => Error::StaleIndex {
+            object: url.to_string(),
+            indexed: describe(size, etag),
+            now: "a different ETag".into(),
+        },
+        other => Error::Store(tessera_store::Error::from_object_store(url, other)),
+    })?;
+    if (bytes.len() as u64) < b - a {
+        return Err(Error::Truncated {
+            object: url.to_string(),
+            message: format!(
+                "asked for bytes {a}..{b}, got {}: the object is shorter than when it was indexed",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// What a format is asked to index; built by [`Registry::index`].
+#[non_exhaustive]
+pub struct IndexRequest<'a> {
+    /// The object.
+    pub object: &'a Location,
+    /// Its metadata, read once before indexing (size, ETag).
+    pub meta: &'a ObjectMeta,
+    /// The format name the object is indexed as (one of the format's names).
+    pub format: &'static str,
+    /// Distance between checkpoints, for formats that place them.
+    pub spacing: Option<u64>,
+    /// Whether a text object starts with a header line.
+    pub header: bool,
+    /// Report bytes read so far, now and then.
+    pub progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl fmt::Debug for IndexRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexRequest")
+            .field("object", &self.object.url())
+            .field("format", &self.format)
+            .field("spacing", &self.spacing)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A format that tessera can slice.
+///
+/// Implement it to add a format from outside this crate, then add it to a
+/// [`Registry`] with [`Registry::with_format`]. The three steps:
+///
+/// - [`index`](SliceFormat::index) reads the object (once, or its header
+///   and a few ranges) and returns an [`AnyIndex`] built with
+///   [`AnyIndex::new`], holding what planning needs in its own fields.
+/// - [`plan`](SliceFormat::plan) cuts the object from the index alone
+///   (no I/O) into [`AnySlice`]s built with [`AnyIndex::slice`]; a strategy
+///   the format cannot apply is [`Error::Unsupported`].
+/// - [`fetch`](SliceFormat::fetch) evaluates one slice, reading the object
+///   through [`AnySlice::read_range`] (which refuses a changed object), and
+///   writes the slice's bytes (for binary formats a standalone file).
+///
+/// Slices of one plan must hold every record of the object exactly once.
+pub trait SliceFormat: Send + Sync + 'static {
+    /// The names this format answers to; the first is its own. Several
+    /// names let one implementation serve related formats (`las`, `laz`).
+    fn names(&self) -> &'static [&'static str];
+
+    /// The name (one of [`names`](SliceFormat::names)) that `name` means,
+    /// if this format answers to it; override to accept aliases. Called
+    /// with a lower-case name.
+    fn resolve(&self, name: &str) -> Option<&'static str> {
+        self.names().iter().copied().find(|n| *n == name)
+    }
+
+    /// The name to index an object as, judged from its name (its
+    /// extension); `None` when the name does not say.
+    fn detect(&self, object_name: &str) -> Option<&'static str>;
+
+    /// Index one object.
+    fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>>;
+
+    /// Plan slices from the index alone.
+    fn plan(&self, index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>>;
+
+    /// Evaluate one slice into `out`; returns the bytes written.
+    fn fetch<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, Result<u64>>;
+}
+
+/// The formats a program can slice, found by name.
+///
+/// ```
+/// use tessera_slice::Registry;
+/// let formats = Registry::builtin();
+/// assert!(formats.names().contains(&"fastq"));
+/// assert_eq!(formats.detect("s3://b/tile.laz"), Some("laz"));
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    formats: Vec<Arc<dyn SliceFormat>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("formats", &self.names())
+            .finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builtin()
+    }
+}
+
+impl Registry {
+    /// No formats at all.
+    pub fn empty() -> Registry {
+        Registry {
+            formats: Vec::new(),
+        }
+    }
+
+    /// tessera's own formats: CSV, TSV, text, JSON Lines, FASTA, FASTQ,
+    /// VCF (plain, gzip, BGZF) and LAS/LAZ point clouds.
+    pub fn builtin() -> Registry {
+        Registry::empty()
+            .with_format(crate::text::RecordFormats)
+            .with_format(crate::las::LasFormat)
+    }
+
+    /// Add a format. Its names take precedence over earlier formats' (a
+    /// plugin may replace a built-in format).
+    pub fn with_format(mut self, format: impl SliceFormat) -> Registry {
+        self.formats.insert(0, Arc::new(format));
+        self
+    }
+
+    /// Every name a format answers to.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for f in self.formats.iter().rev() {
+            for n in f.names() {
+                if !names.contains(n) {
+                    names.push(n);
+                }
+            }
+        }
+        names
+    }
+
+    /// The format answering to `name` (case-insensitive), with the name as
+    /// it knows it; [`Error::NoSuchFormat`] if none does.
+    pub fn format(&self, name: &str) -> Result<(&dyn SliceFormat, &'static str)> {
+        let lower = name.to_ascii_lowercase();
+        for f in &self.formats {
+            if let Some(n) = f.resolve(&lower) {
+                return Ok((f.as_ref(), n));
+            }
+        }
+        Err(Error::NoSuchFormat {
+            format: name.to_string(),
+            known: self.names().join(", "),
+        })
+    }
+
+    /// The format name an object's name suggests, if any format claims it.
+    pub fn detect(&self, object_name: &str) -> Option<&'static str> {
+        self.formats.iter().find_map(|f| f.detect(object_name))
+    }
+
+    /// Index `object`: an [`IndexAny`] builder (the format comes from the
+    /// object's name unless one is given).
+    pub fn index(&self, object: &Location) -> IndexAny {
+        IndexAny {
+            registry: self.clone(),
+            object: object.clone(),
+            format: None,
+            spacing: None,
+            header: true,
+            progress: Arc::new(|_| {}),
+        }
+    }
+
+    /// Open the index of `object` (beside it, or under `index_store`) and
+    /// check it is current.
+    pub async fn open_index(
+        &self,
+        object: &Location,
+        index_store: Option<&Location>,
+    ) -> Result<AnyIndex> {
+        let url = object.url();
+        let meta = object.head().await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    object: url.clone(),
+                }
+            } else {
+                Error::Store(e)
+            }
+        })?;
+        let index = AnyIndex::load(&AnyIndex::location_for(object, index_store)?).await?;
+        index.check_current(&meta)?;
+        Ok(index)
+    }
+
+    /// Plan slices of an indexed object with its format.
+    pub fn plan(&self, index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+        let (format, _) = self.format(&index.format)?;
+        let slices = format.plan(index, strategy)?;
+        if slices.iter().any(|s| s.format != index.format) {
+            return Err(Error::internal(format!(
+                "the {} format planned slices of another format",
+                index.format
+            )));
+        }
+        Ok(slices)
+    }
+
+    /// Evaluate one slice with its format: a [`FetchAny`] builder.
+    pub fn fetch<'a>(&'a self, slice: &'a AnySlice, object: &'a Location) -> FetchAny<'a> {
+        FetchAny {
+            registry: self,
+            slice,
+            object: Some(object),
+            opts: None,
+        }
+    }
+
+    /// [`Registry::fetch`] from the slice's own URL, opened with `opts`
+    /// (the worker's credentials: slices carry none).
+    pub fn fetch_from_url<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        opts: &'a StoreOptions,
+    ) -> FetchAny<'a> {
+        FetchAny {
+            registry: self,
+            slice,
+            object: None,
+            opts: Some(opts),
+        }
+    }
+}
+
+/// Index one object with the registry's formats; started by
+/// [`Registry::index`]. Awaiting it returns the index (not yet saved: see
+/// [`AnyIndex::save`]).
+#[must_use = "indexing does nothing until the builder is awaited"]
+pub struct IndexAny {
+    registry: Registry,
+    object: Location,
+    format: Option<String>,
+    spacing: Option<u64>,
+    header: bool,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl fmt::Debug for IndexAny {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexAny")
+            .field("object", &self.object.url())
+            .field("format", &self.format)
+            .field("spacing", &self.spacing)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IndexAny {
+    /// Index as this format (a name the registry knows), instead of
+    /// judging from the object's name.
+    pub fn with_format(mut self, format: impl Into<String>) -> Self {
+        self.format = Some(format.into());
+        self
+    }
+
+    /// Distance between checkpoints, for formats that place them.
+    pub fn with_spacing(mut self, bytes: u64) -> Self {
+        self.spacing = Some(bytes);
+        self
+    }
+
+    /// Whether a CSV/TSV object starts with a header line (default true).
+    pub fn with_header(mut self, header: bool) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Report bytes read so far, now and then.
+    pub fn with_progress(mut self, progress: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.progress = Arc::new(progress);
+        self
+    }
+
+    async fn run(self) -> Result<AnyIndex> {
+        let url = self.object.url();
+        let (format, name) = match &self.format {
+            Some(f) => self.registry.format(f)?,
+            None => {
+                let name = self
+                    .registry
+                    .detect(self.object.path().as_ref())
+                    .ok_or_else(|| Error::UnknownFormat {
+                        object: url.clone(),
+                    })?;
+                self.registry.format(name)?
+            }
+        };
+        let meta = self.object.head().await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    object: url.clone(),
+                }
+            } else {
+                Error::Store(e)
+            }
+        })?;
+        let request = IndexRequest {
+            object: &self.object,
+            meta: &meta,
+            format: name,
+            spacing: self.spacing,
+            header: self.header,
+            progress: self.progress.clone(),
+        };
+        let index = format.index(request).await?;
+        if index.format != name || index.url != url {
+            return Err(Error::internal(format!(
+                "the {name} format returned an index of another format or object"
+            )));
+        }
+        Ok(index)
+    }
+}
+
+impl IntoFuture for IndexAny {
+    type Output = Result<AnyIndex>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Evaluate one slice with its format; started by [`Registry::fetch`] or
+/// [`Registry::fetch_from_url`]. Awaiting it returns the slice's bytes;
+/// [`FetchAny::write_to`] streams them.
+#[must_use = "fetching does nothing until the builder is awaited or written out"]
+pub struct FetchAny<'a> {
+    registry: &'a Registry,
+    slice: &'a AnySlice,
+    object: Option<&'a Location>,
+    opts: Option<&'a StoreOptions>,
+}
+
+impl fmt::Debug for FetchAny<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchAny")
+            .field("slice", &self.slice.slice)
+            .field("url", &self.slice.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> FetchAny<'a> {
+    /// Write the slice into `out`; returns the bytes written.
+    pub async fn write_to(self, out: &mut (dyn Write + Send)) -> Result<u64> {
+        self.slice.validate()?;
+        let (format, _) = self.registry.format(&self.slice.format)?;
+        let opened;
+        let object = match (self.object, self.opts) {
+            (Some(o), _) => o,
+            (None, opts) => {
+                let default = StoreOptions::default();
+                opened = Location::open(&self.slice.url, opts.unwrap_or(&default)).await?;
+                &opened
+            }
+        };
+        format.fetch(self.slice, object, out).await
+    }
+}
+
+impl<'a> IntoFuture for FetchAny<'a> {
+    type Output = Result<Vec<u8>>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            self.write_to(&mut out).await?;
+            Ok(out)
+        })
+    }
+}
+
+/// Read slice `i` of a slices file of any format without decoding the others.
+pub fn pick_any_slice(json: &[u8], name: &str, i: usize) -> Result<AnySlice> {
+    let not_slices = |e: serde_json::Error| Error::InvalidSlicesFile {
+        file: name.to_string(),
+        message: e.to_string(),
+    };
+    let list: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(json).map_err(not_slices)?;
+    let Some(raw) = list.get(i) else {
+        return Err(Error::NoSuchSlice {
+            file: name.to_string(),
+            slice: i,
+            count: list.len(),
+        });
+    };
+    let slice: AnySlice = serde_json::from_str(raw.get()).map_err(not_slices)?;
+    slice.validate()?;
+    Ok(slice)
+}
