@@ -5,7 +5,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tessera_slice::{pick_slice, sidecar, Index, RecordFormat, Strategy};
+use tessera_slice::{
+    pick_any_slice, sidecar, AnyIndex, Index, RecordFormat, RecordFormats, Registry, SliceFormat,
+    Strategy,
+};
 use tessera_store::{format_size, parse_size, Location, PublishMode, StoreOptions};
 
 use crate::cli::{IndexArgs, SliceArgs, SliceCommand, SliceGetArgs};
@@ -40,8 +43,31 @@ fn explain(e: tessera_slice::Error, url: &str) -> anyhow::Error {
     anyhow::Error::new(e).context(advice)
 }
 
+/// Whether the registry's format for `name` is one of the text formats
+/// (which have their own options: `.fai`, `.gzi`, progress by bytes).
+fn is_text(registry: &Registry, name: &str) -> bool {
+    let text = RecordFormats;
+    registry
+        .format(name)
+        .map(|(_, n)| text.names().contains(&n))
+        .unwrap_or(false)
+}
+
 pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     let object = Location::open(&args.url, opts).await?;
+    let registry = Registry::builtin();
+    let name = match &args.format {
+        Some(f) => Some(
+            registry
+                .format(f)
+                .map_err(|e| anyhow::anyhow!("--format: {e}"))?
+                .1,
+        ),
+        None => registry.detect(object.path().as_ref()),
+    };
+    if let Some(name) = name.filter(|n| !is_text(&registry, n)) {
+        return index_other(&registry, name, &object, &args, opts, quiet).await;
+    }
     let mut build = Index::build(&object).with_header(!args.no_header);
     if let Some(f) = &args.format {
         let format = f
@@ -116,6 +142,41 @@ pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<
     Ok(0)
 }
 
+/// Index a format other than the text ones, through the registry.
+async fn index_other(
+    registry: &Registry,
+    name: &str,
+    object: &Location,
+    args: &IndexArgs,
+    opts: &StoreOptions,
+    quiet: bool,
+) -> Result<i32> {
+    if args.fai || args.gzi || args.no_header || args.spacing.is_some() {
+        bail!("--fai, --gzi, --no-header and --spacing apply to text formats, not to {name}");
+    }
+    let started = std::time::Instant::now();
+    let index = registry
+        .index(object)
+        .with_format(name)
+        .await
+        .map_err(|e| explain(e, &args.url))?;
+    let store = index_store(&args.index_store, opts).await?;
+    let at = AnyIndex::location_for(object, store.as_ref())?;
+    index.save(&at).await?;
+    if !quiet {
+        eprintln!(
+            "indexed {} ({}): {} records of a {} object in {:.2} s\n  index {}",
+            object.url(),
+            index.format,
+            index.records,
+            format_size(index.size),
+            started.elapsed().as_secs_f64(),
+            at.url(),
+        );
+    }
+    Ok(0)
+}
+
 /// samtools looks for `KEY.fai` beside the FASTA.
 fn fai_location(object: &Location, store: Option<&Location>) -> Result<Location> {
     Ok(sidecar(object, store, ".fai")?)
@@ -136,12 +197,14 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
     };
     let object = Location::open(&url, opts).await?;
     let store = index_store(&args.index_store, opts).await?;
-    let mut open = Index::open(&object);
-    if let Some(store) = &store {
-        open = open.with_index_store(store);
-    }
-    let index = open.await.map_err(|e| explain(e, &url))?;
-    let slices = index.plan(strategy).run().map_err(|e| explain(e, &url))?;
+    let registry = Registry::builtin();
+    let index = registry
+        .open_index(&object, store.as_ref())
+        .await
+        .map_err(|e| explain(e, &url))?;
+    let slices = registry
+        .plan(&index, strategy)
+        .map_err(|e| explain(e, &url))?;
     let json = serde_json::to_vec_pretty(&slices)?;
     match &args.output {
         Some(path) => {
@@ -182,8 +245,9 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
         })?;
         (data, p.display().to_string())
     };
-    let slice = pick_slice(&json, &name, args.slice).map_err(|e| explain(e, &name))?;
-    let fetch = slice.fetch_from_url(opts);
+    let slice = pick_any_slice(&json, &name, args.slice).map_err(|e| explain(e, &name))?;
+    let registry = Registry::builtin();
+    let fetch = registry.fetch_from_url(&slice, opts);
     match &args.output {
         Some(path) => {
             let tmp = path.with_extension("tessera-tmp");
