@@ -56,6 +56,7 @@
 //! # }).unwrap();
 //! ```
 
+mod cog;
 mod error;
 mod format;
 #[allow(unsafe_code)] // the zlib FFI, every block with its SAFETY note
@@ -68,6 +69,7 @@ mod scan;
 mod slice;
 mod text;
 
+pub use cog::CogFormat;
 pub use error::{Error, Result};
 pub use format::{Compression, RecordFormat};
 pub use index::{

@@ -475,11 +475,13 @@ impl Registry {
     }
 
     /// tessera's own formats: CSV, TSV, text, JSON Lines, FASTA, FASTQ,
-    /// VCF (plain, gzip, BGZF) and LAS/LAZ point clouds.
+    /// VCF (plain, gzip, BGZF), LAS/LAZ point clouds and Cloud-Optimized
+    /// GeoTIFFs (any tiled TIFF).
     pub fn builtin() -> Registry {
         Registry::empty()
             .with_format(crate::text::RecordFormats)
             .with_format(crate::las::LasFormat)
+            .with_format(crate::cog::CogFormat)
     }
 
     /// Add a format. Its names take precedence over earlier formats' (a
