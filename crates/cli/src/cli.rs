@@ -96,16 +96,16 @@ pub enum Command {
         after_help = "Examples:\n  tessera serve\n  tessera serve --store s3://bucket/data --config tessera.toml --bind 0.0.0.0:8080 --auth auth.toml\n  tessera serve --new-token --namespace team-a --role write >> auth.toml\n\nConfiguration: the TOML file (--config or TESSERA_CONFIG), then TESSERA_* variables\n(also read from ./.env), then these flags. Docs of every endpoint: http://ADDR/docs/.\nWithout --auth the server only binds to loopback addresses unless --insecure is given."
     )]
     Serve(ServeArgs),
-    /// Index a raw object (CSV, TSV, text, JSON Lines, FASTA, FASTQ, VCF, plain, gzip or BGZF; LAS/LAZ point clouds) for slicing.
+    /// Index a raw object (CSV, TSV, text, JSON Lines, FASTA, FASTQ, VCF, plain, gzip or BGZF; LAS/LAZ point clouds; COG/tiled GeoTIFF) for slicing.
     #[command(
-        after_help = "Examples:\n  tessera index s3://bucket/reads.fastq.gz\n  tessera index genome.fa --fai\n  tessera index calls.vcf.gz --gzi --index-store s3://bucket/indexes\n  tessera index s3://bucket/tile.laz\n\nText formats: one streaming pass. LAS/LAZ: the header, VLRs and chunk table only (a few\nranged reads); the index is written beside the object as KEY.tessera-index.json\n(or under --index-store) and records the object's size and ETag. The format is taken\nfrom the name unless --format is given; gzip and BGZF are detected from the bytes."
+        after_help = "Examples:\n  tessera index s3://bucket/reads.fastq.gz\n  tessera index genome.fa --fai\n  tessera index calls.vcf.gz --gzi --index-store s3://bucket/indexes\n  tessera index s3://bucket/tile.laz\n\nText formats: one streaming pass. LAS/LAZ and COG: the header and tables only (a few\nranged reads); the index is written beside the object as KEY.tessera-index.json\n(or under --index-store) and records the object's size and ETag. The format is taken\nfrom the name unless --format is given; gzip and BGZF are detected from the bytes."
     )]
     Index(IndexArgs),
     /// Plan slices of an indexed object, or fetch one slice (`tessera slice get`).
     #[command(
         args_conflicts_with_subcommands = true,
         subcommand_negates_reqs = true,
-        after_help = "Examples:\n  tessera slice s3://bucket/reads.fastq.gz --count 64 -o slices.json\n  tessera slice data.csv --bytes 64MiB -o slices.json\n  tessera slice genome.fa --records 1 -o per-sequence.json\n  tessera slice tile.laz --count 16 -o slices.json\n  tessera slice get slices.json --slice 3 -o part3.fastq\n\nPlanning reads only the index. Each slice in the JSON list is self-contained (URL, ETag,\nbyte ranges, header, decompression checkpoint) and holds no credentials: a worker\nfetches it with its own. A LAS/LAZ slice evaluates to a standalone LAS/LAZ file."
+        after_help = "Examples:\n  tessera slice s3://bucket/reads.fastq.gz --count 64 -o slices.json\n  tessera slice data.csv --bytes 64MiB -o slices.json\n  tessera slice genome.fa --records 1 -o per-sequence.json\n  tessera slice tile.laz --count 16 -o slices.json\n  tessera slice s3://bucket/scene.tif --grid 4x4 -o windows.json\n  tessera slice get slices.json --slice 3 -o part3.fastq\n\nPlanning reads only the index. Each slice in the JSON list is self-contained (URL, ETag,\nbyte ranges, header, decompression checkpoint) and holds no credentials: a worker\nfetches it with its own. A LAS/LAZ slice evaluates to a standalone LAS/LAZ file, a COG slice\nto a standalone GeoTIFF of its window."
     )]
     Slice(SliceArgs),
     /// Generate a small demo in ./tessera-data and walk through tessera.
@@ -116,7 +116,7 @@ pub enum Command {
 pub struct IndexArgs {
     /// The object to index (s3://bucket/key, a local path, …).
     pub url: String,
-    /// Format: csv, tsv, text, jsonl, fasta, fastq, vcf, las, laz [default: from the name].
+    /// Format: csv, tsv, text, jsonl, fasta, fastq, vcf, las, laz, cog [default: from the name].
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Write the index under this location instead of beside the object.
@@ -151,9 +151,16 @@ pub struct SliceArgs {
     #[arg(long, value_name = "SIZE", group = "strategy")]
     pub bytes: Option<String>,
     /// Slices of N records each (FASTA: N sequences; LAS/LAZ: N points,
-    /// LAZ rounded up to whole chunks).
+    /// LAZ rounded up to whole chunks; COG: N tiles).
     #[arg(long, value_name = "N", group = "strategy")]
     pub records: Option<u64>,
+    /// COG: tile-aligned windows in a grid of COLSxROWS (e.g. 4x4).
+    #[arg(long, value_name = "COLSxROWS", group = "strategy")]
+    pub grid: Option<String>,
+    /// COG: cut this overview level (0 is the full resolution) into --count
+    /// windows (default 1).
+    #[arg(long, value_name = "L", conflicts_with_all = ["bytes", "records", "grid"])]
+    pub level: Option<u32>,
     /// Where the index was written (as given to `tessera index --index-store`).
     #[arg(long, value_name = "URL")]
     pub index_store: Option<String>,

@@ -34,6 +34,7 @@ fn explain(e: tessera_slice::Error, url: &str) -> anyhow::Error {
         E::InvalidStrategy { strategy } => match strategy {
             Strategy::Bytes(_) => "--bytes",
             Strategy::Records(_) => "--records",
+            Strategy::Grid { .. } => "--grid",
             _ => "--count",
         }
         .to_string(),
@@ -187,13 +188,34 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
         return fetch(get, opts).await;
     }
     let url = args.url.context("give the object to slice")?;
-    let strategy = match (args.count, &args.bytes, args.records) {
-        (Some(n), None, None) => Strategy::Count(n),
-        (None, Some(b), None) => {
+    let strategy = match (
+        args.count,
+        &args.bytes,
+        args.records,
+        &args.grid,
+        args.level,
+    ) {
+        (n, None, None, None, Some(level)) => Strategy::Level {
+            level,
+            count: n.unwrap_or(1),
+        },
+        (Some(n), None, None, None, None) => Strategy::Count(n),
+        (None, Some(b), None, None, None) => {
             Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?)
         }
-        (None, None, Some(n)) => Strategy::Records(n),
-        _ => bail!("give one of --count N, --bytes SIZE or --records N"),
+        (None, None, Some(n), None, None) => Strategy::Records(n),
+        (None, None, None, Some(g), None) => {
+            let parsed = g
+                .split_once(['x', 'X'])
+                .and_then(|(c, r)| Some((c.trim().parse().ok()?, r.trim().parse().ok()?)));
+            let Some((columns, rows)) = parsed else {
+                bail!("--grid: `{g}` is not COLSxROWS (e.g. 4x4)");
+            };
+            Strategy::Grid { columns, rows }
+        }
+        _ => {
+            bail!("give one of --count N, --bytes SIZE, --records N, --grid COLSxROWS or --level L")
+        }
     };
     let object = Location::open(&url, opts).await?;
     let store = index_store(&args.index_store, opts).await?;
