@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use tessera_slice::{record_spans, Index, RecordFormat, Slice, Strategy};
+use tessera_slice::{record_spans, AnyIndex, AnySlice, RecordFormat, Registry, Slice, Strategy};
 use tessera_store::Location;
 
 use crate::arrow_io::{schema_from_py, table_to_py};
@@ -16,9 +16,14 @@ use crate::errors::{arrow_err, Raised, ResultExt};
 use crate::runtime::{block_on, detached};
 use crate::store::{opts, size_arg, PyStoreOptions};
 
-fn format_arg(name: &str) -> PyResult<RecordFormat> {
-    RecordFormat::from_str(name)
-        .map_err(|e| Raised::invalid(format!("format '{name}': {e}")).into())
+/// The text format of a slice or index, if it is one.
+fn text_format(name: &str) -> Option<RecordFormat> {
+    RecordFormat::from_str(name).ok()
+}
+
+/// A string field of a format's own index or slice fields.
+fn detail_str(detail: &tessera_slice::Detail, key: &str) -> Option<String> {
+    detail.get(key).and_then(|v| v.as_str()).map(str::to_string)
 }
 
 async fn index_store_loc(
@@ -35,7 +40,7 @@ async fn index_store_loc(
 /// compressed object needs), enough to plan slices without reading data.
 #[pyclass(name = "Index", module = "tessera._tessera", frozen)]
 pub struct PyIndex {
-    inner: Arc<Index>,
+    inner: Arc<AnyIndex>,
     /// Where the index was saved.
     location: String,
     store: Option<PyStoreOptions>,
@@ -45,13 +50,33 @@ fn strategy(
     count: Option<usize>,
     bytes: Option<Bound<'_, PyAny>>,
     records: Option<u64>,
+    grid: Option<(u32, u32)>,
+    level: Option<u32>,
 ) -> PyResult<Strategy> {
-    let given = count.is_some() as u8 + bytes.is_some() as u8 + records.is_some() as u8;
+    if let Some(level) = level {
+        if bytes.is_some() || records.is_some() || grid.is_some() {
+            return Err(Raised::invalid("level goes with count only").into());
+        }
+        return Ok(Strategy::Level {
+            level,
+            count: count.unwrap_or(1),
+        });
+    }
+    let given = count.is_some() as u8
+        + bytes.is_some() as u8
+        + records.is_some() as u8
+        + grid.is_some() as u8;
     if given != 1 {
         return Err(Raised::invalid(
-            "give exactly one of count (number of slices), bytes (size of each) or records (records in each)",
+            "give exactly one of count (number of slices), bytes (size of each), records (records in each) or grid ((columns, rows) of windows)",
         )
         .into());
+    }
+    if let Some((columns, rows)) = grid {
+        if columns == 0 || rows == 0 {
+            return Err(Raised::invalid("grid needs at least 1 column and 1 row").into());
+        }
+        return Ok(Strategy::Grid { columns, rows });
     }
     if let Some(n) = count {
         if n == 0 {
@@ -73,15 +98,15 @@ fn strategy(
     }
 }
 
-fn slices_of(index: &Index, s: Strategy, store: &Option<PyStoreOptions>) -> PyResult<Vec<PySlice>> {
-    let plan = index.plan(s).run().py()?;
-    Ok(plan
-        .into_iter()
-        .map(|slice| PySlice {
-            inner: Arc::new(slice),
-            store: store.as_ref().map(PyStoreOptions::shareable),
-        })
-        .collect())
+fn slices_of(
+    index: &AnyIndex,
+    s: Strategy,
+    store: &Option<PyStoreOptions>,
+) -> PyResult<Vec<PySlice>> {
+    let plan = Registry::builtin().plan(index, s).py()?;
+    plan.into_iter()
+        .map(|slice| PySlice::new(slice, store.as_ref().map(PyStoreOptions::shareable)))
+        .collect()
 }
 
 #[pymethods]
@@ -96,17 +121,19 @@ impl PyIndex {
     fn location(&self) -> String {
         self.location.clone()
     }
-    /// The record format (`csv`, `fastq`, …).
+    /// The format (`csv`, `fastq`, `laz`, `cog`, …).
     #[getter]
-    fn format(&self) -> &'static str {
-        self.inner.format.name()
+    fn format(&self) -> String {
+        self.inner.format.clone()
     }
-    /// The object's compression (`none`, `gzip`, `bgzf`).
+    /// The object's compression (`none`, `gzip`, `bgzf`) for the text
+    /// formats; `None` for the others.
     #[getter]
-    fn compression(&self) -> &'static str {
-        self.inner.compression.name()
+    fn compression(&self) -> Option<String> {
+        detail_str(&self.inner.detail, "compression")
     }
-    /// Records in the object (header excluded).
+    /// Records in the object (text: header excluded; LAS/LAZ: points;
+    /// COG: tiles of the full-resolution image).
     #[getter]
     fn records(&self) -> u64 {
         self.inner.records
@@ -116,38 +143,46 @@ impl PyIndex {
     fn size(&self) -> u64 {
         self.inner.size
     }
-    /// The uncompressed size in bytes.
+    /// The uncompressed size in bytes (text formats; `None` for others).
     #[getter]
-    fn data_size(&self) -> u64 {
-        self.inner.data_size
+    fn data_size(&self) -> Option<u64> {
+        self.inner.detail.get("data_size").and_then(|v| v.as_u64())
     }
-    /// Checkpoints (possible slice starts) in the index.
+    /// Checkpoints (possible slice starts) in the index (text formats; `None` for others).
     #[getter]
-    fn checkpoints(&self) -> usize {
-        self.inner.checkpoints.len()
+    fn checkpoints(&self) -> Option<usize> {
+        self.inner
+            .detail
+            .get("checkpoints")
+            .and_then(|v| v.as_array())
+            .map(Vec::len)
     }
 
     /// Plan slices: exactly one of `count` (about this many slices of even
-    /// size), `bytes` (slices of about this many stored bytes) or `records`
-    /// (this many records each).
-    #[pyo3(signature = (*, count=None, bytes=None, records=None))]
+    /// size), `bytes` (slices of about this many stored bytes), `records`
+    /// (this many records each) or `grid` (COG: `(columns, rows)` of
+    /// tile-aligned windows); `level` (COG: an overview level, 0 the full
+    /// resolution) cuts that level into `count` windows.
+    #[pyo3(signature = (*, count=None, bytes=None, records=None, grid=None, level=None))]
     fn plan(
         &self,
         count: Option<usize>,
         bytes: Option<Bound<'_, PyAny>>,
         records: Option<u64>,
+        grid: Option<(u32, u32)>,
+        level: Option<u32>,
     ) -> PyResult<Vec<PySlice>> {
-        slices_of(&self.inner, strategy(count, bytes, records)?, &self.store)
+        slices_of(
+            &self.inner,
+            strategy(count, bytes, records, grid, level)?,
+            &self.store,
+        )
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "Index({:?}, format={}, compression={}, records={}, size={})",
-            self.inner.url,
-            self.inner.format.name(),
-            self.inner.compression.name(),
-            self.inner.records,
-            self.inner.size
+            "Index({:?}, format={}, records={}, size={})",
+            self.inner.url, self.inner.format, self.inner.records, self.inner.size
         )
     }
 }
@@ -167,7 +202,7 @@ pub fn index(
 ) -> PyResult<PyIndex> {
     let store = store.as_deref().cloned();
     let o = opts(store.as_ref());
-    let format = format.map(format_arg).transpose()?;
+    let format = format.map(str::to_string);
     let spacing = match spacing {
         Some(s) => match size_arg(&s, "spacing")? {
             0 => return Err(Raised::invalid("spacing must be at least 1 byte").into()),
@@ -178,16 +213,17 @@ pub fn index(
     let url = url.to_string();
     let (index, location) = block_on(py, async move {
         let object = Location::open(&url, &o).await.py()?;
-        let mut build = Index::build(&object).with_header(header);
+        let registry = Registry::builtin();
+        let mut build = registry.index(&object).with_header(header);
         if let Some(f) = format {
             build = build.with_format(f);
         }
         if let Some(s) = spacing {
             build = build.with_spacing(s);
         }
-        let (index, _stats) = build.await.py()?;
+        let index = build.await.py()?;
         let istore = index_store_loc(index_store, &o).await?;
-        let at = Index::location_for(&object, istore.as_ref()).py()?;
+        let at = AnyIndex::location_for(&object, istore.as_ref()).py()?;
         index.save(&at).await.py()?;
         Ok((index, at.url()))
     })?;
@@ -213,12 +249,12 @@ pub fn open_index(
     let (index, location) = block_on(py, async move {
         let object = Location::open(&url, &o).await.py()?;
         let istore = index_store_loc(index_store, &o).await?;
-        let at = Index::location_for(&object, istore.as_ref()).py()?;
-        let mut open = Index::open(&object);
-        if let Some(s) = &istore {
-            open = open.with_index_store(s);
-        }
-        Ok((open.await.py()?, at.url()))
+        let at = AnyIndex::location_for(&object, istore.as_ref()).py()?;
+        let index = Registry::builtin()
+            .open_index(&object, istore.as_ref())
+            .await
+            .py()?;
+        Ok((index, at.url()))
     })?;
     Ok(PyIndex {
         inner: Arc::new(index),
@@ -229,17 +265,20 @@ pub fn open_index(
 
 /// Plan slices of an indexed object (see `Index.plan`).
 #[pyfunction]
-#[pyo3(signature = (url, *, count=None, bytes=None, records=None, index_store=None, store=None))]
+#[pyo3(signature = (url, *, count=None, bytes=None, records=None, grid=None, level=None, index_store=None, store=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     py: Python<'_>,
     url: &str,
     count: Option<usize>,
     bytes: Option<Bound<'_, PyAny>>,
     records: Option<u64>,
+    grid: Option<(u32, u32)>,
+    level: Option<u32>,
     index_store: Option<String>,
     store: Option<PyRef<'_, PyStoreOptions>>,
 ) -> PyResult<Vec<PySlice>> {
-    let s = strategy(count, bytes, records)?;
+    let s = strategy(count, bytes, records, grid, level)?;
     let idx = open_index(py, url, index_store, store)?;
     slices_of(&idx.inner, s, &idx.store)
 }
@@ -249,15 +288,43 @@ pub fn plan(
 /// credentials are that process's own.
 #[pyclass(name = "Slice", module = "tessera._tessera", frozen)]
 pub struct PySlice {
-    inner: Arc<Slice>,
+    inner: Arc<AnySlice>,
+    /// The text formats' own view of the slice (byte ranges, decoding).
+    text: Option<Arc<Slice>>,
     store: Option<PyStoreOptions>,
 }
 
 impl PySlice {
+    fn new(inner: AnySlice, store: Option<PyStoreOptions>) -> PyResult<PySlice> {
+        let text = match text_format(&inner.format) {
+            Some(_) => Some(Arc::new(Slice::from_any(&inner).py()?)),
+            None => None,
+        };
+        Ok(PySlice {
+            inner: Arc::new(inner),
+            text,
+            store,
+        })
+    }
+
     fn fetch_bytes(&self, py: Python<'_>, store: Option<&PyStoreOptions>) -> PyResult<Vec<u8>> {
         let o = opts(store.or(self.store.as_ref()));
         let slice = self.inner.clone();
-        block_on(py, async move { slice.fetch_from_url(&o).await.py() })
+        block_on(py, async move {
+            Registry::builtin().fetch_from_url(&slice, &o).await.py()
+        })
+    }
+
+    /// The text format's view, or an error naming what needs one.
+    fn text(&self, what: &str) -> PyResult<(&Slice, RecordFormat)> {
+        match (&self.text, text_format(&self.inner.format)) {
+            (Some(s), Some(f)) => Ok((s, f)),
+            _ => Err(Raised::invalid(format!(
+                "{}: {what} reads text formats, not {}",
+                self.inner.url, self.inner.format
+            ))
+            .into()),
+        }
     }
 }
 
@@ -278,15 +345,15 @@ impl PySlice {
     fn slices(&self) -> usize {
         self.inner.slices
     }
-    /// The record format.
+    /// The format (`csv`, `fastq`, `laz`, `cog`, …).
     #[getter]
-    fn format(&self) -> &'static str {
-        self.inner.format.name()
+    fn format(&self) -> String {
+        self.inner.format.clone()
     }
-    /// The object's compression.
+    /// The object's compression (text formats; `None` for others).
     #[getter]
-    fn compression(&self) -> &'static str {
-        self.inner.compression.name()
+    fn compression(&self) -> Option<&'static str> {
+        self.text.as_ref().map(|s| s.compression.name())
     }
     /// Number of the slice's first record in the object (0-based).
     #[getter]
@@ -298,14 +365,24 @@ impl PySlice {
     fn record_count(&self) -> u64 {
         self.inner.record_count
     }
-    /// The object's byte ranges read, as `(start, end)` half-open pairs.
+    /// The object's byte ranges read, as `(start, end)` half-open pairs
+    /// (text formats; `None` for others).
     #[getter]
-    fn ranges(&self) -> Vec<(u64, u64)> {
-        self.inner.ranges.iter().map(|r| (r.start, r.end)).collect()
+    fn ranges(&self) -> Option<Vec<(u64, u64)>> {
+        self.text
+            .as_ref()
+            .map(|s| s.ranges.iter().map(|r| (r.start, r.end)).collect())
+    }
+    /// The format's own fields of the descriptor, as a dict (a COG
+    /// window's `window` = `[x, y, width, height]`, a LAZ slice's chunks, …).
+    #[getter]
+    fn detail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::store::json_to_py(py, &serde_json::Value::Object(self.inner.detail.clone()))
     }
 
-    /// The slice's data: the header (if the format has one), then its
-    /// records, in the object's format, uncompressed. Store settings:
+    /// The slice's data: for text formats the header (if the format has
+    /// one), then its records, uncompressed; for LAS/LAZ a standalone
+    /// LAS/LAZ file; for a COG a standalone GeoTIFF of its window. Store settings:
     /// `store=` or the store keywords, else those given when planning (never
     /// credentials) and the environment's.
     #[pyo3(signature = (*, store=None, **kw))]
@@ -318,13 +395,12 @@ impl PySlice {
         let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
         // When the descriptor fixes the size, the data is written straight
         // into the `bytes` object (one copy of a slice in memory, not two).
-        if let Some(n) = self
-            .inner
-            .output_size()
-            .and_then(|n| usize::try_from(n).ok())
-        {
+        if let Some((text, n)) = self.text.as_ref().and_then(|t| {
+            let n = usize::try_from(t.output_size()?).ok()?;
+            Some((t.clone(), n))
+        }) {
             let o = opts(store.as_ref().or(self.store.as_ref()));
-            let slice = self.inner.clone();
+            let slice = text;
             return PyBytes::new_with(py, n, |buf| {
                 block_on(py, async move {
                     let mut w: &mut [u8] = buf;
@@ -358,8 +434,8 @@ impl PySlice {
         kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
+        let (_, format) = self.text("records()")?;
         let data = self.fetch_bytes(py, store.as_ref())?;
-        let format = self.inner.format;
         let name = format!("{} (slice {})", self.inner.url, self.inner.slice);
         let (data, spans) = detached(py, move || {
             let spans = record_spans(format, &data, &name).py()?;
@@ -384,7 +460,7 @@ impl PySlice {
         kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
-        let format = self.inner.format;
+        let (_, format) = self.text("to_arrow")?;
         if !matches!(
             format,
             RecordFormat::Csv | RecordFormat::Tsv | RecordFormat::Jsonl
@@ -418,7 +494,7 @@ impl PySlice {
     #[staticmethod]
     #[pyo3(signature = (text, store=None))]
     fn _from_state(text: &str, store: Option<&str>) -> PyResult<PySlice> {
-        let slice: Slice = serde_json::from_str(text).map_err(|e| {
+        let slice: AnySlice = serde_json::from_str(text).map_err(|e| {
             Raised::new(
                 crate::errors::Class::InvalidInput,
                 "InvalidSlice",
@@ -433,10 +509,7 @@ impl PySlice {
             )),
             None => None,
         };
-        Ok(PySlice {
-            inner: Arc::new(slice),
-            store,
-        })
+        PySlice::new(slice, store)
     }
 
     /// Pickled as its descriptor and the non-secret store settings
@@ -459,19 +532,30 @@ impl PySlice {
 
     fn __repr__(&self) -> String {
         let s = &self.inner;
-        let bytes: u64 = s.ranges.iter().map(|r| r.end - r.start).sum();
+        let Some(t) = &self.text else {
+            return format!(
+                "Slice({}/{} of {:?}: {}, records {}..{})",
+                s.slice,
+                s.slices,
+                s.url,
+                s.format,
+                s.first_record,
+                s.first_record + s.record_count
+            );
+        };
+        let bytes: u64 = t.ranges.iter().map(|r| r.end - r.start).sum();
         format!(
             "Slice({}/{} of {:?}: {} {}, records {}..{}, {} bytes in {} range{})",
             s.slice,
             s.slices,
             s.url,
-            s.format.name(),
-            s.compression.name(),
+            s.format,
+            t.compression.name(),
             s.first_record,
             s.first_record + s.record_count,
             bytes,
-            s.ranges.len(),
-            if s.ranges.len() == 1 { "" } else { "s" }
+            t.ranges.len(),
+            if t.ranges.len() == 1 { "" } else { "s" }
         )
     }
 }

@@ -656,9 +656,11 @@ def index(
     store: Optional[StoreOptions] = None,
     **kw: Any,
 ) -> Index:
-    """Index an object in one pass (CSV, TSV, text, JSON Lines, FASTA,
-    FASTQ, VCF; plain, gzip or BGZF) and save the index beside it (or under
-    ``index_store``). ``format`` is guessed from the name when not given."""
+    """Index an object and save the index beside it (or under
+    ``index_store``): text formats (CSV, TSV, text, JSON Lines, FASTA,
+    FASTQ, VCF; plain, gzip or BGZF) in one pass; LAS/LAZ point clouds and
+    Cloud-Optimized GeoTIFFs (``cog``) from their headers and tables with a
+    few ranged reads. ``format`` is guessed from the name when not given."""
     return _tessera.index(
         _path(url), format, spacing=spacing, header=header, index_store=index_store,
         store=_store(store, kw),
@@ -679,17 +681,23 @@ def plan(
     count: Optional[int] = None,
     bytes: Union[int, str, None] = None,
     records: Optional[int] = None,
+    grid: Optional[tuple[int, int]] = None,
+    level: Optional[int] = None,
     index_store: Optional[str] = None,
     store: Optional[StoreOptions] = None,
     **kw: Any,
 ) -> list[Slice]:
     """Plan slices of an indexed object from its index alone: exactly one
     of ``count`` (about this many even slices), ``bytes`` (about this many
-    stored bytes each) or ``records`` (this many records each). Fetched in
-    order, the slices give every record exactly once."""
+    stored bytes each), ``records`` (this many records each: LAS/LAZ
+    points, COG tiles) or ``grid`` (COG: ``(columns, rows)`` of tile-aligned
+    windows); ``level`` (COG: an overview level, 0 the full resolution)
+    cuts that level into ``count`` windows. Fetched in order, the slices
+    give every record exactly once; a LAS/LAZ slice fetches as a standalone
+    LAS/LAZ file, a COG slice as a standalone GeoTIFF."""
     return _tessera.plan(
-        _path(url), count=count, bytes=bytes, records=records, index_store=index_store,
-        store=_store(store, kw),
+        _path(url), count=count, bytes=bytes, records=records, grid=grid, level=level,
+        index_store=index_store, store=_store(store, kw),
     )
 
 

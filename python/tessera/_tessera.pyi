@@ -106,22 +106,26 @@ class Index:
     url: str
     location: str
     format: str
-    compression: str
+    compression: Optional[str]
     records: int
     size: int
-    data_size: int
-    checkpoints: int
-    def plan(self, *, count: Optional[int] = None, bytes: int | str | None = None, records: Optional[int] = None) -> list[Slice]: ...
+    data_size: Optional[int]
+    checkpoints: Optional[int]
+    def plan(
+        self, *, count: Optional[int] = None, bytes: int | str | None = None, records: Optional[int] = None,
+        grid: Optional[tuple[int, int]] = None, level: Optional[int] = None,
+    ) -> list[Slice]: ...
 
 class Slice:
     url: str
     number: int
     slices: int
     format: str
-    compression: str
+    compression: Optional[str]
     first_record: int
     record_count: int
-    ranges: list[tuple[int, int]]
+    ranges: Optional[list[tuple[int, int]]]
+    detail: dict[str, Any]
     def fetch(self, *, store: Optional[StoreOptions] = None, **store_options: Any) -> bytes: ...
     def records(self, *, store: Optional[StoreOptions] = None, **store_options: Any) -> Iterator[bytes]: ...
     def to_arrow(
@@ -138,5 +142,6 @@ def index(
 def open_index(url: str, *, index_store: Optional[str] = None, store: Optional[StoreOptions] = None) -> Index: ...
 def plan(
     url: str, *, count: Optional[int] = None, bytes: int | str | None = None, records: Optional[int] = None,
+    grid: Optional[tuple[int, int]] = None, level: Optional[int] = None,
     index_store: Optional[str] = None, store: Optional[StoreOptions] = None,
 ) -> list[Slice]: ...

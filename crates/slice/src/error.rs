@@ -31,7 +31,7 @@ pub enum Error {
         object: String,
     },
     /// No format of the registry answers to this name.
-    #[error("no slicing format `{format}` (known: {known})")]
+    #[error("unknown format `{format}` (known: {known})")]
     NoSuchFormat {
         /// The name asked for.
         format: String,

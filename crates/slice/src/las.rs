@@ -102,13 +102,21 @@ fn point_count(h: &raw::Header) -> u64 {
 
 fn parse_header(bytes: &[u8], url: &str) -> Result<raw::Header> {
     raw::Header::read_from(bytes).map_err(|e| match e {
-        las::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => invalid(
-            url,
-            format!(
-                "the header is truncated ({} bytes where a LAS header needs at least {MIN_HEADER})",
-                bytes.len()
-            ),
-        ),
+        las::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // The header says its own size at byte 94, when that much is there.
+            let needs = bytes
+                .get(94..96)
+                .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+                .filter(|n| *n > bytes.len() as u64)
+                .unwrap_or(MIN_HEADER);
+            invalid(
+                url,
+                format!(
+                    "the header is truncated: {} bytes where the header needs {needs}",
+                    bytes.len()
+                ),
+            )
+        }
         other => invalid(url, format!("bad header: {other}")),
     })
 }
@@ -147,7 +155,7 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     if size < MIN_HEADER {
         return Err(invalid(
             &url,
-            format!("the header is truncated ({size} bytes where a LAS header needs at least {MIN_HEADER})"),
+            format!("the header is truncated: {size} bytes where a LAS header needs at least {MIN_HEADER}"),
         ));
     }
     let mut head = read_at(req.object, &url, etag, size, 0, size.min(FIRST_READ)).await?;
@@ -268,6 +276,26 @@ async fn chunk_table(
     }
     let table_at = table_at as u64;
     let bytes = read_at(object, url, etag, size, table_at, data_limit).await?;
+    // Check the table's head before decoding it: a damaged offset must not
+    // make the decoder size a table from garbage. Every chunk holds at
+    // least one point and one byte.
+    if bytes.len() < 8 {
+        return Err(invalid(
+            url,
+            format!("the chunk table at byte {table_at} is cut off"),
+        ));
+    }
+    let version = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let chunks = u64::from(u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
+    let room = table_at - point_data - 8;
+    if version != 0 || chunks > points || chunks > room || (chunks == 0 && points > 0) {
+        return Err(invalid(
+            url,
+            format!(
+                "no valid chunk table at byte {table_at} (version {version}, {chunks} chunks for {points} points in {room} bytes)"
+            ),
+        ));
+    }
     let variable = vlr.uses_variable_size_chunks();
     let table = ChunkTable::read(&mut Cursor::new(&bytes[..]), variable).map_err(|e| {
         invalid(

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use tessera_slice::{Index, Strategy};
+use tessera_slice::{AnySlice, Registry, Strategy};
 use tessera_store::Location;
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,6 +33,11 @@ pub struct PlanRequest {
     /// Slices of this many records (FASTA: sequences).
     #[schema(minimum = 1)]
     pub records: Option<u64>,
+    /// Tile-aligned windows of a COG in a grid of `COLSxROWS` (e.g. `4x4`).
+    #[schema(pattern = "^[0-9]+x[0-9]+$")]
+    pub grid: Option<String>,
+    /// A COG's overview level to cut into `count` windows (0: full resolution).
+    pub level: Option<u32>,
 }
 
 /// A plan request plus the slice to serve.
@@ -51,6 +56,11 @@ pub struct DataRequest {
     /// Slices of this many records.
     #[param(minimum = 1)]
     pub records: Option<u64>,
+    /// Tile-aligned windows of a COG in a grid of `COLSxROWS` (e.g. `4x4`).
+    #[param(pattern = "^[0-9]+x[0-9]+$")]
+    pub grid: Option<String>,
+    /// A COG's overview level to cut into `count` windows (0: full resolution).
+    pub level: Option<u32>,
     /// The slice to serve (0-based).
     pub slice: usize,
 }
@@ -63,6 +73,8 @@ impl From<tessera_slice::Error> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             E::UnknownFormat { .. }
+            | E::NoSuchFormat { .. }
+            | E::InvalidFile { .. }
             | E::InvalidRecord { .. }
             | E::Corrupt { .. }
             | E::Truncated { .. }
@@ -78,14 +90,41 @@ impl From<tessera_slice::Error> for ApiError {
     }
 }
 
-fn strategy(count: Option<usize>, bytes: Option<u64>, records: Option<u64>) -> ApiResult<Strategy> {
-    match (count, bytes, records) {
-        (Some(n), None, None) => Ok(Strategy::Count(n)),
-        (None, Some(b), None) => Ok(Strategy::Bytes(b)),
-        (None, None, Some(n)) => Ok(Strategy::Records(n)),
+fn strategy(
+    count: Option<usize>,
+    bytes: Option<u64>,
+    records: Option<u64>,
+    grid: Option<&str>,
+    level: Option<u32>,
+) -> ApiResult<Strategy> {
+    match (count, bytes, records, grid, level) {
+        (n, None, None, None, Some(level)) => Ok(Strategy::Level {
+            level,
+            count: n.unwrap_or(1),
+        }),
+        (Some(n), None, None, None, None) => Ok(Strategy::Count(n)),
+        (None, Some(b), None, None, None) => Ok(Strategy::Bytes(b)),
+        (None, None, Some(n), None, None) => Ok(Strategy::Records(n)),
+        (None, None, None, Some(g), None) => g
+            .split_once('x')
+            .and_then(|(c, r)| Some((c.parse().ok()?, r.parse().ok()?)))
+            .map(|(columns, rows)| Strategy::Grid { columns, rows })
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("grid '{}' is not COLSxROWS", truncate(g, 40)))
+            }),
         _ => Err(ApiError::BadRequest(
-            "give exactly one of count, bytes or records".into(),
+            "give exactly one of count, bytes, records, grid or level (level may come with count)"
+                .into(),
         )),
+    }
+}
+
+/// The media type of a slice of `format`.
+fn media_type(format: &str) -> &'static str {
+    match format {
+        "las" | "laz" => "application/octet-stream",
+        "cog" | "tiff" => "image/tiff",
+        _ => "text/plain; charset=utf-8",
     }
 }
 
@@ -122,10 +161,11 @@ async fn planned(
     id: &Identity,
     key: &str,
     s: Strategy,
-) -> ApiResult<(Location, Vec<tessera_slice::Slice>)> {
+) -> ApiResult<(Location, Vec<AnySlice>)> {
     let obj = object(state, id, key)?;
-    let index = Index::open(&obj).await?;
-    let slices = index.plan(s).run()?;
+    let registry = Registry::builtin();
+    let index = registry.open_index(&obj, None).await?;
+    let slices = registry.plan(&index, s)?;
     Ok((obj, slices))
 }
 
@@ -141,23 +181,39 @@ pub async fn plan_slices(
     body: Result<Json<PlanRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(req) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
-    let s = strategy(req.count, req.bytes, req.records)?;
+    let s = strategy(
+        req.count,
+        req.bytes,
+        req.records,
+        req.grid.as_deref(),
+        req.level,
+    )?;
     let (_, slices) = planned(&state, &id, &req.object, s).await?;
     Ok(Json(slices).into_response())
 }
 
 /// The records of one slice in the source format (with its header), as
-/// `tessera slice get` writes them.
+/// `tessera slice get` writes them: text for the text formats, a
+/// standalone LAS/LAZ file for point clouds, a GeoTIFF for a COG window.
 #[utoipa::path(get, path = "/v1/slices/data", tag = "slices",
     params(DataRequest),
-    responses((status = 200, description = "the slice's records", content_type = "text/plain"),
+    responses((status = 200, description = "the slice's records", content(
+            (String = "text/plain"),
+            (Vec<u8> = "application/octet-stream"),
+            (Vec<u8> = "image/tiff"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn slice_data(
     State(state): State<AppState>,
     Extension(id): Extension<Identity>,
     Query(req): Query<DataRequest>,
 ) -> ApiResult<Response> {
-    let s = strategy(req.count, req.bytes, req.records)?;
+    let s = strategy(
+        req.count,
+        req.bytes,
+        req.records,
+        req.grid.as_deref(),
+        req.level,
+    )?;
     let (obj, slices) = planned(&state, &id, &req.object, s).await?;
     let Some(slice) = slices.get(req.slice) else {
         return Err(ApiError::NotFound(format!(
@@ -167,11 +223,11 @@ pub async fn slice_data(
         )));
     };
     let _permit = state.query_permit()?;
-    let data = slice.fetch(&obj).await?;
+    let data = Registry::builtin().fetch(slice, &obj).await?;
     let mut resp = data.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(media_type(&slice.format)),
     );
     for (k, v) in [
         ("x-tessera-first-record", slice.first_record),
