@@ -8,7 +8,15 @@
 //! the header with its point counts, counts by return and bounds recomputed
 //! for the slice's points, every VLR and EVLR, the points (LAS) or chunks
 //! (LAZ) copied byte for byte, and for LAZ a rebuilt chunk table.
+//!
+//! COPC (`copc`, `*.copc.laz`) is LAZ whose chunks are the nodes of an
+//! octree: the index adds the flattened hierarchy, and besides the LAZ
+//! strategies a plan may cut by a grid (each node goes to the cell that
+//! holds its centre, so every point is in exactly one slice) or take one
+//! level of detail. A COPC slice is a standalone LAZ file without the COPC
+//! VLRs (its octree is the source's, not the slice's).
 
+use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 
 use las::raw;
@@ -31,6 +39,43 @@ const MIN_HEADER: u64 = 227;
 const FIRST_READ: u64 = 64 << 10;
 const LASZIP_USER: &[u8] = b"laszip encoded";
 const LASZIP_RECORD: u16 = 22204;
+const COPC_USER: &[u8] = b"copc";
+const COPC_INFO: u16 = 1;
+const COPC_HIERARCHY: u16 = 1000;
+/// Most hierarchy pages a COPC file may have (a loop guard).
+const MAX_PAGES: usize = 100_000;
+
+fn user_id(v: &raw::Vlr) -> &[u8] {
+    v.user_id.split(|b| *b == 0).next().unwrap_or(&[])
+}
+
+/// Where one VLR lies in a run of VLRs: start, end, user id, record id.
+type VlrSpan = (usize, usize, Vec<u8>, u16);
+
+/// The byte spans of `count` VLRs (or EVLRs) in `bytes`.
+fn vlr_spans(bytes: &[u8], count: u32, extended: bool, url: &str) -> Result<Vec<VlrSpan>> {
+    let mut cur = Cursor::new(bytes);
+    let mut out = Vec::new();
+    for i in 0..count {
+        let start = cur.position() as usize;
+        let vlr = raw::Vlr::read_from(&mut cur, extended).map_err(|e| {
+            invalid(
+                url,
+                format!(
+                    "{}VLR {i} of {count} cannot be read: {e}",
+                    if extended { "E" } else { "" }
+                ),
+            )
+        })?;
+        out.push((
+            start,
+            cur.position() as usize,
+            user_id(&vlr).to_vec(),
+            vlr.record_id,
+        ));
+    }
+    Ok(out)
+}
 
 /// What the index of a LAS/LAZ object holds beside the envelope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +101,33 @@ struct LasIndex {
     /// LAZ only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     laz: Option<LazChunks>,
+    /// COPC only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    copc: Option<Copc>,
+}
+
+/// A COPC file's octree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Copc {
+    /// Centre of the root cube.
+    center: [f64; 3],
+    /// Half its side.
+    halfsize: f64,
+    /// Nodes holding points: voxel key (level, x, y, z) and its chunk's
+    /// number in the chunk table.
+    nodes: Vec<([i32; 4], usize)>,
+}
+
+impl Copc {
+    /// The centre of a node's cube.
+    fn node_center(&self, key: [i32; 4]) -> [f64; 3] {
+        let side = 2.0 * self.halfsize / f64::from(1u32 << key[0].clamp(0, 30));
+        let mut c = [0.0; 3];
+        for k in 0..3 {
+            c[k] = self.center[k] - self.halfsize + (f64::from(key[k + 1]) + 0.5) * side;
+        }
+        c
+    }
 }
 
 /// A LAZ object's chunk table.
@@ -74,8 +146,11 @@ struct LazChunks {
 struct LasSlice {
     /// Header and VLRs: bytes `0..point_data` of the object.
     head: [u64; 2],
-    /// The slice's points (LAS) or chunks (LAZ).
-    data: [u64; 2],
+    /// The slice's points (LAS) or chunks (LAZ), as byte ranges in order.
+    data: Vec<[u64; 2]>,
+    /// COPC: leave out the COPC VLR and hierarchy EVLR.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    drop_copc: bool,
     /// The EVLRs, copied after the points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     evlrs: Option<[u64; 2]>,
@@ -127,8 +202,7 @@ fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
     for i in 0..count {
         let vlr = raw::Vlr::read_from(&mut cur, false)
             .map_err(|e| invalid(url, format!("VLR {i} of {count} cannot be read: {e}")))?;
-        let user = vlr.user_id.split(|b| *b == 0).next().unwrap_or(&[]);
-        if user == LASZIP_USER && vlr.record_id == LASZIP_RECORD {
+        if user_id(&vlr) == LASZIP_USER && vlr.record_id == LASZIP_RECORD {
             let laz = LazVlr::from_buffer(&vlr.data)
                 .map_err(|e| invalid(url, format!("bad LASzip VLR: {e}")))?;
             return Ok(Some(laz));
@@ -221,6 +295,14 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
             (table_at, Some(chunks))
         }
     };
+    let copc = if req.format == "copc" {
+        let chunks = chunks
+            .as_ref()
+            .ok_or_else(|| invalid(&url, "a COPC file must be LAZ"))?;
+        Some(read_copc(req.object, &url, etag, size, vlrs, point_data, chunks).await?)
+    } else {
+        None
+    };
     let detail = LasIndex {
         version: format!("{}.{}", header.version.major, header.version.minor),
         point_format: header.point_data_record_format & 0x3f,
@@ -238,8 +320,98 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
             header.max_z,
         ],
         laz: chunks,
+        copc,
     };
     AnyIndex::new(req.object, req.meta, req.format, points, &detail)
+}
+
+/// Read a COPC file's info VLR and hierarchy: every node with points, and
+/// the chunk that holds them.
+async fn read_copc(
+    object: &Location,
+    url: &str,
+    etag: Option<&str>,
+    size: u64,
+    vlrs: &[u8],
+    point_data: u64,
+    chunks: &LazChunks,
+) -> Result<Copc> {
+    let mut cur = Cursor::new(vlrs);
+    let first = raw::Vlr::read_from(&mut cur, false)
+        .map_err(|e| invalid(url, format!("no COPC info VLR: {e}")))?;
+    if user_id(&first) != COPC_USER || first.record_id != COPC_INFO || first.data.len() < 160 {
+        return Err(invalid(
+            url,
+            "not a COPC file: its first VLR is not the COPC info VLR",
+        ));
+    }
+    let f =
+        |i: usize| f64::from_le_bytes(first.data[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    let u =
+        |i: usize| u64::from_le_bytes(first.data[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    let center = [f(0), f(1), f(2)];
+    let halfsize = f(3);
+    let (root_at, root_len) = (u(5), u(6));
+    // Chunk starts, to find each node's chunk.
+    let mut starts = std::collections::HashMap::with_capacity(chunks.bytes.len());
+    let mut at = point_data + 8;
+    for (i, b) in chunks.bytes.iter().enumerate() {
+        starts.insert(at, i);
+        at += b;
+    }
+    let mut nodes = Vec::new();
+    let mut pages = vec![(root_at, root_len)];
+    let mut seen = 0usize;
+    while let Some((page_at, page_len)) = pages.pop() {
+        seen += 1;
+        if seen > MAX_PAGES
+            || !page_len.is_multiple_of(32)
+            || page_at.checked_add(page_len).is_none_or(|e| e > size)
+        {
+            return Err(invalid(
+                url,
+                format!("bad COPC hierarchy page at byte {page_at} ({page_len} bytes)"),
+            ));
+        }
+        let page = read_at(object, url, etag, size, page_at, page_at + page_len).await?;
+        for e in page.chunks_exact(32) {
+            let i32_at = |i: usize| i32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+            let key = [i32_at(0), i32_at(4), i32_at(8), i32_at(12)];
+            let offset = u64::from_le_bytes(e[16..24].try_into().unwrap_or_default());
+            let bytes = i32_at(24);
+            let count = i32_at(28);
+            match count {
+                -1 => pages.push((offset, u64::try_from(bytes).unwrap_or(0))),
+                0 => {}
+                n => {
+                    let Some(&chunk) = starts.get(&offset) else {
+                        return Err(invalid(
+                            url,
+                            format!("COPC node {key:?} at byte {offset} is not at a chunk start"),
+                        ));
+                    };
+                    if i64::from(n) != chunks.points[chunk] as i64
+                        || i64::from(bytes) != chunks.bytes[chunk] as i64
+                    {
+                        return Err(invalid(
+                            url,
+                            format!("COPC node {key:?} says {n} points in {bytes} bytes; its chunk holds {} in {}", chunks.points[chunk], chunks.bytes[chunk]),
+                        ));
+                    }
+                    nodes.push((key, chunk));
+                }
+            }
+        }
+    }
+    nodes.sort_by_key(|n| n.1);
+    if nodes.windows(2).any(|w| w[0].1 == w[1].1) {
+        return Err(invalid(url, "two COPC nodes share a chunk"));
+    }
+    Ok(Copc {
+        center,
+        halfsize,
+        nodes,
+    })
 }
 
 /// Read a LAZ object's chunk table: returns where it starts (the end of
@@ -451,11 +623,48 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
             for (i, w) in bounds.windows(2).enumerate() {
                 let detail = LasSlice {
                     head,
-                    data: [d.point_data + w[0] * len, d.point_data + w[1] * len],
+                    data: vec![[d.point_data + w[0] * len, d.point_data + w[1] * len]],
+                    drop_copc: false,
                     evlrs: d.evlrs,
                     chunks: None,
                 };
                 out.push(index.slice(i, total, w[0], w[1] - w[0], &detail)?);
+            }
+        }
+        Some(laz)
+            if d.copc.is_some()
+                && matches!(strategy, Strategy::Grid { .. } | Strategy::Level { .. }) =>
+        {
+            let copc = d
+                .copc
+                .as_ref()
+                .ok_or_else(|| Error::internal("no COPC hierarchy"))?;
+            let groups = copc_groups(copc, &d.bounds, strategy, &index.url)?;
+            let total = groups.len();
+            let starts = chunk_starts(laz, d.point_data);
+            for (i, group) in groups.iter().enumerate() {
+                let mut data: Vec<[u64; 2]> = Vec::new();
+                for &c in group {
+                    let (a, b) = (starts[c], starts[c] + laz.bytes[c]);
+                    match data.last_mut() {
+                        Some(last) if last[1] == a => last[1] = b,
+                        _ => data.push([a, b]),
+                    }
+                }
+                let points: u64 = group.iter().map(|&c| laz.points[c]).sum();
+                let first = group.first().map_or(0, |&c| laz.points[..c].iter().sum());
+                let detail = LasSlice {
+                    head,
+                    data,
+                    drop_copc: true,
+                    evlrs: d.evlrs,
+                    chunks: Some(LazChunks {
+                        variable: laz.variable,
+                        points: group.iter().map(|&c| laz.points[c]).collect(),
+                        bytes: group.iter().map(|&c| laz.bytes[c]).collect(),
+                    }),
+                };
+                out.push(index.slice(i, total, first, points, &detail)?);
             }
         }
         Some(laz) => {
@@ -469,7 +678,8 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                 let bytes: u64 = laz.bytes[a..b].iter().sum();
                 let detail = LasSlice {
                     head,
-                    data: [first_byte, first_byte + bytes],
+                    data: vec![[first_byte, first_byte + bytes]],
+                    drop_copc: d.copc.is_some(),
                     evlrs: d.evlrs,
                     chunks: Some(LazChunks {
                         variable: laz.variable,
@@ -484,6 +694,68 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         }
     }
     Ok(out)
+}
+
+/// Where each LAZ chunk starts in the object.
+fn chunk_starts(laz: &LazChunks, point_data: u64) -> Vec<u64> {
+    let mut at = point_data + 8;
+    laz.bytes
+        .iter()
+        .map(|b| {
+            let s = at;
+            at += b;
+            s
+        })
+        .collect()
+}
+
+/// COPC plans by grid (each node in the cell holding its centre) or by
+/// level of detail (that level's nodes in file order, in `count` groups of
+/// about even points): the chunk numbers of each slice, in file order.
+fn copc_groups(
+    copc: &Copc,
+    bounds: &[f64; 6],
+    strategy: Strategy,
+    url: &str,
+) -> Result<Vec<Vec<usize>>> {
+    match strategy {
+        Strategy::Grid { columns, rows } if columns > 0 && rows > 0 => {
+            let (x0, y0, x1, y1) = (bounds[0], bounds[1], bounds[3], bounds[4]);
+            let cell = |v: f64, lo: f64, hi: f64, n: u32| -> usize {
+                if hi <= lo {
+                    return 0;
+                }
+                // Half-open cells; the last one also holds the upper edge.
+                (((v - lo) / (hi - lo) * f64::from(n)).floor().max(0.0) as usize)
+                    .min(n as usize - 1)
+            };
+            let mut cells: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+            for &(key, chunk) in &copc.nodes {
+                let c = copc.node_center(key);
+                let k = (cell(c[1], y0, y1, rows), cell(c[0], x0, x1, columns));
+                cells.entry(k).or_default().push(chunk);
+            }
+            Ok(cells.into_values().collect())
+        }
+        Strategy::Level { level, count } if count > 0 => {
+            let chunks: Vec<usize> = copc
+                .nodes
+                .iter()
+                .filter(|(k, _)| k[0] == level as i32)
+                .map(|n| n.1)
+                .collect();
+            if chunks.is_empty() {
+                let deepest = copc.nodes.iter().map(|n| n.0[0]).max().unwrap_or(0);
+                return Err(Error::unsupported(
+                    url,
+                    format!("level {level} has no points: the octree's levels are 0 to {deepest}"),
+                ));
+            }
+            let per = chunks.len().div_ceil(count);
+            Ok(chunks.chunks(per).map(<[usize]>::to_vec).collect())
+        }
+        _ => Err(Error::InvalidStrategy { strategy }),
+    }
 }
 
 /// Bounds and counts by return of a run of point records.
@@ -561,19 +833,66 @@ impl Stats {
 
 async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
     let d: LasSlice = slice.detail()?;
-    let mut ranges = vec![(d.head[0], d.head[1]), (d.data[0], d.data[1])];
+    let mut ranges = vec![(d.head[0], d.head[1])];
     if let Some(e) = d.evlrs {
         ranges.push((e[0], e[1]));
     }
-    let got = slice.read_ranges(object, &ranges).await?;
-    let (head, data) = (&got[0], &got[1]);
-    let evlrs: &[u8] = got.get(2).map(|b| &b[..]).unwrap_or(&[]);
+    ranges.extend(d.data.iter().map(|r| (r[0], r[1])));
+    let mut got = slice.read_ranges(object, &ranges).await?;
+    let parts = got.split_off(1 + usize::from(d.evlrs.is_some()));
+    let data: Vec<u8> = if parts.len() == 1 {
+        parts[0].to_vec()
+    } else {
+        parts.concat()
+    };
+    let data = &data[..];
+    let head = &got[0];
     let url = slice.url.clone();
     let mut header = parse_header(head, &url)?;
     let header_size = usize::from(header.header_size);
     if header_size > head.len() {
         return Err(slice.invalid("the header range is shorter than the header"));
     }
+    // VLRs and EVLRs kept: all, or all but COPC's own.
+    let vlr_bytes: Vec<u8>;
+    let mut evlr_bytes: Vec<u8> = got.get(1).map(|b| b.to_vec()).unwrap_or_default();
+    if d.drop_copc {
+        let spans = vlr_spans(
+            &head[header_size..],
+            header.number_of_variable_length_records,
+            false,
+            &url,
+        )?;
+        let tail = spans.last().map_or(0, |s| s.1);
+        let mut kept = Vec::new();
+        let mut n = 0u32;
+        for (a, b, user, record) in &spans {
+            if !(user == COPC_USER && *record == COPC_INFO) {
+                kept.extend_from_slice(&head[header_size + a..header_size + b]);
+                n += 1;
+            }
+        }
+        kept.extend_from_slice(&head[header_size + tail..]);
+        header.offset_to_point_data = (header_size + kept.len()) as u32;
+        header.number_of_variable_length_records = n;
+        vlr_bytes = kept;
+        if let Some(ev) = header.evlr.as_mut() {
+            let spans = vlr_spans(&evlr_bytes, ev.number_of_evlrs, true, &url)?;
+            let mut kept = Vec::new();
+            let mut n = 0u32;
+            for (a, b, user, record) in &spans {
+                if !(user == COPC_USER && *record == COPC_HIERARCHY) {
+                    kept.extend_from_slice(&evlr_bytes[*a..*b]);
+                    n += 1;
+                }
+            }
+            ev.number_of_evlrs = n;
+            evlr_bytes = kept;
+        }
+    } else {
+        vlr_bytes = head[header_size..].to_vec();
+    }
+    let evlrs = &evlr_bytes[..];
     let format = header.point_data_record_format & 0x3f;
     let len = usize::from(header.point_data_record_length);
     if len < 20 {
@@ -583,15 +902,14 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     // The point section: points (LAS), or offset + chunks + table (LAZ).
     let section: Vec<u8> = match &d.chunks {
         None => {
-            if data.len() % len != 0 {
+            if !data.len().is_multiple_of(len) {
                 return Err(slice.invalid("the point range is not a whole number of points"));
             }
             stats.add(data, len, format);
             data.to_vec()
         }
         Some(chunks) => {
-            let vlrs = &head[header_size..];
-            let vlr = laszip_vlr(vlrs, header.number_of_variable_length_records, &url)?
+            let vlr = laszip_vlr(&vlr_bytes, header.number_of_variable_length_records, &url)?
                 .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
             let mut table = ChunkTable::with_capacity(chunks.points.len());
             for (p, b) in chunks.points.iter().zip(&chunks.bytes) {
@@ -627,7 +945,11 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     stats.patch(&mut header, format);
     if let Some(e) = header.evlr.as_mut() {
-        e.start_of_first_evlr = u64::from(header.offset_to_point_data) + section.len() as u64;
+        e.start_of_first_evlr = if e.number_of_evlrs == 0 {
+            0
+        } else {
+            u64::from(header.offset_to_point_data) + section.len() as u64
+        };
     }
     let mut h = Vec::with_capacity(header_size);
     header
@@ -641,10 +963,10 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     let w = |e: std::io::Error| Error::io("writing the slice", e);
     out.write_all(&h).map_err(w)?;
-    out.write_all(&head[header_size..]).map_err(w)?;
+    out.write_all(&vlr_bytes).map_err(w)?;
     out.write_all(&section).map_err(w)?;
     out.write_all(evlrs).map_err(w)?;
-    Ok((head.len() + section.len() + evlrs.len()) as u64)
+    Ok((h.len() + vlr_bytes.len() + section.len() + evlrs.len()) as u64)
 }
 
 /// Decode the chunks in `section` (offset + chunks + table) and add the
@@ -674,12 +996,14 @@ fn decode_stats(
 
 impl SliceFormat for LasFormat {
     fn names(&self) -> &'static [&'static str] {
-        &["las", "laz"]
+        &["las", "laz", "copc"]
     }
 
     fn detect(&self, object_name: &str) -> Option<&'static str> {
         let lower = object_name.to_ascii_lowercase();
-        if lower.ends_with(".las") {
+        if lower.ends_with(".copc.laz") {
+            Some("copc")
+        } else if lower.ends_with(".las") {
             Some("las")
         } else if lower.ends_with(".laz") {
             Some("laz")

@@ -427,3 +427,175 @@ async fn bad_point_clouds_are_refused() {
     let e = registry.plan(&index, Plan::Count(0)).unwrap_err();
     assert!(matches!(&e, Error::InvalidStrategy { .. }), "{e}");
 }
+
+/// A COPC file of `n` points: each point in a node of level 0 to 2 whose
+/// cube holds it; one chunk per node, nodes in key order; the hierarchy in
+/// one page. Returns the file and each point's node key.
+fn copc_file(n: usize, seed: u64) -> (Vec<u8>, Vec<[i32; 4]>) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    // Points in [0, 1000) x [0, 1000) x [0, 100) (scale 0.01, offset 0).
+    type Placed = ([i32; 4], (i32, i32, i32, u8, u8), usize);
+    let mut pts: Vec<Placed> = (0..n)
+        .map(|i| {
+            let (x, y, z) = (next() % 100_000, next() % 100_000, next() % 10_000);
+            let level = (next() % 3) as i32;
+            let cells = 1i64 << level;
+            let key = [
+                level,
+                (i64::from(x) * cells / 100_000) as i32,
+                (i64::from(y) * cells / 100_000) as i32,
+                (i64::from(z) * cells / 100_000) as i32,
+            ];
+            (key, (x as i32, y as i32, z as i32, 1, 1), i)
+        })
+        .collect();
+    pts.sort_by_key(|p| (p.0, p.2));
+    let c = Cloud {
+        minor: 4,
+        format: 6,
+        points: pts.iter().map(|p| p.1).collect(),
+        evlr: false,
+    };
+    let keys: Vec<[i32; 4]> = pts.iter().map(|p| p.0).collect();
+    // Chunk ends: after the last point of each node.
+    let ends: Vec<usize> = (1..=n)
+        .filter(|&i| i == n || keys[i] != keys[i - 1])
+        .collect();
+    let las = file(&c, &Store::Variable(ends.clone()));
+    // Rebuild with the COPC info VLR first and the hierarchy EVLR last.
+    let mut h = raw::Header::read_from(&las[..]).unwrap();
+    let old_vlrs = las[usize::from(h.header_size)..h.offset_to_point_data as usize].to_vec();
+    let points_start = h.offset_to_point_data as usize;
+    let info_len = 54 + 160;
+    let mut info = Vec::new();
+    for v in [500.0f64, 500.0, 500.0, 500.0, 1.0] {
+        info.extend_from_slice(&v.to_le_bytes());
+    }
+    let body_end = las.len();
+    let new_points_start = points_start + info_len;
+    // Chunk table: find the chunks (offsets shift by the info VLR).
+    let at = i64::from_le_bytes(las[points_start..points_start + 8].try_into().unwrap()) as usize;
+    let table = laz::laszip::ChunkTable::read(&mut Cursor::new(&las[at..]), true).unwrap();
+    let evlr_at = body_end + info_len;
+    let hier_at = evlr_at + 60;
+    let mut page = Vec::new();
+    let mut off = (new_points_start + 8) as u64;
+    for (k, e) in table.as_ref().iter().enumerate() {
+        let key = keys[ends[k] - 1];
+        for v in key {
+            page.extend_from_slice(&v.to_le_bytes());
+        }
+        page.extend_from_slice(&off.to_le_bytes());
+        page.extend_from_slice(&(e.byte_count as i32).to_le_bytes());
+        page.extend_from_slice(&(e.point_count as i32).to_le_bytes());
+        off += e.byte_count;
+    }
+    info.extend_from_slice(&(hier_at as u64).to_le_bytes());
+    info.extend_from_slice(&(page.len() as u64).to_le_bytes());
+    info.extend_from_slice(&0f64.to_le_bytes());
+    info.extend_from_slice(&1e9f64.to_le_bytes());
+    info.resize(160, 0);
+    let mut out = Vec::new();
+    h.offset_to_point_data += info_len as u32;
+    h.number_of_variable_length_records += 1;
+    h.evlr = Some(raw::header::Evlr {
+        start_of_first_evlr: evlr_at as u64,
+        number_of_evlrs: 1,
+    });
+    h.write_to(&mut out).unwrap();
+    out.extend(vlr_bytes("copc", 1, &info, false));
+    out.extend(old_vlrs);
+    let mut section = las[points_start..body_end].to_vec();
+    let new_at = (at + info_len) as i64;
+    section[..8].copy_from_slice(&new_at.to_le_bytes());
+    out.extend(section);
+    assert_eq!(out.len(), evlr_at);
+    out.extend(vlr_bytes("copc", 1000, &page, true));
+    (out, keys)
+}
+
+#[tokio::test]
+async fn copc_plans_hold_every_point_once_and_levels_their_nodes() {
+    let (bytes, keys) = copc_file(3000, 7);
+    let (_, original) = read_points(&bytes);
+    let obj = put("memory://copc/cloud.copc.laz", bytes).await;
+    let formats = Registry::builtin();
+    let index = formats.index(&obj).await.expect("index");
+    assert_eq!(index.format, "copc");
+    let by_time = |pts: &[las::Point]| {
+        let mut v: Vec<u64> = pts.iter().map(|p| p.gps_time.unwrap().to_bits()).collect();
+        v.sort_unstable();
+        v
+    };
+    let fetch_all = |slices: Vec<AnySlice>| {
+        let formats = formats.clone();
+        let obj = obj.clone();
+        async move {
+            let mut all = Vec::new();
+            for s in &slices {
+                let out = formats.fetch(s, &obj).await.expect("fetch");
+                let (h, pts) = read_points(&out);
+                assert_eq!(pts.len() as u64, s.record_count);
+                assert_eq!(h.number_of_points(), pts.len() as u64);
+                assert!(
+                    !h.vlrs()
+                        .iter()
+                        .chain(h.evlrs())
+                        .any(|v| v.user_id == "copc"),
+                    "COPC VLRs dropped"
+                );
+                assert!(
+                    h.vlrs().iter().any(|v| v.user_id == "tessera-test"),
+                    "other VLRs kept"
+                );
+                all.extend(pts);
+            }
+            all
+        }
+    };
+    // Count: the points in order.
+    let all = fetch_all(formats.plan(&index, Plan::Count(4)).unwrap()).await;
+    assert_eq!(all, original);
+    // Grid: every point exactly once.
+    let grid = formats
+        .plan(
+            &index,
+            Plan::Grid {
+                columns: 3,
+                rows: 2,
+            },
+        )
+        .unwrap();
+    assert!(grid.len() > 1 && grid.len() <= 6);
+    let all = fetch_all(grid).await;
+    assert_eq!(by_time(&all), by_time(&original));
+    // Level 1: exactly the points of level-1 nodes.
+    let want: Vec<las::Point> = original
+        .iter()
+        .zip(&keys)
+        .filter(|(_, k)| k[0] == 1)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let level = formats
+        .plan(&index, Plan::Level { level: 1, count: 2 })
+        .unwrap();
+    assert_eq!(level.len(), 2);
+    assert_eq!(fetch_all(level).await, want);
+    let e = formats
+        .plan(&index, Plan::Level { level: 9, count: 2 })
+        .unwrap_err();
+    assert!(matches!(&e, Error::Unsupported { .. }), "{e}");
+    // A plain LAZ named as COPC is refused clearly.
+    let plain = file(&some_cloud(100, 4, 6), &Store::Fixed(30));
+    let obj = put("memory://copc/plain.copc.laz", plain).await;
+    let e = formats.index(&obj).await.unwrap_err();
+    assert!(e.to_string().contains("COPC info VLR"), "{e}");
+}
