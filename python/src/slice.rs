@@ -448,9 +448,11 @@ impl PySlice {
         list.call_method0("__iter__")
     }
 
-    /// The slice's records as a `pyarrow.Table` (CSV, TSV and JSON Lines).
-    /// Column types are inferred from the slice unless `schema` is given:
-    /// give it when every slice must have the same types.
+    /// The slice's records as a `pyarrow.Table`: CSV, TSV and JSON Lines
+    /// rows (column types inferred from the slice unless `schema` is given:
+    /// give it when every slice must have the same types), or a point
+    /// cloud's points (`x`, `y`, `z` scaled, intensity, returns,
+    /// classification, scan angle, user data, point source, GPS time).
     #[pyo3(signature = (*, schema=None, store=None, **kw))]
     fn to_arrow<'py>(
         &self,
@@ -460,6 +462,17 @@ impl PySlice {
         kw: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
+        if matches!(self.inner.format.as_str(), "las" | "laz" | "copc") {
+            if schema.is_some() {
+                return Err(Raised::invalid("a point cloud slice has a fixed schema").into());
+            }
+            let data = self.fetch_bytes(py, store.as_ref())?;
+            let name = format!("{} (slice {})", self.inner.url, self.inner.slice);
+            let batch = detached(py, move || {
+                tessera_slice::points_to_arrow(&data, &name).py()
+            })?;
+            return table_to_py(py, vec![batch.clone()], batch.schema());
+        }
         let (_, format) = self.text("to_arrow")?;
         if !matches!(
             format,

@@ -1029,3 +1029,51 @@ impl SliceFormat for LasFormat {
         Box::pin(fetch(slice, object, out))
     }
 }
+
+/// The points of a LAS or LAZ file (a fetched slice) as an Arrow record
+/// batch: `x`, `y`, `z` (scaled), `intensity`, `return_number`,
+/// `number_of_returns`, `classification`, `scan_angle` (degrees),
+/// `user_data`, `point_source_id`, and `gps_time` when the point format has
+/// it. `name` names the file in errors.
+pub fn points_to_arrow(bytes: &[u8], name: &str) -> Result<arrow_array::RecordBatch> {
+    use arrow_array::{ArrayRef, Float32Array, Float64Array, RecordBatch, UInt16Array, UInt8Array};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let mut reader = las::Reader::new(Cursor::new(bytes.to_vec()))
+        .map_err(|e| invalid(name, format!("cannot read it: {e}")))?;
+    let pts = reader
+        .read_all()
+        .map_err(|e| invalid(name, format!("cannot read its points: {e}")))?;
+    let f64s = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+    let mut fields = vec![
+        Field::new("x", DataType::Float64, false),
+        Field::new("y", DataType::Float64, false),
+        Field::new("z", DataType::Float64, false),
+        Field::new("intensity", DataType::UInt16, false),
+        Field::new("return_number", DataType::UInt8, false),
+        Field::new("number_of_returns", DataType::UInt8, false),
+        Field::new("classification", DataType::UInt8, false),
+        Field::new("scan_angle", DataType::Float32, false),
+        Field::new("user_data", DataType::UInt8, false),
+        Field::new("point_source_id", DataType::UInt16, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        f64s(pts.x().collect()),
+        f64s(pts.y().collect()),
+        f64s(pts.z().collect()),
+        Arc::new(UInt16Array::from_iter_values(pts.intensity())),
+        Arc::new(UInt8Array::from_iter_values(pts.return_number())),
+        Arc::new(UInt8Array::from_iter_values(pts.number_of_returns())),
+        Arc::new(UInt8Array::from_iter_values(pts.classification())),
+        Arc::new(Float32Array::from_iter_values(pts.scan_angle_degrees())),
+        Arc::new(UInt8Array::from_iter_values(pts.user_data())),
+        Arc::new(UInt16Array::from_iter_values(pts.point_source_id())),
+    ];
+    if let Some(t) = pts.gps_time() {
+        fields.push(Field::new("gps_time", DataType::Float64, false));
+        columns.push(f64s(t.collect()));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::internal(format!("cannot build the point batch: {e}")))
+}

@@ -76,7 +76,7 @@ pub use index::{
     sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
-pub use las::LasFormat;
+pub use las::{points_to_arrow, LasFormat};
 pub use plugin::{
     pick_any_slice, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny, IndexRequest,
     Registry, SliceFormat,

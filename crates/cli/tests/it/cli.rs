@@ -90,6 +90,23 @@ fn quickstart_runs_and_reruns() {
     ]));
     let o = ok(tessera(dir.path()).args(["slice", "get", "r.json", "--slice", "1"]));
     assert_eq!(stdout(&o).lines().count(), 5000 * 4);
+    // The point cloud step: four standalone LAS files of 5,000 points.
+    let out = stdout(&ok(tessera(dir.path()).arg("quickstart")));
+    assert!(out.contains("20000 points"), "{out}");
+    assert!(out.contains("slice 3: points 15000..20000"), "{out}");
+    ok(tessera(dir.path()).args([
+        "slice",
+        "get",
+        "tessera-data/tile-slices.json",
+        "--slice",
+        "2",
+        "-o",
+        "part2.las",
+    ]));
+    let part = std::fs::read(dir.path().join("part2.las")).unwrap();
+    assert_eq!(&part[..4], b"LASF");
+    let points = u64::from_le_bytes(part[247..255].try_into().unwrap());
+    assert_eq!(points, 5000, "the 1.4 header's point count");
 }
 
 #[test]
