@@ -190,13 +190,15 @@ impl PyIndex {
 /// Index an object in one pass and save the index beside it (or under
 /// `index_store`).
 #[pyfunction]
-#[pyo3(signature = (url, format=None, *, spacing=None, header=true, index_store=None, store=None))]
+#[pyo3(signature = (url, format=None, *, spacing=None, header=true, spatial=false, index_store=None, store=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn index(
     py: Python<'_>,
     url: &str,
     format: Option<&str>,
     spacing: Option<Bound<'_, PyAny>>,
     header: bool,
+    spatial: bool,
     index_store: Option<String>,
     store: Option<PyRef<'_, PyStoreOptions>>,
 ) -> PyResult<PyIndex> {
@@ -214,7 +216,10 @@ pub fn index(
     let (index, location) = block_on(py, async move {
         let object = Location::open(&url, &o).await.py()?;
         let registry = Registry::builtin();
-        let mut build = registry.index(&object).with_header(header);
+        let mut build = registry
+            .index(&object)
+            .with_header(header)
+            .with_spatial(spatial);
         if let Some(f) = format {
             build = build.with_format(f);
         }

@@ -652,6 +652,7 @@ def index(
     *,
     spacing: Union[int, str, None] = None,
     header: bool = True,
+    spatial: bool = False,
     index_store: Optional[str] = None,
     store: Optional[StoreOptions] = None,
     **kw: Any,
@@ -660,9 +661,12 @@ def index(
     ``index_store``): text formats (CSV, TSV, text, JSON Lines, FASTA,
     FASTQ, VCF; plain, gzip or BGZF) in one pass; LAS/LAZ point clouds and
     Cloud-Optimized GeoTIFFs (``cog``) from their headers and tables with a
-    few ranged reads. ``format`` is guessed from the name when not given."""
+    few ranged reads. ``format`` is guessed from the name when not given.
+    ``spatial=True`` (LAS/LAZ) also reads every point once to record where
+    the points lie, so that ``plan(grid=(columns, rows))`` can cut the
+    cloud into cells."""
     return _tessera.index(
-        _path(url), format, spacing=spacing, header=header, index_store=index_store,
+        _path(url), format, spacing=spacing, header=header, spatial=spatial, index_store=index_store,
         store=_store(store, kw),
     )
 

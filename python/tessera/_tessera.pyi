@@ -137,7 +137,7 @@ class Slice:
 
 def index(
     url: str, format: Optional[str] = None, *, spacing: int | str | None = None, header: bool = True,
-    index_store: Optional[str] = None, store: Optional[StoreOptions] = None,
+    spatial: bool = False, index_store: Optional[str] = None, store: Optional[StoreOptions] = None,
 ) -> Index: ...
 def open_index(url: str, *, index_store: Optional[str] = None, store: Optional[StoreOptions] = None) -> Index: ...
 def plan(

@@ -135,6 +135,10 @@ pub struct IndexArgs {
     /// BGZF: also write a bgzip-compatible KEY.gzi.
     #[arg(long)]
     pub gzi: bool,
+    /// LAS/LAZ: also read every point once to record where the points lie,
+    /// so that `tessera slice --grid` can cut the cloud into cells.
+    #[arg(long)]
+    pub spatial: bool,
 }
 
 #[derive(Args, Debug)]

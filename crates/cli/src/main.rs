@@ -70,7 +70,7 @@ async fn run(args: cli::Cli, opts: &StoreOptions) -> anyhow::Result<i32> {
         cli::Command::Datasets(c) => datasets::admin(c, opts).await,
         cli::Command::Serve(a) => serve::run(a, opts).await,
         cli::Command::Index(a) => slice::index(a, opts, quiet).await,
-        cli::Command::Slice(a) => slice::run(a, opts).await,
+        cli::Command::Slice(a) => slice::run(a, opts, quiet).await,
         cli::Command::Quickstart(a) => quickstart::run(a, opts).await,
     }
 }

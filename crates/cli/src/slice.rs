@@ -69,6 +69,9 @@ pub async fn index(args: IndexArgs, opts: &StoreOptions, quiet: bool) -> Result<
     if let Some(name) = name.filter(|n| !is_text(&registry, n)) {
         return index_other(&registry, name, &object, &args, opts, quiet).await;
     }
+    if args.spatial {
+        bail!("--spatial applies to LAS and LAZ point clouds");
+    }
     let mut build = Index::build(&object).with_header(!args.no_header);
     if let Some(f) = &args.format {
         let format = f
@@ -155,10 +158,14 @@ async fn index_other(
     if args.fai || args.gzi || args.no_header || args.spacing.is_some() {
         bail!("--fai, --gzi, --no-header and --spacing apply to text formats, not to {name}");
     }
+    if args.spatial && !matches!(name, "las" | "laz") {
+        bail!("--spatial applies to LAS and LAZ (COPC and COG plans know where their nodes and tiles lie)");
+    }
     let started = std::time::Instant::now();
     let index = registry
         .index(object)
         .with_format(name)
+        .with_spatial(args.spatial)
         .await
         .map_err(|e| explain(e, &args.url))?;
     let store = index_store(&args.index_store, opts).await?;
@@ -183,7 +190,7 @@ fn fai_location(object: &Location, store: Option<&Location>) -> Result<Location>
     Ok(sidecar(object, store, ".fai")?)
 }
 
-pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
+pub async fn run(args: SliceArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     if let Some(SliceCommand::Get(get)) = args.command {
         return fetch(get, opts).await;
     }
@@ -231,13 +238,16 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions) -> Result<i32> {
     match &args.output {
         Some(path) => {
             write_atomic(path, &json)?;
-            eprintln!(
-                "{} slices of {} ({} records) → {}",
-                slices.len(),
-                object.url(),
-                index.records,
-                path.display()
-            );
+            if !quiet {
+                let n = slices.len();
+                let records: u64 = slices.iter().map(|s| s.record_count).sum();
+                eprintln!(
+                    "{n} slice{} of {} ({records} records) → {}",
+                    if n == 1 { "" } else { "s" },
+                    object.url(),
+                    path.display()
+                );
+            }
         }
         None => write_stdout(&json)?,
     }

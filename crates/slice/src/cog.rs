@@ -562,14 +562,31 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         | Strategy::Grid { rows: 0, .. }
         | Strategy::Level { count: 0, .. } => return Err(Error::InvalidStrategy { strategy }),
         Strategy::Count(n) => {
-            let n = u32::try_from(n).unwrap_or(u32::MAX);
-            let r = n.min(down);
-            let c = n.div_ceil(r).min(across);
-            (even(across, c), even(down, r))
+            // The grid of at most `down` rows and `across` columns nearest
+            // `n` windows, not fewer when that can be helped (a worker
+            // asked for is not left idle); fewer columns on a tie (rows of
+            // tiles lie together in a COG).
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
+            let reach = n.min(u64::from(across) * u64::from(down));
+            let mut best = ((true, u64::MAX, u32::MAX), 1, 1);
+            for r in 1..=u64::from(down).min(n) {
+                for c in [n / r, n.div_ceil(r)] {
+                    let c = c.clamp(1, u64::from(across));
+                    let key = (c * r < reach, (c * r).abs_diff(n), c as u32);
+                    if key < best.0 {
+                        best = (key, c as u32, r as u32);
+                    }
+                }
+            }
+            (even(across, best.1), even(down, best.2))
         }
         Strategy::Grid { columns, rows } => (even(across, columns), even(down, rows)),
         Strategy::Records(k) => {
-            let k = u32::try_from(k).unwrap_or(u32::MAX);
+            // A record is a stored tile: a window position holds one per
+            // band when the bands are stored apart.
+            let k = u32::try_from(k / u64::from(ifd.planes))
+                .unwrap_or(u32::MAX)
+                .max(1);
             if k >= across {
                 let per = k / across;
                 (
@@ -702,23 +719,32 @@ fn window_tags(ifd: &Ifd, full: &Ifd, o: Order, x0: u32, y0: u32) -> Result<Vec<
                 doubles_tag(MODEL_TRANSFORMATION, &m, o),
             );
         }
-    } else if let (Some(mut scale), Some(mut tie)) = (
-        tags.get(&MODEL_PIXEL_SCALE).and_then(|t| raw_doubles(t, o)),
-        tags.get(&MODEL_TIEPOINT).and_then(|t| raw_doubles(t, o)),
-    ) {
-        if scale.len() >= 2 && tie.len() == 6 {
-            scale[0] *= sx;
-            scale[1] *= sy;
-            // Raster point (I, J) is at model (X, Y); the window's (0, 0) is
-            // raster (x0, y0) of this image, in full-resolution pixels I' = x0 sx.
-            let (i, j) = (tie[0], tie[1]);
-            tie[3] += (x0 * sx - i) * (scale[0] / sx);
-            tie[4] -= (y0 * sy - j) * (scale[1] / sy);
-            tie[0] = 0.0;
-            tie[1] = 0.0;
-            tags.insert(MODEL_PIXEL_SCALE, doubles_tag(MODEL_PIXEL_SCALE, &scale, o));
-            tags.insert(MODEL_TIEPOINT, doubles_tag(MODEL_TIEPOINT, &tie, o));
+    } else if let Some(mut tie) = tags.get(&MODEL_TIEPOINT).and_then(|t| raw_doubles(t, o)) {
+        let scale = tags.get(&MODEL_PIXEL_SCALE).and_then(|t| raw_doubles(t, o));
+        match scale {
+            Some(mut scale) if scale.len() >= 2 && tie.len() == 6 => {
+                // One tie point and a pixel size: raster point (I, J) is at
+                // model (X, Y); move it to the window's (0, 0), which is
+                // full-resolution pixel (x0 sx, y0 sy).
+                let (i, j) = (tie[0], tie[1]);
+                tie[3] += (x0 * sx - i) * scale[0];
+                tie[4] -= (y0 * sy - j) * scale[1];
+                tie[0] = 0.0;
+                tie[1] = 0.0;
+                scale[0] *= sx;
+                scale[1] *= sy;
+                tags.insert(MODEL_PIXEL_SCALE, doubles_tag(MODEL_PIXEL_SCALE, &scale, o));
+            }
+            _ => {
+                // Ground control points: each keeps its model point and
+                // moves to the window's (and level's) raster coordinates.
+                for gcp in tie.chunks_exact_mut(6) {
+                    gcp[0] = gcp[0] / sx - x0;
+                    gcp[1] = gcp[1] / sy - y0;
+                }
+            }
         }
+        tags.insert(MODEL_TIEPOINT, doubles_tag(MODEL_TIEPOINT, &tie, o));
     }
     for t in [
         NEW_SUBFILE_TYPE,

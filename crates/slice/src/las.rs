@@ -104,7 +104,24 @@ struct LasIndex {
     /// COPC only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     copc: Option<Copc>,
+    /// Where the points lie, when indexed with a spatial scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocks: Option<Blocks>,
 }
+
+/// The bounding box of each run of points, from a spatial scan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Blocks {
+    /// Points per block (LAS); 0 when a block is a LAZ chunk.
+    points: u64,
+    /// Each block's raw (unscaled) min x, min y, max x, max y.
+    boxes: Vec<[i32; 4]>,
+}
+
+/// Points per block of a LAS spatial scan.
+const BLOCK_POINTS: u64 = 4096;
+/// Bytes read at a time by a spatial scan.
+const SCAN_READ: u64 = 8 << 20;
 
 /// A COPC file's octree.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,6 +165,10 @@ struct LasSlice {
     head: [u64; 2],
     /// The slice's points (LAS) or chunks (LAZ), as byte ranges in order.
     data: Vec<[u64; 2]>,
+    /// Grid plans: the cell, raw (unscaled) coordinates, half-open: the
+    /// slice holds the points of `data` with `x0 <= x < x1`, `y0 <= y < y1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cell: Option<[i64; 4]>,
     /// COPC: leave out the COPC VLR and hierarchy EVLR.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     drop_copc: bool,
@@ -303,6 +324,25 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     } else {
         None
     };
+    let blocks = if req.spatial && copc.is_none() {
+        Some(
+            scan_blocks(
+                req.object,
+                &url,
+                etag,
+                size,
+                point_data,
+                record_length,
+                points,
+                chunks.as_ref(),
+                laz.as_ref(),
+                &*req.progress,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let detail = LasIndex {
         version: format!("{}.{}", header.version.major, header.version.minor),
         point_format: header.point_data_record_format & 0x3f,
@@ -321,8 +361,124 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
         ],
         laz: chunks,
         copc,
+        blocks,
     };
     AnyIndex::new(req.object, req.meta, req.format, points, &detail)
+}
+
+/// Grow a raw bounding box by point records of `len` bytes.
+fn grow(b: &mut [i32; 4], records: &[u8], len: usize) {
+    for p in records.chunks_exact(len) {
+        let x = i32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+        let y = i32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        b[0] = b[0].min(x);
+        b[1] = b[1].min(y);
+        b[2] = b[2].max(x);
+        b[3] = b[3].max(y);
+    }
+}
+
+const EMPTY_BOX: [i32; 4] = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
+
+/// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
+/// each one's points and bytes) into point records.
+fn decode_chunks(
+    data: &[u8],
+    points: &[u64],
+    bytes: &[u64],
+    vlr: &LazVlr,
+    selection: DecompressionSelection,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut table = ChunkTable::with_capacity(points.len());
+    for (p, b) in points.iter().zip(bytes) {
+        table.push(ChunkTableEntry {
+            point_count: *p,
+            byte_count: *b,
+        });
+    }
+    let mut section = Vec::with_capacity(data.len() + 16 + 8 * points.len());
+    section.extend_from_slice(&(8 + data.len() as u64).to_le_bytes());
+    section.extend_from_slice(data);
+    table
+        .write_to(&mut section, vlr)
+        .map_err(|e| e.to_string())?;
+    let n: u64 = points.iter().sum();
+    let mut out = vec![0u8; n as usize * vlr.items_size() as usize];
+    let mut dec = LasZipDecompressor::selective(Cursor::new(&section[..]), vlr.clone(), selection)
+        .map_err(|e| e.to_string())?;
+    dec.decompress_many(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// The spatial scan: each block's raw bounding box (LAS: blocks of
+/// [`BLOCK_POINTS`] points; LAZ: chunks), reading the points once.
+#[allow(clippy::too_many_arguments)]
+async fn scan_blocks(
+    object: &Location,
+    url: &str,
+    etag: Option<&str>,
+    size: u64,
+    point_data: u64,
+    record_length: u64,
+    points: u64,
+    chunks: Option<&LazChunks>,
+    vlr: Option<&LazVlr>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Blocks> {
+    let len = record_length as usize;
+    match (chunks, vlr) {
+        (Some(c), Some(vlr)) => {
+            let mut boxes = Vec::with_capacity(c.points.len());
+            let starts = chunk_starts(c, point_data);
+            let mut i = 0;
+            while i < c.points.len() {
+                // A run of chunks of about SCAN_READ bytes, read at once.
+                let mut j = i + 1;
+                let mut run = c.bytes[i];
+                while j < c.points.len() && run + c.bytes[j] <= SCAN_READ {
+                    run += c.bytes[j];
+                    j += 1;
+                }
+                let data = read_at(object, url, etag, size, starts[i], starts[i] + run).await?;
+                let sel = DecompressionSelection::xy_returns_channel();
+                let records = decode_chunks(&data, &c.points[i..j], &c.bytes[i..j], vlr, sel)
+                    .map_err(|e| invalid(url, format!("chunks {i}..{j} do not decode: {e}")))?;
+                let mut at = 0usize;
+                for k in i..j {
+                    let n = c.points[k] as usize * len;
+                    let mut b = EMPTY_BOX;
+                    grow(&mut b, &records[at..at + n], len);
+                    boxes.push(b);
+                    at += n;
+                }
+                progress(starts[i] + run);
+                i = j;
+            }
+            Ok(Blocks { points: 0, boxes })
+        }
+        _ => {
+            let block_bytes = BLOCK_POINTS * record_length;
+            let per_read = (SCAN_READ / block_bytes).max(1) * block_bytes;
+            let end = point_data + points * record_length;
+            let mut boxes = Vec::with_capacity(points.div_ceil(BLOCK_POINTS) as usize);
+            let mut at = point_data;
+            while at < end {
+                let to = (at + per_read).min(end);
+                let data = read_at(object, url, etag, size, at, to).await?;
+                for block in data.chunks(block_bytes as usize) {
+                    let mut b = EMPTY_BOX;
+                    grow(&mut b, block, len);
+                    boxes.push(b);
+                }
+                progress(to);
+                at = to;
+            }
+            Ok(Blocks {
+                points: BLOCK_POINTS,
+                boxes,
+            })
+        }
+    }
 }
 
 /// Read a COPC file's info VLR and hierarchy: every node with points, and
@@ -592,6 +748,9 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
     }
     let len = u64::from(d.record_length);
     let head = [0, d.point_data];
+    if let (Strategy::Grid { columns, rows }, Some(blocks)) = (strategy, &d.blocks) {
+        return grid_plan(index, &d, blocks, columns, rows);
+    }
     let mut out = Vec::new();
     match &d.laz {
         None => {
@@ -624,6 +783,7 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                 let detail = LasSlice {
                     head,
                     data: vec![[d.point_data + w[0] * len, d.point_data + w[1] * len]],
+                    cell: None,
                     drop_copc: false,
                     evlrs: d.evlrs,
                     chunks: None,
@@ -656,6 +816,7 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                 let detail = LasSlice {
                     head,
                     data,
+                    cell: None,
                     drop_copc: true,
                     evlrs: d.evlrs,
                     chunks: Some(LazChunks {
@@ -679,6 +840,7 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                 let detail = LasSlice {
                     head,
                     data: vec![[first_byte, first_byte + bytes]],
+                    cell: None,
                     drop_copc: d.copc.is_some(),
                     evlrs: d.evlrs,
                     chunks: Some(LazChunks {
@@ -692,6 +854,110 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                 first_byte += bytes;
             }
         }
+    }
+    Ok(out)
+}
+
+/// Edges of `n` half-open cells over raw coordinates `lo..=hi`.
+fn edges(lo: i32, hi: i32, n: u32) -> Vec<i64> {
+    let span = i64::from(hi) - i64::from(lo) + 1;
+    (0..=i64::from(n))
+        .map(|i| i64::from(lo) + span * i / i64::from(n))
+        .collect()
+}
+
+/// A grid plan from a spatial scan: for each cell, the blocks whose box
+/// meets it; the slice keeps the points of those blocks inside the cell.
+fn grid_plan(
+    index: &AnyIndex,
+    d: &LasIndex,
+    blocks: &Blocks,
+    columns: u32,
+    rows: u32,
+) -> Result<Vec<AnySlice>> {
+    if columns == 0 || rows == 0 {
+        return Err(Error::InvalidStrategy {
+            strategy: Strategy::Grid { columns, rows },
+        });
+    }
+    let used: Vec<&[i32; 4]> = blocks.boxes.iter().filter(|b| b[0] <= b[2]).collect();
+    let Some(first) = used.first() else {
+        return Ok(Vec::new());
+    };
+    let mut all = **first;
+    for b in &used {
+        all = [
+            all[0].min(b[0]),
+            all[1].min(b[1]),
+            all[2].max(b[2]),
+            all[3].max(b[3]),
+        ];
+    }
+    let (xs, ys) = (edges(all[0], all[2], columns), edges(all[1], all[3], rows));
+    let len = u64::from(d.record_length);
+    let n = index.records;
+    // Each block: its byte range and points; LAZ also its chunk's sizes.
+    let block = |i: usize| -> ([u64; 2], u64) {
+        match &d.laz {
+            None => {
+                let a = i as u64 * blocks.points;
+                let b = (a + blocks.points).min(n);
+                ([d.point_data + a * len, d.point_data + b * len], b - a)
+            }
+            Some(laz) => {
+                let start = d.point_data + 8 + laz.bytes[..i].iter().sum::<u64>();
+                ([start, start + laz.bytes[i]], laz.points[i])
+            }
+        }
+    };
+    let mut cells = Vec::new();
+    for r in 0..rows as usize {
+        for c in 0..columns as usize {
+            let cell = [xs[c], ys[r], xs[c + 1], ys[r + 1]];
+            let hits: Vec<usize> = (0..blocks.boxes.len())
+                .filter(|&i| {
+                    let b = blocks.boxes[i];
+                    b[0] <= b[2]
+                        && i64::from(b[0]) < cell[2]
+                        && i64::from(b[2]) >= cell[0]
+                        && i64::from(b[1]) < cell[3]
+                        && i64::from(b[3]) >= cell[1]
+                })
+                .collect();
+            if !hits.is_empty() {
+                cells.push((cell, hits));
+            }
+        }
+    }
+    let total = cells.len();
+    let mut out = Vec::with_capacity(total);
+    for (k, (cell, hits)) in cells.into_iter().enumerate() {
+        let mut data: Vec<[u64; 2]> = Vec::new();
+        let mut candidates = 0;
+        for &i in &hits {
+            let (r, p) = block(i);
+            candidates += p;
+            match data.last_mut() {
+                Some(last) if last[1] == r[0] => last[1] = r[1],
+                _ => data.push(r),
+            }
+        }
+        let chunks = d.laz.as_ref().map(|laz| LazChunks {
+            variable: laz.variable,
+            points: hits.iter().map(|&i| laz.points[i]).collect(),
+            bytes: hits.iter().map(|&i| laz.bytes[i]).collect(),
+        });
+        let detail = LasSlice {
+            head: [0, d.point_data],
+            data,
+            cell: Some(cell),
+            drop_copc: false,
+            evlrs: d.evlrs,
+            chunks,
+        };
+        // The count is the points read; the slice file's header has the
+        // exact number inside the cell.
+        out.push(index.slice(k, total, 0, candidates, &detail)?);
     }
     Ok(out)
 }
@@ -900,15 +1166,33 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     let mut stats = Stats::new();
     // The point section: points (LAS), or offset + chunks + table (LAZ).
-    let section: Vec<u8> = match &d.chunks {
-        None => {
+    let inside = |p: &[u8], c: &[i64; 4]| {
+        let x = i64::from(i32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+        let y = i64::from(i32::from_le_bytes([p[4], p[5], p[6], p[7]]));
+        c[0] <= x && x < c[2] && c[1] <= y && y < c[3]
+    };
+    let section: Vec<u8> = match (&d.chunks, d.cell) {
+        (None, None) => {
             if !data.len().is_multiple_of(len) {
                 return Err(slice.invalid("the point range is not a whole number of points"));
             }
             stats.add(data, len, format);
             data.to_vec()
         }
-        Some(chunks) => {
+        (None, Some(cell)) => {
+            if !data.len().is_multiple_of(len) {
+                return Err(slice.invalid("the point range is not a whole number of points"));
+            }
+            let kept: Vec<u8> = data
+                .chunks_exact(len)
+                .filter(|p| inside(p, &cell))
+                .flatten()
+                .copied()
+                .collect();
+            stats.add(&kept, len, format);
+            kept
+        }
+        (Some(chunks), None) => {
             let vlr = laszip_vlr(&vlr_bytes, header.number_of_variable_length_records, &url)?
                 .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
             let mut table = ChunkTable::with_capacity(chunks.points.len());
@@ -936,8 +1220,54 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
             section[..8].copy_from_slice(&at.to_le_bytes());
             section
         }
+        (Some(chunks), Some(cell)) => {
+            // Points of a cell are not whole chunks: decode, keep the
+            // cell's points, compress them again with the file's settings.
+            let vlr = laszip_vlr(&vlr_bytes, header.number_of_variable_length_records, &url)?
+                .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
+            let records = decode_chunks(
+                data,
+                &chunks.points,
+                &chunks.bytes,
+                &vlr,
+                DecompressionSelection::all(),
+            )
+            .map_err(|e| {
+                invalid(
+                    &url,
+                    format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
+                )
+            })?;
+            let kept: Vec<u8> = records
+                .chunks_exact(len)
+                .filter(|p| inside(p, &cell))
+                .flatten()
+                .copied()
+                .collect();
+            stats.add(&kept, len, format);
+            let start = u64::from(header.offset_to_point_data);
+            let mut cur = Cursor::new(Vec::with_capacity(kept.len() / 4 + start as usize));
+            cur.set_position(start);
+            let compress = |cur: &mut Cursor<Vec<u8>>| -> std::io::Result<()> {
+                let mut c = laz::LasZipCompressor::new(cur, vlr.clone())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                if vlr.uses_variable_size_chunks() {
+                    // One chunk per this many points, as the fixed default.
+                    for run in kept.chunks(len * 50_000) {
+                        c.compress_many(run)?;
+                        c.finish_current_chunk()?;
+                    }
+                } else {
+                    c.compress_many(&kept)?;
+                }
+                c.done()
+            };
+            compress(&mut cur)
+                .map_err(|e| Error::internal(format!("cannot compress the cell's points: {e}")))?;
+            cur.into_inner().split_off(start as usize)
+        }
     };
-    if stats.points != slice.record_count {
+    if d.cell.is_none() && stats.points != slice.record_count {
         return Err(slice.invalid(format!(
             "the slice should hold {} points and holds {}",
             slice.record_count, stats.points

@@ -377,6 +377,9 @@ pub struct IndexRequest<'a> {
     pub spacing: Option<u64>,
     /// Whether a text object starts with a header line.
     pub header: bool,
+    /// Whether to also scan the records once to record where they lie in
+    /// space, for grid plans (LAS/LAZ).
+    pub spatial: bool,
     /// Report bytes read so far, now and then.
     pub progress: Arc<dyn Fn(u64) + Send + Sync>,
 }
@@ -388,6 +391,7 @@ impl fmt::Debug for IndexRequest<'_> {
             .field("format", &self.format)
             .field("spacing", &self.spacing)
             .field("header", &self.header)
+            .field("spatial", &self.spatial)
             .finish_non_exhaustive()
     }
 }
@@ -533,6 +537,7 @@ impl Registry {
             format: None,
             spacing: None,
             header: true,
+            spatial: false,
             progress: Arc::new(|_| {}),
         }
     }
@@ -608,6 +613,7 @@ pub struct IndexAny {
     format: Option<String>,
     spacing: Option<u64>,
     header: bool,
+    spatial: bool,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
@@ -639,6 +645,14 @@ impl IndexAny {
     /// Whether a CSV/TSV object starts with a header line (default true).
     pub fn with_header(mut self, header: bool) -> Self {
         self.header = header;
+        self
+    }
+
+    /// Also scan the records once to record where they lie in space, so
+    /// that grid plans can be made from the index (LAS/LAZ: reads every
+    /// point once; other formats ignore it). Default false.
+    pub fn with_spatial(mut self, spatial: bool) -> Self {
+        self.spatial = spatial;
         self
     }
 
@@ -677,6 +691,7 @@ impl IndexAny {
             format: name,
             spacing: self.spacing,
             header: self.header,
+            spatial: self.spatial,
             progress: self.progress.clone(),
         };
         let index = format.index(request).await?;

@@ -66,7 +66,7 @@ impl fmt::Display for Strategy {
             Strategy::Bytes(n) => write!(f, "slices of {n} bytes"),
             Strategy::Records(n) => write!(f, "slices of {n} records"),
             Strategy::Grid { columns, rows } => write!(f, "a {columns}x{rows} grid"),
-            Strategy::Level { level, count } => write!(f, "{count} slices of level {level}"),
+            Strategy::Level { level, count } => write!(f, "level {level} (about {count} slices)"),
         }
     }
 }
@@ -271,7 +271,7 @@ fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
             return Err(Error::unsupported(
                 index.url.clone(),
                 format!(
-                    "{} has no spatial extent or levels to cut by {strategy}",
+                    "{} objects have no spatial extent or levels to cut by ({strategy})",
                     index.format
                 ),
             ))

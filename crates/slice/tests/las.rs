@@ -599,3 +599,80 @@ async fn copc_plans_hold_every_point_once_and_levels_their_nodes() {
     let e = formats.index(&obj).await.unwrap_err();
     assert!(e.to_string().contains("COPC info VLR"), "{e}");
 }
+
+#[tokio::test]
+async fn grid_plans_after_a_spatial_scan_hold_every_point_once() {
+    for (store, name) in [
+        (Store::Las, "grid.las"),
+        (Store::Fixed(700), "grid.laz"),
+        (Store::Variable(vec![100, 2500, 2600]), "grid-var.laz"),
+    ] {
+        let c = Cloud {
+            minor: 4,
+            format: 6,
+            points: (0..9000)
+                .map(|i| ((i * 7919) % 10_007, (i * 104_729) % 9_973, i % 100, 1, 1))
+                .collect(),
+            evlr: true,
+        };
+        let bytes = file(&c, &store);
+        let (_, original) = read_points(&bytes);
+        let obj = put(&format!("memory://las-grid/{name}"), bytes).await;
+        let formats = Registry::builtin();
+        // Without the scan, a grid plan is refused with the way out.
+        let plain = formats.index(&obj).await.unwrap();
+        let e = formats
+            .plan(
+                &plain,
+                Plan::Grid {
+                    columns: 2,
+                    rows: 2,
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(&e, Error::Unsupported { .. }), "{e}");
+        let index = formats.index(&obj).with_spatial(true).await.expect("index");
+        let slices = formats
+            .plan(
+                &index,
+                Plan::Grid {
+                    columns: 3,
+                    rows: 4,
+                },
+            )
+            .unwrap();
+        assert_eq!(slices.len(), 12, "{name}");
+        let mut all: Vec<u64> = Vec::new();
+        for s in &slices {
+            let cell: Vec<i64> = s.detail["cell"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            let out = formats.fetch(s, &obj).await.expect("fetch");
+            let (h, pts) = read_points(&out);
+            assert_eq!(h.number_of_points(), pts.len() as u64);
+            assert!(pts.len() as u64 <= s.record_count);
+            for p in &pts {
+                // Raw coordinates: x = raw * 0.01 + 1000, y = raw * 0.01.
+                let (x, y) = (
+                    ((p.x - 1000.0) / 0.01).round() as i64,
+                    (p.y / 0.01).round() as i64,
+                );
+                assert!(
+                    cell[0] <= x && x < cell[2] && cell[1] <= y && y < cell[3],
+                    "{name}: {x},{y} outside {cell:?}"
+                );
+            }
+            all.extend(pts.iter().map(|p| p.gps_time.unwrap().to_bits()));
+        }
+        let mut want: Vec<u64> = original
+            .iter()
+            .map(|p| p.gps_time.unwrap().to_bits())
+            .collect();
+        all.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(all, want, "{name}: every point in exactly one cell");
+    }
+}
