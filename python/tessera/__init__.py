@@ -694,9 +694,10 @@ def plan(
     """Plan slices of an indexed object from its index alone: exactly one
     of ``count`` (about this many even slices), ``bytes`` (about this many
     stored bytes each), ``records`` (this many records each: LAS/LAZ
-    points, COG tiles) or ``grid`` (COG: ``(columns, rows)`` of tile-aligned
-    windows); ``level`` (COG: an overview level, 0 the full resolution)
-    cuts that level into ``count`` windows. Fetched in order, the slices
+    points, COG tiles) or ``grid`` (``(columns, rows)``: COG tile-aligned
+    windows, COPC nodes, LAS/LAZ points after ``index(..., spatial=True)``);
+    ``level`` (COG: an overview level, 0 the full resolution; COPC: a level
+    of detail) cuts that level into ``count`` slices. Fetched in order, the slices
     give every record exactly once; a LAS/LAZ slice fetches as a standalone
     LAS/LAZ file, a COG slice as a standalone GeoTIFF."""
     return _tessera.plan(

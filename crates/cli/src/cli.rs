@@ -158,11 +158,12 @@ pub struct SliceArgs {
     /// LAZ rounded up to whole chunks; COG: N tiles).
     #[arg(long, value_name = "N", group = "strategy")]
     pub records: Option<u64>,
-    /// COG: tile-aligned windows in a grid of COLSxROWS (e.g. 4x4).
+    /// A grid of COLSxROWS cells (e.g. 4x4): COG tile-aligned windows, COPC
+    /// nodes, LAS/LAZ points (after `tessera index --spatial`).
     #[arg(long, value_name = "COLSxROWS", group = "strategy")]
     pub grid: Option<String>,
     /// COG: cut this overview level (0 is the full resolution) into --count
-    /// windows (default 1).
+    /// windows; COPC: this level of detail in --count slices (default 1).
     #[arg(long, value_name = "L", conflicts_with_all = ["bytes", "records", "grid"])]
     pub level: Option<u32>,
     /// Where the index was written (as given to `tessera index --index-store`).
