@@ -731,10 +731,16 @@ fn cuts(
                 acc += x;
             }
         }
-        Strategy::Grid { .. } | Strategy::Level { .. } => {
+        Strategy::Grid { .. } => {
             return Err(Error::unsupported(
                 url,
-                format!("{format} objects cannot be cut by {strategy} yet (use a count, a byte size or a number of points)"),
+                format!("a {format} object is cut by a grid once it is indexed with a spatial scan (which records where its points lie); this index has none"),
+            ))
+        }
+        Strategy::Level { .. } => {
+            return Err(Error::unsupported(
+                url,
+                format!("a {format} object has no levels of detail (a COPC file has)"),
             ))
         }
     }

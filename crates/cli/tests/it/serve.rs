@@ -77,6 +77,30 @@ fn serves_the_quickstart_store_and_stops_on_sigterm() {
     assert_eq!(st, 400, "the .env limit applies: {body}");
     let (st, body) = http_get(&addr, "/v1/tables/sales/schema");
     assert_eq!(st, 200, "{body}");
+    // A point cloud slice: a LAS file, typed as binary.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /v1/slices/data?object=raw/tile.las&count=4&slice=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert!(head.contains("x-tessera-first-record: 5000"), "{head}");
+    assert_eq!(&raw[split + 4..split + 8], b"LASF");
+    let (st, body) = http_get(
+        &addr,
+        "/v1/slices/data?object=raw/tile.las&grid=2x2&slice=0",
+    );
+    assert_eq!(st, 400, "a grid needs a spatial index: {body}");
+    assert!(body.contains("spatial"), "{body}");
     // SIGTERM: a clean exit.
     // SAFETY: kill(2) takes plain integers and touches no memory of ours;
     // `child` is not yet waited for, so its pid cannot have been reused.
