@@ -10,7 +10,7 @@ use std::time::Instant;
 use base64::Engine;
 use libz_rs_sys as z;
 use serde::{Deserialize, Serialize};
-use tessera_store::{Location, ObjectMeta, PublishMode};
+use tessera_store::{Location, ObjectMeta};
 
 use crate::error::{Error, Result};
 use crate::format::{Compression, RecordFormat};
@@ -229,7 +229,7 @@ impl BuildIndex {
                 }
             })?,
         };
-        let meta = object.head().await.map_err(not_found(&url))?;
+        let meta = crate::plugin::head(&object).await?;
         let started = Instant::now();
         let reader: Box<dyn Read + Send> = match object.local_path() {
             Some(p) => Box::new(
@@ -296,8 +296,7 @@ impl OpenIndex {
     }
 
     async fn run(self) -> Result<Index> {
-        let url = self.object.url();
-        let meta = self.object.head().await.map_err(not_found(&url))?;
+        let meta = crate::plugin::head(&self.object).await?;
         let at = Index::location_for(&self.object, self.index_store.as_ref())?;
         let index = Index::load(&at).await?;
         index.check_current(&meta)?;
@@ -388,11 +387,6 @@ fn record_part(ev: Event) -> (u64, Option<u64>) {
     }
 }
 
-/// The object's identity as an index records it.
-fn describe(size: u64, etag: Option<&str>) -> String {
-    format!("{size} bytes, ETag {}", etag.unwrap_or("none"))
-}
-
 impl Index {
     /// Index `object` in one streaming pass: a [`BuildIndex`] builder.
     pub fn build(object: &Location) -> BuildIndex {
@@ -412,53 +406,23 @@ impl Index {
 
     /// Save the index (replacing an older one).
     pub async fn save(&self, to: &Location) -> Result<()> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| Error::internal(format!("cannot encode the index: {e}")))?;
-        to.publish(json, PublishMode::Overwrite).await?;
-        Ok(())
+        crate::plugin::save_index(self, to).await
     }
 
     /// Read an index; check it is one this version understands.
     pub async fn load(from: &Location) -> Result<Index> {
-        let url = from.url();
-        let bytes = from.read().await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NoIndex { index: url.clone() }
-            } else {
-                Error::Store(e)
-            }
-        })?;
+        let (bytes, url) = crate::plugin::read_index(from).await?;
         Self::from_json(&bytes, &url)
     }
 
     /// Parse an index from JSON (`url` names it in errors).
     pub fn from_json(bytes: &[u8], url: &str) -> Result<Index> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::InvalidIndex {
-            index: url.to_string(),
-            message: format!("not a tessera index: {e}"),
-        })?;
-        if index.tessera_index != INDEX_VERSION {
-            return Err(Error::InvalidIndex {
-                index: url.to_string(),
-                message: format!(
-                    "index format version {} is not supported (this tessera reads version {INDEX_VERSION})",
-                    index.tessera_index
-                ),
-            });
-        }
-        Ok(index)
+        crate::plugin::parse_index(bytes, url, |i: &Index| i.tessera_index)
     }
 
     /// Refuse the index when the object no longer has the size and ETag it recorded.
     pub fn check_current(&self, meta: &ObjectMeta) -> Result<()> {
-        if meta.size != self.size || (self.etag.is_some() && meta.e_tag != self.etag) {
-            return Err(Error::StaleIndex {
-                object: self.url.clone(),
-                indexed: describe(self.size, self.etag.as_deref()),
-                now: describe(meta.size, meta.e_tag.as_deref()),
-            });
-        }
-        Ok(())
+        crate::plugin::check_current(&self.url, self.size, self.etag.as_deref(), meta)
     }
 
     /// The header bytes, decoded.
@@ -556,18 +520,6 @@ pub fn sidecar(
     match index_store {
         None => Ok(object.with_path(key.as_str().into())),
         Some(store) => Ok(store.join(&key)?),
-    }
-}
-
-fn not_found(url: &str) -> impl Fn(tessera_store::Error) -> Error + '_ {
-    move |e| {
-        if e.is_not_found() {
-            Error::NotFound {
-                object: url.to_string(),
-            }
-        } else {
-            Error::Store(e)
-        }
     }
 }
 

@@ -232,16 +232,7 @@ fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
     Ok(None)
 }
 
-async fn read_at(
-    object: &Location,
-    url: &str,
-    etag: Option<&str>,
-    size: u64,
-    a: u64,
-    b: u64,
-) -> Result<bytes::Bytes> {
-    crate::plugin::ranged_get(object, url, etag, size, a, b).await
-}
+use crate::plugin::ranged_get as read_at;
 
 async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     let url = req.object.url();
@@ -1172,11 +1163,6 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     let mut stats = Stats::new();
     // The point section: points (LAS), or offset + chunks + table (LAZ).
-    let inside = |p: &[u8], c: &[i64; 4]| {
-        let x = i64::from(i32::from_le_bytes([p[0], p[1], p[2], p[3]]));
-        let y = i64::from(i32::from_le_bytes([p[4], p[5], p[6], p[7]]));
-        c[0] <= x && x < c[2] && c[1] <= y && y < c[3]
-    };
     let section: Vec<u8> = match (&d.chunks, d.cell) {
         (None, None) => {
             if !data.len().is_multiple_of(len) {
@@ -1189,12 +1175,7 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
             if !data.len().is_multiple_of(len) {
                 return Err(slice.invalid("the point range is not a whole number of points"));
             }
-            let kept: Vec<u8> = data
-                .chunks_exact(len)
-                .filter(|p| inside(p, &cell))
-                .flatten()
-                .copied()
-                .collect();
+            let kept = keep_inside(data, len, &cell);
             stats.add(&kept, len, format);
             kept
         }
@@ -1244,12 +1225,7 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
                     format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
                 )
             })?;
-            let kept: Vec<u8> = records
-                .chunks_exact(len)
-                .filter(|p| inside(p, &cell))
-                .flatten()
-                .copied()
-                .collect();
+            let kept = keep_inside(&records, len, &cell);
             stats.add(&kept, len, format);
             let start = u64::from(header.offset_to_point_data);
             let mut cur = Cursor::new(Vec::with_capacity(kept.len() / 4 + start as usize));
@@ -1303,6 +1279,21 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     out.write_all(&section).map_err(w)?;
     out.write_all(evlrs).map_err(w)?;
     Ok((h.len() + vlr_bytes.len() + section.len() + evlrs.len()) as u64)
+}
+
+/// The point records of `records` (each `len` bytes) whose raw x and y
+/// lie in the half-open `cell` (x0, y0, x1, y1).
+fn keep_inside(records: &[u8], len: usize, cell: &[i64; 4]) -> Vec<u8> {
+    records
+        .chunks_exact(len)
+        .filter(|p| {
+            let x = i64::from(i32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+            let y = i64::from(i32::from_le_bytes([p[4], p[5], p[6], p[7]]));
+            cell[0] <= x && x < cell[2] && cell[1] <= y && y < cell[3]
+        })
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Decode the chunks in `section` (offset + chunks + table) and add the

@@ -123,41 +123,18 @@ impl AnyIndex {
 
     /// Save the index (replacing an older one).
     pub async fn save(&self, to: &Location) -> Result<()> {
-        let json = serde_json::to_vec(self)
-            .map_err(|e| Error::internal(format!("cannot encode the index: {e}")))?;
-        to.publish(json, PublishMode::Overwrite).await?;
-        Ok(())
+        save_index(self, to).await
     }
 
     /// Read an index of any format; check its envelope is one this version reads.
     pub async fn load(from: &Location) -> Result<AnyIndex> {
-        let url = from.url();
-        let bytes = from.read().await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NoIndex { index: url.clone() }
-            } else {
-                Error::Store(e)
-            }
-        })?;
+        let (bytes, url) = read_index(from).await?;
         Self::from_json(&bytes, &url)
     }
 
     /// Parse an index from JSON (`url` names it in errors).
     pub fn from_json(bytes: &[u8], url: &str) -> Result<AnyIndex> {
-        let index: AnyIndex = serde_json::from_slice(bytes).map_err(|e| Error::InvalidIndex {
-            index: url.to_string(),
-            message: format!("not a tessera index: {e}"),
-        })?;
-        if index.tessera_index != INDEX_VERSION {
-            return Err(Error::InvalidIndex {
-                index: url.to_string(),
-                message: format!(
-                    "index format version {} is not supported (this tessera reads version {INDEX_VERSION})",
-                    index.tessera_index
-                ),
-            });
-        }
-        Ok(index)
+        parse_index(bytes, url, |i: &AnyIndex| i.tessera_index)
     }
 
     /// Refuse the index when the object no longer has the size and ETag it recorded.
@@ -301,6 +278,59 @@ fn to_detail(detail: &impl Serialize, reserved: &[&str]) -> Result<Detail> {
             "cannot encode a format's fields: {e}"
         ))),
     }
+}
+
+/// The metadata of `object`; [`Error::NotFound`] when it is missing.
+pub(crate) async fn head(object: &Location) -> Result<ObjectMeta> {
+    object.head().await.map_err(|e| {
+        if e.is_not_found() {
+            Error::NotFound {
+                object: object.url(),
+            }
+        } else {
+            Error::Store(e)
+        }
+    })
+}
+
+/// Write an index as JSON (replacing an older one).
+pub(crate) async fn save_index(index: &impl Serialize, to: &Location) -> Result<()> {
+    let json = serde_json::to_vec(index)
+        .map_err(|e| Error::internal(format!("cannot encode the index: {e}")))?;
+    to.publish(json, PublishMode::Overwrite).await?;
+    Ok(())
+}
+
+/// The bytes of an index and its URL; [`Error::NoIndex`] when missing.
+pub(crate) async fn read_index(from: &Location) -> Result<(bytes::Bytes, String)> {
+    let url = from.url();
+    match from.read().await {
+        Ok(b) => Ok((b, url)),
+        Err(e) if e.is_not_found() => Err(Error::NoIndex { index: url }),
+        Err(e) => Err(Error::Store(e)),
+    }
+}
+
+/// Parse an index document and check its format version.
+pub(crate) fn parse_index<T: DeserializeOwned>(
+    bytes: &[u8],
+    url: &str,
+    version: impl Fn(&T) -> u32,
+) -> Result<T> {
+    let index: T = serde_json::from_slice(bytes).map_err(|e| Error::InvalidIndex {
+        index: url.to_string(),
+        message: format!("not a tessera index: {e}"),
+    })?;
+    let v = version(&index);
+    if v != INDEX_VERSION {
+        return Err(Error::InvalidIndex {
+            index: url.to_string(),
+            message: format!(
+                "index format version {v} is not supported (this tessera reads version {INDEX_VERSION})"
+            ),
+        });
+    }
+    Ok(index)
 }
 
 fn describe(size: u64, etag: Option<&str>) -> String {
@@ -549,16 +579,7 @@ impl Registry {
         object: &Location,
         index_store: Option<&Location>,
     ) -> Result<AnyIndex> {
-        let url = object.url();
-        let meta = object.head().await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    object: url.clone(),
-                }
-            } else {
-                Error::Store(e)
-            }
-        })?;
+        let meta = head(object).await?;
         let index = AnyIndex::load(&AnyIndex::location_for(object, index_store)?).await?;
         index.check_current(&meta)?;
         Ok(index)
@@ -676,15 +697,7 @@ impl IndexAny {
                 self.registry.format(name)?
             }
         };
-        let meta = self.object.head().await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    object: url.clone(),
-                }
-            } else {
-                Error::Store(e)
-            }
-        })?;
+        let meta = head(&self.object).await?;
         let request = IndexRequest {
             object: &self.object,
             meta: &meta,
