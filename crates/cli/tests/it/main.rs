@@ -9,5 +9,7 @@ mod datasets;
 mod manifest_interop;
 mod pack;
 #[allow(unsafe_code)] // sends SIGTERM to the server it started (libc::kill)
+mod secrets;
+#[allow(unsafe_code)] // sends SIGTERM to the server it started (libc::kill)
 mod serve;
 mod slice;
