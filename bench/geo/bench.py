@@ -15,15 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from _measure import Cases, Run, spawn
 
 # The generator: one flight over terrain, scan lines of LINE points.
 LINE = 2_000
@@ -103,53 +101,12 @@ def point_count(path: Path) -> int:
     return struct.unpack_from("<Q", head, 247)[0]
 
 
-@dataclass
-class Run:
-    """One finished command: wall seconds, CPU seconds, peak RSS (MiB) and its stdout."""
-
-    wall: float
-    cpu: float
-    rss: float
-    stdout: str
-
-
-GNU_TIME = "/usr/bin/time"
-
-
-def spawn(cmd: list[str]) -> Run:
-    """Run ``cmd`` to its end (exit on failure); its wall time, CPU and peak RSS.
-
-    Through GNU time when /usr/bin/time is there (``%M``: the largest RSS of
-    the command and the children it waited for, measured from a small
-    process); otherwise from this process's wait4, whose figure is at least
-    this (small) process's RSS when it forked.
-    """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(mode="r") as usage_file:
-        timed = os.access(GNU_TIME, os.X_OK)
-        full = [GNU_TIME, "-f", "%M %U %S", "-o", usage_file.name, *cmd] if timed else cmd
-        start = time.perf_counter()
-        p = subprocess.Popen(full, stdout=out, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            sys.exit(f"failed ({code}): {' '.join(cmd)}\n{stderr[-4000:]}")
-        if timed:
-            kb, user, system = usage_file.read().split()[-3:]
-            return Run(wall, float(user) + float(system), int(kb) / 1024, stdout)
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
-
-
-class Table:
+class Table(Cases):
     """Runs of named cases: medians of time, the largest peak RSS."""
 
     def __init__(self, mb: float) -> None:
+        super().__init__()
         self.mb = mb
-        self.runs: dict[str, list[Run]] = {}
 
     def measure(self, label: str, cmd: list[str], runs: int,
                 before: Callable[[], None] | None = None,
@@ -166,18 +123,6 @@ class Table:
         print(f"  {label:58} {t:8.2f} s {self.mb / t:8.1f} MB/s  CPU {self.cpu(label):7.2f} s"
               f"  peak RSS {self.rss(label):7.0f} MiB", flush=True)
         return t
-
-    def seconds(self, label: str) -> float:
-        """Median wall time."""
-        return statistics.median(r.wall for r in self.runs[label])
-
-    def cpu(self, label: str) -> float:
-        """Median CPU seconds (children included)."""
-        return statistics.median(r.cpu for r in self.runs[label])
-
-    def rss(self, label: str) -> float:
-        """The largest peak RSS of the case's runs, MiB."""
-        return max(r.rss for r in self.runs[label])
 
     def ratio(self, what: str, peer: str, ours: str) -> None:
         """peer / tessera for time and peak RSS (higher: tessera faster or smaller)."""

@@ -35,14 +35,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from _measure import Cases, Run, spawn
 
 TILE = 512
 BANDS = 3
@@ -135,47 +133,8 @@ def read_slices(folder: str, n: int, workers: int) -> None:
 # -- measuring -------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """One run of a case."""
-
-    wall: float
-    cpu: float
-    rss: float
-    stdout: str
-
-
-GNU_TIME = "/usr/bin/time"
-
-
-def spawn(cmd: list[str]) -> Run:
-    """Run ``cmd`` to its end (exit on failure): its wall time, CPU and peak
-    RSS (through GNU time when it is there, else from wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(mode="r") as usage_file:
-        timed = os.access(GNU_TIME, os.X_OK)
-        full = [GNU_TIME, "-f", "%M %U %S", "-o", usage_file.name, *cmd] if timed else cmd
-        start = time.perf_counter()
-        p = subprocess.Popen(full, stdout=out, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            sys.exit(f"failed ({code}): {' '.join(cmd)}\n{stderr[-4000:]}")
-        if timed:
-            kb, user, system = usage_file.read().split()[-3:]
-            return Run(wall, float(user) + float(system), int(kb) / 1024, stdout)
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
-
-
-class Table:
+class Table(Cases):
     """Runs of named cases: medians of time and CPU, the largest peak RSS."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, list[Run]] = {}
 
     def measure(self, label: str, cmd: list[str], runs: int, mb: float | None = None,
                 before: Callable[[], None] | None = None) -> Run:
@@ -198,18 +157,6 @@ class Table:
         cpu_s = f"CPU {cpu:7.2f} s" if cpu is not None else " " * 13
         rss_s = f"peak RSS {rss:7.0f} MiB" if rss is not None else ""
         print(f"  {label:52} {t:8.3f} s {rate}  {cpu_s}  {rss_s}".rstrip(), flush=True)
-
-    def seconds(self, label: str) -> float:
-        """Median wall time."""
-        return statistics.median(r.wall for r in self.runs[label])
-
-    def cpu(self, label: str) -> float:
-        """Median CPU seconds (children included)."""
-        return statistics.median(r.cpu for r in self.runs[label])
-
-    def rss(self, label: str) -> float:
-        """The largest peak RSS of the case's runs, MiB."""
-        return max(r.rss for r in self.runs[label])
 
 
 def pixels_of(run: Run) -> tuple[int, list[int]]:

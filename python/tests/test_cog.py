@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import zlib
 from dataclasses import dataclass
@@ -38,67 +36,11 @@ from rasterio.enums import Resampling  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
+from _objects import exists, get, put, put_file  # noqa: E402
 from conftest import unique  # noqa: E402
 
 # rasterio 1.4 multiplies affines with ``*``, which affine 3 warns about
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-
-# -- objects on a local folder or on S3 -------------------------------------------
-
-
-def _s3fs() -> Any:
-    """A pyarrow S3 filesystem for the test server (the ``AWS_*`` variables)."""
-    fs = pytest.importorskip("pyarrow.fs")
-    kwargs: dict[str, Any] = {
-        "access_key": os.environ.get("AWS_ACCESS_KEY_ID"),
-        "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        "region": os.environ.get("AWS_REGION", "us-east-1"),
-    }
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, host = endpoint.split("://", 1)
-        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-    return fs.S3FileSystem(**kwargs)
-
-
-def put(url: str, data: bytes) -> None:
-    """Write an object (a local file or an S3 object)."""
-    if url.startswith("s3://"):
-        with _s3fs().open_output_stream(url[len("s3://") :], compression=None) as f:
-            f.write(data)
-    else:
-        p = Path(url)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-
-def put_file(url: str, source: Path) -> None:
-    """Copy a local file to an object (a local file or an S3 object)."""
-    if url.startswith("s3://"):
-        fs = _s3fs()
-        with source.open("rb") as src, fs.open_output_stream(url[len("s3://") :], compression=None) as dst:
-            shutil.copyfileobj(src, dst, 8 << 20)
-    else:
-        p = Path(url)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, p)
-
-
-def exists(url: str) -> bool:
-    """Whether an object exists (a local file or an S3 object)."""
-    if url.startswith("s3://"):
-        fs = pytest.importorskip("pyarrow.fs")
-        return _s3fs().get_file_info(url[len("s3://") :]).type == fs.FileType.File
-    return Path(url).is_file()
-
-
-def get(url: str) -> bytes:
-    """Read a whole object (a local file or an S3 object)."""
-    if url.startswith("s3://"):
-        with _s3fs().open_input_stream(url[len("s3://") :], compression=None) as f:
-            return f.read()
-    return Path(url).read_bytes()
-
 
 # -- running tessera ---------------------------------------------------------------
 

@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import math
-import os
 import pickle
 import random
 import re
@@ -43,49 +42,9 @@ from tessera.compat import (
 )
 from tessera.errors import StaleIndexError, TesseraError
 
+from _objects import get, names_in, put
+
 # -- object helpers (local paths and s3:// URLs) ----------------------------------
-
-
-def _s3fs():
-    fs = pytest.importorskip("pyarrow.fs")
-    kwargs = {
-        "access_key": os.environ.get("AWS_ACCESS_KEY_ID"),
-        "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        "region": os.environ.get("AWS_REGION", "us-east-1"),
-    }
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        scheme, host = endpoint.split("://", 1)
-        kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-    return fs.S3FileSystem(**kwargs)
-
-
-def put(url: str, data: bytes) -> None:
-    """Write an object (a local file or an S3 object)."""
-    if url.startswith("s3://"):
-        with _s3fs().open_output_stream(url[len("s3://") :], compression=None) as f:
-            f.write(data)
-    else:
-        p = Path(url)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-
-
-def get(url: str) -> bytes:
-    if url.startswith("s3://"):
-        with _s3fs().open_input_stream(url[len("s3://") :], compression=None) as f:
-            return f.read()
-    return Path(url).read_bytes()
-
-
-def names_in(folder: str) -> list[str]:
-    """Names of the objects directly in a folder (empty when there is none)."""
-    if folder.startswith("s3://"):
-        fs = pytest.importorskip("pyarrow.fs")
-        infos = _s3fs().get_file_info(fs.FileSelector(folder[len("s3://") :], allow_not_found=True))
-        return sorted(i.base_name for i in infos if i.type == fs.FileType.File)
-    p = Path(folder)
-    return sorted(c.name for c in p.iterdir() if c.is_file()) if p.is_dir() else []
 
 
 def read_parquet(url: str) -> pa.Table:

@@ -22,36 +22,9 @@ import pytest
 import tessera
 from tessera import errors
 
+from _objects import put_at
+
 pd = pytest.importorskip("pandas")
-
-
-def write_text(base: str, key: str, data: bytes) -> str:
-    """Put an object at ``base/key`` (local path or s3:// through tessera's
-    own store: the Python package has no writer, so use pyarrow's S3 for S3)."""
-    if base.startswith("s3://"):
-        fs, root = _s3fs(base)
-        with fs.open_output_stream(f"{root}/{key}", compression=None) as f:
-            f.write(data)
-        return f"{base}/{key}"
-    p = Path(base) / key
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    return str(p)
-
-
-def _s3fs(base: str):
-    from pyarrow import fs
-
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
-    scheme, _, host = endpoint.partition("://")
-    s3 = fs.S3FileSystem(
-        access_key=os.environ["AWS_ACCESS_KEY_ID"],
-        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        endpoint_override=host,
-        scheme=scheme,
-        region=os.environ.get("AWS_REGION", "garage"),
-    )
-    return s3, base[len("s3://"):]
 
 
 # ------------------------------------------------------------ manifests
@@ -62,7 +35,7 @@ def test_manifest_build_and_lookups(store_base):
     for g in range(5):
         for t in range(4):
             keys.append(f"data/GENE{g}/tissue_{t}.parquet")
-    listing = write_text(store_base, "paths.txt", ("\n".join(keys) + "\nnot/a/match.txt\n").encode())
+    listing = put_at(store_base, "paths.txt", ("\n".join(keys) + "\nnot/a/match.txt\n").encode())
     out = f"{store_base}/manifest.parquet"
     summary = tessera.build_manifest(listing, out, "data/{gene_id}/tissue_{tissue_id:int32}.parquet")
     assert summary.read == 21 and summary.matched == 20 and summary.skipped == 1
@@ -119,8 +92,8 @@ def test_manifest_dates_and_fetch(tmp_path):
 
 
 def test_ls(store_base):
-    write_text(store_base, "a/1.txt", b"1")
-    write_text(store_base, "a/b/2.txt", b"22")
+    put_at(store_base, "a/1.txt", b"1")
+    put_at(store_base, "a/b/2.txt", b"22")
     urls = tessera.ls(f"{store_base}/a")
     assert [u.rsplit("/a/", 1)[1] for u in urls] == ["1.txt", "b/2.txt"]
     detail = tessera.ls(f"{store_base}/a", detail=True)
@@ -140,7 +113,7 @@ def test_pack_and_compact(store_base):
     rows = 0
     for i in range(6):
         body = "id,name\n" + "".join(f"{i * 100 + j},n{j}\n" for j in range(100))
-        write_text(store_base, f"land/t/part-{i}.csv", body.encode())
+        put_at(store_base, f"land/t/part-{i}.csv", body.encode())
         rows += 100
     # Garage does not enforce create-if-absent: one writer is promised.
     one = {"single_writer": True}
@@ -366,7 +339,7 @@ def fastq(n: int, seed: int = 7) -> bytes:
 
 def test_slices_of_gzip_fastq(store_base):
     raw = fastq(5000)
-    url = write_text(store_base, "reads.fq.gz", gzip.compress(raw))
+    url = put_at(store_base, "reads.fq.gz", gzip.compress(raw))
     idx = tessera.index(url, spacing="32KB")
     assert idx.format == "fastq" and idx.compression == "gzip" and idx.records == 5000
     slices = tessera.plan(url, count=8)

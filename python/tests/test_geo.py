@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import pytest
 from laspy._compression.lazrsbackend import LazrsBackend, LazrsPointWriter
 from laspy.vlrs.vlrlist import VLRList
 
+from _objects import put_at
 from conftest import unique
 
 # -- writing point clouds -------------------------------------------------------
@@ -307,35 +307,6 @@ def run(tessera_bin: Path, *args: str, ok: bool = True) -> subprocess.CompletedP
     return out
 
 
-def _s3fs(base: str) -> tuple[Any, str]:
-    """pyarrow's S3 filesystem for the test server, and ``base`` without ``s3://``."""
-    from pyarrow import fs
-
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
-    scheme, _, host = endpoint.partition("://")
-    s3 = fs.S3FileSystem(
-        access_key=os.environ["AWS_ACCESS_KEY_ID"],
-        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        endpoint_override=host,
-        scheme=scheme,
-        region=os.environ.get("AWS_REGION", "garage"),
-    )
-    return s3, base[len("s3://") :]
-
-
-def put(base: str, key: str, data: bytes) -> str:
-    """Store ``data`` at ``base/key`` (a local folder or an s3:// prefix); its URL."""
-    if base.startswith("s3://"):
-        s3, root = _s3fs(base)
-        with s3.open_output_stream(f"{root}/{key}", compression=None) as f:
-            f.write(data)
-        return f"{base}/{key}"
-    p = Path(base) / key
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    return str(p)
-
-
 def plan(tessera_bin: Path, url: str, out: Path, *strategy: str) -> list[dict[str, Any]]:
     """``tessera slice URL STRATEGY -o OUT``: the slices."""
     run(tessera_bin, "slice", url, *strategy, "-o", str(out))
@@ -467,7 +438,7 @@ def test_slices_are_standalone_files(
         if cloud.chunk_sizes:
             assert len(set(chunk_points)) > 2, "the test needs chunks of several sizes"
 
-    url = put(store_base, f"{unique('geo')}/{cloud.name}{cloud.suffix}", local.read_bytes())
+    url = put_at(store_base, f"{unique('geo')}/{cloud.name}{cloud.suffix}", local.read_bytes())
     out = run(tessera_bin, "index", url)
     assert f"{n} records" in out.stderr, out.stderr
     if not url.startswith("s3://"):
@@ -552,7 +523,7 @@ def test_truncated_header_is_refused(
     indexing fails and says so."""
     data = small_las(tmp_path, cloud)
     assert keep < struct.unpack_from("<H", data, 94)[0]
-    url = put(store_base, f"{unique('geo')}/cut.las", data[:keep])
+    url = put_at(store_base, f"{unique('geo')}/cut.las", data[:keep])
     out = run(tessera_bin, "index", url, ok=False)
     assert out.returncode != 0
     assert "header" in out.stderr and "truncated" in out.stderr, out.stderr
@@ -563,7 +534,7 @@ def test_truncated_points_are_refused(tessera_bin: Path, store_base: str, tmp_pa
     """A LAS file cut inside its points: indexing fails and says the
     header counts more points than the object holds."""
     data = small_las(tmp_path, CLOUDS[0])
-    url = put(store_base, f"{unique('geo')}/cut.las", data[: len(data) - 1000])
+    url = put_at(store_base, f"{unique('geo')}/cut.las", data[: len(data) - 1000])
     out = run(tessera_bin, "index", url, ok=False)
     assert out.returncode != 0
     assert "truncated" in out.stderr and str(CLOUDS[0].points) in out.stderr, out.stderr
@@ -571,7 +542,7 @@ def test_truncated_points_are_refused(tessera_bin: Path, store_base: str, tmp_pa
 
 def test_not_a_las_file_is_refused(tessera_bin: Path, store_base: str) -> None:
     """An object named .las that is not LAS: indexing fails at the signature."""
-    url = put(store_base, f"{unique('geo')}/text.las", b"x,y,z\n" * 100)
+    url = put_at(store_base, f"{unique('geo')}/text.las", b"x,y,z\n" * 100)
     out = run(tessera_bin, "index", url, ok=False)
     assert out.returncode != 0
     assert "LASF" in out.stderr, out.stderr
@@ -594,7 +565,7 @@ def test_bad_chunk_table_offset_is_refused(tessera_bin: Path, store_base: str, t
         struct.pack_into("<q", data, raw.point_data, len(data) + 10)
         data[-8:] = bytes(8)
     assert bytes(data) != raw.data
-    url = put(store_base, f"{unique('geo')}/damaged.laz", bytes(data))
+    url = put_at(store_base, f"{unique('geo')}/damaged.laz", bytes(data))
     out = run(tessera_bin, "index", url, ok=False)
     assert out.returncode != 0, out.stderr
     assert "chunk table" in out.stderr, out.stderr
@@ -610,7 +581,7 @@ def test_chunk_table_offset_at_the_end(tessera_bin: Path, store_base: str, tmp_p
     table_at, chunk_points, _ = raw.chunk_table()
     struct.pack_into("<q", data, raw.point_data, -1)
     data += struct.pack("<q", table_at)
-    url = put(store_base, f"{unique('geo')}/streamed.laz", bytes(data))
+    url = put_at(store_base, f"{unique('geo')}/streamed.laz", bytes(data))
     run(tessera_bin, "index", url)
     slices = plan(tessera_bin, url, tmp_path / "slices.json", "--count", "3")
     assert len(slices) == 3 and sum(s["record_count"] for s in slices) == cloud.points
@@ -635,7 +606,7 @@ def test_object_changed_after_indexing_is_refused(
     data = small_las(tmp_path, cloud)
     raw = Raw.read(tmp_path / f"small{cloud.suffix}")
     key = f"{unique('geo')}/changing.laz"
-    url = put(store_base, key, data)
+    url = put_at(store_base, key, data)
     run(tessera_bin, "index", url)
     slices_file = tmp_path / "slices.json"
     if when == "after-plan":
@@ -647,7 +618,7 @@ def test_object_changed_after_indexing_is_refused(
         changed[at] ^= 0xFF
     else:
         changed += b"\0" * 16
-    put(store_base, key, bytes(changed))
+    put_at(store_base, key, bytes(changed))
     if when == "before-plan":
         out = run(tessera_bin, "slice", url, "--count", "2", "-o", str(slices_file), ok=False)
     else:
@@ -660,7 +631,7 @@ def test_object_changed_after_indexing_is_refused(
 def test_slice_number_out_of_range_is_refused(tessera_bin: Path, store_base: str, tmp_path: Path) -> None:
     """``slice get --slice N`` past the plan: an error, and no file."""
     cloud = CLOUDS[0]
-    url = put(store_base, f"{unique('geo')}/a.las", small_las(tmp_path, cloud))
+    url = put_at(store_base, f"{unique('geo')}/a.las", small_las(tmp_path, cloud))
     run(tessera_bin, "index", url)
     slices = plan(tessera_bin, url, tmp_path / "slices.json", "--count", "2")
     part = tmp_path / "p.las"
