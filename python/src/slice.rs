@@ -387,7 +387,9 @@ impl PySlice {
 
     /// The slice's data: for text formats the header (if the format has
     /// one), then its records, uncompressed; for LAS/LAZ a standalone
-    /// LAS/LAZ file; for a COG a standalone GeoTIFF of its window. Store settings:
+    /// LAS/LAZ file; for a COG a standalone GeoTIFF of its window; for
+    /// imzML a tar stream of the slice's `.imzML` and `.ibd` (unpack it
+    /// with `tarfile`). Store settings:
     /// `store=` or the store keywords, else those given when planning (never
     /// credentials) and the environment's.
     #[pyo3(signature = (*, store=None, **kw))]

@@ -280,6 +280,15 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
     let slice = pick_any_slice(&json, &name, args.slice).map_err(|e| explain(e, &name))?;
     let registry = Registry::builtin();
     let fetch = registry.fetch_from_url(&slice, opts);
+    let (format, _) = registry.format(&slice.format)?;
+    if let (true, Some(dir)) = (format.archive(), &args.output) {
+        // A dataset of several files: -o names the folder they go into.
+        let data = fetch.await.map_err(|e| explain(e, &slice.url))?;
+        for f in tessera_slice::unpack(&data, dir)? {
+            eprintln!("{}", f.display());
+        }
+        return Ok(0);
+    }
     match &args.output {
         Some(path) => {
             let tmp = path.with_extension("tessera-tmp");

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
 use crate::error::{Error, Result};
-use crate::plugin::{ranged_get, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat};
+use crate::plugin::{
+    coalesce, ranged_get, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat,
+};
 use crate::slice::Strategy;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -758,38 +760,11 @@ fn window_tags(ifd: &Ifd, full: &Ifd, o: Order, x0: u32, y0: u32) -> Result<Vec<
     Ok(tags.into_values().collect())
 }
 
-/// Where a tile's bytes are among the reads: (read, start within it); none
-/// for a sparse tile.
-type Placement = Option<(usize, usize)>;
-
-/// Group tiles whose bytes lie close together into ranged reads: returns
-/// the ranges and each tile's placement.
-fn group_reads(tiles: &[[u64; 2]]) -> (Vec<(u64, u64)>, Vec<Placement>) {
-    let mut order: Vec<usize> = (0..tiles.len()).filter(|&i| tiles[i][1] > 0).collect();
-    order.sort_by_key(|&i| tiles[i][0]);
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    let mut place = vec![None; tiles.len()];
-    for i in order {
-        let [off, len] = tiles[i];
-        let last = ranges.len().wrapping_sub(1);
-        match ranges.last_mut() {
-            Some((a, b)) if off <= b.saturating_add(GAP) && off >= *a => {
-                *b = (*b).max(off + len);
-                place[i] = Some((last, (off - *a) as usize));
-            }
-            _ => {
-                ranges.push((off, off + len));
-                place[i] = Some((ranges.len() - 1, 0));
-            }
-        }
-    }
-    (ranges, place)
-}
-
 async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
     let d: CogSlice = slice.detail()?;
     let o = Order { big: d.big_endian };
-    let (ranges, place) = group_reads(&d.tiles);
+    let spans: Vec<[u64; 2]> = d.tiles.iter().map(|t| [t[0], t[0] + t[1]]).collect();
+    let (ranges, place) = coalesce(&spans, GAP);
     let got = slice.read_ranges(object, &ranges).await?;
     let tile_bytes = |i: usize| -> &[u8] {
         match place[i] {

@@ -61,6 +61,7 @@ mod error;
 mod format;
 #[allow(unsafe_code)] // the zlib FFI, every block with its SAFETY note
 mod gz;
+mod imzml;
 mod index;
 mod las;
 mod plugin;
@@ -72,14 +73,15 @@ mod text;
 pub use cog::CogFormat;
 pub use error::{Error, Result};
 pub use format::{Compression, RecordFormat};
+pub use imzml::ImzmlFormat;
 pub use index::{
     sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
 pub use las::{points_to_arrow, LasFormat};
 pub use plugin::{
-    pick_any_slice, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny, IndexRequest,
-    Registry, SliceFormat,
+    pick_any_slice, unpack, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny,
+    IndexRequest, Registry, SliceFormat,
 };
 pub use records::record_spans;
 pub use scan::Sequence;

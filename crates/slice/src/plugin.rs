@@ -280,6 +280,36 @@ fn to_detail(detail: &impl Serialize, reserved: &[&str]) -> Result<Detail> {
     }
 }
 
+/// Where a range's bytes are among coalesced reads: (read, start within
+/// it); none for an empty range.
+pub(crate) type Placement = Option<(usize, usize)>;
+
+/// Merge half-open byte ranges lying within `gap` bytes of each other into
+/// reads; returns the reads in order and each range's placement.
+pub(crate) fn coalesce(ranges: &[[u64; 2]], gap: u64) -> (Vec<(u64, u64)>, Vec<Placement>) {
+    let mut order: Vec<usize> = (0..ranges.len())
+        .filter(|&i| ranges[i][1] > ranges[i][0])
+        .collect();
+    order.sort_by_key(|&i| ranges[i][0]);
+    let mut reads: Vec<(u64, u64)> = Vec::new();
+    let mut place = vec![None; ranges.len()];
+    for i in order {
+        let [a, b] = ranges[i];
+        let last = reads.len().wrapping_sub(1);
+        match reads.last_mut() {
+            Some((s, e)) if a <= e.saturating_add(gap) => {
+                *e = (*e).max(b);
+                place[i] = Some((last, (a - *s) as usize));
+            }
+            _ => {
+                reads.push((a, b));
+                place[i] = Some((reads.len() - 1, 0));
+            }
+        }
+    }
+    (reads, place)
+}
+
 /// The metadata of `object`; [`Error::NotFound`] when it is missing.
 pub(crate) async fn head(object: &Location) -> Result<ObjectMeta> {
     object.head().await.map_err(|e| {
@@ -458,6 +488,13 @@ pub trait SliceFormat: Send + Sync + 'static {
     /// extension); `None` when the name does not say.
     fn detect(&self, object_name: &str) -> Option<&'static str>;
 
+    /// Whether a slice evaluates to a tar stream of several files (a
+    /// dataset made of several files, such as imzML's XML and binary pair)
+    /// rather than to one file; front ends unpack it ([`unpack`]).
+    fn archive(&self) -> bool {
+        false
+    }
+
     /// Index one object.
     fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>>;
 
@@ -509,13 +546,14 @@ impl Registry {
     }
 
     /// tessera's own formats: CSV, TSV, text, JSON Lines, FASTA, FASTQ,
-    /// VCF (plain, gzip, BGZF), LAS/LAZ point clouds and Cloud-Optimized
-    /// GeoTIFFs (any tiled TIFF).
+    /// VCF (plain, gzip, BGZF), LAS/LAZ/COPC point clouds, Cloud-Optimized
+    /// GeoTIFFs (any tiled TIFF) and imzML mass-spectrometry images.
     pub fn builtin() -> Registry {
         Registry::empty()
             .with_format(crate::text::RecordFormats)
             .with_format(crate::las::LasFormat)
             .with_format(crate::cog::CogFormat)
+            .with_format(crate::imzml::ImzmlFormat)
     }
 
     /// Add a format. Its names take precedence over earlier formats' (a
@@ -775,6 +813,40 @@ impl<'a> IntoFuture for FetchAny<'a> {
             Ok(out)
         })
     }
+}
+
+/// Unpack a slice that evaluated to a tar stream ([`SliceFormat::archive`])
+/// into the folder `dir` (created if missing); returns the files written.
+/// Entries with absolute paths or `..` are refused.
+pub fn unpack(tar_bytes: &[u8], dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", dir.display()), e);
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", e))?;
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut written = Vec::new();
+    for entry in archive
+        .entries()
+        .map_err(|e| io("cannot read the slice for", e))?
+    {
+        let mut entry = entry.map_err(|e| io("cannot read the slice for", e))?;
+        let name = entry
+            .path()
+            .map_err(|e| io("a bad entry name for", e))?
+            .into_owned();
+        if name.is_absolute()
+            || name
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::internal(format!(
+                "a slice entry outside its folder: {}",
+                name.display()
+            )));
+        }
+        let to = dir.join(&name);
+        entry.unpack(&to).map_err(|e| io("cannot write into", e))?;
+        written.push(to);
+    }
+    Ok(written)
 }
 
 /// Read slice `i` of a slices file of any format without decoding the others.

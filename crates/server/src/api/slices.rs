@@ -124,6 +124,7 @@ fn media_type(format: &str) -> &'static str {
     match format {
         "las" | "laz" => "application/octet-stream",
         "cog" | "tiff" => "image/tiff",
+        "imzml" => "application/x-tar",
         _ => "text/plain; charset=utf-8",
     }
 }
@@ -194,13 +195,15 @@ pub async fn plan_slices(
 
 /// The records of one slice in the source format (with its header), as
 /// `tessera slice get` writes them: text for the text formats, a
-/// standalone LAS/LAZ file for point clouds, a GeoTIFF for a COG window.
+/// standalone LAS/LAZ file for point clouds, a GeoTIFF for a COG window,
+/// a tar of the `.imzML` and `.ibd` pair for imzML.
 #[utoipa::path(get, path = "/v1/slices/data", tag = "slices",
     params(DataRequest),
     responses((status = 200, description = "the slice's records", content(
             (String = "text/plain"),
             (Vec<u8> = "application/octet-stream"),
-            (Vec<u8> = "image/tiff"))),
+            (Vec<u8> = "image/tiff"),
+            (Vec<u8> = "application/x-tar"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn slice_data(
     State(state): State<AppState>,
