@@ -459,7 +459,8 @@ impl PySlice {
     /// rows (column types inferred from the slice unless `schema` is given:
     /// give it when every slice must have the same types), or a point
     /// cloud's points (`x`, `y`, `z` scaled, intensity, returns,
-    /// classification, scan angle, user data, point source, GPS time).
+    /// classification, scan angle, user data, point source, GPS time), or
+    /// an imzML slice's spectra (`x`, `y`, `z`, `mz` and `intensity` lists).
     #[pyo3(signature = (*, schema=None, store=None, **kw))]
     fn to_arrow<'py>(
         &self,

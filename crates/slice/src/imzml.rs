@@ -92,6 +92,9 @@ struct Array {
     /// zlib-compressed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     zlib: bool,
+    /// Integers, not floating point.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    int: bool,
 }
 
 /// One spectrum.
@@ -177,6 +180,7 @@ struct Params {
     encoded: Option<u64>,
     kind: Option<char>,
     width: Option<u8>,
+    int: bool,
     zlib: bool,
 }
 
@@ -193,6 +197,10 @@ impl Params {
             a => {
                 if let Some(w) = type_bytes(a) {
                     self.width = Some(w as u8);
+                    self.int = matches!(
+                        a,
+                        "IMS:1000141" | "MS:1000519" | "IMS:1000142" | "MS:1000522"
+                    );
                 }
             }
         }
@@ -203,7 +211,10 @@ impl Params {
         self.length = self.length.or(other.length);
         self.encoded = self.encoded.or(other.encoded);
         self.kind = self.kind.or(other.kind);
-        self.width = self.width.or(other.width);
+        if self.width.is_none() {
+            self.width = other.width;
+            self.int = other.int;
+        }
         self.zlib |= other.zlib;
     }
 }
@@ -394,6 +405,7 @@ fn close(
                     kind: p.kind.unwrap_or('o'),
                     width,
                     zlib: p.zlib,
+                    int: p.int,
                 });
             }
         }
@@ -762,6 +774,117 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     out.write_all(&bytes)
         .map_err(|e| Error::io("writing the slice", e))?;
     Ok(bytes.len() as u64)
+}
+
+/// The spectra of an imzML slice (the tar stream a slice evaluates to) as
+/// an Arrow record batch: `x`, `y`, `z` and the `mz` and `intensity` arrays
+/// as lists of float64 (32-bit values and integers widened). `name` names
+/// the slice in errors.
+pub fn spectra_to_arrow(slice_bytes: &[u8], name: &str) -> Result<arrow_array::RecordBatch> {
+    use arrow_array::builder::{Float64Builder, ListBuilder};
+    use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+    use std::io::Read;
+    use std::sync::Arc;
+
+    let mut xml = None;
+    let mut ibd = None;
+    let mut archive = tar::Archive::new(slice_bytes);
+    let entries = archive.entries().map_err(|e| {
+        invalid(
+            name,
+            format!("not an imzML slice (a tar of .imzML and .ibd): {e}"),
+        )
+    })?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| invalid(name, format!("a damaged tar entry: {e}")))?;
+        let path = entry
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| invalid(name, format!("a damaged tar entry: {e}")))?;
+        if path.to_ascii_lowercase().ends_with(".imzml") {
+            xml = Some(data);
+        } else if path.to_ascii_lowercase().ends_with(".ibd") {
+            ibd = Some(data);
+        }
+    }
+    let (Some(xml), Some(ibd)) = (xml, ibd) else {
+        return Err(invalid(name, "not an imzML slice: no .imzML and .ibd pair"));
+    };
+    let parsed = parse(&xml, name)?;
+    let n = parsed.spectra.len();
+    let mut mz = ListBuilder::new(Float64Builder::new());
+    let mut intensity = ListBuilder::new(Float64Builder::new());
+    for (k, s) in parsed.spectra.iter().enumerate() {
+        for (kind, list) in [('m', &mut mz), ('i', &mut intensity)] {
+            let Some(a) = s.arrays.iter().find(|a| a.kind == kind) else {
+                list.append(false);
+                continue;
+            };
+            let raw = ibd
+                .get(a.offset as usize..(a.offset + a.encoded) as usize)
+                .ok_or_else(|| {
+                    invalid(
+                        name,
+                        format!("spectrum {k}: its array lies past the .ibd's end"),
+                    )
+                })?;
+            let data = if a.zlib {
+                let mut out = Vec::new();
+                flate2::read::ZlibDecoder::new(raw)
+                    .read_to_end(&mut out)
+                    .map_err(|e| {
+                        invalid(
+                            name,
+                            format!("spectrum {k}: a zlib array does not inflate: {e}"),
+                        )
+                    })?;
+                out
+            } else {
+                raw.to_vec()
+            };
+            let values = list.values();
+            match (a.width, a.int) {
+                (4, false) => data.chunks_exact(4).for_each(|c| {
+                    values.append_value(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                }),
+                (8, false) => data.chunks_exact(8).for_each(|c| {
+                    values.append_value(f64::from_le_bytes(c.try_into().unwrap_or_default()))
+                }),
+                (4, true) => data.chunks_exact(4).for_each(|c| {
+                    values.append_value(f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                }),
+                (8, true) => data.chunks_exact(8).for_each(|c| {
+                    values.append_value(i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+                }),
+                (w, _) => {
+                    return Err(invalid(
+                        name,
+                        format!("spectrum {k}: an array of {w}-byte values"),
+                    ))
+                }
+            }
+            list.append(true);
+        }
+    }
+    let col = |f: fn(&Spectrum) -> u32| {
+        Arc::new(UInt32Array::from_iter_values(parsed.spectra.iter().map(f))) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        col(|s| s.at[0]),
+        col(|s| s.at[1]),
+        col(|s| s.at[2]),
+        Arc::new(mz.finish()),
+        Arc::new(intensity.finish()),
+    ];
+    let batch =
+        RecordBatch::try_from_iter(["x", "y", "z", "mz", "intensity"].into_iter().zip(columns))
+            .map_err(|e| Error::internal(format!("cannot build the spectra batch: {e}")))?;
+    debug_assert_eq!(batch.num_rows(), n);
+    Ok(batch)
 }
 
 impl SliceFormat for ImzmlFormat {

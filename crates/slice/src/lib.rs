@@ -73,7 +73,7 @@ mod text;
 pub use cog::CogFormat;
 pub use error::{Error, Result};
 pub use format::{Compression, RecordFormat};
-pub use imzml::ImzmlFormat;
+pub use imzml::{spectra_to_arrow, ImzmlFormat};
 pub use index::{
     sidecar, BuildIndex, Checkpoint, Header, Index, IndexStats, OpenIndex, DEFAULT_GZIP_SPACING,
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,

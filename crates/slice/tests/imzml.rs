@@ -367,3 +367,65 @@ async fn bad_pairs_are_refused() {
     let e = formats.fetch(&slices[0], &obj).await.unwrap_err();
     assert!(matches!(&e, Error::StaleIndex { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn spectra_as_arrow_decode_every_array() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, UInt32Type};
+    for (continuous, zlib) in [(false, true), (true, false), (false, false)] {
+        let d = Dataset {
+            continuous,
+            zlib,
+            reversed: true,
+            spectra: (0..7u32)
+                .map(|i| {
+                    let n = if continuous { 4 } else { 2 + i as usize };
+                    let mz: Vec<f64> = (0..n)
+                        .map(|k| 100.25 + k as f64 + if continuous { 0.0 } else { f64::from(i) })
+                        .collect();
+                    let it: Vec<f32> = (0..n).map(|k| (i as usize * 10 + k) as f32 + 0.5).collect();
+                    (i % 3 + 1, i / 3 + 1, mz, it)
+                })
+                .collect(),
+        };
+        let (xml, ibd) = files(&d);
+        let name = format!("arrow-{continuous}-{zlib}");
+        let obj = put(
+            &format!("memory://imzml-arrow/{name}.imzML"),
+            xml.into_bytes(),
+        )
+        .await;
+        put(&format!("memory://imzml-arrow/{name}.ibd"), ibd).await;
+        let formats = Registry::builtin();
+        let index = formats.index(&obj).await.unwrap();
+        let mut rows = Vec::new();
+        for s in formats.plan(&index, Plan::Count(3)).unwrap() {
+            let out = formats.fetch(&s, &obj).await.unwrap();
+            let batch = tessera_slice::spectra_to_arrow(&out, "slice").unwrap();
+            let x = batch.column(0).as_primitive::<UInt32Type>();
+            let y = batch.column(1).as_primitive::<UInt32Type>();
+            let mz = batch.column(3).as_list::<i32>();
+            let it = batch.column(4).as_list::<i32>();
+            for r in 0..batch.num_rows() {
+                let m: Vec<f64> = mz.value(r).as_primitive::<Float64Type>().values().to_vec();
+                let v: Vec<f64> = it.value(r).as_primitive::<Float64Type>().values().to_vec();
+                rows.push((x.value(r), y.value(r), m, v));
+            }
+        }
+        let want: Vec<(u32, u32, Vec<f64>, Vec<f64>)> = d
+            .spectra
+            .iter()
+            .map(|s| {
+                (
+                    s.0,
+                    s.1,
+                    s.2.clone(),
+                    s.3.iter().map(|v| f64::from(*v)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(rows, want, "{name}");
+    }
+    let e = tessera_slice::spectra_to_arrow(b"not a tar at all", "junk").unwrap_err();
+    assert!(e.to_string().contains("junk"), "{e}");
+}
