@@ -232,13 +232,17 @@ impl BuildIndex {
         let meta = crate::plugin::head(&object).await?;
         let started = Instant::now();
         let reader: Box<dyn Read + Send> = match object.local_path() {
-            Some(p) => Box::new(
-                std::fs::File::open(&p)
+            Some(p) => Box::new(Exactly {
+                inner: std::fs::File::open(&p)
                     .map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
-            ),
+                left: meta.size,
+            }),
             None => {
                 let (_, stream) = object.read_stream().await?;
-                Box::new(StreamReader::spawn(stream))
+                Box::new(Exactly {
+                    inner: StreamReader::spawn(stream),
+                    left: meta.size,
+                })
             }
         };
         let meta2 = meta.clone();
@@ -525,6 +529,37 @@ pub fn sidecar(
 
 const CHUNK: usize = 4 << 20;
 
+/// A reader that must give exactly `left` more bytes: a stream cut short,
+/// or one longer than the size the index records, is an error, never an
+/// index of other bytes.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the read ended {} bytes before the object's end (cut short, or the object changed while it was read)",
+                    self.left
+                ),
+            ));
+        }
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the object grew while it was read",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn read_full(r: &mut dyn Read, buf: &mut [u8], url: &str) -> Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -532,6 +567,17 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8], url: &str) -> Result<usize> {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                return Err(Error::Truncated {
+                    object: url.to_string(),
+                    message: e.to_string(),
+                })
+            }
             Err(e) => return Err(Error::io(format!("reading {url}"), e)),
         }
     }

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tessera_store::object_store::{self, GetOptions, GetRange};
 use tessera_store::{Location, StoreOptions};
 
 use crate::error::{Error, Result};
@@ -697,31 +696,8 @@ impl Slice {
     }
 
     async fn get_part(&self, object: &Location, a: u64, b: u64) -> Result<bytes::Bytes> {
-        let opts = GetOptions {
-            if_match: self.etag.clone(),
-            range: Some(GetRange::Bounded(a..b)),
-            ..Default::default()
-        };
-        let result = object.store().get_opts(object.path(), opts).await;
-        let got = match result {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        };
-        got.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => Error::NotFound {
-                object: self.url.clone(),
-            },
-            object_store::Error::Precondition { .. } => Error::StaleIndex {
-                object: self.url.clone(),
-                indexed: format!(
-                    "{} bytes, ETag {}",
-                    self.size,
-                    self.etag.as_deref().unwrap_or("none")
-                ),
-                now: "a different ETag".into(),
-            },
-            other => Error::Store(tessera_store::Error::from_object_store(&self.url, other)),
-        })
+        // Refuses a changed object and a response shorter than asked for.
+        crate::plugin::ranged_get(object, &self.url, self.etag.as_deref(), self.size, a, b).await
     }
 }
 

@@ -25,6 +25,9 @@
 //! # let _ = dir;
 //! ```
 
+pub mod faults;
+pub use faults::{Faults, FaultyStore};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
