@@ -209,12 +209,24 @@ impl Journal {
         let loc = self.at(&format!("_tessera/runs/{}.json", record_name(rec.seq)))?;
         let body = serde_json::to_vec_pretty(rec)
             .map_err(|e| Error::Internal(format!("cannot encode run record {}: {e}", rec.seq)))?;
-        match loc.publish(body, PublishMode::CreateNew).await {
+        match loc.publish(body.clone(), PublishMode::CreateNew).await {
             Ok(_) => Ok(()),
             Err(tessera_store::Error::AlreadyExists { .. })
-            | Err(tessera_store::Error::Precondition { .. }) => Err(Error::Conflict {
-                table: self.table.url(),
-            }),
+            | Err(tessera_store::Error::Precondition { .. }) => {
+                // A retried request whose first attempt landed finds its own
+                // record there: that is a commit, not a conflict (the record
+                // names this run's own staging folder, so no other writer's
+                // record is byte for byte the same).
+                match loc.read().await {
+                    Ok(existing) if existing[..] == body[..] => Ok(()),
+                    Ok(_) => Err(Error::Conflict {
+                        table: self.table.url(),
+                    }),
+                    // Whose record it is cannot be told now: an error that
+                    // keeps this run's staged files (see the runner).
+                    Err(e) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -245,7 +245,10 @@ pub(crate) fn execute<O: Operation>(op: &O, rt: &Handle) -> Result<(O::Plan, Opt
                 let _ = rt.block_on(journal.remove_staging(&run));
             }
             Err(e) => {
-                let _ = rt.block_on(journal.remove_staging(&run));
+                // The commit's outcome is unknown (a request that failed may
+                // still have landed): keep the staged files, so that a
+                // committed record can always be applied by the next run.
+                // Unused staging folders are removed by a later run's cleanup.
                 return Err(e);
             }
         }

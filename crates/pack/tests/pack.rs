@@ -596,3 +596,66 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Pack on a store that fails, truncates, delays and repeats calls at
+/// random (seeded): a run either packs every row exactly once or fails with
+/// an error, and a healthy re-run after it converges to every row exactly
+/// once (the journal makes the re-run finish what the failed run started).
+#[test]
+fn store_faults_fail_clearly_and_a_rerun_converges() {
+    use tessera_store::object_store::memory::InMemory;
+    use tessera_store::object_store::{path::Path, ObjectStore};
+    use tessera_store::StoreKind;
+    use tessera_test_support::{Faults, FaultyStore};
+
+    let (mut ok, mut failed) = (0, 0);
+    for seed in 0..24u64 {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let at = |store: Arc<dyn ObjectStore>, key: &str| {
+            Location::from_store(store, "memory://faults", Path::from(key), StoreKind::Memory)
+        };
+        let (land, db) = (at(inner.clone(), "land"), at(inner.clone(), "db"));
+        for f in 0..3 {
+            put(
+                &land,
+                &format!("t/{f}.csv"),
+                csv_rows(f * 1000..(f + 1) * 1000),
+            );
+        }
+        let faulty: Arc<dyn ObjectStore> =
+            Arc::new(FaultyStore::new(inner.clone(), Faults::all(0.04), seed));
+        let result = run(Pack::new(at(faulty.clone(), "land"), at(faulty, "db"), "t")
+            .with_max_file_size(40_000)
+            .with_single_writer(true));
+        let table = db.join("t").unwrap();
+        match result {
+            Ok(_) => {
+                let mut got = ids(&table);
+                got.sort_unstable();
+                assert_eq!(
+                    got,
+                    (0..3000).collect::<Vec<_>>(),
+                    "seed {seed}: a run that succeeded"
+                );
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                failed += 1;
+            }
+        }
+        // A healthy re-run finishes the job; every row once.
+        run(pack(&land, &db)
+            .with_max_file_size(40_000)
+            .with_single_writer(true))
+        .unwrap_or_else(|e| panic!("seed {seed}: the re-run failed: {e}"));
+        let mut got = ids(&table);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (0..3000).collect::<Vec<_>>(),
+            "seed {seed}: after the re-run"
+        );
+    }
+    assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
+}
