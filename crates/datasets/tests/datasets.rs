@@ -856,3 +856,74 @@ async fn tables_of_the_previous_release_are_read_and_migrated() {
         .unwrap_err();
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e}");
 }
+
+/// Loads on a store that fails, truncates, delays and repeats calls at
+/// random (seeded): a load that reports success is there whole; one that
+/// fails leaves the dataset with the load whole or not at all (never part
+/// of it), and the dataset takes further loads on a healthy store.
+#[tokio::test]
+async fn store_faults_leave_a_load_whole_or_absent() {
+    use tessera_store::object_store::memory::InMemory;
+    use tessera_store::object_store::{path::Path, ObjectStore};
+    use tessera_store::StoreKind;
+    use tessera_test_support::{Faults, FaultyStore};
+
+    let (mut ok, mut failed) = (0, 0);
+    for seed in 0..16u64 {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let at = |store: Arc<dyn ObjectStore>, key: &str| {
+            Location::from_store(
+                store,
+                "memory://ds-faults",
+                Path::from(key),
+                StoreKind::Memory,
+            )
+        };
+        let land = at(inner.clone(), "land");
+        let a = file(&land, "a.csv", events(0..1500)).await;
+        let faulty: Arc<dyn ObjectStore> =
+            Arc::new(FaultyStore::new(inner.clone(), Faults::all(0.03), seed));
+        let ds = Datasets::new(at(faulty, "wh")).with_single_writer(true);
+        let result = ds
+            .put("shop/events")
+            .with_date_key("event_date".parse().unwrap())
+            .with_version("v1")
+            .with_files(vec![a.clone()])
+            .await;
+        let healthy = Datasets::new(at(inner.clone(), "wh")).with_single_writer(true);
+        let present = match healthy.get("shop/events").collect().await {
+            Ok(batches) => rows(&batches).len(),
+            Err(Error::NotFound { .. }) => 0,
+            Err(e) => panic!("seed {seed}: the dataset cannot be read after the faults: {e}"),
+        };
+        match result {
+            Ok(r) => {
+                assert_eq!(
+                    (r.rows, present),
+                    (1500, 1500),
+                    "seed {seed}: a load that succeeded"
+                );
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(
+                    present == 0 || present == 1500,
+                    "seed {seed}: {present} rows of a failed load ({e})"
+                );
+                failed += 1;
+            }
+        }
+        // The dataset still takes loads.
+        let b = file(&land, "b.csv", events(5000..5100)).await;
+        healthy
+            .put("shop/events")
+            .with_date_key("event_date".parse().unwrap())
+            .with_version("v2")
+            .with_files(vec![b])
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: a healthy load after the faults failed: {e}"));
+        let after = rows(&healthy.get("shop/events").collect().await.unwrap()).len();
+        assert_eq!(after, present + 100, "seed {seed}");
+    }
+    assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
+}
