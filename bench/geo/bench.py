@@ -194,7 +194,7 @@ def main() -> None:
 
     t_plan = t.measure(f"tessera slice --count {a.slices} (plan only)",
                        [T, "-q", "slice", str(laz), "--count", str(a.slices), "-o", str(plan)], a.runs)
-    fetch = (f"seq 0 $(( $(grep -c '\"tessera_slice\"' {plan}) - 1 )) | "
+    fetch = (f"seq 0 $(( $(grep -o '\"tessera_slice\"' {plan} | wc -l) - 1 )) | "
              f"xargs -P{a.workers} -I@ {T} -q slice get {plan} --slice @ -o {parts}/part@.laz")
     plan_and_fetch = f"{T} -q slice {laz} --count {a.slices} -o {plan} && {fetch}"
     label_b = f"plan + slice get x{a.slices}, {a.workers} at a time"

@@ -234,7 +234,8 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions, quiet: bool) -> Result<i3
     let slices = registry
         .plan(&index, strategy)
         .map_err(|e| explain(e, &url))?;
-    let json = serde_json::to_vec_pretty(&slices)?;
+    // Compact: a plan of many slices is read whole by every worker.
+    let json = serde_json::to_vec(&slices)?;
     match &args.output {
         Some(path) => {
             write_atomic(path, &json)?;
@@ -300,8 +301,12 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
                 return Err(explain(e, &slice.url));
             }
             drop(w);
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            if let Err(e) = std::fs::rename(&tmp, path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
+                );
+            }
         }
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());

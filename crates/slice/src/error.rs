@@ -22,10 +22,8 @@ pub enum Error {
         /// Where the index was looked for.
         index: String,
     },
-    /// No record format was given and the object's name does not tell it.
-    #[error(
-        "{object}: cannot tell the record format from the name (known: csv, tsv, text, jsonl, fasta, fastq, vcf)"
-    )]
+    /// No format was given and the object's name does not tell it.
+    #[error("{object}: cannot tell the format from the name")]
     UnknownFormat {
         /// The object's URL.
         object: String,

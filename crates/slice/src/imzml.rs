@@ -9,8 +9,9 @@
 //! the UUID, and per spectrum its coordinates, the span of its element in
 //! the XML and each array's offset, length and encoded length, with the
 //! encoding given by referenceable parameter groups. A record is a
-//! spectrum. Plans cut by spectrum count, byte size, or a grid over the
-//! pixel coordinates (bands of rows: one column).
+//! spectrum. Plans cut by spectrum count, byte size (a shared array counted
+//! once), or a grid over the pixel coordinates (bands of pixel rows are a
+//! grid of one column).
 //!
 //! A slice evaluates to a standalone imzML + ibd pair, written as a tar
 //! stream of two entries (`NAME.sliceN.imzML`, `NAME.sliceN.ibd`; the
@@ -26,6 +27,7 @@ use std::io::Write;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::{Deserialize, Serialize};
+use tessera_store::object_store::path::Path;
 use tessera_store::{Location, ObjectMeta};
 
 use crate::error::{Error, Result};
@@ -153,7 +155,9 @@ async fn find_ibd(object: &Location) -> Result<(Location, ObjectMeta)> {
         .to_string();
     let mut tried = Vec::new();
     for ext in [".ibd", ".IBD", ".Ibd"] {
-        let loc = object.with_path(format!("{stem}{ext}").as_str().into());
+        let key = format!("{stem}{ext}");
+        // The stem is already in the store's encoding: parse, do not encode again.
+        let loc = object.with_path(Path::parse(&key).unwrap_or_else(|_| key.as_str().into()));
         match head(&loc).await {
             Ok(meta) => return Ok((loc, meta)),
             Err(Error::NotFound { .. }) => tried.push(loc.url()),
@@ -551,12 +555,20 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         Strategy::Bytes(b) => {
             let mut out: Vec<Vec<usize>> = vec![Vec::new()];
             let mut acc = 0u64;
+            let mut seen = std::collections::HashSet::new();
             for (i, s) in d.spectra.iter().enumerate() {
-                let bytes: u64 = s.arrays.iter().map(|a| a.encoded).sum();
                 if acc >= b && !out.last().is_some_and(Vec::is_empty) {
                     out.push(Vec::new());
                     acc = 0;
+                    seen.clear();
                 }
+                // A shared array (continuous m/z) is stored once per slice.
+                let bytes: u64 = s
+                    .arrays
+                    .iter()
+                    .filter(|a| seen.insert(a.offset))
+                    .map(|a| a.encoded)
+                    .sum();
                 acc += bytes;
                 if let Some(v) = out.last_mut() {
                     v.push(i);
@@ -615,19 +627,25 @@ fn min_max(it: impl Iterator<Item = u32>) -> (u32, u32) {
     it.fold((u32::MAX, 0), |(a, b), v| (a.min(v), b.max(v)))
 }
 
-/// Replace the value of `attribute` in the first tag of `tag` text.
-fn set_attr(tag: &str, attribute: &str, value: &str) -> Option<String> {
+/// Replace the value of `attribute` in the tag `tag` (bytes: the XML may
+/// be Latin-1, as pyimzml declares it).
+fn set_attr(tag: &[u8], attribute: &str, value: &str) -> Option<Vec<u8>> {
     let key = format!(" {attribute}=");
-    let at = tag.find(&key)? + key.len();
-    let quote = tag[at..].chars().next()?;
-    let end = at + 1 + tag[at + 1..].find(quote)?;
-    Some(format!("{}{quote}{value}{}", &tag[..at], &tag[end..]))
+    let at = memchr::memmem::find(tag, key.as_bytes())? + key.len();
+    let quote = *tag.get(at)?;
+    let end = at + 1 + tag[at + 1..].iter().position(|b| *b == quote)?;
+    let mut out = Vec::with_capacity(tag.len() + value.len());
+    out.extend_from_slice(&tag[..at]);
+    out.push(quote);
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(&tag[end..]);
+    Some(out)
 }
 
 /// A spectrum's XML with its index and its arrays' offsets rewritten.
-fn rewrite_spectrum(xml: &str, index: usize, offsets: &[u64], url: &str) -> Result<String> {
-    let mut out = String::with_capacity(xml.len() + 16);
-    let mut r = Reader::from_reader(xml.as_bytes());
+fn rewrite_spectrum(xml: &[u8], index: usize, offsets: &[u64], url: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(xml.len() + 16);
+    let mut r = Reader::from_reader(xml);
     let mut last = 0usize;
     let mut next = 0usize;
     let mut first = true;
@@ -654,15 +672,15 @@ fn rewrite_spectrum(xml: &str, index: usize, offsets: &[u64], url: &str) -> Resu
                 };
                 first = false;
                 if let Some(new) = new {
-                    out.push_str(&xml[last..before]);
-                    out.push_str(&new);
+                    out.extend_from_slice(&xml[last..before]);
+                    out.extend_from_slice(&new);
                     last = after;
                 }
             }
             _ => {}
         }
     }
-    out.push_str(&xml[last..]);
+    out.extend_from_slice(&xml[last..]);
     if next != offsets.len() {
         return Err(invalid(
             url,
@@ -692,7 +710,8 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
         &got[r][s..s + len]
     };
     // The arrays: each distinct one once (a continuous m/z array is shared).
-    let ibd = object.with_path(d.ibd.path.as_str().into());
+    let ibd =
+        object.with_path(Path::parse(&d.ibd.path).unwrap_or_else(|_| d.ibd.path.as_str().into()));
     let mut distinct: Vec<[u64; 2]> = Vec::new();
     let mut slot: HashMap<[u64; 2], usize> = HashMap::new();
     for s in &d.spectra {
@@ -725,10 +744,9 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     // The new XML.
     let prefix = piece(0);
-    let list_tag = std::str::from_utf8(&prefix[d.list_tag[0] as usize..])
-        .map_err(|_| invalid(&url, "the spectrumList tag is not UTF-8"))?;
+    let list_tag = &prefix[d.list_tag[0] as usize..];
     let list_tag = set_attr(list_tag, "count", &d.spectra.len().to_string())
-        .unwrap_or_else(|| list_tag.to_string());
+        .unwrap_or_else(|| list_tag.to_vec());
     let mut new_xml: Vec<u8> = Vec::with_capacity(prefix.len() + 4096);
     // Drop the .ibd checksums (they described the whole file).
     let mut at = 0usize;
@@ -737,17 +755,16 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
         at = c[1] as usize;
     }
     new_xml.extend_from_slice(&prefix[at..d.list_tag[0] as usize]);
-    new_xml.extend_from_slice(list_tag.as_bytes());
+    new_xml.extend_from_slice(&list_tag);
     for (i, s) in d.spectra.iter().enumerate() {
-        let text = std::str::from_utf8(piece(i + 2))
-            .map_err(|_| invalid(&url, format!("spectrum {i} is not UTF-8")))?;
+        let text = piece(i + 2);
         let offsets: Vec<u64> = s
             .arrays
             .iter()
             .map(|a| new_at[slot[&[a.offset, a.offset + a.encoded]]])
             .collect();
         new_xml.extend_from_slice(b"\n");
-        new_xml.extend_from_slice(rewrite_spectrum(text, i, &offsets, &url)?.as_bytes());
+        new_xml.extend_from_slice(&rewrite_spectrum(text, i, &offsets, &url)?);
     }
     new_xml.extend_from_slice(b"\n");
     new_xml.extend_from_slice(piece(1));
@@ -897,6 +914,10 @@ impl SliceFormat for ImzmlFormat {
             .to_ascii_lowercase()
             .ends_with(".imzml")
             .then_some("imzml")
+    }
+
+    fn archive(&self) -> bool {
+        true
     }
 
     fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>> {

@@ -522,7 +522,11 @@ pub fn sidecar(
 ) -> Result<Location> {
     let key = format!("{}{suffix}", object.path().as_ref());
     match index_store {
-        None => Ok(object.with_path(key.as_str().into())),
+        // The key is already in the store's encoding: parse, do not encode again.
+        None => Ok(object.with_path(
+            tessera_store::object_store::path::Path::parse(&key)
+                .unwrap_or_else(|_| key.as_str().into()),
+        )),
         Some(store) => Ok(store.join(&key)?),
     }
 }
