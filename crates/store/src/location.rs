@@ -108,15 +108,15 @@ fn invalid(url: &str, reason: impl Into<String>) -> Error {
 
 /// Turn the path part of a URL into an object key.
 fn url_key(url: &Url, original: &str) -> Result<Path> {
-    let raw = url.path().trim_start_matches('/');
+    let raw = url.path().trim_start_matches('/').trim_end_matches('/');
     if raw.is_empty() {
         return Ok(Path::default());
     }
-    Path::parse(raw)
-        .or_else(|_| {
-            let decoded = percent_decode(raw);
-            Path::parse(decoded.trim_end_matches('/'))
-        })
+    // The URL's path is percent-encoded (a space arrives as %20): decode it
+    // to the key, so `s3://b/t x.csv` and `s3://b/t%20x.csv` both name the
+    // object `t x.csv`.
+    Path::from_url_path(raw)
+        .or_else(|_| Path::parse(percent_decode(raw)))
         .map_err(|e| invalid(original, e.to_string()))
 }
 
@@ -472,6 +472,23 @@ async fn open_s3(bucket: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_paths_are_decoded_to_keys() {
+        for (url, key) in [
+            ("s3://b/t x.csv", "t x.csv"),
+            ("s3://b/t%20x.csv", "t x.csv"),
+            ("s3://b/d/%C3%A9.las", "d/\u{e9}.las"),
+            ("s3://b/d/\u{e9}.las", "d/\u{e9}.las"),
+            ("s3://b/a%25b", "a%b"),
+            ("s3://b/dir/", "dir"),
+            ("s3://b/", ""),
+        ] {
+            let u = Url::parse(url).unwrap();
+            let p = url_key(&u, url).unwrap();
+            assert_eq!(p.as_ref(), key, "{url}");
+        }
+    }
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Runtime::new().unwrap()
