@@ -15,6 +15,9 @@ use crate::errors::{Class, Raised};
 /// The process's runtime and the process it was made in.
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 
+/// Set in a forked child once it made its own runtime.
+static FORKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How often a waiting call looks for a pending signal (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
@@ -32,6 +35,7 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
         // A forked child's copy of the parent's runtime: its threads are
         // gone, so dropping it could wait for them forever. Leak it.
         std::mem::forget(inherited);
+        FORKED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,6 +79,27 @@ where
     // thread-pool worker) looking for them would only take the GIL from
     // the threads that need it.
     let main = on_main_thread(py)?;
+    if FORKED.load(std::sync::atomic::Ordering::Relaxed) {
+        // In a forked child, the calling thread's thread-local runtime state
+        // (its parker, its runtime context) is a copy of the parent's, made
+        // at an arbitrary moment; a fetch waiting on it was seen to hang.
+        // Drive the future from a fresh thread, whose state is its own.
+        return py.detach(|| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        rt.block_on(async move {
+                            AssertUnwindSafe(fut)
+                                .catch_unwind()
+                                .await
+                                .unwrap_or_else(|p| Err(panicked(p)))
+                        })
+                    })
+                    .join()
+                    .unwrap_or_else(|p| Err(panicked(p)))
+            })
+        });
+    }
     py.detach(|| {
         rt.block_on(async move {
             let fut = AssertUnwindSafe(fut).catch_unwind();

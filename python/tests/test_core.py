@@ -461,7 +461,8 @@ def test_fork_and_spawn_children_use_tessera(tmp_path):
     for method in ("fork", "spawn"):
         ctx = mp.get_context(method)
         with ctx.Pool(2) as pool:
-            got = pool.map(_fetch, slices)
+            # A hang in a child fails the test instead of stalling the suite.
+            got = pool.map_async(_fetch, slices).get(timeout=120)
         assert got == expect, method
 
 
