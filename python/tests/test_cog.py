@@ -37,6 +37,7 @@ from rasterio.transform import from_origin  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
 from _objects import exists, get, put, put_file  # noqa: E402
+from _cli import index, plan, run  # noqa: E402
 from conftest import unique  # noqa: E402
 
 # rasterio 1.4 multiplies affines with ``*``, which affine 3 warns about
@@ -45,31 +46,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecatio
 # -- running tessera ---------------------------------------------------------------
 
 
-def run(tessera_bin: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``tessera ARGS``; with ``ok`` it must succeed, otherwise it must
-    fail with a message and without a panic."""
-    proc = subprocess.run([str(tessera_bin), *args], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, f"tessera {' '.join(args)} failed:\n{proc.stderr}"
-    else:
-        assert proc.returncode != 0, f"tessera {' '.join(args)} succeeded:\n{proc.stdout}\n{proc.stderr}"
-        assert "error" in proc.stderr.lower(), proc.stderr
-    assert "panicked" not in proc.stderr, proc.stderr
-    return proc
 
 
-def index(tessera_bin: Path, url: str, *extra: str) -> dict[str, Any]:
-    """Index a raster and return the index written beside it."""
-    run(tessera_bin, "index", url, *extra)
-    return json.loads(get(f"{url}.tessera-index.json"))
 
 
-def plan(tessera_bin: Path, url: str, args: list[str], out: Path) -> list[dict[str, Any]]:
-    """Plan windows of an indexed raster into ``out`` and return them."""
-    run(tessera_bin, "slice", url, *args, "-o", str(out))
-    slices = json.loads(out.read_text())
-    assert isinstance(slices, list) and slices, slices
-    return slices
 
 
 def fetch(tessera_bin: Path, plan_file: Path, i: int, out: Path) -> Path:

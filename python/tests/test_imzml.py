@@ -47,6 +47,7 @@ from pyimzml.ImzMLParser import ImzMLParser
 from pyimzml.ImzMLWriter import ImzMLWriter
 
 from _objects import exists, get, put, put_file
+from _cli import index, plan, run  # noqa: E402
 
 NS = "{http://psi.hupo.org/ms/mzml}"
 UUID_ACCESSION = "IMS:1000080"
@@ -56,31 +57,10 @@ OFFSET, LENGTH, ENCODED = "IMS:1000102", "IMS:1000103", "IMS:1000104"
 # -- running tessera ---------------------------------------------------------------
 
 
-def run(tessera_bin: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``tessera ARGS``; with ``ok`` it must succeed, otherwise it must
-    fail with a message and without a panic."""
-    proc = subprocess.run([str(tessera_bin), *args], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, f"tessera {' '.join(args)} failed:\n{proc.stderr}"
-    else:
-        assert proc.returncode != 0, f"tessera {' '.join(args)} succeeded:\n{proc.stdout}\n{proc.stderr}"
-        assert "error" in proc.stderr.lower(), proc.stderr
-    assert "panicked" not in proc.stderr, proc.stderr
-    return proc
 
 
-def index(tessera_bin: Path, url: str) -> dict[str, Any]:
-    """Index a dataset and return the index written beside its XML."""
-    run(tessera_bin, "index", url)
-    return json.loads(get(f"{url}.tessera-index.json"))
 
 
-def plan(tessera_bin: Path, url: str, args: list[str], out: Path) -> list[dict[str, Any]]:
-    """Plan slices of an indexed dataset into ``out`` and return them."""
-    run(tessera_bin, "slice", url, *args, "-o", str(out))
-    slices = json.loads(out.read_text())
-    assert isinstance(slices, list) and slices, slices
-    return slices
 
 
 def fetch(tessera_bin: Path, plan_file: Path, i: int, folder: Path) -> Path:
