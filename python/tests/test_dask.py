@@ -66,12 +66,6 @@ def test_dask_csv(cluster, tmp_path):
 
 
 def _put(base: str, key: str, data: bytes) -> str:
-    if base.startswith("s3://"):
-        from test_core import write_text
+    from _objects import put_at
 
-        return write_text(base, key, data)
-    os.makedirs(base, exist_ok=True)
-    path = os.path.join(base, key)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
+    return put_at(base, key, data)
