@@ -271,6 +271,7 @@ fn parse(xml: &[u8], url: &str) -> Result<Parsed> {
             )
         })?;
         let after = r.buffer_position();
+        let mut closing = None;
         match ev {
             Event::Eof => break,
             Event::Start(_) | Event::Empty(_) => {
@@ -326,17 +327,7 @@ fn parse(xml: &[u8], url: &str) -> Result<Parsed> {
                 }
                 if empty {
                     // An empty element closes at once.
-                    close(
-                        name.as_ref(),
-                        &mut group,
-                        &mut groups,
-                        &mut spectrum,
-                        &mut array,
-                        &mut in_scan,
-                        &mut out,
-                        after,
-                        url,
-                    )?;
+                    closing = closes(name.as_ref());
                 }
             }
             Event::End(e) => {
@@ -344,22 +335,36 @@ fn parse(xml: &[u8], url: &str) -> Result<Parsed> {
                 if name.as_ref() == b"spectrumList" {
                     out.list_end = Some(before);
                 }
-                close(
-                    name.as_ref(),
-                    &mut group,
-                    &mut groups,
-                    &mut spectrum,
-                    &mut array,
-                    &mut in_scan,
-                    &mut out,
-                    after,
-                    url,
-                )?;
+                closing = closes(name.as_ref());
             }
             _ => {}
         }
+        if let Some(name) = closing {
+            close(
+                name,
+                &mut group,
+                &mut groups,
+                &mut spectrum,
+                &mut array,
+                &mut in_scan,
+                &mut out,
+                after,
+                url,
+            )?;
+        }
     }
     Ok(out)
+}
+
+/// The elements whose end [`close`] acts on.
+fn closes(name: &[u8]) -> Option<&'static [u8]> {
+    const ENDS: [&[u8]; 4] = [
+        b"referenceableParamGroup",
+        b"scan",
+        b"binaryDataArray",
+        b"spectrum",
+    ];
+    ENDS.into_iter().find(|n| *n == name)
 }
 
 /// The end of an element: finish a group, an array or a spectrum.

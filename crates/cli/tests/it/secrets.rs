@@ -5,10 +5,10 @@
 //! print them on stdout or stderr, nor write them into an index, a slices
 //! file or an error body.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 type Cmd = assert_cmd::Command;
 
@@ -208,10 +208,9 @@ fn the_server_logs_no_token_at_trace_level() {
         !entry.contains(&token),
         "auth.toml holds a hash, not the token"
     );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tessera"))
-        .current_dir(dir.path())
-        .env_remove("TESSERA_STORE")
-        .args([
+    let (child, addr) = crate::serve::spawn(
+        dir.path(),
+        &[
             "-vvv",
             "serve",
             "--bind",
@@ -220,23 +219,13 @@ fn the_server_logs_no_token_at_trace_level() {
             "auth.toml",
             "--store",
             "data",
-        ])
-        .env("TESSERA_LOG", "trace")
-        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-        .env("AWS_SESSION_TOKEN", SESSION)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_string();
+        ],
+        &[
+            ("TESSERA_LOG", "trace"),
+            ("AWS_SECRET_ACCESS_KEY", FAKE_SECRET),
+            ("AWS_SESSION_TOKEN", SESSION),
+        ],
+    );
     let secrets = secrets(Some(&token));
     let wrong = format!("{token}x");
     for (path, tok, want) in [

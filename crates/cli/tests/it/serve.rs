@@ -25,10 +25,13 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn spawn(dir: &std::path::Path, args: &[&str]) -> (Child, String) {
+/// Start `tessera ARGS` (a server) in `dir` with `env` set; returns the
+/// child and the address it listens on (its first line).
+pub(crate) fn spawn(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("tessera"))
         .current_dir(dir)
         .env_remove("TESSERA_STORE")
+        .envs(env.iter().copied())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,7 +64,7 @@ fn serves_the_quickstart_store_and_stops_on_sigterm() {
         "bind = \"127.0.0.1:0\"\n[tables.sales]\nlocation = \"state=california/dname=sales/sales.parquet\"\n",
     )
     .unwrap();
-    let (mut child, addr) = spawn(dir.path(), &["serve", "--config", "serve.toml"]);
+    let (mut child, addr) = spawn(dir.path(), &["serve", "--config", "serve.toml"], &[]);
     let (st, body) = http_get(
         &addr,
         "/query-parquet?statename=california&dname=sales&page=1&page_size=3",
@@ -151,6 +154,7 @@ fn refuses_an_open_bind_without_auth_and_makes_tokens() {
     let (mut child, addr) = spawn(
         dir.path(),
         &["serve", "--bind", "127.0.0.1:0", "--auth", "auth.toml"],
+        &[],
     );
     let (st, _) = http_get(&addr, "/v1/tables");
     assert_eq!(st, 401);
