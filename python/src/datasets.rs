@@ -168,7 +168,7 @@ impl PyDatasets {
     /// `__arrow_c_stream__` / `__arrow_c_array__`) or, with `files=True`,
     /// a list of file URLs.
     #[pyo3(signature = (name, data, *, files=false, date_key=None, id_key=None, version=None,
-        keep_last=false, target_size=None, input_format=None, sources=None))]
+        keep_last=false, target_size=None, input_format=None, sources=None, memory=None))]
     #[allow(clippy::too_many_arguments)]
     fn put<'py>(
         &self,
@@ -183,8 +183,12 @@ impl PyDatasets {
         target_size: Option<Bound<'py, PyAny>>,
         input_format: Option<String>,
         sources: Option<Vec<String>>,
+        memory: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut put = self.inner.put(name).with_keep_last(keep_last);
+        if let Some(m) = memory {
+            put = put.with_memory_budget(size_arg(&m, "memory")?);
+        }
         if let Some((col, unit)) = date_key {
             let g = Granularity::from_str(&unit).py()?;
             put = put.with_date_key(DateKey::new(col, g));

@@ -486,6 +486,7 @@ class Datasets:
         keep_last: bool = False,
         target_size: Union[int, str, None] = None,
         input_format: Optional[str] = None,
+        memory: Union[int, str, None] = None,
     ) -> Report:
         """Load rows as a new version of ``name`` (created on first load).
 
@@ -497,6 +498,9 @@ class Datasets:
         ``(column, "day"|"month"|"year")``; ``id_key``: ``(column, width)``
         ID ranges; both fixed by the first load. ``version``: the version key
         (default: the load time); ``keep_last``: make this the only version.
+        ``memory``: what the load may use (bytes or ``"512MB"``, default
+        1 GiB): rows beyond a share of it are spilled to local disk, so
+        memory does not grow with the number of partitions.
         The load commits whole or not at all."""
         if isinstance(data, (str, _os.PathLike)) or (
             isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, _os.PathLike)) for d in data)
@@ -506,13 +510,14 @@ class Datasets:
                 self._d.put(
                     name, files, files=True, date_key=_date_key(date_key), id_key=_id_key(id_key),
                     version=version, keep_last=keep_last, target_size=target_size,
-                    input_format=input_format,
+                    input_format=input_format, memory=memory,
                 )
             )
         return _report(
             self._d.put(
                 name, _arrow(data), date_key=_date_key(date_key), id_key=_id_key(id_key),
                 version=version, keep_last=keep_last, target_size=target_size,
+                memory=memory,
             )
         )
 

@@ -77,7 +77,7 @@ class Datasets:
         self, name: str, data: Any, *, files: bool = False, date_key: Optional[tuple[str, str]] = None,
         id_key: Optional[tuple[str, int]] = None, version: Optional[str] = None, keep_last: bool = False,
         target_size: int | str | None = None, input_format: Optional[str] = None,
-        sources: Optional[list[str]] = None,
+        sources: Optional[list[str]] = None, memory: int | str | None = None,
     ) -> dict[str, Any]: ...
     def get(
         self, name: str, *, version: Optional[str] = None, last: bool = False, as_of: Any = None,

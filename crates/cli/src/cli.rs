@@ -284,6 +284,11 @@ pub struct PutArgs {
     /// Target size of the data files.
     #[arg(long, default_value = "128MB", value_name = "SIZE")]
     pub target_size: String,
+    /// Memory the load may use: rows are grouped by partition in memory up
+    /// to a share of it and spilled to local disk (TMPDIR) beyond, however
+    /// many partitions the load writes (at least 4MiB).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    pub memory: String,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

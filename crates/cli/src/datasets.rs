@@ -61,6 +61,7 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
         .map(|f| FileFormat::from_extension(f).context("--format"))
         .transpose()?;
     let target = parse_size(&a.target_size).map_err(|e| anyhow::anyhow!("--target-size: {e}"))?;
+    let memory = parse_size(&a.memory).map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
     // Standard input is spooled to a temporary file: inference needs a
     // sample, and a retried commit needs to read the data again.
     let mut _spool = None;
@@ -118,6 +119,7 @@ pub async fn put(a: PutArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
         .with_version(&a.version_key)
         .with_keep_last(a.keep_last)
         .with_target_size(target)
+        .with_memory_budget(memory)
         .with_sources(sources);
     if let Some(f) = format {
         p = p.with_input_format(f);

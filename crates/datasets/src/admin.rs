@@ -371,11 +371,75 @@ impl Vacuum {
             .with_commit_properties(commit_info("vacuum", None))
             .await
             .map_err(|e| Error::delta(&self.name, e))?;
+        let mut files = m.files_deleted;
+        let (loc, _) = self.ds.table_handle(&self.name)?;
+        if let Some(dir) = loc.local_path() {
+            // Files a killed local write left half-written: the local store
+            // writes `NAME#N` beside its target and renames it when done, and
+            // its listings never show such files, so Delta's vacuum cannot.
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(self.retain.to_std().unwrap_or_default())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let mut found = Vec::new();
+            staged_leftovers(&dir, &dir, cutoff, &mut found);
+            for (path, rel) in found {
+                if !self.dry_run {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(tessera_store::Error::io("cannot delete", &path, e).into());
+                        }
+                    }
+                }
+                files.push(rel);
+            }
+        }
         Ok(VacuumReport {
             name: self.name,
             dry_run: m.dry_run,
-            files: m.files_deleted,
+            files,
         })
+    }
+}
+
+/// Under `dir` (the table folder `root`, `_delta_log` aside): files named
+/// `NAME#N` (a local write's staging name) last modified before `cutoff`,
+/// with their paths relative to `root`.
+fn staged_leftovers(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    cutoff: std::time::SystemTime,
+    out: &mut Vec<(std::path::PathBuf, String)>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(meta) = e.metadata() else { continue };
+        let name = e.file_name().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            if dir == root && name == "_delta_log" {
+                continue;
+            }
+            staged_leftovers(root, &path, cutoff, out);
+        } else if is_staging_name(&name) && meta.modified().is_ok_and(|t| t < cutoff) {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            out.push((path, rel));
+        }
+    }
+}
+
+/// `NAME#N` with N decimal digits.
+fn is_staging_name(name: &str) -> bool {
+    match name.rsplit_once('#') {
+        Some((stem, n)) => {
+            !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
     }
 }
 
@@ -456,5 +520,45 @@ impl IntoFuture for Compact {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_are_name_hash_digits() {
+        assert!(is_staging_name("part-1.parquet#1"));
+        assert!(is_staging_name("x#123"));
+        for n in ["part-1.parquet", "x#", "#1", "x#1a", "a#b#", "x#-1"] {
+            assert!(!is_staging_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn leftovers_are_found_below_the_table_but_not_in_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("_delta_log")).unwrap();
+        std::fs::create_dir_all(root.join("d=2024-01-01")).unwrap();
+        for f in [
+            "_delta_log/00000.json#1",
+            "d=2024-01-01/part-1.parquet#2",
+            "d=2024-01-01/part-1.parquet",
+            "part-2.parquet#7",
+        ] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut found = Vec::new();
+        staged_leftovers(root, root, later, &mut found);
+        let mut rel: Vec<String> = found.into_iter().map(|(_, r)| r).collect();
+        rel.sort();
+        assert_eq!(rel, ["d=2024-01-01/part-1.parquet#2", "part-2.parquet#7"]);
+        // Younger than the cutoff: kept.
+        let mut found = Vec::new();
+        staged_leftovers(root, root, std::time::UNIX_EPOCH, &mut found);
+        assert!(found.is_empty());
     }
 }

@@ -86,6 +86,7 @@ mod partition;
 mod put;
 pub mod sql;
 mod stream;
+mod write;
 
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use tessera_store::{Location, StoreOptions};
@@ -98,6 +99,7 @@ pub use error::{Error, Result};
 pub use get::{AsOf, Get, ReadStats, Rows};
 pub use keys::{DateKey, Granularity, IdKey, PartitionLayout, VERSION_COLUMN};
 pub use put::{Put, PutReport};
+pub use write::DEFAULT_MEMORY_BUDGET;
 
 /// Default target size of data files: 128 MB.
 pub const DEFAULT_TARGET_SIZE: u64 = 128 * 1024 * 1024;

@@ -1,19 +1,22 @@
 //! Loads: [`Datasets::put`].
 
 use std::future::IntoFuture;
-use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
-use deltalake::kernel::transaction::{CommitProperties, TransactionError};
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{
+    CommitBuilder, CommitProperties, TableReference, TransactionError,
+};
+use deltalake::kernel::{Action, MetadataExt as _, StructType};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::future::BoxFuture;
-use futures::TryStreamExt;
+use futures::StreamExt;
 use serde::Serialize;
 use tessera_formats::{
     conform, infer_schema, lossless, merge_inferred, read, Cast, FileFormat, ReadOptions,
@@ -24,7 +27,8 @@ use tokio::runtime::Handle;
 use crate::error::{Error, Failure, Result};
 use crate::keys::{DateKey, IdKey, PartitionLayout, VERSION_COLUMN};
 use crate::partition::{Partitioning, RowContext};
-use crate::stream::{streaming_plan, Sink};
+use crate::stream::{batch_channel, Sink};
+use crate::write::PartitionedWriter;
 use crate::{Datasets, DEFAULT_TARGET_SIZE};
 
 /// Longest accepted version key.
@@ -48,6 +52,7 @@ pub struct Put {
     version: String,
     keep_last: bool,
     target_size: u64,
+    memory_budget: u64,
     input_format: Option<FileFormat>,
     sources: Option<Vec<String>>,
     input: Input,
@@ -77,6 +82,10 @@ pub struct PutReport {
     pub partition_columns: Vec<String>,
     /// Commit attempts (more than 1 when other writers got in first).
     pub attempts: u32,
+    /// Bytes of rows (as Arrow) spilled to local disk because the load's
+    /// rows outgrew its share of the memory budget before they could be
+    /// written (0 for most loads).
+    pub spilled_bytes: u64,
 }
 
 enum Input {
@@ -124,6 +133,7 @@ impl Put {
             version: "NOW".into(),
             keep_last: false,
             target_size: DEFAULT_TARGET_SIZE,
+            memory_budget: crate::write::DEFAULT_MEMORY_BUDGET,
             input_format: None,
             sources: None,
             input: Input::Batches(Vec::new()),
@@ -175,6 +185,16 @@ impl Put {
     /// Target size of the data files in bytes (default 128 MB).
     pub fn with_target_size(mut self, bytes: u64) -> Self {
         self.target_size = bytes.max(1);
+        self
+    }
+
+    /// The memory a load may use, in bytes (default
+    /// [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET), 1 GiB): rows
+    /// are grouped by partition in memory up to a share of it and spilled
+    /// to local disk beyond, so a load's peak memory does not grow with the
+    /// number of partitions it writes. Budgets under 4 MiB are raised to 4 MiB.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes.max(4 << 20);
         self
     }
 
@@ -297,12 +317,16 @@ impl Put {
             let created = table.is_none();
             let written = self.write_once(table, &shape, &load).await?;
             let e = match written {
-                Ok(table) => {
-                    let (rows, files) = write_metrics(&table).await;
+                Ok(Written {
+                    version,
+                    rows,
+                    files,
+                    spilled,
+                }) => {
                     return Ok(PutReport {
                         name: self.name.clone(),
                         version_key: load.key,
-                        table_version: table.version().unwrap_or(0),
+                        table_version: version,
                         rows,
                         files,
                         created,
@@ -314,6 +338,7 @@ impl Put {
                         },
                         partition_columns: shape.partitioning.partition_columns(),
                         attempts: attempt,
+                        spilled_bytes: spilled,
                     });
                 }
                 Err(e) => e,
@@ -499,9 +524,8 @@ impl Put {
         table: Option<DeltaTable>,
         shape: &Shape,
         load: &Load,
-    ) -> Result<std::result::Result<DeltaTable, DeltaTableError>> {
+    ) -> Result<std::result::Result<Written, DeltaTableError>> {
         let layout = shape.partitioning.layout();
-        let exists = table.is_some();
         let table = match table {
             Some(t) if shape.migrate => {
                 // Record the layout of an earlier release's table where this
@@ -515,23 +539,24 @@ impl Put {
                     )
                     .await;
                 match migrated {
-                    Ok(t) => t,
+                    Ok(t) => Some(t),
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            Some(t) => t,
+            other => other,
+        };
+        let log_store = match &table {
+            Some(t) => t.log_store(),
             None => {
                 let (loc, builder) = self.ds.table_handle(&self.name)?;
                 if let Some(p) = loc.local_path() {
                     std::fs::create_dir_all(&p)
                         .map_err(|e| tessera_store::Error::io("cannot create", &p, e))?;
                 }
-                let table = builder.build().map_err(|e| Error::delta(&self.name, e))?;
-                // The first commit records the layout in the table's configuration.
-                DeltaTable::new(crate::log::creating_with(
-                    table.log_store(),
-                    layout.configuration(),
-                ))
+                builder
+                    .build()
+                    .map_err(|e| Error::delta(&self.name, e))?
+                    .log_store()
             }
         };
         let producer = Producer {
@@ -544,36 +569,157 @@ impl Put {
             rows: self.rows_read.clone(),
             derived: shape.partitioning.derived_names(),
         };
-        let plan = streaming_plan(shape.write.clone(), load.failure.clone(), move |sink| {
-            producer.run(sink)
-        })?;
+        let mut batches = batch_channel(load.failure.clone(), move |sink| producer.run(sink))?;
+        let partition_columns = shape.partitioning.partition_columns();
+        let mut writer = match PartitionedWriter::try_new(
+            log_store.object_store(None),
+            &shape.write,
+            &partition_columns,
+            crate::files::writer_properties(&shape.write),
+            self.target_size,
+            self.memory_budget,
+        ) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(e)),
+        };
+        while let Some(batch) = batches.next().await? {
+            if let Err(e) = writer.write(&batch).await {
+                return Ok(Err(e));
+            }
+        }
+        let (peak, rows, spilled) = (writer.peak_buffered, writer.rows, writer.spilled);
+        let adds = match writer.finish().await {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        tracing::debug!(
+            files = adds.len(),
+            rows,
+            peak_buffered = peak,
+            spilled,
+            "data files of '{}' written",
+            self.name
+        );
+        let files = adds.len() as u64;
         let info = serde_json::json!({
             "versionKey": load.key,
             "keepLast": self.keep_last,
             "sources": load.sources,
         });
-        let props = crate::files::writer_properties(&shape.write);
-        let mut w = table
-            .write(Vec::new())
-            .with_input_plan(plan)
-            .with_save_mode(if self.keep_last {
-                SaveMode::Overwrite
-            } else {
-                SaveMode::Append
-            })
-            .with_target_file_size(NonZeroU64::new(self.target_size))
-            .with_writer_properties(props)
-            .with_commit_properties(commit_info("put", Some(info)).with_max_retries(100));
-        if !exists {
-            w = w
-                .with_partition_columns(shape.partitioning.partition_columns())
-                .with_description("tessera dataset")
-                .with_table_name(self.name.clone());
-        } else if !shape.new_columns.is_empty() {
-            w = w.with_schema_mode(SchemaMode::Merge);
+        let mode = if self.keep_last {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::Append
+        };
+        let schema: StructType = match shape.write.as_ref().try_into_kernel() {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let adds = adds.into_iter().map(Action::Add);
+        let Some(table) = table else {
+            let metrics = serde_json::json!({
+                "num_added_rows": rows,
+                "num_added_files": files,
+                "num_removed_files": 0,
+            });
+            let created = CreateBuilder::new()
+                .with_log_store(log_store)
+                .with_columns(schema.fields().cloned())
+                .with_partition_columns(partition_columns)
+                .with_configuration(
+                    layout
+                        .configuration()
+                        .into_iter()
+                        .map(|(k, v)| (k, Some(v))),
+                )
+                .with_raise_if_key_not_exists(false)
+                .with_table_name(self.name.clone())
+                .with_comment("tessera dataset")
+                .with_commit_properties(
+                    commit_properties("put", info, metrics).with_max_retries(100),
+                )
+                .with_actions(adds)
+                .await;
+            return Ok(created.map(|t| Written {
+                version: t.version().unwrap_or(0),
+                rows,
+                files,
+                spilled,
+            }));
+        };
+        let snapshot = match table.snapshot() {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut actions: Vec<Action> = Vec::new();
+        let table_schema = snapshot.snapshot().arrow_schema();
+        if table_schema.fields().len() != shape.write.fields().len() {
+            // New columns (or the version key column of a table another
+            // tool made): the table's schema grows.
+            match snapshot.metadata().clone().with_schema(&schema) {
+                Ok(m) => actions.push(Action::Metadata(m)),
+                Err(e) => return Ok(Err(e.into())),
+            }
         }
-        Ok(w.await)
+        let mut removed = 0u64;
+        if self.keep_last {
+            let mut views = snapshot.snapshot().file_views(log_store.as_ref(), None);
+            while let Some(v) = views.next().await {
+                match v {
+                    Ok(v) => {
+                        actions.push(Action::Remove(v.remove_action(true)));
+                        removed += 1;
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        actions.extend(adds);
+        let metrics = serde_json::json!({
+            "num_added_rows": rows,
+            "num_added_files": files,
+            "num_removed_files": removed,
+        });
+        let operation = DeltaOperation::Write {
+            mode,
+            partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
+            predicate: None,
+        };
+        let committed =
+            CommitBuilder::from(commit_properties("put", info, metrics).with_max_retries(100))
+                .with_actions(actions)
+                .build(Some(snapshot as &dyn TableReference), log_store, operation)
+                .await;
+        Ok(committed.map(|c| Written {
+            version: c.version(),
+            rows,
+            files,
+            spilled,
+        }))
     }
+}
+
+/// What one attempt committed.
+struct Written {
+    version: u64,
+    rows: u64,
+    files: u64,
+    spilled: u64,
+}
+
+/// Commit properties of a load: tessera's own entry and Delta's operation
+/// metrics (as deltalake's writer records them).
+fn commit_properties(
+    operation: &str,
+    mut fields: serde_json::Value,
+    metrics: serde_json::Value,
+) -> CommitProperties {
+    fields["operation"] = operation.into();
+    fields["tesseraVersion"] = env!("CARGO_PKG_VERSION").into();
+    CommitProperties::default().with_metadata([
+        ("tessera".to_string(), fields),
+        ("operationMetrics".to_string(), metrics),
+    ])
 }
 
 impl IntoFuture for Put {
@@ -784,19 +930,4 @@ pub(crate) fn backoff(n: u32) -> Duration {
 pub(crate) async fn is_table(loc: &Location) -> Result<bool> {
     let (objs, dirs) = loc.join("_delta_log")?.list_dir().await?;
     Ok(!objs.is_empty() || !dirs.is_empty())
-}
-
-/// Rows and files the last commit of `table` added (from its metrics).
-async fn write_metrics(table: &DeltaTable) -> (u64, u64) {
-    let infos: Vec<_> = match table.history(Some(1)).try_collect().await {
-        Ok(v) => v,
-        Err(_) => return (0, 0),
-    };
-    let m = infos
-        .first()
-        .and_then(|i| i.info.get("operationMetrics"))
-        .cloned()
-        .unwrap_or_default();
-    let get = |k: &str| m.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    (get("num_added_rows"), get("num_added_files"))
 }

@@ -927,3 +927,101 @@ async fn store_faults_leave_a_load_whole_or_absent() {
     }
     assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
 }
+
+/// Rows over a thousand days and a million user IDs, in random order;
+/// with the number of distinct days and of 1000-wide user ID ranges.
+fn scattered(ids: std::ops::Range<i64>, seed: u64) -> (String, usize, usize) {
+    let mut s = String::from("id,event_date,user_id,note\n");
+    let (mut days, mut ranges) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    let mut x = seed | 1;
+    for i in ids {
+        // xorshift: deterministic, spread over every partition.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let day = chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap()
+            + chrono::Duration::days((x % 1000) as i64);
+        let user = (x >> 20) % 1_000_000;
+        days.insert(day);
+        ranges.insert(user / 1000);
+        s.push_str(&format!("{i},{day},{user},\"note {i}, {}\"\n", x % 977));
+    }
+    (s, days.len(), ranges.len())
+}
+
+/// A load into a thousand partitions under a small memory budget spills
+/// to local disk and still writes every row once, one file per partition
+/// (the spilled pieces of a partition are written into the same file), on
+/// every store; with the default budget the same load does not spill.
+#[tokio::test]
+async fn many_partitions_under_a_small_budget_spill_and_keep_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bases = vec![
+        format!("memory://spill-{}", unique("m")),
+        dir.path().join("wh").to_string_lossy().into_owned(),
+    ];
+    if let Some(s3) = s3_base() {
+        bases.push(format!("{s3}/{}", unique("spill")));
+    }
+    for base in bases {
+        let ds = open(&base).await.with_single_writer(true);
+        let land = Location::open(&format!("{base}/land"), &store_options())
+            .await
+            .unwrap();
+        let n = 20_000;
+        let (csv, days, ranges) = scattered(0..n, 7);
+        let a = file(&land, "a.csv", csv).await;
+        let small = ds
+            .put("ev")
+            .with_files(vec![a.clone()])
+            .with_date_key("event_date".parse().unwrap())
+            .with_memory_budget(1)
+            .with_version("small")
+            .await
+            .unwrap();
+        assert_eq!(small.rows, n as u64, "{base}");
+        assert!(small.spilled_bytes > 0, "{base}: nothing spilled");
+        assert_eq!(small.files, days as u64, "{base}: one file per partition");
+        let got = ds.get("ev").collect().await.unwrap();
+        assert_eq!(count(&got), n as usize, "{base}");
+        let ids: std::collections::BTreeSet<i64> = rows(&got).into_keys().collect();
+        assert_eq!(ids, (0..n).collect(), "{base}: every row once");
+
+        // The same rows with the default budget: no spill, same files.
+        let again = ds
+            .put("ev2")
+            .with_files(vec![a.clone()])
+            .with_date_key("event_date".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(again.spilled_bytes, 0, "{base}");
+        assert_eq!(again.files, small.files, "{base}");
+
+        // ID ranges and keep_last through the spilling writer: the old
+        // files are removed, the new rows replace them whole.
+        let b = file(&land, "b.csv", scattered(n..n + 5_000, 11).0).await;
+        let ids = ds
+            .put("ids")
+            .with_files(vec![a])
+            .with_id_key(tessera_datasets::IdKey::new("user_id", 1000))
+            .with_memory_budget(1)
+            .await
+            .unwrap();
+        assert!(ids.spilled_bytes > 0, "{ids:?}");
+        assert_eq!(ids.files, ranges as u64, "{base}: one file per ID range");
+        let last = ds
+            .put("ids")
+            .with_files(vec![b])
+            .with_keep_last(true)
+            .with_memory_budget(1)
+            .await
+            .unwrap();
+        assert_eq!(last.rows, 5_000);
+        let got = ds.get("ids").collect().await.unwrap();
+        let ids: std::collections::BTreeSet<i64> = rows(&got).into_keys().collect();
+        assert_eq!(ids, (n..n + 5_000).collect(), "{base}: keep_last");
+    }
+}
