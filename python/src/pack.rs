@@ -117,7 +117,8 @@ fn compact_report<'py>(py: Python<'py>, r: &CompactReport) -> PyResult<Bound<'py
 #[pyfunction]
 #[pyo3(signature = (input_base, output_base, table, *, suffix=None, output_format=None,
     input_format=None, max_file_size=None, partition=None, partition_by=None, schema=None,
-    force=false, single_writer=false, row_group_bytes=None, dry_run=false, store=None))]
+    force=false, single_writer=false, row_group_bytes=None, dry_run=false, store=None,
+    memory=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn pack<'py>(
     py: Python<'py>,
@@ -136,8 +137,10 @@ pub fn pack<'py>(
     row_group_bytes: Option<Bound<'py, PyAny>>,
     dry_run: bool,
     store: Option<PyRef<'py, PyStoreOptions>>,
+    memory: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = opts(store.as_deref());
+    let memory = memory.map(|v| size_arg(&v, "memory")).transpose()?;
     let max = max_file_size
         .map(|v| size_arg(&v, "max_file_size"))
         .transpose()?;
@@ -175,6 +178,9 @@ pub fn pack<'py>(
         }
         if let Some(c) = partition_by {
             p = p.with_partition_by(c);
+        }
+        if let Some(m) = memory {
+            p = p.with_memory_budget(m);
         }
         if let Some(s) = schema {
             p = p.with_schema(Arc::unwrap_or_clone(s));

@@ -304,6 +304,7 @@ def pack(
     row_group_bytes: Union[int, str, None] = None,
     dry_run: bool = False,
     store: Optional[StoreOptions] = None,
+    memory: Union[int, str, None] = None,
     **kw: Any,
 ) -> Report:
     """Pack the files under ``input_base/table/`` into evenly sized files
@@ -311,7 +312,9 @@ def pack(
     input exactly once, however often it is run. The options are the
     ``tessera pack`` command's: ``output_format``/``input_format`` are file
     extensions (``"snappy.parquet"``, ``"csv.gz"``), ``partition`` a dict of
-    partition folders, ``schema`` a ``pyarrow.Schema``. ``dry_run=True``
+    partition folders, ``schema`` a ``pyarrow.Schema``, ``memory`` what a
+    ``partition_by`` split may use (default 1 GiB; rows beyond a share of it
+    wait on local disk). ``dry_run=True``
     returns the plan without writing. Returns the report (``rows``,
     ``outputs``, ``inputs``, ``already_packed`` …)."""
     return _report(
@@ -331,6 +334,7 @@ def pack(
             row_group_bytes=row_group_bytes,
             dry_run=dry_run,
             store=_store(store, kw),
+            memory=memory,
         )
     )
 

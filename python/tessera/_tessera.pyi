@@ -56,7 +56,7 @@ def pack(
     max_file_size: int | str | None = None, partition: Optional[dict[str, str]] = None,
     partition_by: Optional[str] = None, schema: Any = None, force: bool = False,
     single_writer: bool = False, row_group_bytes: int | str | None = None, dry_run: bool = False,
-    store: Optional[StoreOptions] = None,
+    store: Optional[StoreOptions] = None, memory: int | str | None = None,
 ) -> dict[str, Any]: ...
 def compact(
     output_base: str, table: str, *, suffix: Optional[str] = None, output_format: Optional[str] = None,

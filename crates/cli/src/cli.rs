@@ -424,6 +424,16 @@ pub struct PackArgs {
     /// Split rows into one partition folder per value of COLUMN.
     #[arg(long, value_name = "COLUMN")]
     pub partition_by: Option<String>,
+    /// Memory a split by column may use: rows wait grouped by folder in
+    /// memory up to a share of it and in TMPDIR beyond, and the folders'
+    /// files are written in turn (at least 4MiB).
+    #[arg(
+        long,
+        default_value = "1GiB",
+        value_name = "SIZE",
+        requires = "partition_by"
+    )]
+    pub memory: String,
     /// Cast columns to declared types: a JSON list of {"name": ..., "type": ...} (Arrow type names).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,

@@ -89,7 +89,9 @@ fn packing(
         p = p.with_suffix(s);
     }
     if let Some(c) = &a.partition_by {
-        p = p.with_partition_by(c);
+        p = p.with_partition_by(c).with_memory_budget(
+            parse_size(&a.memory).map_err(|e| anyhow::anyhow!("--memory: {e}"))?,
+        );
     }
     if let Some(e) = &a.output_ext {
         p = p.with_output_format(FileFormat::from_extension(e).context("--output-ext")?);

@@ -587,7 +587,7 @@ impl Put {
                 return Ok(Err(e));
             }
         }
-        let (peak, rows, spilled) = (writer.peak_buffered, writer.rows, writer.spilled);
+        let (peak, rows, spilled) = (writer.peak_buffered(), writer.rows, writer.spilled());
         let adds = match writer.finish().await {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),

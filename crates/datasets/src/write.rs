@@ -13,7 +13,7 @@
 //!   large partitions streams as it always did;
 //! - when the buffered rows outgrow their share, they are spilled, grouped
 //!   by partition, to an unnamed local Arrow IPC file (removed by the system
-//!   when the process ends, however it ends);
+//!   when the process ends, however it ends; [`tessera_formats::spool`]);
 //! - at the end each remaining partition is written whole (its spilled
 //!   pieces, then what is in memory) through one writer that is closed
 //!   before the next partitions open: at most two at a time.
@@ -23,15 +23,11 @@
 //! one Delta commit ([`commit`]), so a load is all or nothing as before.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
 use arrow::row::{RowConverter, SortField};
 use delta_kernel::expressions::Scalar;
 use delta_kernel::table_properties::DataSkippingNumIndexedCols;
@@ -42,11 +38,10 @@ use deltalake::operations::write::writer::{PartitionWriter, PartitionWriterConfi
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::{DeltaResult, DeltaTableError};
 use indexmap::IndexMap;
+use tessera_formats::spool::{buffer_share, group_rows, streaming_threshold, Spool};
 use tokio::task::JoinSet;
 
-/// Default memory budget of a load: its peak resident memory stays near or
-/// under this, whatever the number of partitions.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 1024 * 1024 * 1024;
+pub use tessera_formats::spool::DEFAULT_MEMORY_BUDGET;
 
 /// Partitions written through a writer of their own while the input is read.
 const STREAMING_WRITERS: usize = 4;
@@ -54,33 +49,11 @@ const STREAMING_WRITERS: usize = 4;
 /// Partitions written at once at the end of a load.
 const FINAL_WRITERS: usize = 2;
 
-/// The shares of the budget: rows buffered in memory, and the size at
-/// which one partition's buffered rows earn it a streaming writer.
-fn buffer_share(budget: u64) -> usize {
-    // The rest of the budget is the process itself (readers, runtime,
-    // open writers' row groups): about 250 MB measured with the default
-    // settings.
-    (budget.saturating_sub(300 << 20).max(budget / 4) / 2) as usize
-}
-
-fn streaming_threshold(budget: u64) -> usize {
-    (buffer_share(budget) / 8).clamp(1 << 20, 64 << 20)
-}
-
-/// A spill file, read back block by block.
-type Spill = FileReader<std::io::BufReader<File>>;
-
 /// One partition of the load.
 struct Part {
     values: IndexMap<String, Scalar>,
     /// `column=value/…`, the order partitions are written in.
     path: String,
-    batches: Vec<RecordBatch>,
-    /// Approximate bytes of `batches`.
-    bytes: usize,
-    /// Rows of this partition in each spill: (spill, block).
-    spilled: Vec<(usize, usize)>,
-    spilled_bytes: usize,
     writer: Option<PartitionWriter>,
 }
 
@@ -95,9 +68,8 @@ pub(crate) struct PartitionedWriter {
     converter: Option<RowConverter>,
     ids: HashMap<Box<[u8]>, usize>,
     parts: Vec<Part>,
-    buffered: usize,
+    spool: Spool,
     budget: u64,
-    spills: Vec<Spill>,
     streaming: usize,
     props: WriterProperties,
     target: Option<NonZeroU64>,
@@ -105,10 +77,6 @@ pub(crate) struct PartitionedWriter {
     adds: Vec<Add>,
     /// Rows written.
     pub(crate) rows: u64,
-    /// Largest the buffered rows grew to, in bytes (for tests and logs).
-    pub(crate) peak_buffered: usize,
-    /// Bytes of rows spilled to local disk.
-    pub(crate) spilled: u64,
 }
 
 fn internal(msg: impl Into<String>) -> DeltaTableError {
@@ -117,6 +85,10 @@ fn internal(msg: impl Into<String>) -> DeltaTableError {
 
 fn arrow_err(e: arrow::error::ArrowError) -> DeltaTableError {
     DeltaTableError::Arrow { source: e }
+}
+
+fn spill_err(e: std::io::Error) -> DeltaTableError {
+    internal(format!("spilling the load's rows to local disk: {e}"))
 }
 
 impl PartitionedWriter {
@@ -156,6 +128,7 @@ impl PartitionedWriter {
         };
         Ok(PartitionedWriter {
             store,
+            spool: Spool::new(file_schema.clone()),
             file_schema,
             partition_idx,
             partition_names: partition_columns.to_vec(),
@@ -163,18 +136,24 @@ impl PartitionedWriter {
             converter,
             ids: HashMap::new(),
             parts: Vec::new(),
-            buffered: 0,
             budget,
-            spills: Vec::new(),
             streaming: 0,
             props,
             target: NonZeroU64::new(target),
             indexed: DataSkippingNumIndexedCols::NumColumns(32),
             adds: Vec::new(),
             rows: 0,
-            peak_buffered: 0,
-            spilled: 0,
         })
+    }
+
+    /// Largest the buffered rows grew to, in bytes.
+    pub(crate) fn peak_buffered(&self) -> usize {
+        self.spool.peak()
+    }
+
+    /// Bytes of rows spilled to local disk.
+    pub(crate) fn spilled(&self) -> u64 {
+        self.spool.spilled()
     }
 
     fn part_of(&mut self, batch: &RecordBatch, row: usize, key: &[u8]) -> DeltaResult<usize> {
@@ -199,14 +178,10 @@ impl PartitionedWriter {
             ));
             values.insert(name.clone(), v);
         }
-        let id = self.parts.len();
+        let id = self.spool.add_part();
         self.parts.push(Part {
             values,
             path: path.join("/"),
-            batches: Vec::new(),
-            bytes: 0,
-            spilled: Vec::new(),
-            spilled_bytes: 0,
             writer: None,
         });
         self.ids.insert(key.into(), id);
@@ -221,7 +196,6 @@ impl PartitionedWriter {
         }
         self.rows += n as u64;
         let data = batch.project(&self.data_idx).map_err(arrow_err)?;
-        let total = data.get_array_memory_size();
         // Which partition each row belongs to.
         let groups: Vec<(usize, RecordBatch)> = match &self.converter {
             None => {
@@ -247,117 +221,81 @@ impl PartitionedWriter {
                     last = Some((i, id));
                     part_of_row.push(id);
                 }
-                group_rows(&data, &part_of_row)?
+                group_rows(&data, &part_of_row).map_err(arrow_err)?
             }
         };
+        let threshold = streaming_threshold(self.budget);
         for (id, rows) in groups {
-            let bytes = total * rows.num_rows() / n;
-            let threshold = streaming_threshold(self.budget);
-            let part = &mut self.parts[id];
-            if let Some(w) = part.writer.as_mut() {
+            if let Some(w) = self.parts[id].writer.as_mut() {
                 w.write(&rows).await?;
                 continue;
             }
-            part.batches.push(rows);
-            part.bytes += bytes;
-            self.buffered += bytes;
-            if part.bytes >= threshold && self.streaming < STREAMING_WRITERS {
-                let mut w = new_writer(
-                    &self.store,
-                    &self.file_schema,
-                    part,
-                    &self.props,
-                    self.target,
-                    self.indexed,
-                )?;
-                // What was spilled earlier goes in first.
-                for b in read_spilled(&mut self.spills, &part.spilled)? {
-                    w.write(&b).await?;
+            self.spool.push(id, rows);
+            if self.spool.part_bytes(id) >= threshold && self.streaming < STREAMING_WRITERS {
+                let mut w = self.new_writer(id)?;
+                let taken = self.spool.take_pieces(id);
+                for piece in taken.spilled {
+                    w.write(&self.spool.read(piece).map_err(spill_err)?).await?;
                 }
-                part.spilled.clear();
-                for b in std::mem::take(&mut part.batches) {
-                    w.write(&b).await?;
+                for b in &taken.batches {
+                    w.write(b).await?;
                 }
-                self.buffered -= part.bytes;
-                part.bytes = 0;
-                part.writer = Some(w);
+                self.parts[id].writer = Some(w);
                 self.streaming += 1;
             }
         }
-        self.peak_buffered = self.peak_buffered.max(self.buffered);
-        if self.buffered > buffer_share(self.budget) {
-            self.spill()?;
+        if self.spool.buffered() > buffer_share(self.budget) {
+            let order = self.order();
+            self.spool.spill(&order).map_err(spill_err)?;
+            tracing::debug!(
+                spilled = self.spool.spilled(),
+                "load rows spilled to local disk"
+            );
         }
         Ok(())
     }
 
-    /// Move every buffered row to a new spill file, grouped by partition.
-    fn spill(&mut self) -> DeltaResult<()> {
-        let file = tempfile::tempfile().map_err(|e| internal(format!("cannot spill: {e}")))?;
-        let reader = file
-            .try_clone()
-            .map_err(|e| internal(format!("cannot spill: {e}")))?;
-        let spill = self.spills.len();
-        let mut w = FileWriter::try_new(std::io::BufWriter::new(file), &self.file_schema)
-            .map_err(arrow_err)?;
-        let mut order: Vec<usize> = (0..self.parts.len())
-            .filter(|&i| !self.parts[i].batches.is_empty())
-            .collect();
+    /// Partition numbers in path order.
+    fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.parts.len()).collect();
         order.sort_by(|&a, &b| self.parts[a].path.cmp(&self.parts[b].path));
-        for (block, id) in order.into_iter().enumerate() {
-            let part = &mut self.parts[id];
-            let one = concat_batches(&self.file_schema, &part.batches).map_err(arrow_err)?;
-            w.write(&one).map_err(arrow_err)?;
-            part.spilled.push((spill, block));
-            part.spilled_bytes += part.bytes;
-            part.batches.clear();
-            part.bytes = 0;
-        }
-        w.finish().map_err(arrow_err)?;
-        drop(w);
-        let reader =
-            FileReader::try_new(std::io::BufReader::new(reader), None).map_err(arrow_err)?;
-        tracing::debug!(
-            spill,
-            bytes = self.buffered,
-            "load rows spilled to local disk"
-        );
-        self.spills.push(reader);
-        self.spilled += self.buffered as u64;
-        self.buffered = 0;
-        Ok(())
+        order
+    }
+
+    fn new_writer(&self, id: usize) -> DeltaResult<PartitionWriter> {
+        let config = PartitionWriterConfig::try_new(
+            self.file_schema.clone(),
+            self.parts[id].values.clone(),
+            Some(self.props.clone()),
+            self.target,
+            None,
+            None,
+            None,
+        )?;
+        PartitionWriter::try_with_config(self.store.clone(), config, self.indexed, None)
     }
 
     /// Write what is left and close every writer: the files written.
     pub(crate) async fn finish(mut self) -> DeltaResult<Vec<Add>> {
-        let mut order: Vec<usize> = (0..self.parts.len()).collect();
-        order.sort_by(|&a, &b| self.parts[a].path.cmp(&self.parts[b].path));
-        let parts = std::mem::take(&mut self.parts);
-        let mut parts: Vec<Option<Part>> = parts.into_iter().map(Some).collect();
         let mut running: JoinSet<DeltaResult<Vec<Add>>> = JoinSet::new();
         let whole = buffer_share(self.budget) / 4;
-        for id in order {
-            let Some(mut part) = parts[id].take() else {
-                continue;
-            };
+        for id in self.order() {
             while running.len() >= FINAL_WRITERS {
                 self.join_one(&mut running).await?;
             }
-            let mut w = match part.writer.take() {
+            let mut w = match self.parts[id].writer.take() {
                 Some(w) => w,
-                None => new_writer(
-                    &self.store,
-                    &self.file_schema,
-                    &part,
-                    &self.props,
-                    self.target,
-                    self.indexed,
-                )?,
+                None => self.new_writer(id)?,
             };
-            if part.spilled_bytes <= whole {
+            let small = self.spool.part_spilled(id) <= whole;
+            let taken = self.spool.take_pieces(id);
+            if small {
                 // Small enough to hand to a task whole.
-                let mut batches = read_spilled(&mut self.spills, &part.spilled)?;
-                batches.append(&mut part.batches);
+                let mut batches = Vec::with_capacity(taken.spilled.len() + taken.batches.len());
+                for piece in taken.spilled {
+                    batches.push(self.spool.read(piece).map_err(spill_err)?);
+                }
+                batches.extend(taken.batches);
                 running.spawn(async move {
                     for b in &batches {
                         w.write(b).await?;
@@ -365,12 +303,10 @@ impl PartitionedWriter {
                     w.close().await
                 });
             } else {
-                for &(spill, block) in &part.spilled {
-                    for b in read_spilled(&mut self.spills, &[(spill, block)])? {
-                        w.write(&b).await?;
-                    }
+                for piece in taken.spilled {
+                    w.write(&self.spool.read(piece).map_err(spill_err)?).await?;
                 }
-                for b in &part.batches {
+                for b in &taken.batches {
                     w.write(b).await?;
                 }
                 self.adds.extend(w.close().await?);
@@ -392,74 +328,4 @@ impl PartitionedWriter {
             None => Ok(()),
         }
     }
-}
-
-/// The rows of `data` grouped by their partition, each group one batch.
-fn group_rows(data: &RecordBatch, part_of_row: &[usize]) -> DeltaResult<Vec<(usize, RecordBatch)>> {
-    let first = part_of_row[0];
-    if part_of_row.iter().all(|&p| p == first) {
-        return Ok(vec![(first, data.clone())]);
-    }
-    // A counting sort of the row numbers by partition.
-    let mut order: Vec<usize> = Vec::new();
-    let mut count: HashMap<usize, u32> = HashMap::new();
-    for &p in part_of_row {
-        let c = count.entry(p).or_insert(0);
-        if *c == 0 {
-            order.push(p);
-        }
-        *c += 1;
-    }
-    let mut start: HashMap<usize, u32> = HashMap::with_capacity(order.len());
-    let mut at = 0u32;
-    for &p in &order {
-        start.insert(p, at);
-        at += count[&p];
-    }
-    let mut next = start.clone();
-    let mut idx = vec![0u32; part_of_row.len()];
-    for (row, p) in part_of_row.iter().enumerate() {
-        let slot = next.get_mut(p).expect("every partition was counted");
-        idx[*slot as usize] = row as u32;
-        *slot += 1;
-    }
-    let taken = take_record_batch(data, &UInt32Array::from(idx)).map_err(arrow_err)?;
-    Ok(order
-        .into_iter()
-        .map(|p| (p, taken.slice(start[&p] as usize, count[&p] as usize)))
-        .collect())
-}
-
-fn new_writer(
-    store: &ObjectStoreRef,
-    schema: &SchemaRef,
-    part: &Part,
-    props: &WriterProperties,
-    target: Option<NonZeroU64>,
-    indexed: DataSkippingNumIndexedCols,
-) -> DeltaResult<PartitionWriter> {
-    let config = PartitionWriterConfig::try_new(
-        schema.clone(),
-        part.values.clone(),
-        Some(props.clone()),
-        target,
-        None,
-        None,
-        None,
-    )?;
-    PartitionWriter::try_with_config(store.clone(), config, indexed, None)
-}
-
-/// The spilled blocks `at` ((spill, block) pairs), read back.
-fn read_spilled(spills: &mut [Spill], at: &[(usize, usize)]) -> DeltaResult<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(at.len());
-    for &(spill, block) in at {
-        let r = &mut spills[spill];
-        r.set_index(block).map_err(arrow_err)?;
-        match r.next() {
-            Some(b) => out.push(b.map_err(arrow_err)?),
-            None => return Err(internal("a spilled block is missing")),
-        }
-    }
-    Ok(out)
 }

@@ -78,6 +78,7 @@ mod format;
 #[allow(unsafe_code)] // SSE2 intrinsics find quotes and newlines 64 bytes at a time
 mod read;
 mod schema;
+pub mod spool;
 mod write;
 
 pub use encode::{CountingWriter, ResultEncoder, ResultFormat};

@@ -124,6 +124,15 @@ impl Pack {
         self
     }
 
+    /// The memory a split by column may use, in bytes (default 1 GiB):
+    /// rows wait grouped by folder in memory up to a share of it and on
+    /// local disk beyond, and each folder's files are written in turn, so
+    /// memory does not grow with the number of folders. At least 4 MiB.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.settings.memory_budget = bytes.max(4 << 20);
+        self
+    }
+
     /// Crash testing: abort the process at `point` (`after-stage`,
     /// `after-commit`, `mid-apply`, `mid-cleanup`), as a kill would there.
     /// Does nothing unless tessera-pack is built with the `fault-injection`

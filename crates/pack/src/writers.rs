@@ -10,10 +10,15 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef};
+use tessera_formats::spool::{buffer_share, streaming_threshold, Spool};
 use tessera_formats::{
     conform, open_sink, parquet_schema, read, Cast, FileFormat, FileWriter, ReadOptions,
     RecordLayout, WriteOptions,
 };
+
+/// Folders written as their rows come (with an open file each) while the
+/// input is read; the others wait in the spool.
+const STREAMING_FOLDERS: usize = 4;
 
 use crate::error::{Error, Result};
 use crate::journal::OutputRecord;
@@ -50,6 +55,14 @@ pub(crate) struct Writers<'a> {
     /// Existing files that new files may replace (compaction).
     replaceable: HashSet<String>,
     outputs: Vec<OutputRecord>,
+    /// With a split by column: rows waiting for their folder, so that only
+    /// a few files are open at once however many folders the rows go to.
+    spool: Option<Spool>,
+    /// Spool partition of each waiting folder, and back.
+    spooled: HashMap<String, usize>,
+    spooled_rels: Vec<String>,
+    /// Folders written as their rows come.
+    streaming: HashSet<String>,
 }
 
 impl<'a> Writers<'a> {
@@ -82,6 +95,10 @@ impl<'a> Writers<'a> {
             order: Vec::new(),
             replaceable: HashSet::new(),
             outputs: Vec::new(),
+            spool: None,
+            spooled: HashMap::new(),
+            spooled_rels: Vec::new(),
+            streaming: HashSet::new(),
         }
     }
 
@@ -112,6 +129,24 @@ impl<'a> Writers<'a> {
 
     /// Finish every folder; the files written.
     pub(crate) fn finish(mut self) -> Result<Vec<OutputRecord>> {
+        if let Some(mut spool) = self.spool.take() {
+            // The waiting folders one at a time: each is written whole and
+            // closed before the next opens.
+            let mut order: Vec<usize> = (0..self.spooled_rels.len()).collect();
+            order.sort_by(|&a, &b| self.spooled_rels[a].cmp(&self.spooled_rels[b]));
+            for id in order {
+                let rel = self.spooled_rels[id].clone();
+                let taken = spool.take_pieces(id);
+                for piece in taken.spilled {
+                    let b = spool.read(piece).map_err(spill_error)?;
+                    self.push(&rel, b)?;
+                }
+                for b in taken.batches {
+                    self.push(&rel, b)?;
+                }
+                self.drain(&rel)?;
+            }
+        }
         for rel in std::mem::take(&mut self.order) {
             self.drain(&rel)?;
         }
@@ -168,7 +203,52 @@ impl<'a> Writers<'a> {
                     .map_err(|e| Error::Internal(format!("splitting rows by '{col}': {e}")))?
             };
             let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref())?);
-            self.push(&rel, sub)?;
+            self.wait_or_push(&rel, sub)?;
+        }
+        let budget = self.settings.memory_budget;
+        if let Some(spool) = self.spool.as_mut() {
+            if spool.buffered() > buffer_share(budget) {
+                let mut order: Vec<usize> = (0..self.spooled_rels.len()).collect();
+                order.sort_by(|&a, &b| self.spooled_rels[a].cmp(&self.spooled_rels[b]));
+                spool.spill(&order).map_err(spill_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of folder `rel` (with a split by column): into the folder's
+    /// open file if it is written as its rows come, else into the spool;
+    /// a folder whose waiting rows grow large starts being written.
+    fn wait_or_push(&mut self, rel: &str, sub: RecordBatch) -> Result<()> {
+        if self.streaming.contains(rel) {
+            return self.push(rel, sub);
+        }
+        let budget = self.settings.memory_budget;
+        let spool = self.spool.get_or_insert_with(|| Spool::new(sub.schema()));
+        let id = match self.spooled.get(rel) {
+            Some(&id) => id,
+            None => {
+                let id = spool.add_part();
+                self.spooled.insert(rel.to_string(), id);
+                self.spooled_rels.push(rel.to_string());
+                id
+            }
+        };
+        spool.push(id, sub);
+        if spool.part_bytes(id) < streaming_threshold(budget)
+            || self.streaming.len() >= STREAMING_FOLDERS
+        {
+            return Ok(());
+        }
+        let taken = spool.take_pieces(id);
+        let mut batches = Vec::with_capacity(taken.spilled.len() + taken.batches.len());
+        for piece in taken.spilled {
+            batches.push(spool.read(piece).map_err(spill_error)?);
+        }
+        batches.extend(taken.batches);
+        self.streaming.insert(rel.to_string());
+        for b in batches {
+            self.push(rel, b)?;
         }
         Ok(())
     }
@@ -317,4 +397,8 @@ impl<'a> Writers<'a> {
         self.settings.progress.files.fetch_add(1, Ordering::Relaxed);
         Ok(done.leftover)
     }
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Internal(format!("spilling rows to local disk: {e}"))
 }

@@ -659,3 +659,71 @@ fn store_faults_fail_clearly_and_a_rerun_converges() {
     }
     assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
 }
+
+/// A split into many folders under a small memory budget keeps rows waiting
+/// on local disk and writes each folder in turn: every row once, one file
+/// per folder, rows in input order within a folder; a second run appends
+/// to the same folders.
+#[test]
+fn a_split_into_many_folders_under_a_small_budget_keeps_every_row_once() {
+    let (land, db) = (mem("many-folders/land"), mem("many-folders/db"));
+    // 40,000 rows over 400 folders, values scattered through the input.
+    let rows = |ids: std::ops::Range<i64>| {
+        let mut s = String::from("id,bucket,note\n");
+        for i in ids {
+            s.push_str(&format!(
+                "{i},{},\"note {i}, padded {}\"\n",
+                (i * 7919) % 400,
+                "x".repeat(40)
+            ));
+        }
+        s
+    };
+    put(&land, "t/a.csv", rows(0..40_000));
+    let r = run(pack(&land, &db)
+        .with_partition_by("bucket")
+        .with_output_format(FileFormat::from_extension("parquet").unwrap())
+        .with_memory_budget(1))
+    .unwrap();
+    assert_eq!(r.rows, 40_000);
+    assert_eq!(r.outputs.len(), 400, "one file per folder");
+    let table = db.join("t").unwrap();
+    let (_, folders) = rt().block_on(table.list_dir()).unwrap();
+    let folders: Vec<String> = folders
+        .iter()
+        .filter(|f| f.as_ref().contains("bucket="))
+        .map(|f| f.as_ref().rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(folders.len(), 400);
+    let mut all = Vec::new();
+    for f in &folders {
+        let b: i64 = f.trim_start_matches("bucket=").parse().unwrap();
+        let got = ids(&table.join(f).unwrap());
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "{f}: rows out of input order"
+        );
+        assert!(
+            got.iter().all(|i| (i * 7919) % 400 == b),
+            "{f}: a row of another folder"
+        );
+        all.extend(got);
+    }
+    all.sort();
+    assert_eq!(all, (0..40_000).collect::<Vec<_>>());
+
+    // More rows: the folders' partial files are rewritten with them.
+    put(&land, "t/b.csv", rows(40_000..44_000));
+    let r = run(pack(&land, &db)
+        .with_partition_by("bucket")
+        .with_output_format(FileFormat::from_extension("parquet").unwrap())
+        .with_memory_budget(1))
+    .unwrap();
+    assert_eq!(r.rows, 4_000);
+    let mut all = Vec::new();
+    for f in &folders {
+        all.extend(ids(&table.join(f).unwrap()));
+    }
+    all.sort();
+    assert_eq!(all, (0..44_000).collect::<Vec<_>>());
+}

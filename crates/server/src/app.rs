@@ -112,14 +112,37 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serve until `stop` completes; in-flight requests finish first.
+    /// Serve until `stop` completes; in-flight requests finish first, for
+    /// at most the configured `shutdown_timeout` (then their connections
+    /// are closed).
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await
+        let grace = self.state.config.limits.shutdown_timeout;
+        let (stopped, on_stop) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            stop.await;
+            let _ = stopped.send(());
+        };
+        let serve = crate::listen::serve(self.listener, self.router, stop);
+        tokio::pin!(serve);
+        let deadline = async move {
+            if on_stop.await.is_err() {
+                // The server ended without being asked to stop.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            () = &mut serve => Ok(()),
+            _ = deadline => {
+                tracing::warn!(
+                    "shutting down: requests still running after {grace:?} were cut off"
+                );
+                Ok(())
+            }
+        }
     }
 }
 
@@ -142,7 +165,7 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down");
 }
 
 pub(crate) async fn authenticate(

@@ -13,6 +13,7 @@
 //! max_concurrent_queries = 128
 //! max_body = "1GB"
 //! sql_row_limit = 100000
+//! shutdown_timeout = "30s"      # in-flight requests after SIGTERM
 //!
 //! [query_parquet]
 //! template = "state={statename}/dname={dname}/{dname}.parquet"
@@ -96,6 +97,11 @@ pub struct Limits {
     /// memory; larger ones by ranged reads).
     #[serde(with = "human_size")]
     pub cache_memory: u64,
+    /// After SIGTERM or Ctrl-C, how long requests in flight may take to
+    /// finish (a client that stops reading a streamed answer would
+    /// otherwise hold the server up for ever); then the server exits.
+    #[serde(with = "human_duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -108,6 +114,7 @@ impl Default for Limits {
             sql_row_limit: 100_000,
             refresh_interval: Duration::from_secs(5),
             cache_memory: 512 << 20,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -252,6 +259,7 @@ impl Config {
                 }
                 "TESSERA_REQUEST_TIMEOUT" => self.limits.request_timeout = dur()?,
                 "TESSERA_REFRESH_INTERVAL" => self.limits.refresh_interval = dur()?,
+                "TESSERA_SHUTDOWN_TIMEOUT" => self.limits.shutdown_timeout = dur()?,
                 "TESSERA_MAX_PAGE_SIZE" => self.limits.max_page_size = num()?,
                 "TESSERA_MAX_CONCURRENT_QUERIES" => self.limits.max_concurrent_queries = num()?,
                 "TESSERA_SQL_ROW_LIMIT" => self.limits.sql_row_limit = num()?,

@@ -46,6 +46,7 @@ pub mod auth;
 pub mod config;
 mod error;
 pub mod format;
+mod listen;
 mod metrics;
 pub mod pages;
 mod params;

@@ -948,3 +948,80 @@ async fn a_query_past_the_timeout_gets_504_and_the_server_goes_on() {
     assert_eq!(st, 200);
     s.stop().await;
 }
+
+/// After the stop signal, a client that stops reading a streamed answer
+/// holds the server up for the shutdown timeout, not for ever.
+#[tokio::test]
+async fn shutdown_cuts_off_a_client_that_stops_reading_after_the_grace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fixture(dir.path().to_str().unwrap()).await;
+    let grace = std::time::Duration::from_millis(1500);
+    config.limits.shutdown_timeout = grace;
+    config.limits.sql_row_limit = 100_000_000;
+    let s = Server::start(config).await;
+    // 625 million rows as CSV: far more than the socket buffers hold.
+    let body =
+        json!({ "sql": "SELECT a.id, a.name, b.name AS other FROM sales a, sales b" }).to_string();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(
+        format!(
+            "POST /v1/sql?format=csv HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = sock.read(&mut first).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    // Stop reading; ask the server to stop.
+    let asked = std::time::Instant::now();
+    tokio::time::timeout(grace * 8, s.stop())
+        .await
+        .expect("the server was still draining long after its shutdown timeout");
+    let took = asked.elapsed();
+    assert!(took >= grace, "cut off before the grace ended: {took:?}");
+    drop(sock);
+}
+
+/// When told to stop, a connection that has not sent its request yet may
+/// still send it and gets its answer (closing it at once reset requests
+/// clients had already written), while new connections are refused.
+#[tokio::test]
+async fn stopping_answers_a_request_sent_just_after_the_signal_and_refuses_new_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture(dir.path().to_str().unwrap()).await;
+    let s = Server::start(config).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut early = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Let the server accept it before the signal.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let Server { stop, task, .. } = s;
+    let _ = stop.unwrap().send(());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "a new connection was accepted after the stop signal"
+    );
+    early
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    early.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
+}
