@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints, and the whole test suite, with the
-# storage tests run against memory://, a local folder and a real S3 server
-# (a throw-away Garage node started here and stopped on exit).
+# storage tests run against memory://, a local folder and real servers, all
+# throw-away, started here and stopped on exit: Garage (S3), moto's S3
+# server (which enforces conditional writes, for concurrent writers),
+# Azurite (Azure Blob Storage) and fake-gcs-server (Google Cloud Storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/garage.sh
-trap garage_stop EXIT INT TERM
+. scripts/moto.sh
+. scripts/azurite.sh
+. scripts/fakegcs.sh
+trap 'garage_stop; moto_stop; azurite_stop; fakegcs_stop' EXIT INT TERM
 
 # Seconds since the start, printed after each step (the test command's cost
 # by part).
@@ -57,9 +62,14 @@ need_commands gzip:gzip pigz:pigz bgzip:tabix samtools:samtools
 export TESSERA_REQUIRE_TOOLS=1
 
 garage_start
-step_done "garage"
-# In this script the S3 tests must run: a missing server is a failure, not a skip.
-export TESSERA_REQUIRE_S3=1
+# After the Python environment: moto and fake-gcs-server run from it.
+moto_start
+azurite_start
+fakegcs_start
+step_done "garage, moto, azurite and fake-gcs-server"
+# In this script the storage tests must run: a missing server is a
+# failure, not a skip.
+export TESSERA_REQUIRE_S3=1 TESSERA_REQUIRE_S3_CONDITIONAL=1 TESSERA_REQUIRE_CLOUDS=1
 export TESSERA_MAX_RETRIES=2
 
 echo "== cargo test"
