@@ -196,6 +196,7 @@ impl PartitionedWriter {
         }
         self.rows += n as u64;
         let data = batch.project(&self.data_idx).map_err(arrow_err)?;
+        let data_bytes = data.get_array_memory_size();
         // Which partition each row belongs to.
         let groups: Vec<(usize, RecordBatch)> = match &self.converter {
             None => {
@@ -225,12 +226,15 @@ impl PartitionedWriter {
             }
         };
         let threshold = streaming_threshold(self.budget);
+        // What the batch holds allocated, shared among its groups by rows.
+        let allocated = data_bytes.max(1);
         for (id, rows) in groups {
             if let Some(w) = self.parts[id].writer.as_mut() {
                 w.write(&rows).await?;
                 continue;
             }
-            self.spool.push(id, rows);
+            let bytes = allocated * rows.num_rows() / n;
+            self.spool.push_counted(id, rows, bytes);
             if self.spool.part_bytes(id) >= threshold && self.streaming < STREAMING_WRITERS {
                 let mut w = self.new_writer(id)?;
                 let taken = self.spool.take_pieces(id);

@@ -985,7 +985,11 @@ async fn many_partitions_under_a_small_budget_spill_and_keep_every_row_once() {
         assert_eq!(small.rows, n as u64, "{base}");
         assert!(small.spilled_bytes > 0, "{base}: nothing spilled");
         assert_eq!(small.files, days as u64, "{base}: one file per partition");
-        let got = ds.get("ev").collect().await.unwrap();
+        let got = ds
+            .get("ev")
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{base}: reading the load back: {e:?}"));
         assert_eq!(count(&got), n as usize, "{base}");
         let ids: std::collections::BTreeSet<i64> = rows(&got).into_keys().collect();
         assert_eq!(ids, (0..n).collect(), "{base}: every row once");
@@ -1020,7 +1024,11 @@ async fn many_partitions_under_a_small_budget_spill_and_keep_every_row_once() {
             .await
             .unwrap();
         assert_eq!(last.rows, 5_000);
-        let got = ds.get("ids").collect().await.unwrap();
+        let got = ds
+            .get("ids")
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{base}: reading the load back: {e:?}"));
         let ids: std::collections::BTreeSet<i64> = rows(&got).into_keys().collect();
         assert_eq!(ids, (n..n + 5_000).collect(), "{base}: keep_last");
     }

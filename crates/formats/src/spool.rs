@@ -50,7 +50,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 1024 * 1024 * 1024;
 /// rest is the process itself (readers, runtime, open writers' row
 /// groups): about 300 MB measured with the default settings.
 pub fn buffer_share(budget: u64) -> usize {
-    (budget.saturating_sub(300 << 20).max(budget / 4) / 2) as usize
+    (budget.saturating_sub(300 << 20).max(budget / 4) * 2 / 5) as usize
 }
 
 /// The size at which, under `budget`, one partition's rows are better
@@ -121,11 +121,17 @@ impl Spool {
         self.parts.len() - 1
     }
 
-    /// Keep `batch` for partition `part` (a number from [`Spool::add_part`]).
-    /// Its size is counted as its Arrow buffers' (a slice of a larger batch
-    /// counts its share of the rows).
+    /// Keep `batch` for partition `part` (a number from [`Spool::add_part`]),
+    /// counted as its Arrow buffers' bytes (a slice, its share of them).
     pub fn push(&mut self, part: usize, batch: RecordBatch) {
         let bytes = batch_bytes(&batch);
+        self.push_counted(part, batch, bytes);
+    }
+
+    /// Keep `batch` for partition `part`, counted as `bytes`: for slices of
+    /// one batch (as [`group_rows`] makes), their share of what the batch
+    /// holds allocated, which is what stays in memory while any of them does.
+    pub fn push_counted(&mut self, part: usize, batch: RecordBatch, bytes: usize) {
         let p = &mut self.parts[part];
         p.bytes += bytes;
         p.batches.push(batch);

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
+use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
-use tessera_formats::spool::{buffer_share, streaming_threshold, Spool};
+use tessera_formats::spool::{buffer_share, group_rows, streaming_threshold, Spool};
 use tessera_formats::{
     conform, open_sink, parquet_schema, read, Cast, FileFormat, FileWriter, ReadOptions,
     RecordLayout, WriteOptions,
@@ -179,8 +179,10 @@ impl<'a> Writers<'a> {
             .ok_or_else(|| {
                 Error::Internal(format!("values of '{col}' cast to text are not strings"))
             })?;
-        let mut groups: Vec<(Option<String>, Vec<u32>)> = Vec::new();
+        // One group number per row, groups in order of first appearance.
+        let mut values_of: Vec<Option<String>> = Vec::new();
         let mut index: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut group_of_row = Vec::with_capacity(values.len());
         for i in 0..values.len() {
             let v = if values.is_null(i) {
                 None
@@ -188,22 +190,24 @@ impl<'a> Writers<'a> {
                 Some(values.value(i))
             };
             let g = *index.entry(v).or_insert_with(|| {
-                groups.push((v.map(str::to_string), Vec::new()));
-                groups.len() - 1
+                values_of.push(v.map(str::to_string));
+                values_of.len() - 1
             });
-            groups[g].1.push(i as u32);
+            group_of_row.push(g);
         }
         let mut without = b.clone();
         without.remove_column(idx);
-        for (v, rows) in groups {
-            let sub = if rows.len() == b.num_rows() {
-                without.clone()
-            } else {
-                arrow::compute::take_record_batch(&without, &UInt32Array::from(rows))
-                    .map_err(|e| Error::Internal(format!("splitting rows by '{col}': {e}")))?
-            };
-            let rel = format!("{base}{}/", naming::partition_dir(col, v.as_deref())?);
-            self.wait_or_push(&rel, sub)?;
+        let allocated = without.get_array_memory_size();
+        let groups = group_rows(&without, &group_of_row)
+            .map_err(|e| Error::Internal(format!("splitting rows by '{col}': {e}")))?;
+        for (g, sub) in groups {
+            let rel = format!(
+                "{base}{}/",
+                naming::partition_dir(col, values_of[g].as_deref())?
+            );
+            // The groups are slices of one batch: their share of it.
+            let bytes = allocated * sub.num_rows() / b.num_rows().max(1);
+            self.wait_or_push(&rel, sub, bytes)?;
         }
         let budget = self.settings.memory_budget;
         if let Some(spool) = self.spool.as_mut() {
@@ -219,7 +223,7 @@ impl<'a> Writers<'a> {
     /// Rows of folder `rel` (with a split by column): into the folder's
     /// open file if it is written as its rows come, else into the spool;
     /// a folder whose waiting rows grow large starts being written.
-    fn wait_or_push(&mut self, rel: &str, sub: RecordBatch) -> Result<()> {
+    fn wait_or_push(&mut self, rel: &str, sub: RecordBatch, bytes: usize) -> Result<()> {
         if self.streaming.contains(rel) {
             return self.push(rel, sub);
         }
@@ -234,7 +238,7 @@ impl<'a> Writers<'a> {
                 id
             }
         };
-        spool.push(id, sub);
+        spool.push_counted(id, sub, bytes);
         if spool.part_bytes(id) < streaming_threshold(budget)
             || self.streaming.len() >= STREAMING_FOLDERS
         {
