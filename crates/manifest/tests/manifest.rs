@@ -616,3 +616,88 @@ fn written_locations_end_where_the_line_was_trimmed() {
         vec!["k/a  b", "k/a", "k/a"]
     );
 }
+
+/// Manifest builds on a store that fails, truncates, delays and repeats
+/// calls at random (seeded, so a failure replays): a build that reports
+/// success left the new manifest whole, one that failed left the old one
+/// whole — never a half-written object — and opening the manifest through
+/// the faulty store gives the manifest or an error, never other records.
+#[tokio::test]
+async fn store_faults_leave_the_old_manifest_or_the_new_one() {
+    use std::sync::Arc;
+    use tessera_manifest::OpenManifest;
+    use tessera_store::object_store::memory::InMemory;
+    use tessera_store::object_store::{path::Path, ObjectStore};
+    use tessera_store::StoreKind;
+    use tessera_test_support::{Faults, FaultyStore};
+
+    let listing = |genes: std::ops::Range<usize>| -> String {
+        genes
+            .map(|i| format!("s3://b/v1/ad/G{i}/model_tissue_{}.tl\n", i % 10))
+            .collect()
+    };
+    let build = |text: String| BuildManifest::new(Template::parse(REF).unwrap(), text);
+    let at = |store: Arc<dyn ObjectStore>| {
+        Location::from_store(
+            store,
+            "memory://faults",
+            Path::from("m/manifest.parquet"),
+            StoreKind::Memory,
+        )
+    };
+    let (mut ok, mut failed, mut open_failed) = (0, 0, 0);
+    for seed in 0..32u64 {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let healthy = at(inner.clone());
+        build(listing(0..300)).write_to(&healthy).await.unwrap();
+        let faulty = at(Arc::new(FaultyStore::new(
+            inner.clone(),
+            Faults::all(0.2),
+            seed,
+        )));
+        let result = build(listing(300..700)).write_to(&faulty).await;
+        let m = OpenManifest::new(&healthy)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: the manifest is unreadable: {e}"));
+        let (old, new) = (
+            m.exists(&[("gene_id", "G5")]).unwrap(),
+            m.exists(&[("gene_id", "G650")]).unwrap(),
+        );
+        match &result {
+            Ok(_) => {
+                assert!(
+                    new && !old && m.len() == 400,
+                    "seed {seed}: a build that succeeded"
+                );
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(
+                    (old && !new && m.len() == 300) || (new && !old && m.len() == 400),
+                    "seed {seed}: after a failed build ({e}) the manifest holds {} records",
+                    m.len()
+                );
+                assert!(!e.to_string().is_empty());
+                failed += 1;
+            }
+        }
+        match OpenManifest::new(&faulty).await {
+            Ok(through) => {
+                assert_eq!(through.len(), m.len(), "seed {seed}");
+                assert_eq!(
+                    through.exists(&[("gene_id", "G650")]).unwrap(),
+                    new,
+                    "seed {seed}"
+                );
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("manifest"), "seed {seed}: {e}");
+                open_failed += 1;
+            }
+        }
+    }
+    assert!(
+        ok > 0 && failed > 0,
+        "ok {ok}, failed {failed}, open failed {open_failed}"
+    );
+}
