@@ -1,7 +1,5 @@
 //! The error type of datasets.
 
-use std::sync::{Arc, Mutex};
-
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::DeltaTableError;
 
@@ -282,11 +280,6 @@ impl Error {
     }
 
     pub(crate) fn delta(name: &str, e: DeltaTableError) -> Error {
-        // Our own errors travel through the Delta writer inside DataFusion
-        // errors; bring them back out.
-        if let Some(ours) = find_ours(&e) {
-            return ours;
-        }
         Error::Delta {
             name: name.to_string(),
             source: Box::new(e),
@@ -294,66 +287,9 @@ impl Error {
     }
 
     pub(crate) fn query(name: &str, e: DataFusionError) -> Error {
-        if let Some(ours) = find_ours(&e) {
-            return ours;
-        }
         Error::Query {
             name: name.to_string(),
             source: Box::new(e),
         }
     }
-}
-
-/// The error a load's input failed with, kept whole where the load can
-/// take it back: the query engine and the Delta writer only pass errors on
-/// as their own types, and delta-rs flattens them to strings on some paths.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Failure(Arc<Mutex<Option<Error>>>);
-
-impl Failure {
-    pub(crate) fn set(&self, e: Error) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-    }
-
-    pub(crate) fn take(&self) -> Option<Error> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// An engine error standing for the failure, recognised by [`Error::delta`]
-    /// and [`Error::query`].
-    pub(crate) fn as_engine_error(&self) -> DataFusionError {
-        DataFusionError::External(Box::new(Carried(self.clone())))
-    }
-}
-
-/// A [`Failure`] crossing the query engine.
-#[derive(Debug)]
-struct Carried(Failure);
-
-impl std::fmt::Display for Carried {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 .0.lock().ok().as_ref().and_then(|g| g.as_ref()) {
-            Some(e) => write!(f, "{e}"),
-            None => f.write_str("the load's input failed"),
-        }
-    }
-}
-
-impl std::error::Error for Carried {}
-
-/// The [`Error`] carried somewhere in `e`'s source chain.
-fn find_ours(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(x) = cur {
-        if let Some(c) = x.downcast_ref::<Carried>() {
-            return c.0.take();
-        }
-        if let Some(DataFusionError::External(inner)) = x.downcast_ref::<DataFusionError>() {
-            if let Some(c) = inner.downcast_ref::<Carried>() {
-                return c.0.take();
-            }
-        }
-        cur = x.source();
-    }
-    None
 }

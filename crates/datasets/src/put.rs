@@ -24,7 +24,7 @@ use tessera_formats::{
 use tessera_store::Location;
 use tokio::runtime::Handle;
 
-use crate::error::{Error, Failure, Result};
+use crate::error::{Error, Result};
 use crate::keys::{DateKey, IdKey, PartitionLayout, VERSION_COLUMN};
 use crate::partition::{Partitioning, RowContext};
 use crate::stream::{batch_channel, Sink};
@@ -108,7 +108,6 @@ struct Load {
     /// Source names for the commit.
     sources: Vec<String>,
     /// Where the input leaves its error.
-    failure: Failure,
     rt: Handle,
 }
 
@@ -305,13 +304,11 @@ impl Put {
             input,
             key,
             sources,
-            failure: Failure::default(),
             rt,
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            load.failure.take();
             let table = self.ds.try_load(&self.name).await?;
             let shape = self.shape(table.as_ref(), &inferred)?;
             let created = table.is_none();
@@ -343,10 +340,6 @@ impl Put {
                 }
                 Err(e) => e,
             };
-            // The input's own error, kept whole.
-            if let Some(ours) = load.failure.take() {
-                return Err(ours);
-            }
             if retryable(&e) && attempt < ATTEMPTS {
                 tracing::debug!(attempt, "commit conflict on '{}': {e}", self.name);
                 tokio::time::sleep(backoff(attempt)).await;
@@ -569,7 +562,7 @@ impl Put {
             rows: self.rows_read.clone(),
             derived: shape.partitioning.derived_names(),
         };
-        let mut batches = batch_channel(load.failure.clone(), move |sink| producer.run(sink))?;
+        let mut batches = batch_channel(move |sink| producer.run(sink))?;
         let partition_columns = shape.partitioning.partition_columns();
         let mut writer = match PartitionedWriter::try_new(
             log_store.object_store(None),

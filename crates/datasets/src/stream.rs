@@ -5,27 +5,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use deltalake::datafusion::error::DataFusionError;
 use tokio::sync::mpsc;
 
-use crate::error::{Error, Failure, Result};
-
-pub(crate) type Received = std::result::Result<RecordBatch, DataFusionError>;
+use crate::error::{Error, Result};
 
 /// The batches `produce` sends, run on its own thread. `produce` gets a
 /// sink; it returns when the sink refuses (the receiver was dropped) or
-/// when it is done. An error it returns (or a panic) is kept in `failure`
-/// and ends the channel with an engine error standing for it; the channel
-/// ends with `Ok(None)` from [`Batches::next`] only after `produce`
-/// returned `Ok`.
+/// when it is done. Its error (or a panic) ends the channel with that
+/// error; the channel ends with `Ok(None)` from [`Batches::next`] only
+/// after `produce` returned `Ok`.
 pub(crate) fn batch_channel(
-    failure: Failure,
     produce: impl FnOnce(&mut Sink) -> Result<()> + Send + 'static,
 ) -> Result<Batches> {
-    let (tx, rx) = mpsc::channel::<Received>(4);
+    let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(4);
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();
-    let kept = failure.clone();
     std::thread::Builder::new()
         .name("tessera-load".into())
         .spawn(move || {
@@ -45,20 +39,18 @@ pub(crate) fn batch_channel(
             match outcome {
                 Ok(()) => finished.store(true, Ordering::Release),
                 Err(e) => {
-                    kept.set(e);
-                    let _ = sink.tx.blocking_send(Err(kept.as_engine_error()));
+                    let _ = sink.tx.blocking_send(Err(e));
                 }
             }
         })
         .map_err(|e| Error::internal(format!("cannot start a reader thread: {e}")))?;
-    Ok(Batches { rx, done, failure })
+    Ok(Batches { rx, done })
 }
 
 /// The receiving end of [`batch_channel`].
 pub(crate) struct Batches {
-    rx: mpsc::Receiver<Received>,
+    rx: mpsc::Receiver<Result<RecordBatch>>,
     done: Arc<AtomicBool>,
-    failure: Failure,
 }
 
 impl Batches {
@@ -66,22 +58,18 @@ impl Batches {
     /// input. Its own error comes back whole.
     pub(crate) async fn next(&mut self) -> Result<Option<RecordBatch>> {
         match self.rx.recv().await {
-            Some(Ok(b)) => Ok(Some(b)),
-            Some(Err(e)) => Err(self
-                .failure
-                .take()
-                .unwrap_or_else(|| Error::internal(format!("the load's reader failed: {e}")))),
+            Some(b) => b.map(Some),
             None if self.done.load(Ordering::Acquire) => Ok(None),
-            None => Err(self.failure.take().unwrap_or_else(|| {
-                Error::internal("the load's reader stopped before the end of its input")
-            })),
+            None => Err(Error::internal(
+                "the load's reader stopped before the end of its input",
+            )),
         }
     }
 }
 
 /// Where a producer sends batches.
 pub(crate) struct Sink {
-    tx: mpsc::Sender<Received>,
+    tx: mpsc::Sender<Result<RecordBatch>>,
 }
 
 impl Sink {

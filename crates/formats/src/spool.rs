@@ -232,31 +232,15 @@ impl Spool {
         }
     }
 
-    /// The rows of partition `part`, each batch handed to `each` in input
-    /// order (spilled pieces read back one at a time), leaving the
-    /// partition empty.
-    pub fn drain(
-        &mut self,
-        part: usize,
-        mut each: impl FnMut(RecordBatch) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        let taken = self.take_pieces(part);
-        for piece in taken.spilled {
-            each(self.read(piece)?)?;
-        }
-        for b in taken.batches {
-            each(b)?;
-        }
-        Ok(())
-    }
-
-    /// The rows of partition `part` (see [`Spool::drain`]).
+    /// The rows of partition `part`, read back whole, in input order,
+    /// leaving the partition empty.
     pub fn take(&mut self, part: usize) -> std::io::Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        self.drain(part, |b| {
-            out.push(b);
-            Ok(())
-        })?;
+        let taken = self.take_pieces(part);
+        let mut out = Vec::with_capacity(taken.spilled.len() + taken.batches.len());
+        for piece in taken.spilled {
+            out.push(self.read(piece)?);
+        }
+        out.extend(taken.batches);
         Ok(out)
     }
 }

@@ -132,9 +132,7 @@ impl<'a> Writers<'a> {
         if let Some(mut spool) = self.spool.take() {
             // The waiting folders one at a time: each is written whole and
             // closed before the next opens.
-            let mut order: Vec<usize> = (0..self.spooled_rels.len()).collect();
-            order.sort_by(|&a, &b| self.spooled_rels[a].cmp(&self.spooled_rels[b]));
-            for id in order {
+            for id in spool_order(&self.spooled_rels) {
                 let rel = self.spooled_rels[id].clone();
                 let taken = spool.take_pieces(id);
                 for piece in taken.spilled {
@@ -212,8 +210,7 @@ impl<'a> Writers<'a> {
         let budget = self.settings.memory_budget;
         if let Some(spool) = self.spool.as_mut() {
             if spool.buffered() > buffer_share(budget) {
-                let mut order: Vec<usize> = (0..self.spooled_rels.len()).collect();
-                order.sort_by(|&a, &b| self.spooled_rels[a].cmp(&self.spooled_rels[b]));
+                let order = spool_order(&self.spooled_rels);
                 spool.spill(&order).map_err(spill_error)?;
             }
         }
@@ -405,4 +402,11 @@ impl<'a> Writers<'a> {
 
 fn spill_error(e: std::io::Error) -> Error {
     Error::Internal(format!("spilling rows to local disk: {e}"))
+}
+
+/// The spool's folders (numbered by first appearance) in path order.
+fn spool_order(rels: &[String]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rels.len()).collect();
+    order.sort_by(|&a, &b| rels[a].cmp(&rels[b]));
+    order
 }
