@@ -53,11 +53,12 @@ pub async fn run(a: ServeArgs, opts: &StoreOptions) -> anyhow::Result<i32> {
         e => e.into(),
     })?;
     // The address goes to stdout so scripts (and tests) can pick up port 0.
-    println!("listening on http://{}", app.local_addr());
+    let addr = app.local_addr();
+    let serving = app.run_until_stopped();
+    println!("listening on http://{addr}");
     eprintln!(
-        "tessera serve: store {store}, auth {auth}; docs at http://{}/docs/ (Ctrl-C to stop)",
-        app.local_addr()
+        "tessera serve: store {store}, auth {auth}; docs at http://{addr}/docs/ (Ctrl-C to stop)"
     );
-    app.run_until_stopped().await?;
+    serving.await?;
     Ok(0)
 }

@@ -108,8 +108,14 @@ impl Application {
     }
 
     /// Serve until SIGTERM or Ctrl-C; in-flight requests finish first.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+    ///
+    /// The signal handlers are installed when this is called (in a tokio
+    /// runtime), not when the future is first polled, so a caller can
+    /// announce the address after calling it without a window in which a
+    /// signal would end the process undrained.
+    pub fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> {
+        let stop = shutdown_signal();
+        self.run_until(stop)
     }
 
     /// Serve until `stop` completes; in-flight requests finish first, for
@@ -146,26 +152,41 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. The handlers are installed here, before the future
+/// is first polled: a signal that arrives while the server is still
+/// starting to serve is not the default action (which would end the
+/// process with no drain and a failure status).
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {},
+                () = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 pub(crate) async fn authenticate(

@@ -45,6 +45,9 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, stop: impl Futu
     tokio::pin!(stop);
     loop {
         tokio::select! {
+            // The stop signal first: a busy listener must not starve it.
+            biased;
+            () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((io, _)) => connection(io, router.clone(), stop_rx.clone(), open.clone()),
                 Err(e) => {
@@ -53,7 +56,6 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, stop: impl Futu
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            () = &mut stop => break,
         }
     }
     // The kernel has completed these connections' handshakes: serve them.
