@@ -79,6 +79,9 @@ mod format;
 mod read;
 mod schema;
 pub mod spool;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod write;
 
 pub use encode::{CountingWriter, ResultEncoder, ResultFormat};

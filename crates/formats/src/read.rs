@@ -469,7 +469,7 @@ fn masks(block: &[u8; 64]) -> (u64, u64) {
 
 /// Byte-by-byte masks: the reference [`masks`] is tested against, and the
 /// version for other targets.
-#[cfg(any(test, not(target_arch = "x86_64")))]
+#[cfg(any(test, feature = "fuzzing", not(target_arch = "x86_64")))]
 fn masks_bytewise(block: &[u8; 64]) -> (u64, u64) {
     let (mut q, mut n) = (0u64, 0u64);
     for (i, &c) in block.iter().enumerate() {
@@ -1176,6 +1176,42 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
         })
         .map_err(|e| Error::io("(reader thread)", e))?;
     Ok(out)
+}
+
+/// Checks for the fuzzer (`fuzz/`): the CSV record splitter on outside
+/// bytes. Panics when a law breaks.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_csv_scan(data: &[u8]) {
+    // The first two bytes place two cuts; the rest is the text.
+    let (cuts, text) = match data {
+        [a, b, rest @ ..] => ([*a as usize, *b as usize], rest),
+        _ => return,
+    };
+    // The block scan fed in pieces finds what the byte scan of the whole finds.
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| (c * 7).min(text.len())).collect();
+    cuts.push(text.len());
+    cuts.sort_unstable();
+    let mut st = ScanState::default();
+    let mut from = 0;
+    for c in cuts {
+        csv_blocks(&text[from..c], from, &mut st);
+        from = c;
+    }
+    let whole = scan_csv(text, b'"');
+    assert_eq!(st.last, whole, "block scan and byte scan disagree");
+    assert_eq!(st.lines, memchr::memchr_iter(b'\n', text).count() as u64);
+    // A record end is just past a newline outside quotes.
+    assert!(whole.end == 0 || text[whole.end - 1] == b'\n');
+    let quotes = memchr::memchr_iter(b'"', &text[..whole.end]).count();
+    assert_eq!(quotes % 2, 0, "a record ends inside quotes");
+    // The SIMD masks equal the byte-by-byte ones on every block.
+    for block in text.chunks_exact(64) {
+        let block: &[u8; 64] = block.try_into().expect("64 bytes");
+        assert_eq!(masks(block), masks_bytewise(block));
+    }
+    // Lines: a record per newline.
+    let l = scan_lines(text);
+    assert_eq!(l.records, memchr::memchr_iter(b'\n', text).count() as u64);
 }
 
 #[cfg(test)]

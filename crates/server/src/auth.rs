@@ -46,7 +46,9 @@ pub enum Role {
 }
 
 impl Role {
-    fn parse(s: &str) -> Option<Role> {
+    /// The role a name or a group claim stands for, case-insensitively
+    /// (`write`, `tessera-write` or `tessera:write`); `None` for others.
+    pub fn parse(s: &str) -> Option<Role> {
         match s.to_ascii_lowercase().as_str() {
             "read" | "tessera-read" | "tessera:read" => Some(Role::Read),
             "write" | "tessera-write" | "tessera:write" => Some(Role::Write),

@@ -46,6 +46,9 @@ pub mod auth;
 pub mod config;
 mod error;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod listen;
 mod metrics;
 pub mod pages;

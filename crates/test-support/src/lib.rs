@@ -25,6 +25,7 @@
 //! # let _ = dir;
 //! ```
 
+pub mod compress;
 pub mod faults;
 pub use faults::{Faults, FaultyStore};
 

@@ -18,6 +18,15 @@ use crate::params::Query;
 use crate::state::AppState;
 use crate::tables::session_config;
 
+/// What `/v1/sql` lets a statement do: query, never define, change or
+/// set anything.
+pub(crate) fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// A SQL request.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -79,10 +88,7 @@ pub async fn sql(
         ctx.register_table(n.as_str(), provider)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
-    let opts = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
+    let opts = read_only();
     let limit = req
         .limit
         .unwrap_or(state.config.limits.sql_row_limit)

@@ -130,6 +130,51 @@ pub struct RowsParams {
     format: Option<String>,
 }
 
+/// A table's rows filtered, sorted and projected as a rows request asks;
+/// also the filtered rows alone (to count them). Every mistake in the
+/// request is a 400 here: what comes out runs.
+pub(crate) fn shape_rows(
+    mut df: DataFrame,
+    filters: &[String],
+    sort: Option<&str>,
+    columns: Option<&str>,
+) -> ApiResult<(DataFrame, DataFrame)> {
+    let schema = df.schema().as_arrow().clone();
+    for f in filters {
+        df = df
+            .filter(query::filter(&schema, f)?)
+            .map_err(|e| df_err(&format!("filter '{}'", truncate(f, 80)), e))?;
+    }
+    let counted = df.clone();
+    if let Some(s) = sort {
+        let by = query::sort(&schema, s)?;
+        if !by.is_empty() {
+            df = df.sort(by).map_err(|e| df_err("sort", e))?;
+        }
+    }
+    if let Some(c) = columns {
+        let cols = query::columns(&schema, c)?;
+        df = df
+            .select_columns(&cols.iter().map(String::as_str).collect::<Vec<_>>())
+            .map_err(|e| df_err("columns", e))?;
+    }
+    Ok((df, counted))
+}
+
+#[cfg(feature = "fuzzing")]
+impl RowsParams {
+    /// Filters, sort (none when blank, as the handler takes it), columns
+    /// and cursor.
+    pub(crate) fn request(&self) -> (&[String], Option<&str>, Option<&str>, Option<&str>) {
+        (
+            &self.filter,
+            self.sort.as_deref().filter(|s| !s.trim().is_empty()),
+            self.columns.as_deref(),
+            self.cursor.as_deref(),
+        )
+    }
+}
+
 /// A page of a table.
 #[derive(Serialize, ToSchema)]
 pub struct RowsResponse {
@@ -229,28 +274,10 @@ pub async fn table_rows(
             config = config.with_target_partitions(1);
         }
         let ctx = state.tables.session(config);
-        let mut df: DataFrame = ctx
+        let df: DataFrame = ctx
             .read_table(provider)
             .map_err(|e| exec_err(&format!("table '{table}'"), e))?;
-        let schema = df.schema().as_arrow().clone();
-        for f in filters {
-            df = df
-                .filter(query::filter(&schema, f)?)
-                .map_err(|e| df_err(&format!("filter '{}'", truncate(f, 80)), e))?;
-        }
-        let counted = df.clone();
-        if let Some(s) = &p.sort {
-            let by = query::sort(&schema, s)?;
-            if !by.is_empty() {
-                df = df.sort(by).map_err(|e| df_err("sort", e))?;
-            }
-        }
-        if let Some(c) = &p.columns {
-            let cols = query::columns(&schema, c)?;
-            df = df
-                .select_columns(&cols.iter().map(String::as_str).collect::<Vec<_>>())
-                .map_err(|e| df_err("columns", e))?;
-        }
+        let (df, counted) = shape_rows(df, filters, p.sort.as_deref(), p.columns.as_deref())?;
         let df = df
             .limit(offset as usize, Some(limit as usize))
             .map_err(|e| df_err("limit", e))?;
