@@ -124,7 +124,11 @@ fn slices_concatenate(
         if index.records > 0 {
             assert!(
                 joined == text[header..],
-                "slices do not concatenate to the records"
+                "slices do not concatenate to the records:\n{:?}\n!=\n{:?}\nslices: {}\nindex: {}",
+                String::from_utf8_lossy(&joined),
+                String::from_utf8_lossy(&text[header..]),
+                serde_json::to_string(&slices).unwrap_or_default(),
+                serde_json::to_string(&index).unwrap_or_default(),
             );
         }
     });

@@ -86,7 +86,25 @@ fn message(e: &anyhow::Error) -> String {
         Some(E::Unreachable { .. }) => " (check --endpoint / AWS_ENDPOINT_URL and the network)",
         _ => "",
     };
-    format!("{e:#}{hint}")
+    format!("{}{hint}", chain_once(e))
+}
+
+/// The error and its causes, `: `-separated, each cause once: many errors
+/// print their cause in their own message and also return it as their
+/// source, so `{e:#}` would repeat it at every level.
+fn chain_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The store error behind `e`, also when a library wraps it.
@@ -149,4 +167,45 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Root;
+    impl fmt::Display for Root {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("PUT failed: connection refused")
+        }
+    }
+    impl std::error::Error for Root {}
+
+    /// Prints its cause and also returns it as its source.
+    #[derive(Debug)]
+    struct Wraps(Root);
+    impl fmt::Display for Wraps {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "s3://b/k: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = anyhow::Error::new(Wraps(Root)).context("cannot pack");
+        assert_eq!(
+            chain_once(&e),
+            "cannot pack: s3://b/k: PUT failed: connection refused"
+        );
+        // A cause that adds to the message is kept.
+        let e = anyhow::Error::new(Root).context("upload");
+        assert_eq!(chain_once(&e), "upload: PUT failed: connection refused");
+    }
 }

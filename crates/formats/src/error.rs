@@ -151,9 +151,23 @@ impl Error {
     pub(crate) fn parquet(
         object: &str,
     ) -> impl Fn(parquet::errors::ParquetError) -> Error + Copy + '_ {
-        move |source| Error::Parquet {
-            object: object.to_string(),
-            source,
+        move |source| match source {
+            // A store failure the Parquet writer or reader passed on (an
+            // upload or a ranged read) is a store error, which programs
+            // (and the CLI's hints) tell apart from bad data.
+            parquet::errors::ParquetError::External(e) => {
+                match e.downcast::<tessera_store::object_store::Error>() {
+                    Ok(e) => Error::Store(tessera_store::Error::from_object_store(object, *e)),
+                    Err(e) => Error::Parquet {
+                        object: object.to_string(),
+                        source: parquet::errors::ParquetError::External(e),
+                    },
+                }
+            }
+            source => Error::Parquet {
+                object: object.to_string(),
+                source,
+            },
         }
     }
 

@@ -13,6 +13,7 @@
 //! Two captures (or a capture and `*`) must be separated by literal text, so
 //! a match is never ambiguous about where one field ends.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -597,7 +598,10 @@ impl Template {
                         nums,
                     );
                 }
-                (0..=ksegs.len()).any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps, nums))
+                // Several `**`: trying every split is exponential in their
+                // number; remembering which (template, key) suffixes failed
+                // makes it polynomial.
+                self.match_segs_memo(key, tsegs, ksegs, caps, nums, &mut HashSet::new())
             }
             Some((Seg::Parts(parts, shape), rest)) => {
                 let Some((&(s, e), krest)) = ksegs.split_first() else {
@@ -607,6 +611,44 @@ impl Template {
                     && self.match_segs(key, rest, krest, caps, nums)
             }
         }
+    }
+
+    /// [`Template::match_segs`] remembering the suffix pairs, by length,
+    /// that cannot match (whether they match does not depend on the
+    /// captures made before them). Same search order, so the same match.
+    fn match_segs_memo(
+        &self,
+        key: &str,
+        tsegs: &[Seg],
+        ksegs: &[(usize, usize)],
+        caps: &mut Captures,
+        nums: &mut [i64],
+        failed: &mut HashSet<(usize, usize)>,
+    ) -> bool {
+        let id = (tsegs.len(), ksegs.len());
+        if failed.contains(&id) {
+            return false;
+        }
+        let ok = match tsegs.split_first() {
+            None => ksegs.is_empty(),
+            Some((Seg::Deep, rest)) => {
+                rest.is_empty()
+                    || (0..=ksegs.len()).any(|skip| {
+                        self.match_segs_memo(key, rest, &ksegs[skip..], caps, nums, failed)
+                    })
+            }
+            Some((Seg::Parts(parts, shape), rest)) => match ksegs.split_first() {
+                None => false,
+                Some((&(s, e), krest)) => {
+                    self.match_seg(key, parts, shape, s, e, caps, nums)
+                        && self.match_segs_memo(key, rest, krest, caps, nums, failed)
+                }
+            },
+        };
+        if !ok {
+            failed.insert(id);
+        }
+        ok
     }
 
     /// Match one segment, `key[s..e]`.

@@ -373,6 +373,11 @@ impl Jwt {
             OneOrMany::One(a) => v.set_audience(&[a]),
             OneOrMany::Many(a) => v.set_audience(a),
         }
+        if !matches!(c.audience, OneOrMany::None) {
+            // jsonwebtoken checks `aud` only when the token has one: a
+            // token without an audience would pass for every audience.
+            v.required_spec_claims.insert("aud".into());
+        }
         let data =
             jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
                 .map_err(|e| {

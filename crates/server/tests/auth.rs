@@ -399,6 +399,10 @@ async fn tokens_and_jwts_confine_callers() {
     wrong_iss["iss"] = json!("https://evil.example");
     let mut wrong_aud = claims("team-a", json!("read"), 600);
     wrong_aud["aud"] = json!("someone-else");
+    // A token without an audience is not for this server (found by fuzzing:
+    // the JWT library checks `aud` only when the token has one).
+    let mut no_aud = claims("team-a", json!("read"), 600);
+    no_aud.as_object_mut().unwrap().remove("aud");
     let mut no_tenant = claims("team-a", json!("read"), 600);
     no_tenant.as_object_mut().unwrap().remove("tenant");
     let mut bad_ns = claims("team-a", json!("read"), 600);
@@ -443,6 +447,11 @@ async fn tokens_and_jwts_confine_callers() {
             jwt(Algorithm::RS256, "rsa.pem", Some("rsa-1"), wrong_aud),
             401,
             "audience",
+        ),
+        (
+            jwt(Algorithm::RS256, "rsa.pem", Some("rsa-1"), no_aud),
+            401,
+            "missing claim 'aud'",
         ),
         (
             jwt(Algorithm::RS256, "rsa.pem", Some("rsa-1"), no_tenant),

@@ -396,10 +396,17 @@ fn close(
                         format!("spectrum {n}: an array without its external offset or length"),
                     ));
                 };
-                let width = p.width.unwrap_or(0);
+                let Some(width) = p.width else {
+                    return Err(invalid(
+                        url,
+                        format!(
+                            "spectrum {n}: an array without its data type (32- or 64-bit float or integer)"
+                        ),
+                    ));
+                };
                 let encoded = match p.encoded {
                     Some(e) => e,
-                    None if !p.zlib && width > 0 => length * u64::from(width),
+                    None if !p.zlib => length.saturating_mul(u64::from(width)),
                     None => {
                         return Err(invalid(
                             url,

@@ -421,7 +421,59 @@ impl Index {
 
     /// Parse an index from JSON (`url` names it in errors).
     pub fn from_json(bytes: &[u8], url: &str) -> Result<Index> {
-        crate::plugin::parse_index(bytes, url, |i: &Index| i.tessera_index)
+        let index: Index = crate::plugin::parse_index(bytes, url, |i: &Index| i.tessera_index)?;
+        index.check(url)?;
+        Ok(index)
+    }
+
+    /// Refuse an index whose parts contradict each other (edited by hand,
+    /// damaged, or hostile): planning trusts these relations.
+    pub(crate) fn check(&self, url: &str) -> Result<()> {
+        let bad = |message: String| {
+            Err(Error::InvalidIndex {
+                index: url.to_string(),
+                message,
+            })
+        };
+        if let Some(h) = &self.header {
+            if h.length > self.data_size {
+                return bad(format!(
+                    "the header ({} bytes) is longer than the data ({} bytes)",
+                    h.length, self.data_size
+                ));
+            }
+        }
+        let mut last: Option<&Checkpoint> = None;
+        for (i, cp) in self.checkpoints.iter().enumerate() {
+            let inconsistent = cp.u > cp.o
+                || cp.o > self.data_size
+                || cp.c > self.size
+                || cp.r > self.records
+                || cp.bits > 7
+                || cp.w.is_some_and(|w| w as usize >= self.windows.len())
+                || last.is_some_and(|p| cp.u < p.u || cp.c < p.c || cp.o < p.o || cp.r < p.r);
+            if inconsistent {
+                return bad(format!(
+                    "checkpoint {i} lies outside the data or before the one it follows"
+                ));
+            }
+            last = Some(cp);
+        }
+        if self.format == RecordFormat::Fasta && self.sequences.len() as u64 != self.records {
+            return bad(format!(
+                "{} sequences listed for {} records",
+                self.sequences.len(),
+                self.records
+            ));
+        }
+        let mut at = 0;
+        for (i, q) in self.sequences.iter().enumerate() {
+            if q.header_offset < at || q.header_offset > q.offset || q.offset > self.data_size {
+                return bad(format!("sequence {i} lies outside the data or out of order"));
+            }
+            at = q.offset;
+        }
+        Ok(())
     }
 
     /// Refuse the index when the object no longer has the size and ETag it recorded.

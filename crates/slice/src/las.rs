@@ -273,6 +273,18 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     }
     let points = point_count(&header);
     let record_length = u64::from(header.point_data_record_length);
+    let format_id = header.point_data_record_format & 0x3f;
+    let least = las::point::Format::new(format_id)
+        .map_err(|e| invalid(&url, format!("point format {format_id}: {e}")))?
+        .len();
+    if record_length < u64::from(least) {
+        return Err(invalid(
+            &url,
+            format!(
+                "points of format {format_id} take at least {least} bytes; the header says {record_length}"
+            ),
+        ));
+    }
     let evlr_start = header
         .evlr
         .filter(|e| e.number_of_evlrs > 0)
@@ -288,7 +300,10 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     let data_limit = evlr_start.unwrap_or(size);
     let (point_data_end, chunks) = match laz.as_ref().filter(|_| compressed) {
         None => {
-            let end = point_data + points * record_length;
+            let end = points
+                .checked_mul(record_length)
+                .and_then(|n| n.checked_add(point_data))
+                .unwrap_or(u64::MAX);
             if end > data_limit {
                 return Err(invalid(
                     &url,

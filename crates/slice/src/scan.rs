@@ -64,6 +64,9 @@ struct FastaState {
     /// Sequence lines of the current sequence so far.
     seq_lines: u64,
     in_header_line: bool,
+    /// A line before the first header starts with `\r`: blank only if
+    /// nothing else follows (decided when the line ends).
+    cr_line: bool,
     /// The first problem that makes a `.fai` impossible.
     fai_problem: Option<String>,
 }
@@ -379,7 +382,10 @@ impl Scanner {
                     self.line_buf.clear();
                     self.record(offset, on)
                 } else if self.fasta.seqs.is_empty() {
-                    if blank || first == b';' {
+                    if first == b'\r' {
+                        self.fasta.cr_line = true;
+                        true
+                    } else if blank || first == b';' {
                         true
                     } else {
                         self.fail(
@@ -434,6 +440,14 @@ impl Scanner {
     }
 
     fn fasta_line_ended(&mut self, end: u64, cr: bool, newline: bool) {
+        if std::mem::take(&mut self.fasta.cr_line) && end - self.line_start != u64::from(cr) {
+            // "\r…": text before the first header, not a blank line.
+            self.fail(
+                Some(self.line_no),
+                "expected a FASTA header starting with '>', found '\\r'".into(),
+            );
+            return;
+        }
         let width = end - self.line_start + newline as u64;
         let bases = end - self.line_start - cr as u64;
         if self.fasta.in_header_line {
@@ -620,6 +634,24 @@ mod tests {
         );
         let (_, s) = events(RecordFormat::Fasta, b">a\nAC\nACGT\n", 2);
         assert!(s.into_sequences().1.unwrap().contains("different lengths"));
+    }
+
+    /// Found by fuzzing: a line before the first header that starts with
+    /// `\r` was taken for a blank line and dropped from every slice.
+    #[test]
+    fn fasta_text_before_the_first_header_starting_with_cr() {
+        for chunk in [1, 3, 100] {
+            let (_, s) = events(RecordFormat::Fasta, b"\rjunk\n>a\nAC\n", chunk);
+            let e = s.error().expect("refused");
+            assert_eq!(e.line, Some(1), "chunk {chunk}");
+            assert!(e.message.contains("expected a FASTA header"), "{}", e.message);
+            // A blank CRLF line (and a lone `\r` line) before it is fine.
+            for ok in [&b"\r\n>a\nAC\n"[..], b"\r\n;c\n\n>a\nAC\n"] {
+                let (ev, s) = events(RecordFormat::Fasta, ok, chunk);
+                assert!(s.error().is_none(), "chunk {chunk}: {:?}", s.error());
+                assert!(ev.iter().any(|e| matches!(e, Event::Record { .. })));
+            }
+        }
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl Index {
 
     /// A text format's index from the registry's [`AnyIndex`].
     pub fn from_any(index: &AnyIndex) -> Result<Index> {
-        convert(index, "index", &index.url)
+        let i: Index = convert(index, "index", &index.url)?;
+        i.check(&index.url)?;
+        Ok(i)
     }
 }
 
