@@ -145,7 +145,10 @@ pub fn jwt(data: &[u8]) {
     let Ok(id) = got else {
         return;
     };
-    assert!(trusted, "a token the server cannot trust was accepted: {claims:?}");
+    assert!(
+        trusted,
+        "a token the server cannot trust was accepted: {claims:?}"
+    );
     let exp = claims.get("exp").and_then(|v| v.as_f64());
     assert!(
         exp.is_some_and(|e| e >= (now() - 31) as f64),
@@ -157,16 +160,20 @@ pub fn jwt(data: &[u8]) {
         Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(AUDIENCE)),
         _ => false,
     };
-    assert!(aud_ok, "a token for another audience was accepted: {claims:?}");
+    assert!(
+        aud_ok,
+        "a token for another audience was accepted: {claims:?}"
+    );
     assert_eq!(
         Some(id.namespace.as_str()),
         claims.get("sub").and_then(|v| v.as_str())
     );
     let role = match claims.get("roles") {
         Some(serde_json::Value::String(s)) => Role::parse(s),
-        Some(serde_json::Value::Array(a)) => {
-            a.iter().filter_map(|v| v.as_str().and_then(Role::parse)).max()
-        }
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().and_then(Role::parse))
+            .max(),
         _ => None,
     };
     assert_eq!(id.role, role.unwrap_or(Role::Read), "role from {claims:?}");

@@ -31,7 +31,10 @@ pub fn template(data: &[u8]) {
         assert_eq!(caps.len(), n, "one capture per field");
         let mut at = 0;
         for &(a, b) in &caps {
-            assert!(a >= at && a <= b && b <= key.len(), "capture {a}..{b} in {key:?}");
+            assert!(
+                a >= at && a <= b && b <= key.len(),
+                "capture {a}..{b} in {key:?}"
+            );
             assert!(key.is_char_boundary(a) && key.is_char_boundary(b));
             at = b;
         }

@@ -48,5 +48,9 @@ fn the_corpus_replays_without_a_crash() {
             }
         }
     }
-    assert!(failed.is_empty(), "crashes ({} of {ran} inputs): {failed:#?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "crashes ({} of {ran} inputs): {failed:#?}",
+        failed.len()
+    );
 }

@@ -75,13 +75,13 @@ mod encode;
 pub mod encodings;
 mod error;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[allow(unsafe_code)] // SSE2 intrinsics find quotes and newlines 64 bytes at a time
 mod read;
 mod schema;
 pub mod spool;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod write;
 
 pub use encode::{CountingWriter, ResultEncoder, ResultFormat};

@@ -1178,6 +1178,21 @@ fn read_parquet(loc: &Location, table: SchemaRef, opts: &ReadOptions) -> Result<
     Ok(out)
 }
 
+/// The block scan of `text` fed in pieces cut at `cuts` (clamped).
+#[cfg(any(test, feature = "fuzzing"))]
+fn scan_in_pieces(text: &[u8], cuts: impl Iterator<Item = usize>) -> ScanState {
+    let mut cuts: Vec<usize> = cuts.map(|c| c.min(text.len())).collect();
+    cuts.push(text.len());
+    cuts.sort_unstable();
+    let mut st = ScanState::default();
+    let mut from = 0;
+    for c in cuts {
+        csv_blocks(&text[from..c], from, &mut st);
+        from = c;
+    }
+    st
+}
+
 /// Checks for the fuzzer (`fuzz/`): the CSV record splitter on outside
 /// bytes. Panics when a law breaks.
 #[cfg(feature = "fuzzing")]
@@ -1188,15 +1203,7 @@ pub(crate) fn fuzz_csv_scan(data: &[u8]) {
         _ => return,
     };
     // The block scan fed in pieces finds what the byte scan of the whole finds.
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| (c * 7).min(text.len())).collect();
-    cuts.push(text.len());
-    cuts.sort_unstable();
-    let mut st = ScanState::default();
-    let mut from = 0;
-    for c in cuts {
-        csv_blocks(&text[from..c], from, &mut st);
-        from = c;
-    }
+    let st = scan_in_pieces(text, cuts.iter().map(|c| c * 7));
     let whole = scan_csv(text, b'"');
     assert_eq!(st.last, whole, "block scan and byte scan disagree");
     assert_eq!(st.lines, memchr::memchr_iter(b'\n', text).count() as u64);
@@ -1237,15 +1244,7 @@ mod tests {
             text in proptest::collection::vec(proptest::sample::select(vec![b'"', b'\n', b'a', b',', 0xC3]), 0..400),
             cuts in proptest::collection::vec(0usize..400, 0..5),
         ) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
-            cuts.push(text.len());
-            cuts.sort();
-            let mut st = ScanState::default();
-            let mut from = 0;
-            for c in cuts {
-                csv_blocks(&text[from..c], from, &mut st);
-                from = c;
-            }
+            let st = scan_in_pieces(&text, cuts.into_iter());
             proptest::prop_assert_eq!(st.last, scan_csv(&text, b'"'));
             let lines = text.iter().filter(|&&b| b == b'\n').count() as u64;
             proptest::prop_assert_eq!(st.lines, lines);

@@ -242,10 +242,12 @@ impl Template {
         let mut fields: Vec<Field> = Vec::new();
         let mut segs = Vec::new();
         let mut parts: Vec<Part> = Vec::new();
-        let mut seg_start = 0usize;
-        let mut lit = String::new();
         let bytes = source.as_bytes();
-        let mut i = 0usize;
+        // A leading slash does not open an empty segment (as in keys: see
+        // `match_span`), so `/{a}` is `{a}`.
+        let mut i = usize::from(bytes.first() == Some(&b'/'));
+        let mut seg_start = i;
+        let mut lit = String::new();
         let flush_lit = |lit: &mut String, parts: &mut Vec<Part>| {
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(lit)));
@@ -528,7 +530,7 @@ impl Template {
             s = p + 1;
         }
         segs.push((s, end));
-        self.match_segs(text, &self.segs, segs, caps, nums)
+        self.match_segs(text, &self.segs, segs, caps, nums, &mut None)
     }
 
     /// Whether a key's match is decided by its last segment once the rest
@@ -571,6 +573,11 @@ impl Template {
         }
     }
 
+    /// Match the key segments `ksegs` against the template segments
+    /// `tsegs`. `failed`, once a second `**` is met, remembers the suffix
+    /// pairs (by length) that cannot match: whether they match does not
+    /// depend on the captures made before them, and without it a template
+    /// with several `**` takes time exponential in their number.
     fn match_segs(
         &self,
         key: &str,
@@ -578,8 +585,13 @@ impl Template {
         ksegs: &[(usize, usize)],
         caps: &mut Captures,
         nums: &mut [i64],
+        failed: &mut Option<HashSet<(usize, usize)>>,
     ) -> bool {
-        match tsegs.split_first() {
+        let id = (tsegs.len(), ksegs.len());
+        if failed.as_ref().is_some_and(|f| f.contains(&id)) {
+            return false;
+        }
+        let ok = match tsegs.split_first() {
             None => ksegs.is_empty(),
             Some((Seg::Deep, rest)) => {
                 if rest.is_empty() {
@@ -590,63 +602,25 @@ impl Template {
                     if ksegs.len() < rest.len() {
                         return false;
                     }
-                    return self.match_segs(
-                        key,
-                        rest,
-                        &ksegs[ksegs.len() - rest.len()..],
-                        caps,
-                        nums,
-                    );
+                    let tail = &ksegs[ksegs.len() - rest.len()..];
+                    return self.match_segs(key, rest, tail, caps, nums, failed);
                 }
-                // Several `**`: trying every split is exponential in their
-                // number; remembering which (template, key) suffixes failed
-                // makes it polynomial.
-                self.match_segs_memo(key, tsegs, ksegs, caps, nums, &mut HashSet::new())
-            }
-            Some((Seg::Parts(parts, shape), rest)) => {
-                let Some((&(s, e), krest)) = ksegs.split_first() else {
-                    return false;
-                };
-                self.match_seg(key, parts, shape, s, e, caps, nums)
-                    && self.match_segs(key, rest, krest, caps, nums)
-            }
-        }
-    }
-
-    /// [`Template::match_segs`] remembering the suffix pairs, by length,
-    /// that cannot match (whether they match does not depend on the
-    /// captures made before them). Same search order, so the same match.
-    fn match_segs_memo(
-        &self,
-        key: &str,
-        tsegs: &[Seg],
-        ksegs: &[(usize, usize)],
-        caps: &mut Captures,
-        nums: &mut [i64],
-        failed: &mut HashSet<(usize, usize)>,
-    ) -> bool {
-        let id = (tsegs.len(), ksegs.len());
-        if failed.contains(&id) {
-            return false;
-        }
-        let ok = match tsegs.split_first() {
-            None => ksegs.is_empty(),
-            Some((Seg::Deep, rest)) => {
-                rest.is_empty()
-                    || (0..=ksegs.len()).any(|skip| {
-                        self.match_segs_memo(key, rest, &ksegs[skip..], caps, nums, failed)
-                    })
+                failed.get_or_insert_with(HashSet::new);
+                (0..=ksegs.len())
+                    .any(|skip| self.match_segs(key, rest, &ksegs[skip..], caps, nums, failed))
             }
             Some((Seg::Parts(parts, shape), rest)) => match ksegs.split_first() {
                 None => false,
                 Some((&(s, e), krest)) => {
                     self.match_seg(key, parts, shape, s, e, caps, nums)
-                        && self.match_segs_memo(key, rest, krest, caps, nums, failed)
+                        && self.match_segs(key, rest, krest, caps, nums, failed)
                 }
             },
         };
         if !ok {
-            failed.insert(id);
+            if let Some(f) = failed {
+                f.insert(id);
+            }
         }
         ok
     }
@@ -901,6 +875,36 @@ fn key_offset_with(line: &str, slash_from: impl FnOnce(usize) -> Option<usize>) 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by fuzzing: a template's leading slash opened an empty segment,
+    /// which no key has (a key's leading slash does not), so `/{a}` matched
+    /// only keys starting with `//`.
+    #[test]
+    fn a_leading_slash_opens_no_segment() {
+        let t = Template::parse("/data/{x}").unwrap();
+        assert_eq!(t.match_key("data/1"), Some(vec![(5, 6)]));
+        assert_eq!(t.match_key("/data/1"), Some(vec![(6, 7)]));
+        assert_eq!(t.match_key("//}"), None);
+        assert_eq!(t.render(&["1"]), "data/1");
+        assert_eq!(Template::parse("/{a}").unwrap().match_key("//}"), None);
+    }
+
+    /// Several `**`: the first takes as few segments as it can, and a key
+    /// with many segments against many `**` matches (or not) at once (found
+    /// by fuzzing: the search was exponential in the number of `**`).
+    #[test]
+    fn several_deep_wildcards() {
+        let t = Template::parse("**/a/**/b/{x}").unwrap();
+        let key = "q/a/a/r/b/b/1";
+        assert_eq!(t.match_key(key), Some(vec![(12, 13)]));
+        assert_eq!(t.match_key("q/a/r/s/1"), None);
+        let many = ["**"; 40].join("/") + "/z/{x:int32}";
+        let t = Template::parse(&many).unwrap();
+        let deep = ["y"; 60].join("/");
+        assert_eq!(t.match_key(&format!("{deep}/z/7")), Some(vec![(122, 123)]));
+        assert_eq!(t.match_key(&format!("{deep}/z/q")), None);
+        assert_eq!(t.match_key(&deep), None);
+    }
 
     proptest! {
         /// A segment matched through its shape gives the same answer, the

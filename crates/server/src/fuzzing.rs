@@ -55,14 +55,24 @@ fn table() -> RecordBatch {
             Some("%_\\"),
             Some("été"),
         ])),
-        Arc::new(Date32Array::from(vec![Some(0), Some(19_000), None, Some(-1)])),
+        Arc::new(Date32Array::from(vec![
+            Some(0),
+            Some(19_000),
+            None,
+            Some(-1),
+        ])),
         Arc::new(Float64Array::from(vec![
             Some(0.5),
             Some(f64::NAN),
             None,
             Some(-1e300),
         ])),
-        Arc::new(BooleanArray::from(vec![Some(true), None, Some(false), None])),
+        Arc::new(BooleanArray::from(vec![
+            Some(true),
+            None,
+            Some(false),
+            None,
+        ])),
         Arc::new(
             TimestampMicrosecondArray::from(vec![Some(0), None, Some(1_700_000_000_000_000), None])
                 .with_timezone("UTC"),
@@ -113,7 +123,10 @@ pub fn query_string(data: &[u8]) {
         }
     }
     let n = (data.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    assert_eq!(query::parse_cursor(&query::cursor(n, &fp), &fp).ok(), Some(n));
+    assert_eq!(
+        query::parse_cursor(&query::cursor(n, &fp), &fp).ok(),
+        Some(n)
+    );
     assert!(query::parse_cursor(&query::cursor(n, &fp), "other").is_err());
 
     let ctx = context();
@@ -157,6 +170,9 @@ pub fn sql(data: &[u8]) {
                 ))
             })
             .unwrap_or(true);
-        assert!(!forbidden, "the read-only guard let through: {text:?}\n{plan}");
+        assert!(
+            !forbidden,
+            "the read-only guard let through: {text:?}\n{plan}"
+        );
     });
 }

@@ -469,7 +469,9 @@ impl Index {
         let mut at = 0;
         for (i, q) in self.sequences.iter().enumerate() {
             if q.header_offset < at || q.header_offset > q.offset || q.offset > self.data_size {
-                return bad(format!("sequence {i} lies outside the data or out of order"));
+                return bad(format!(
+                    "sequence {i} lies outside the data or out of order"
+                ));
             }
             at = q.offset;
         }

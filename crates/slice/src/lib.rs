@@ -64,6 +64,7 @@ mod gz;
 mod imzml;
 mod index;
 mod las;
+mod ms;
 mod plugin;
 mod records;
 mod scan;

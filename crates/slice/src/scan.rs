@@ -644,7 +644,11 @@ mod tests {
             let (_, s) = events(RecordFormat::Fasta, b"\rjunk\n>a\nAC\n", chunk);
             let e = s.error().expect("refused");
             assert_eq!(e.line, Some(1), "chunk {chunk}");
-            assert!(e.message.contains("expected a FASTA header"), "{}", e.message);
+            assert!(
+                e.message.contains("expected a FASTA header"),
+                "{}",
+                e.message
+            );
             // A blank CRLF line (and a lone `\r` line) before it is fine.
             for ok in [&b"\r\n>a\nAC\n"[..], b"\r\n;c\n\n>a\nAC\n"] {
                 let (ev, s) = events(RecordFormat::Fasta, ok, chunk);
