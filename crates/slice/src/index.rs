@@ -459,6 +459,15 @@ impl Index {
             }
             last = Some(cp);
         }
+        match self.checkpoints.first() {
+            Some(cp) if cp.r != 0 => {
+                return bad(format!("the first checkpoint is at record {}, not 0", cp.r));
+            }
+            None if self.records > 0 => {
+                return bad(format!("{} records and no checkpoint", self.records));
+            }
+            _ => {}
+        }
         if self.format == RecordFormat::Fasta && self.sequences.len() as u64 != self.records {
             return bad(format!(
                 "{} sequences listed for {} records",
