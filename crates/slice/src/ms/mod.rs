@@ -22,6 +22,7 @@
 //!   (subtables are copied byte for byte), and the reads are ranged GETs
 //!   like every other format's. python-casacore is the test oracle only.
 //!
+//! The file layouts, byte by byte, are in `FORMAT.md` beside this module.
 //! This module holds the readers as they are built; the format joins the
 //! registry when slices can be written.
 
