@@ -58,9 +58,12 @@ pub fn sql(data: &[u8]) {
     tessera_server::fuzzing::sql(data)
 }
 
+/// A fuzz target: any bytes in, a panic when a law breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/corpus/NAME/` and `fuzz_targets/NAME.rs`
 /// call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("template", template),
     ("csv_scan", csv_scan),
     ("read_text", read_text),

@@ -274,9 +274,19 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     let points = point_count(&header);
     let record_length = u64::from(header.point_data_record_length);
     let format_id = header.point_data_record_format & 0x3f;
-    let least = las::point::Format::new(format_id)
-        .map_err(|e| invalid(&url, format!("point format {format_id}: {e}")))?
-        .len();
+    let point_format = las::point::Format::new(format_id)
+        .map_err(|e| invalid(&url, format!("point format {format_id}: {e}")))?;
+    if !header.version.supports_point_format(point_format) {
+        // What LAS readers refuse (so would every slice's reader).
+        return Err(invalid(
+            &url,
+            format!(
+                "LAS {}.{} has no point format {format_id}",
+                header.version.major, header.version.minor
+            ),
+        ));
+    }
+    let least = point_format.len();
     if record_length < u64::from(least) {
         return Err(invalid(
             &url,

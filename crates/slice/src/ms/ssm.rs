@@ -108,7 +108,7 @@ impl Index {
             });
         }
         r.end_object(&last)?;
-        let bucket: Vec<u64> = r.block_u32()?.into_iter().map(u64::from).collect();
+        let mut bucket: Vec<u64> = r.block_u32()?.into_iter().map(u64::from).collect();
         if used > last_row.len() || used > bucket.len() || rows_per_bucket == 0 {
             return Err(r.invalid(format!(
                 "an index of {used} buckets with {} row ends and {} bucket numbers",
@@ -116,8 +116,6 @@ impl Index {
                 bucket.len()
             )));
         }
-        let mut last_row = last_row;
-        let mut bucket = bucket;
         last_row.truncate(used);
         bucket.truncate(used);
         if last_row.windows(2).any(|w| w[0] >= w[1]) {
