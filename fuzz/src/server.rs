@@ -117,11 +117,13 @@ pub fn jwt(data: &[u8]) {
     else {
         return;
     };
-    let (file, alg, kid, trusted) = match mode % 4 {
-        1 => ("ec.pem", Algorithm::ES256, Some("ec-1"), true),
-        2 if mode & 4 == 0 => ("rsa.pem", Algorithm::RS256, Some("rsa-1"), true),
-        2 => ("rsa.pem", Algorithm::RS256, None, false), // two keys, no kid: which one?
-        _ => ("rsa-untrusted.pem", Algorithm::RS256, Some("rsa-1"), false),
+    // Which key signs: 0 the trusted EC key, 1 the trusted RSA key, 2 an
+    // RSA key outside the JWKS.
+    let (k, alg, kid, trusted) = match mode % 4 {
+        1 => (0, Algorithm::ES256, Some("ec-1"), true),
+        2 if mode & 4 == 0 => (1, Algorithm::RS256, Some("rsa-1"), true),
+        2 => (1, Algorithm::RS256, None, false), // two keys, no kid: which one?
+        _ => (2, Algorithm::RS256, Some("rsa-1"), false),
     };
     static KEYS_BY_FILE: OnceLock<[EncodingKey; 3]> = OnceLock::new();
     let keys = KEYS_BY_FILE.get_or_init(|| {
@@ -131,11 +133,7 @@ pub fn jwt(data: &[u8]) {
             key("rsa-untrusted.pem", Algorithm::RS256),
         ]
     });
-    let k = match file {
-        "ec.pem" => &keys[0],
-        "rsa.pem" => &keys[1],
-        _ => &keys[2],
-    };
+    let k = &keys[k];
     let mut h = Header::new(alg);
     h.kid = kid.map(String::from);
     let Ok(token) = jsonwebtoken::encode(&h, &claims, k) else {

@@ -56,11 +56,7 @@ impl<'a> Reader<'a> {
 
     /// An error about this file at the current offset.
     pub(crate) fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::InvalidFile {
-            object: self.file.to_string(),
-            format: "MeasurementSet".into(),
-            message: format!("byte {}: {message}", self.pos),
-        }
+        super::invalid(self.file, format!("byte {}: {message}", self.pos))
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {

@@ -9,7 +9,7 @@
 
 use super::aipsio::Reader;
 use super::ssm::HEADER;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The header of an IncrementalStMan file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,11 +94,7 @@ pub(crate) fn changes(
     big: bool,
     file: &str,
 ) -> Result<Vec<(u64, usize)>> {
-    let bad = |m: String| Error::InvalidFile {
-        object: file.to_string(),
-        format: "MeasurementSet".into(),
-        message: format!("the bucket of row {first}: {m}"),
-    };
+    let bad = |m: String| super::invalid(file, format!("the bucket of row {first}: {m}"));
     let word = |at: usize| -> Result<u32> {
         let b: [u8; 4] = bucket
             .get(at..at + 4)

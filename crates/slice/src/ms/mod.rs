@@ -47,7 +47,8 @@ pub(crate) trait Files {
     fn read(&self, file: &str, range: Range<u64>) -> Result<Vec<u8>>;
 }
 
-fn invalid(file: &str, message: impl Into<String>) -> Error {
+/// A damaged or unsupported table file, named.
+pub(crate) fn invalid(file: &str, message: impl Into<String>) -> Error {
     Error::InvalidFile {
         object: file.to_string(),
         format: "MeasurementSet".into(),
@@ -108,11 +109,7 @@ pub(crate) fn double_column(
                 ));
             };
             let index = ssm::Index::parse(&files.read(&file, range)?, big, &file)?;
-            let blob = &files.read(
-                "table.dat",
-                manager.blob.start as u64..manager.blob.end as u64,
-            )?;
-            let offsets = ssm::column_offsets(blob, "table.dat")?;
+            let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
             let Some(&offset) = offsets.get(place) else {
                 return Err(invalid(
                     "table.dat",

@@ -170,14 +170,10 @@ pub(crate) fn runs(
             || offset.saturating_add(index.rows_per_bucket.saturating_mul(width))
                 > header.bucket_size
         {
-            return Err(crate::error::Error::InvalidFile {
-                object: file.to_string(),
-                format: "MeasurementSet".into(),
-                message: format!(
+            return Err(super::invalid(file, format!(
                     "bucket {b} of {} holds rows {first}..={last}, more than fits ({} rows of {width} bytes from byte {offset} of {}-byte buckets)",
                     header.buckets, index.rows_per_bucket, header.bucket_size
-                ),
-            });
+                )));
         }
         out.push(Run {
             first_row: first,
@@ -187,11 +183,10 @@ pub(crate) fn runs(
         first = last + 1;
     }
     if first < rows {
-        return Err(crate::error::Error::InvalidFile {
-            object: file.to_string(),
-            format: "MeasurementSet".into(),
-            message: format!("the index covers rows 0..{first} of {rows}"),
-        });
+        return Err(super::invalid(
+            file,
+            format!("the index covers rows 0..{first} of {rows}"),
+        ));
     }
     Ok(out)
 }

@@ -82,8 +82,8 @@ pub(crate) struct Manager {
     pub(crate) kind: String,
     /// Its sequence number: its files are `table.fN…`.
     pub(crate) seqnr: u32,
-    /// Where its header blob lies in `table.dat`.
-    pub(crate) blob: std::ops::Range<usize>,
+    /// Its header blob, as stored in `table.dat`.
+    pub(crate) blob: Vec<u8>,
 }
 
 /// What `table.dat` says.
@@ -158,7 +158,7 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
         managers.push(Manager {
             kind,
             seqnr,
-            blob: 0..0,
+            blob: Vec::new(),
         });
     }
     for c in &mut columns {
@@ -189,7 +189,7 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
             n,
             &format!("the header of data manager {} ({})", m.seqnr, m.kind),
         )?;
-        m.blob = at..at + n;
+        m.blob = buf[at..at + n].to_vec();
     }
     r.end_object(&table)?;
     if !r.at_end() {
