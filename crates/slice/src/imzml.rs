@@ -287,8 +287,31 @@ fn parse(xml: &[u8], url: &str) -> Result<Parsed> {
                             group = Some((id, Params::default()));
                         }
                     }
-                    b"spectrumList" if !empty => out.list_tag = Some([before, after]),
-                    b"spectrum" => spectrum = Some((before, [None; 3], Vec::new())),
+                    // A slice keeps the XML around the one spectrum list
+                    // and replaces what is inside it: a second list, or a
+                    // spectrum outside the list, would be copied unchanged
+                    // into every slice, its offsets pointing nowhere.
+                    b"spectrumList" if !empty => {
+                        if out.list_tag.is_some() {
+                            return Err(invalid(
+                                url,
+                                format!("line {}: a second spectrumList", line_of(before)),
+                            ));
+                        }
+                        out.list_tag = Some([before, after]);
+                    }
+                    b"spectrum" => {
+                        if out.list_tag.is_none() || out.list_end.is_some() {
+                            return Err(invalid(
+                                url,
+                                format!(
+                                    "line {}: a spectrum outside the spectrumList",
+                                    line_of(before)
+                                ),
+                            ));
+                        }
+                        spectrum = Some((before, [None; 3], Vec::new()));
+                    }
                     b"scan" => in_scan = true,
                     b"binaryDataArray" => array = Some(Params::default()),
                     b"referenceableParamGroupRef" => {

@@ -21,7 +21,7 @@ use std::io::{Cursor, Write};
 
 use las::raw;
 use laz::laszip::{ChunkTable, ChunkTableEntry};
-use laz::{DecompressionSelection, LasZipDecompressor, LazVlr};
+use laz::{DecompressionSelection, LasZipDecompressor, LazItemType, LazVlr};
 use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
@@ -396,6 +396,57 @@ fn grow(b: &mut [i32; 4], records: &[u8], len: usize) {
 
 const EMPTY_BOX: [i32; 4] = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
 
+/// Check the layer sizes of LAZ chunks in the layered encoding (point
+/// formats 6 to 10): `data` holds consecutive chunks of `bytes[i]` bytes.
+///
+/// Such a chunk starts with its first point, a point count and one size per
+/// layer; the decoder allocates each layer at its stated size before
+/// reading it, so a hostile 643-byte file once cost 4 GB. Sizes that the
+/// chunk cannot hold are refused here, before decoding.
+fn check_layer_sizes(data: &[u8], bytes: &[u64], vlr: &LazVlr) -> std::result::Result<(), String> {
+    let (mut first, mut layers) = (0usize, 0usize);
+    for item in vlr.items() {
+        if item.version() < 3 {
+            // Point formats 0 to 5: one arithmetic stream, no sizes.
+            return Ok(());
+        }
+        first += usize::from(item.size());
+        layers += match item.item_type() {
+            LazItemType::Point14 => 9,
+            LazItemType::RGBNIR14 => 2,
+            LazItemType::Byte14(n) => usize::from(n),
+            _ => 1,
+        };
+    }
+    let head = first + 4 + 4 * layers;
+    let mut at = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        let b = usize::try_from(b).map_err(|_| format!("chunk {i} is too large"))?;
+        let chunk = at
+            .checked_add(b)
+            .and_then(|end| data.get(at..end))
+            .ok_or_else(|| format!("chunk {i} lies past the point data"))?;
+        at += b;
+        if chunk.is_empty() {
+            continue;
+        }
+        let sizes = chunk.get(first + 4..head).ok_or_else(|| {
+            format!("chunk {i} is truncated: {b} bytes, its layer sizes need {head}")
+        })?;
+        let total: u64 = sizes
+            .chunks_exact(4)
+            .map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .sum();
+        if total > (b - head) as u64 {
+            return Err(format!(
+                "chunk {i}: its layers claim {total} bytes, the chunk holds {}",
+                b - head
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
 /// each one's points and bytes) into point records.
 fn decode_chunks(
@@ -405,6 +456,7 @@ fn decode_chunks(
     vlr: &LazVlr,
     selection: DecompressionSelection,
 ) -> std::result::Result<Vec<u8>, String> {
+    check_layer_sizes(data, bytes, vlr)?;
     let mut table = ChunkTable::with_capacity(points.len());
     for (p, b) in points.iter().zip(bytes) {
         table.push(ChunkTableEntry {
@@ -1221,12 +1273,14 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
                 .write_to(&mut section, &vlr)
                 .map_err(|e| Error::internal(format!("cannot write a chunk table: {e}")))?;
             let points: u64 = chunks.points.iter().sum();
-            decode_stats(&section, vlr, points, len, format, &mut stats).map_err(|e| {
-                invalid(
-                    &url,
-                    format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
-                )
-            })?;
+            check_layer_sizes(data, &chunks.bytes, &vlr)
+                .and_then(|()| decode_stats(&section, vlr, points, len, format, &mut stats))
+                .map_err(|e| {
+                    invalid(
+                        &url,
+                        format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
+                    )
+                })?;
             // The offset to the chunk table counts from the file's start.
             let at = u64::from(header.offset_to_point_data) + 8 + data.len() as u64;
             section[..8].copy_from_slice(&at.to_le_bytes());
@@ -1428,4 +1482,56 @@ pub fn points_to_arrow(bytes: &[u8], name: &str) -> Result<arrow_array::RecordBa
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Error::internal(format!("cannot build the point batch: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use laz::{LasZipCompressor, LazItemRecordBuilder, LazVlrBuilder};
+
+    /// One compressed chunk of `n` points of point format 7 (layered).
+    fn chunk(n: usize) -> (LazVlr, Vec<u8>, usize) {
+        let items = LazItemRecordBuilder::default_for_point_format_id(7, 0).unwrap();
+        let vlr = LazVlrBuilder::new(items)
+            .with_fixed_chunk_size(50_000)
+            .build();
+        let len = vlr.items_size() as usize;
+        let mut points = vec![0u8; n * len];
+        for (i, p) in points.chunks_exact_mut(len).enumerate() {
+            p[..4].copy_from_slice(&(i as i32 * 3).to_le_bytes());
+            p[4..8].copy_from_slice(&(i as i32 * 5).to_le_bytes());
+            p[14] = 0x11; // return 1 of 1
+        }
+        let mut c = LasZipCompressor::new(Cursor::new(Vec::new()), vlr.clone()).unwrap();
+        c.compress_many(&points).unwrap();
+        c.done().unwrap();
+        let out = c.into_inner().into_inner();
+        let table_at = u64::from_le_bytes(out[..8].try_into().unwrap()) as usize;
+        (vlr, out[8..table_at].to_vec(), len)
+    }
+
+    #[test]
+    fn layer_sizes_a_chunk_cannot_hold_are_refused_before_decoding() {
+        let (vlr, data, len) = chunk(100);
+        let bytes = [data.len() as u64];
+        check_layer_sizes(&data, &bytes, &vlr).unwrap();
+        let got =
+            decode_chunks(&data, &[100], &bytes, &vlr, DecompressionSelection::all()).unwrap();
+        assert_eq!(got.len(), 100 * len);
+        // The first layer's size (after the first point and the count), made
+        // 4 GiB: refused by the check, before the decoder allocates it.
+        let at = len + 4;
+        let mut bad = data.clone();
+        bad[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = check_layer_sizes(&bad, &bytes, &vlr).unwrap_err();
+        assert!(e.contains("chunk 0") && e.contains("claim"), "{e}");
+        let e =
+            decode_chunks(&bad, &[100], &bytes, &vlr, DecompressionSelection::all()).unwrap_err();
+        assert!(e.contains("claim"), "{e}");
+        // A chunk cut before its sizes end; a chunk past the data.
+        let e = check_layer_sizes(&data[..at], &[at as u64], &vlr).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        let e = check_layer_sizes(&data, &[data.len() as u64 + 1], &vlr).unwrap_err();
+        assert!(e.contains("past the point data"), "{e}");
+    }
 }

@@ -353,6 +353,36 @@ async fn bad_pairs_are_refused() {
     put("memory://imzml-bad/junk.ibd", ibd.clone()).await;
     let e = formats.index(&obj).await.unwrap_err();
     assert!(matches!(&e, Error::InvalidFile { .. }), "{e}");
+    // A second spectrum list, or a spectrum outside the list: every slice
+    // would copy it unchanged (found by fuzzing).
+    let list = xml.find("<spectrumList").unwrap();
+    let end = xml.find("</spectrumList>").unwrap() + "</spectrumList>".len();
+    let first = xml.find("<spectrum ").unwrap();
+    let first_end = xml.find("</spectrum>").unwrap() + "</spectrum>".len();
+    for (name, bad, what) in [
+        (
+            "twice",
+            format!("{}{}{}", &xml[..end], &xml[list..end], &xml[end..]),
+            "a second spectrumList",
+        ),
+        (
+            "outside",
+            format!("{}{}{}", &xml[..list], &xml[first..first_end], &xml[list..]),
+            "a spectrum outside the spectrumList",
+        ),
+    ] {
+        let obj = put(
+            &format!("memory://imzml-bad/{name}.imzML"),
+            bad.into_bytes(),
+        )
+        .await;
+        put(&format!("memory://imzml-bad/{name}.ibd"), ibd.clone()).await;
+        let e = formats.index(&obj).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidFile { .. }) && e.to_string().contains(what),
+            "{name}: {e}"
+        );
+    }
     // The .ibd changed after indexing.
     let obj = put("memory://imzml-bad/ok.imzML", xml.into_bytes()).await;
     let ibd_loc = put("memory://imzml-bad/ok.ibd", ibd.clone()).await;

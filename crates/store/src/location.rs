@@ -408,8 +408,18 @@ fn no_secrets() -> Arc<[String]> {
 
 /// Stores opened with different options are different stores, whatever
 /// differs (endpoint, profile, keys, retries…).
+///
+/// A network store is also one per Tokio runtime. Its HTTP client keeps
+/// pooled connections whose tasks run on the runtime that opened them; a
+/// store shared with another runtime hands that runtime connections whose
+/// task dies with the first one, and a request on such a connection fails
+/// with "error sending request", which `object_store` does not retry.
+/// A program has one runtime; a test harness has one per test.
 fn registry_key(key: &str, opts: &StoreOptions) -> String {
-    format!("{key}|{}", opts.fingerprint())
+    let runtime = tokio::runtime::Handle::try_current()
+        .map(|h| h.id().to_string())
+        .unwrap_or_default();
+    format!("{key}|{}|{runtime}", opts.fingerprint())
 }
 
 fn remembered(full_key: &str) -> Option<Arc<dyn ObjectStore>> {
@@ -571,6 +581,26 @@ mod tests {
                 .secrets()
                 .contains(&"one-secret".to_string()));
         });
+    }
+
+    /// A cloud store's pooled connections belong to the runtime that made
+    /// them: another runtime (another test) gets its own store; memory
+    /// stores stay shared, since they hold no connections.
+    #[test]
+    fn cloud_stores_are_not_shared_across_runtimes() {
+        let open = |url: &'static str| {
+            let o = StoreOptions::default()
+                .with_endpoint("http://127.0.0.1:9")
+                .with_config("aws_access_key_id", "GKruntime")
+                .with_config("aws_secret_access_key", "runtime-secret");
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move { Location::open(url, &o).await.unwrap() })
+        };
+        let (a, b) = (open("s3://runtimes/x"), open("s3://runtimes/x"));
+        assert!(!Arc::ptr_eq(a.store(), b.store()));
+        let (m, n) = (open("memory://runtimes/x"), open("memory://runtimes/x"));
+        assert!(Arc::ptr_eq(m.store(), n.store()));
     }
 
     #[test]
