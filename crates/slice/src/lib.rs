@@ -80,6 +80,7 @@ pub use index::{
     DEFAULT_SPACING, INDEX_SUFFIX, INDEX_VERSION,
 };
 pub use las::{points_to_arrow, LasFormat};
+pub use ms::MsFormat;
 pub use plugin::{
     pick_any_slice, unpack, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny,
     IndexRequest, Registry, SliceFormat,

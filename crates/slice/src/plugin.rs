@@ -495,6 +495,14 @@ pub trait SliceFormat: Send + Sync + 'static {
         false
     }
 
+    /// For a dataset that is a folder of files (a MeasurementSet): the file
+    /// inside it whose size and ETag stand for the dataset's in the index
+    /// and its slices (the format checks every other file's own when it
+    /// reads it). `None` (the default): the object is one file.
+    fn folder_marker(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Index one object.
     fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>>;
 
@@ -547,13 +555,15 @@ impl Registry {
 
     /// tessera's own formats: CSV, TSV, text, JSON Lines, FASTA, FASTQ,
     /// VCF (plain, gzip, BGZF), LAS/LAZ/COPC point clouds, Cloud-Optimized
-    /// GeoTIFFs (any tiled TIFF) and imzML mass-spectrometry images.
+    /// GeoTIFFs (any tiled TIFF), imzML mass-spectrometry images and
+    /// radio-astronomy MeasurementSets (folders).
     pub fn builtin() -> Registry {
         Registry::empty()
             .with_format(crate::text::RecordFormats)
             .with_format(crate::las::LasFormat)
             .with_format(crate::cog::CogFormat)
             .with_format(crate::imzml::ImzmlFormat)
+            .with_format(crate::ms::MsFormat)
     }
 
     /// Add a format. Its names take precedence over earlier formats' (a
@@ -617,7 +627,14 @@ impl Registry {
         object: &Location,
         index_store: Option<&Location>,
     ) -> Result<AnyIndex> {
-        let meta = head(object).await?;
+        let folder = self
+            .detect(object.path().as_ref())
+            .and_then(|name| self.format(name).ok())
+            .and_then(|(f, _)| f.folder_marker());
+        let meta = match folder {
+            Some(marker) => head(&object.join(marker)?).await?,
+            None => head(object).await?,
+        };
         let index = AnyIndex::load(&AnyIndex::location_for(object, index_store)?).await?;
         index.check_current(&meta)?;
         Ok(index)
@@ -735,7 +752,10 @@ impl IndexAny {
                 self.registry.format(name)?
             }
         };
-        let meta = head(&self.object).await?;
+        let meta = match format.folder_marker() {
+            Some(marker) => head(&self.object.join(marker)?).await?,
+            None => head(&self.object).await?,
+        };
         let request = IndexRequest {
             object: &self.object,
             meta: &meta,
@@ -843,6 +863,10 @@ pub fn unpack(tar_bytes: &[u8], dir: &std::path::Path) -> Result<Vec<std::path::
             )));
         }
         let to = dir.join(&name);
+        // A folder dataset (a MeasurementSet) has files in sub-folders.
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io("cannot create a folder in", e))?;
+        }
         entry.unpack(&to).map_err(|e| io("cannot write into", e))?;
         written.push(to);
     }

@@ -207,6 +207,89 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// An AipsIO stream being written (the inverse of [`Reader`]).
+pub(crate) struct Writer {
+    buf: Vec<u8>,
+    big: bool,
+    /// Where each open object's length field lies.
+    open: Vec<usize>,
+}
+
+impl Writer {
+    /// A stream that starts with the magic, big-endian when `big`.
+    pub(crate) fn new(big: bool) -> Writer {
+        let mut w = Writer {
+            buf: Vec::new(),
+            big,
+            open: Vec::new(),
+        };
+        w.u32(MAGIC);
+        w
+    }
+
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    pub(crate) fn bool(&mut self, v: bool) {
+        self.buf.push(u8::from(v));
+    }
+
+    pub(crate) fn u32(&mut self, v: u32) {
+        let b = if self.big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.buf.extend_from_slice(&b);
+    }
+
+    pub(crate) fn i32(&mut self, v: i32) {
+        self.u32(v as u32);
+    }
+
+    pub(crate) fn string(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// Open an object; [`Writer::end`] closes it.
+    pub(crate) fn start(&mut self, kind: &str, version: u32) {
+        self.open.push(self.buf.len());
+        self.u32(0);
+        self.string(kind);
+        self.u32(version);
+    }
+
+    /// Close the innermost open object, filling in its length.
+    pub(crate) fn end(&mut self) {
+        let at = self.open.pop().expect("an object is open");
+        let len = (self.buf.len() - at) as u32;
+        let b = if self.big {
+            len.to_be_bytes()
+        } else {
+            len.to_le_bytes()
+        };
+        self.buf[at..at + 4].copy_from_slice(&b);
+    }
+
+    /// A `Block` of `u32` values.
+    pub(crate) fn block_u32(&mut self, values: &[u32]) {
+        self.start("Block", 1);
+        self.u32(values.len() as u32);
+        for v in values {
+            self.u32(*v);
+        }
+        self.end();
+    }
+
+    /// The bytes written.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        debug_assert!(self.open.is_empty(), "an object was left open");
+        self.buf
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +362,30 @@ mod tests {
             e.contains("expected a \"Table\" object, found \"Other\""),
             "{e}"
         );
+    }
+
+    /// What the writer writes, the reader reads, in either byte order.
+    #[test]
+    fn written_objects_read_back() {
+        for big in [true, false] {
+            let mut w = Writer::new(big);
+            w.start("Outer", 3);
+            w.bool(true);
+            w.string("name");
+            w.block_u32(&[1, 2, 0xdead_beef]);
+            w.i32(-1);
+            w.end();
+            let bytes = w.finish();
+            let mut r = Reader::new(&bytes, big, "t");
+            r.magic().unwrap();
+            let o = r.object(Some("Outer")).unwrap();
+            assert_eq!(o.version, 3);
+            assert!(r.bool().unwrap());
+            assert_eq!(r.string().unwrap(), "name");
+            assert_eq!(r.block_u32().unwrap(), [1, 2, 0xdead_beef]);
+            assert_eq!(r.i32().unwrap(), -1);
+            r.end_object(&o).unwrap();
+            assert!(r.at_end());
+        }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) const HEADER: usize = 512;
 pub(crate) struct Header {
     pub(crate) bucket_size: u64,
     pub(crate) buckets: u64,
+    /// The cache size casacore keeps for the file (kept when rewriting).
+    pub(crate) cache_size: u32,
     pub(crate) index_buckets: u32,
     pub(crate) first_index_bucket: i32,
     /// The index's offset inside its bucket (0: it spans `index_buckets`
@@ -37,7 +39,7 @@ impl Header {
         }
         let bucket_size = u64::from(r.u32()?);
         let buckets = u64::from(r.u32()?);
-        r.u32()?; // cache size
+        let cache_size = r.u32()?;
         r.u32()?; // free buckets
         r.i32()?; // first free bucket
         let index_buckets = r.u32()?;
@@ -56,6 +58,7 @@ impl Header {
         Ok(Header {
             bucket_size,
             buckets,
+            cache_size,
             index_buckets,
             first_index_bucket,
             index_offset,

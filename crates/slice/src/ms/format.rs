@@ -1,0 +1,494 @@
+//! The MeasurementSet slice format: index a table folder, plan row ranges
+//! that never split a timestamp, and write each range as a standalone
+//! MeasurementSet (a tar of its folder).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use futures::future::BoxFuture;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tessera_store::Location;
+
+use super::slice::{ssm_slice, table_dat_with_rows};
+use super::table::{lock_rows, parse_table_dat, TableDat};
+use super::{double_column, Files};
+use crate::error::{Error, Result};
+use crate::plugin::{ranged_get, AnyIndex, AnySlice, IndexRequest, SliceFormat};
+use crate::Strategy;
+
+/// The storage managers whose files a slice can be written from.
+const WRITABLE: &[&str] = &["StandardStMan"];
+
+/// MeasurementSets (casacore table folders), by the folder's URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MsFormat;
+
+/// One file of the folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MsFile {
+    /// Its path inside the folder (`table.f0`, `ANTENNA/table.dat`).
+    path: String,
+    size: u64,
+    etag: Option<String>,
+}
+
+/// What a MeasurementSet index holds beside the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MsIndex {
+    /// Every file of the folder but the main table's lock file.
+    files: Vec<MsFile>,
+    /// Per data manager of the main table: its type and the columns it
+    /// stores.
+    managers: BTreeMap<String, MsManager>,
+    /// The rows where TIME takes a new value (the first is 0).
+    time_starts: Vec<u64>,
+    /// TIME at each of those rows.
+    times: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MsManager {
+    kind: String,
+    columns: Vec<String>,
+}
+
+/// What a MeasurementSet slice holds beside the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MsSlice {
+    files: Vec<MsFile>,
+    /// The slice's rows of the main table: `[first, end)`.
+    rows: [u64; 2],
+}
+
+fn invalid(url: &str, message: impl Into<String>) -> Error {
+    Error::InvalidFile {
+        object: url.to_string(),
+        format: "MeasurementSet".into(),
+        message: message.into(),
+    }
+}
+
+/// Whole files of the folder, read into memory for the readers.
+struct Loaded(BTreeMap<String, Vec<u8>>);
+
+impl Files for Loaded {
+    fn size(&self, file: &str) -> Result<u64> {
+        self.0
+            .get(file)
+            .map(|b| b.len() as u64)
+            .ok_or_else(|| super::invalid(file, "missing from the table folder"))
+    }
+    fn read(&self, file: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        let b = self
+            .0
+            .get(file)
+            .ok_or_else(|| super::invalid(file, "missing from the table folder"))?;
+        let end = (range.end as usize).min(b.len());
+        Ok(b.get(range.start as usize..end).unwrap_or(&[]).to_vec())
+    }
+}
+
+/// One file of the folder, whole, if it still has its indexed ETag.
+async fn read_file(folder: &Location, f: &MsFile) -> Result<Vec<u8>> {
+    let loc = folder.join(&f.path)?;
+    let url = loc.url();
+    if f.size == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(ranged_get(&loc, &url, f.etag.as_deref(), f.size, 0, f.size)
+        .await?
+        .to_vec())
+}
+
+/// The file `path` of the index's list, or an error naming it.
+fn file<'a>(files: &'a [MsFile], folder: &str, path: &str) -> Result<&'a MsFile> {
+    files
+        .iter()
+        .find(|f| f.path == path)
+        .ok_or_else(|| Error::NotFound {
+            object: format!("{folder}/{path}"),
+        })
+}
+
+/// The main table's row count: `table.lock`'s when it has one (casacore
+/// rewrites `table.dat` only when the description changes), else
+/// `table.dat`'s.
+fn row_count(dat: &TableDat, lock: Option<&[u8]>, url: &str) -> Result<u64> {
+    match lock {
+        Some(l) => Ok(lock_rows(l, &format!("{url}/table.lock"))?.unwrap_or(dat.rows)),
+        None => Ok(dat.rows),
+    }
+}
+
+/// Refuse a main table whose managers a slice cannot be written from,
+/// naming the columns and the manager.
+fn check_writable(dat: &TableDat, url: &str) -> Result<()> {
+    for m in &dat.managers {
+        if !WRITABLE.contains(&m.kind.as_str()) {
+            let cols: Vec<&str> = dat
+                .columns
+                .iter()
+                .filter(|c| c.manager == m.seqnr)
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(Error::Unsupported {
+                object: format!("{url}/table.f{}", m.seqnr),
+                reason: format!(
+                    "column{} {} stored by {}: tessera writes slices of StandardStMan columns only, so far",
+                    if cols.len() == 1 { "" } else { "s" },
+                    cols.join(", "),
+                    m.kind
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
+    let url = req.object.url();
+    let prefix = req.object.path().as_ref().to_string();
+    let listed: Vec<tessera_store::ObjectMeta> = req.object.list().try_collect().await?;
+    let mut files = Vec::with_capacity(listed.len());
+    for m in listed {
+        let key = m.location.as_ref();
+        let Some(rel) = key
+            .strip_prefix(prefix.as_str())
+            .map(|r| r.trim_start_matches('/'))
+        else {
+            continue;
+        };
+        // The main table's lock file holds its old row count: a slice has
+        // none (casacore then takes table.dat's). A subtable's is copied
+        // with it: its table.dat may hold a stale count too.
+        if rel.is_empty() || rel == "table.lock" {
+            continue;
+        }
+        files.push(MsFile {
+            path: rel.to_string(),
+            size: m.size,
+            etag: m.e_tag,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let dat_file = file(&files, &url, "table.dat")?.clone();
+    let dat_bytes = read_file(req.object, &dat_file).await?;
+    let dat = parse_table_dat(&dat_bytes, &format!("{url}/table.dat"))?;
+    check_writable(&dat, &url)?;
+    // The lock file is not listed in `files` (slices never copy it), but
+    // it holds the current row count.
+    let lock = match req.object.join("table.lock")?.read().await {
+        Ok(b) => Some(b.to_vec()),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let rows = row_count(&dat, lock.as_deref(), &url)?;
+    // TIME, from its manager's file.
+    let time = dat
+        .columns
+        .iter()
+        .find(|c| c.name == "TIME")
+        .ok_or_else(|| invalid(&format!("{url}/table.dat"), "no TIME column"))?;
+    let dm = format!("table.f{}", time.manager);
+    let dm_file = file(&files, &url, &dm)?.clone();
+    let loaded = Loaded([(dm.clone(), read_file(req.object, &dm_file).await?)].into());
+    (req.progress)(dat_file.size + dm_file.size);
+    let times = double_column(&dat, "TIME", rows, &loaded)
+        .map_err(|e| rename(e, &dm, &format!("{url}/{dm}")))?;
+    let mut time_starts = Vec::new();
+    let mut starts_at = Vec::new();
+    for (r, t) in times.iter().enumerate() {
+        if r == 0 || t.to_bits() != times[r - 1].to_bits() {
+            time_starts.push(r as u64);
+            starts_at.push(*t);
+        }
+    }
+    // Every manager's files must be there.
+    let mut managers = BTreeMap::new();
+    for m in &dat.managers {
+        file(&files, &url, &format!("table.f{}", m.seqnr))?;
+        managers.insert(
+            m.seqnr.to_string(),
+            MsManager {
+                kind: m.kind.clone(),
+                columns: dat
+                    .columns
+                    .iter()
+                    .filter(|c| c.manager == m.seqnr)
+                    .map(|c| c.name.clone())
+                    .collect(),
+            },
+        );
+    }
+    let detail = MsIndex {
+        files,
+        managers,
+        time_starts,
+        times: starts_at,
+    };
+    AnyIndex::new(req.object, req.meta, req.format, rows, &detail)
+}
+
+/// An error about file `short` (as the readers name it) renamed to its URL.
+fn rename(e: Error, short: &str, url: &str) -> Error {
+    match e {
+        Error::InvalidFile {
+            object,
+            format,
+            message,
+        } if object == short => Error::InvalidFile {
+            object: url.to_string(),
+            format,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Row ranges over whole timestamps: cut points are taken from
+/// `starts` (and the end), the first at or after each wanted cut.
+fn cut(starts: &[u64], rows: u64, wanted: impl Iterator<Item = u64>) -> Vec<[u64; 2]> {
+    let mut out = Vec::new();
+    let mut a = 0u64;
+    for w in wanted {
+        if w <= a {
+            continue;
+        }
+        let i = starts.partition_point(|&s| s < w);
+        let b = starts.get(i).copied().unwrap_or(rows);
+        if b > a {
+            out.push([a, b]);
+            a = b;
+        }
+    }
+    if a < rows {
+        out.push([a, rows]);
+    }
+    out
+}
+
+fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+    let d: MsIndex = index.detail()?;
+    let rows = index.records;
+    let ranges =
+        match strategy {
+            Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
+                return Err(Error::InvalidStrategy { strategy })
+            }
+            _ if rows == 0 => Vec::new(),
+            Strategy::Count(c) => {
+                let c = c as u64;
+                cut(&d.time_starts, rows, (1..c).map(|i| rows * i / c))
+            }
+            Strategy::Records(k) => {
+                // Greedy: each slice takes whole timestamps until it holds k rows.
+                let mut out = Vec::new();
+                let mut a = 0u64;
+                while a < rows {
+                    let i = d.time_starts.partition_point(|&s| s < a.saturating_add(k));
+                    let b = d.time_starts.get(i).copied().unwrap_or(rows).max(a + 1);
+                    let b = if b <= a { rows } else { b.min(rows) };
+                    out.push([a, b]);
+                    a = b;
+                }
+                out
+            }
+            Strategy::Bytes(b) => {
+                let bytes: u64 = d
+                    .files
+                    .iter()
+                    .filter(|f| !f.path.contains('/'))
+                    .map(|f| f.size)
+                    .sum();
+                let per_row = (bytes / rows.max(1)).max(1);
+                return plan(index, Strategy::Records((b / per_row).max(1)));
+            }
+            Strategy::Grid { .. } | Strategy::Level { .. } => return Err(Error::unsupported(
+                index.url.clone(),
+                "a MeasurementSet is cut by rows over whole timestamps: by a count, a size or rows",
+            )),
+        };
+    let total = ranges.len();
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let detail = MsSlice {
+                files: d.files.clone(),
+                rows: *r,
+            };
+            index.slice(k, total, r[0], r[1] - r[0], &detail)
+        })
+        .collect()
+}
+
+async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
+    let d: MsSlice = slice.detail()?;
+    let url = slice.url.clone();
+    let [a, b] = d.rows;
+    if a > b {
+        return Err(slice.invalid(format!("rows {a}..{b}")));
+    }
+    let dat_file = file(&d.files, &url, "table.dat")?;
+    let dat_bytes = read_file(folder, dat_file).await?;
+    let dat = parse_table_dat(&dat_bytes, &format!("{url}/table.dat"))?;
+    check_writable(&dat, &url)?;
+    let name = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("table.ms");
+    let stem = name.strip_suffix(".ms").unwrap_or(name);
+    let root = format!("{stem}.slice{}.ms", slice.slice);
+    let mut written: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    written.insert(
+        "table.dat".into(),
+        table_dat_with_rows(&dat, &dat_bytes, b - a)?,
+    );
+    for m in &dat.managers {
+        let main = format!("table.f{}", m.seqnr);
+        let main_url = format!("{url}/{main}");
+        let source = read_file(folder, file(&d.files, &url, &main)?).await?;
+        let mut s =
+            ssm_slice(&dat, m, &source, a..b, &main).map_err(|e| rename(e, &main, &main_url))?;
+        let arrays = format!("{main}i");
+        if let Some(f) = d.files.iter().find(|f| f.path == arrays) {
+            let loc = folder.join(&f.path)?;
+            let arrays_url = loc.url();
+            let head = ranged_get(
+                &loc,
+                &arrays_url,
+                f.etag.as_deref(),
+                f.size,
+                0,
+                16.min(f.size),
+            )
+            .await?;
+            let word: [u8; 4] = head
+                .get(..4)
+                .and_then(|w| w.try_into().ok())
+                .ok_or_else(|| invalid(&arrays_url, "shorter than its 16-byte header"))?;
+            let version = if dat.big_endian {
+                u32::from_be_bytes(word)
+            } else {
+                u32::from_le_bytes(word)
+            };
+            let (base, bytes) = match s.arrays_span() {
+                None => (0, Vec::new()),
+                Some(span) => {
+                    // Every array from the first to the last the slice's
+                    // cells point at: they were written in row order.
+                    if span.end >= f.size {
+                        return Err(invalid(
+                            &arrays_url,
+                            format!("an array at byte {}, past the end ({})", span.end, f.size),
+                        ));
+                    }
+                    let mut end = (span.end + 4096).min(f.size);
+                    loop {
+                        let got = ranged_get(
+                            &loc,
+                            &arrays_url,
+                            f.etag.as_deref(),
+                            f.size,
+                            span.start,
+                            end,
+                        )
+                        .await?;
+                        let u32_at = |at: u64| -> Option<u32> {
+                            let i = (at.checked_sub(span.start)?) as usize;
+                            let w: [u8; 4] = got.get(i..i + 4)?.try_into().ok()?;
+                            Some(if dat.big_endian {
+                                u32::from_be_bytes(w)
+                            } else {
+                                u32::from_le_bytes(w)
+                            })
+                        };
+                        // The last array's length, over every element type
+                        // (the widest, 16 bytes, bounds it).
+                        let need = super::slice::array_len(
+                            span.end,
+                            version,
+                            super::table::Type::DComplex,
+                            &u32_at,
+                        );
+                        match need {
+                            Some(n) if span.end + n <= end || end == f.size => {
+                                break (span.start, got.to_vec());
+                            }
+                            Some(n) => end = (span.end + n).min(f.size),
+                            None if end == f.size => break (span.start, got.to_vec()),
+                            None => end = (end + 65536).min(f.size),
+                        }
+                    }
+                }
+            };
+            let new = s
+                .rebuild_arrays(&bytes, base, version, &arrays_url)
+                .map_err(|e| rename(e, &arrays_url, &arrays_url))?;
+            written.insert(arrays, new);
+        }
+        written.insert(main, s.file);
+    }
+    // Everything else (table.info, the subtables) is copied as it is.
+    for f in &d.files {
+        let main_dm = !f.path.contains('/') && f.path.starts_with("table.f");
+        if written.contains_key(&f.path) || main_dm || f.path == "table.dat" {
+            continue;
+        }
+        written.insert(f.path.clone(), read_file(folder, f).await?);
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in &written {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("{root}/{path}"), &data[..])
+            .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
+    }
+    let bytes = tar
+        .into_inner()
+        .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
+    out.write_all(&bytes)
+        .map_err(|e| Error::io("writing the slice", e))?;
+    Ok(bytes.len() as u64)
+}
+
+impl SliceFormat for MsFormat {
+    fn names(&self) -> &'static [&'static str] {
+        &["ms"]
+    }
+
+    fn detect(&self, object_name: &str) -> Option<&'static str> {
+        let lower = object_name.trim_end_matches('/').to_ascii_lowercase();
+        lower.ends_with(".ms").then_some("ms")
+    }
+
+    fn archive(&self) -> bool {
+        true
+    }
+
+    fn folder_marker(&self) -> Option<&'static str> {
+        Some("table.dat")
+    }
+
+    fn index<'a>(&'a self, request: IndexRequest<'a>) -> BoxFuture<'a, Result<AnyIndex>> {
+        Box::pin(build_index(request))
+    }
+
+    fn plan(&self, index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+        plan(index, strategy)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(fetch(slice, object, out))
+    }
+}
