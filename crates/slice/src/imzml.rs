@@ -662,18 +662,50 @@ fn min_max(it: impl Iterator<Item = u32>) -> (u32, u32) {
     it.fold((u32::MAX, 0), |(a, b), v| (a.min(v), b.max(v)))
 }
 
-/// Replace the value of `attribute` in the tag `tag` (bytes: the XML may
-/// be Latin-1, as pyimzml declares it).
+/// The start or empty tag at the start of `tag` with the value of
+/// `attribute` set to `value` (a number: nothing to escape), then the
+/// bytes after the tag unchanged; `None` when the tag lacks the attribute.
+///
+/// The tag is written again from the attributes the XML parser reads in
+/// it (their values as written: the XML may be Latin-1, as pyimzml
+/// declares it), so the attribute set is the one indexing read, however
+/// the tag is spaced (fuzzing found `name="x"value="208"`, which the parser
+/// accepts and a byte search for ` value=` misses).
 fn set_attr(tag: &[u8], attribute: &str, value: &str) -> Option<Vec<u8>> {
-    let key = format!(" {attribute}=");
-    let at = memchr::memmem::find(tag, key.as_bytes())? + key.len();
-    let quote = *tag.get(at)?;
-    let end = at + 1 + tag[at + 1..].iter().position(|b| *b == quote)?;
+    let mut r = Reader::from_reader(tag);
+    let (e, empty) = match r.read_event().ok()? {
+        Event::Start(e) => (e, false),
+        Event::Empty(e) => (e, true),
+        _ => return None,
+    };
+    let end = usize::try_from(r.buffer_position()).ok()?;
+    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    let mut new = BytesStart::new(name);
+    let mut found = false;
+    for a in e.attributes() {
+        let a = a.ok()?;
+        if a.key.as_ref() == attribute.as_bytes() && !found {
+            found = true;
+            new.push_attribute(quick_xml::events::attributes::Attribute {
+                key: a.key,
+                value: std::borrow::Cow::Borrowed(value.as_bytes()),
+            });
+        } else {
+            new.push_attribute(a);
+        }
+    }
+    if !found {
+        return None;
+    }
     let mut out = Vec::with_capacity(tag.len() + value.len());
-    out.extend_from_slice(&tag[..at]);
-    out.push(quote);
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(&tag[end..]);
+    let mut w = quick_xml::Writer::new(&mut out);
+    w.write_event(if empty {
+        Event::Empty(new)
+    } else {
+        Event::Start(new)
+    })
+    .ok()?;
+    out.extend_from_slice(tag.get(end..)?);
     Some(out)
 }
 
@@ -701,7 +733,17 @@ fn rewrite_spectrum(xml: &[u8], index: usize, offsets: &[u64], url: &str) -> Res
                 {
                     let v = offsets.get(next).copied();
                     next += 1;
-                    v.and_then(|v| set_attr(tag, "value", &v.to_string()))
+                    // An offset that cannot be set would leave the
+                    // original's in the slice, pointing elsewhere.
+                    match v.map(|v| set_attr(tag, "value", &v.to_string())) {
+                        Some(None) => {
+                            return Err(invalid(
+                                url,
+                                format!("spectrum {index}: an array offset without a value"),
+                            ))
+                        }
+                        other => other.flatten(),
+                    }
                 } else {
                     None
                 };

@@ -708,7 +708,7 @@ async fn chunk_table(
             *p = per;
         }
         if let Some(last) = chunk_points.last_mut() {
-            *last = points.saturating_sub(per * n.saturating_sub(1));
+            *last = points.saturating_sub(per.saturating_mul(n.saturating_sub(1)));
             if *last == 0 || *last > per {
                 return Err(invalid(
                     url,
@@ -718,20 +718,22 @@ async fn chunk_table(
         }
     }
     let chunk_bytes: Vec<u64> = entries.iter().map(|e| e.byte_count).collect();
-    let total_points: u64 = chunk_points.iter().sum();
-    let total_bytes: u64 = chunk_bytes.iter().sum();
+    // Sums of hostile tables can overflow: a sum that does is no match.
+    let sum = |v: &[u64]| v.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+    let total_points = sum(&chunk_points).unwrap_or(u64::MAX);
+    let total_bytes = sum(&chunk_bytes).unwrap_or(u64::MAX);
     if total_points != points {
         return Err(invalid(
             url,
             format!("the chunk table holds {total_points} points, the header {points}"),
         ));
     }
-    if point_data + 8 + total_bytes != table_at {
+    let end = point_data.saturating_add(8).saturating_add(total_bytes);
+    if end != table_at {
         return Err(invalid(
             url,
             format!(
-                "the chunk table's chunks end at byte {}, but the table starts at {table_at}",
-                point_data + 8 + total_bytes
+                "the chunk table's chunks end at byte {end}, but the table starts at {table_at}"
             ),
         ));
     }
