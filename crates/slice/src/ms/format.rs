@@ -10,15 +10,24 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
+use super::convert::{ism_cells, table_dat_rebound, tiled_spans, tsm_cells, write_ssm, Cells};
 use super::slice::{ssm_slice, table_dat_with_rows};
 use super::table::{lock_rows, parse_table_dat, TableDat};
+use super::tsm;
 use super::{double_column, Files};
 use crate::error::{Error, Result};
 use crate::plugin::{ranged_get, AnyIndex, AnySlice, IndexRequest, SliceFormat};
 use crate::Strategy;
 
-/// The storage managers whose files a slice can be written from.
-const WRITABLE: &[&str] = &["StandardStMan"];
+/// The storage managers whose files a slice can be written from: a
+/// StandardStMan is cut natively; the others' columns are read cell by
+/// cell and written into one new StandardStMan (see `convert`).
+const WRITABLE: &[&str] = &[
+    "StandardStMan",
+    "IncrementalStMan",
+    "TiledColumnStMan",
+    "TiledShapeStMan",
+];
 
 /// MeasurementSets (casacore table folders), by the folder's URL.
 #[derive(Debug, Clone, Copy, Default)]
@@ -135,7 +144,7 @@ fn check_writable(dat: &TableDat, url: &str) -> Result<()> {
             return Err(Error::Unsupported {
                 object: format!("{url}/table.f{}", m.seqnr),
                 reason: format!(
-                    "column{} {} stored by {}: tessera writes slices of StandardStMan columns only, so far",
+                    "column{} {} stored by {}: tessera reads StandardStMan, IncrementalStMan, TiledColumnStMan and TiledShapeStMan",
                     if cols.len() == 1 { "" } else { "s" },
                     cols.join(", "),
                     m.kind
@@ -323,6 +332,68 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         .collect()
 }
 
+/// The cells of rows `rows` of every column manager `m` (not a
+/// StandardStMan) stores: (column number, cells).
+async fn convert_manager(
+    dat: &TableDat,
+    m: &super::table::Manager,
+    folder: &Location,
+    files: &[MsFile],
+    url: &str,
+    rows: std::ops::Range<u64>,
+) -> Result<Vec<(usize, Cells)>> {
+    let main = format!("table.f{}", m.seqnr);
+    let main_url = format!("{url}/{main}");
+    let header = read_file(folder, file(files, url, &main)?).await?;
+    let columns: Vec<usize> = (0..dat.columns.len())
+        .filter(|&i| dat.columns[i].manager == m.seqnr)
+        .collect();
+    let mut out = Vec::with_capacity(columns.len());
+    match m.kind.as_str() {
+        "IncrementalStMan" => {
+            let loaded = Loaded([(main.clone(), header)].into());
+            for (place, &i) in columns.iter().enumerate() {
+                let cells = ism_cells(
+                    &dat.columns[i],
+                    place,
+                    rows.clone(),
+                    dat.big_endian,
+                    &main,
+                    &loaded,
+                )
+                .map_err(|e| rename(e, &main, &main_url))?;
+                out.push((i, cells));
+            }
+        }
+        _ => {
+            let t = tsm::parse(&header, &main).map_err(|e| rename(e, &main, &main_url))?;
+            for &i in &columns {
+                let c = &dat.columns[i];
+                let mut data = BTreeMap::new();
+                for (cube, f, a, b) in tiled_spans(c, &t, rows.clone(), &main_url)? {
+                    let name = format!("{main}_TSM{f}");
+                    let mf = file(files, url, &name)?;
+                    if b > mf.size {
+                        return Err(invalid(
+                            &format!("{url}/{name}"),
+                            format!(
+                                "column {}: tiles up to byte {b}, past the end ({})",
+                                c.name, mf.size
+                            ),
+                        ));
+                    }
+                    let loc = folder.join(&name)?;
+                    let got =
+                        ranged_get(&loc, &loc.url(), mf.etag.as_deref(), mf.size, a, b).await?;
+                    data.insert(cube, (a, got.to_vec()));
+                }
+                out.push((i, tsm_cells(c, &t, rows.clone(), &main_url, &data)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
     let d: MsSlice = slice.detail()?;
     let url = slice.url.clone();
@@ -342,11 +413,13 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
     let stem = name.strip_suffix(".ms").unwrap_or(name);
     let root = format!("{stem}.slice{}.ms", slice.slice);
     let mut written: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    written.insert(
-        "table.dat".into(),
-        table_dat_with_rows(&dat, &dat_bytes, b - a)?,
-    );
+    // Columns of other managers, with their cells, for one new manager.
+    let mut converted: Vec<(usize, Cells)> = Vec::new();
     for m in &dat.managers {
+        if m.kind != "StandardStMan" {
+            converted.extend(convert_manager(&dat, m, folder, &d.files, &url, a..b).await?);
+            continue;
+        }
         let main = format!("table.f{}", m.seqnr);
         let main_url = format!("{url}/{main}");
         let source = read_file(folder, file(&d.files, &url, &main)?).await?;
@@ -430,6 +503,52 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             written.insert(arrays, new);
         }
         written.insert(main, s.file);
+    }
+    let rows = b - a;
+    if converted.is_empty() {
+        written.insert(
+            "table.dat".into(),
+            table_dat_with_rows(&dat, &dat_bytes, rows)?,
+        );
+    } else {
+        // A manager's columns lie in its buckets in the table's column order.
+        converted.sort_by_key(|(i, _)| *i);
+        let seq = dat.managers.iter().map(|m| m.seqnr + 1).max().unwrap_or(0);
+        let columns: Vec<(&super::table::Column, Cells)> = converted
+            .into_iter()
+            .map(|(i, cells)| (&dat.columns[i], cells))
+            .collect();
+        let (file, arrays, blob) = write_ssm(&columns, rows, dat.big_endian, "TesseraConverted")?;
+        written.insert(format!("table.f{seq}"), file);
+        if let Some(arrays) = arrays {
+            written.insert(format!("table.f{seq}i"), arrays);
+        }
+        let mut managers: Vec<(String, u32, Vec<u8>)> = dat
+            .managers
+            .iter()
+            .filter(|m| m.kind == "StandardStMan")
+            .map(|m| (m.kind.clone(), m.seqnr, m.blob.clone()))
+            .collect();
+        managers.push(("StandardStMan".into(), seq, blob));
+        let bind: Vec<u32> = dat
+            .columns
+            .iter()
+            .map(|c| {
+                let kept = dat
+                    .managers
+                    .iter()
+                    .any(|m| m.seqnr == c.manager && m.kind == "StandardStMan");
+                if kept {
+                    c.manager
+                } else {
+                    seq
+                }
+            })
+            .collect();
+        written.insert(
+            "table.dat".into(),
+            table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?,
+        );
     }
     // Everything else (table.info, the subtables) is copied as it is.
     for f in &d.files {

@@ -31,11 +31,13 @@
 #![allow(dead_code)]
 
 pub(crate) mod aipsio;
+mod convert;
 mod format;
 pub(crate) mod ism;
 pub(crate) mod slice;
 pub(crate) mod ssm;
 pub(crate) mod table;
+pub(crate) mod tsm;
 
 use std::ops::Range;
 

@@ -200,66 +200,16 @@ pub(crate) fn ssm_slice(
         }
         row += take;
     }
-    // The index: in one bucket when it fits there, else chained buckets.
-    let mut w = Writer::new(big);
-    w.start("SSMIndex", 1);
-    w.u32(n as u32);
-    w.u32(rpb as u32);
-    w.u32(columns.len() as u32);
-    w.start("SimpleOrderedMap", 1);
-    w.i32(0); // default value (ignored)
-    w.u32(0); // no free space recorded
-    w.u32(1); // increment (ignored)
-    w.end();
-    let last: Vec<u32> = (0..n)
-        .map(|j| ((j + 1) * rpb).min(rows.end - rows.start) as u32 - 1)
-        .collect();
-    w.block_u32(&last);
-    w.block_u32(&(0..n as u32).collect::<Vec<_>>());
-    w.end();
-    let idx = w.finish();
-    let room = bs as usize - 8;
-    let (index_buckets, index_offset) = if idx.len() <= room / 2 {
-        (1usize, 8u32)
-    } else {
-        (idx.len().div_ceil(room), 0)
-    };
-    for (j, piece) in idx.chunks(room).enumerate() {
-        // Each index bucket starts with the next one's number, twice,
-        // big-endian (-1: none).
-        let next: i32 = if j + 1 < index_buckets {
-            (n + j as u64 + 1) as i32
-        } else {
-            -1
-        };
-        let mut bucket = vec![0u8; bs as usize];
-        bucket[..4].copy_from_slice(&next.to_be_bytes());
-        bucket[4..8].copy_from_slice(&next.to_be_bytes());
-        bucket[8..8 + piece.len()].copy_from_slice(piece);
-        out.extend_from_slice(&bucket);
-    }
-    // The header.
-    let mut w = Writer::new(big);
-    if big {
-        w.start("StandardStMan", 2);
-    } else {
-        w.start("StandardStMan", 3);
-        w.bool(false);
-    }
-    w.u32(bs as u32);
-    w.u32((n as usize + index_buckets) as u32);
-    w.u32(header.cache_size);
-    w.u32(0); // free buckets
-    w.i32(-1); // first free bucket
-    w.u32(index_buckets as u32);
-    w.i32(n as i32); // first index bucket
-    w.u32(index_offset);
-    w.i32(-1); // no string buckets
-    w.u32(idx.len() as u32);
-    w.u32(1); // one index
-    w.end();
-    let head = w.finish();
-    out[..head.len()].copy_from_slice(&head);
+    let out = finish_ssm(
+        out,
+        n,
+        bs,
+        rpb,
+        columns.len(),
+        rows.end - rows.start,
+        big,
+        header.cache_size,
+    )?;
     Ok(SsmSlice {
         file: out,
         indirect,
@@ -372,6 +322,90 @@ pub(crate) fn array_len(
         other => n.checked_mul(other.size()? as u64)?,
     };
     (p - at).checked_add(data)
+}
+
+/// Complete a StandardStMan file whose `buckets` data buckets (of `bs`
+/// bytes, `rpb` rows each, `rows` rows in all, `columns` columns) follow
+/// the 512-byte header in `out`: append the index (in one bucket when it
+/// fits in half of one, else in chained buckets) and write the header.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_ssm(
+    mut out: Vec<u8>,
+    buckets: u64,
+    bs: u64,
+    rpb: u64,
+    columns: usize,
+    rows: u64,
+    big: bool,
+    cache_size: u32,
+) -> Result<Vec<u8>> {
+    let n = buckets;
+    if rows > u64::from(u32::MAX) || bs > u64::from(u32::MAX) {
+        return Err(Error::internal(
+            "a StandardStMan of more than 2^32 rows or bytes per bucket",
+        ));
+    }
+    // The index: in one bucket when it fits there, else chained buckets.
+    let mut w = Writer::new(big);
+    w.start("SSMIndex", 1);
+    w.u32(n as u32);
+    w.u32(rpb as u32);
+    w.u32(columns as u32);
+    w.start("SimpleOrderedMap", 1);
+    w.i32(0); // default value (ignored)
+    w.u32(0); // no free space recorded
+    w.u32(1); // increment (ignored)
+    w.end();
+    let last: Vec<u32> = (0..n)
+        .map(|j| ((j + 1) * rpb).min(rows) as u32 - 1)
+        .collect();
+    w.block_u32(&last);
+    w.block_u32(&(0..n as u32).collect::<Vec<_>>());
+    w.end();
+    let idx = w.finish();
+    let room = bs as usize - 8;
+    let (index_buckets, index_offset) = if idx.len() <= room / 2 {
+        (1usize, 8u32)
+    } else {
+        (idx.len().div_ceil(room), 0)
+    };
+    for (j, piece) in idx.chunks(room).enumerate() {
+        // Each index bucket starts with the next one's number, twice,
+        // big-endian (-1: none).
+        let next: i32 = if j + 1 < index_buckets {
+            (n + j as u64 + 1) as i32
+        } else {
+            -1
+        };
+        let mut bucket = vec![0u8; bs as usize];
+        bucket[..4].copy_from_slice(&next.to_be_bytes());
+        bucket[4..8].copy_from_slice(&next.to_be_bytes());
+        bucket[8..8 + piece.len()].copy_from_slice(piece);
+        out.extend_from_slice(&bucket);
+    }
+    // The header.
+    let mut w = Writer::new(big);
+    if big {
+        w.start("StandardStMan", 2);
+    } else {
+        w.start("StandardStMan", 3);
+        w.bool(false);
+    }
+    w.u32(bs as u32);
+    w.u32((n as usize + index_buckets) as u32);
+    w.u32(cache_size);
+    w.u32(0); // free buckets
+    w.i32(-1); // first free bucket
+    w.u32(index_buckets as u32);
+    w.i32(n as i32); // first index bucket
+    w.u32(index_offset);
+    w.i32(-1); // no string buckets
+    w.u32(idx.len() as u32);
+    w.u32(1); // one index
+    w.end();
+    let head = w.finish();
+    out[..head.len()].copy_from_slice(&head);
+    Ok(out)
 }
 
 /// `table.dat` with both of its row counts set to `rows`.

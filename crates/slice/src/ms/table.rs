@@ -94,6 +94,11 @@ pub(crate) struct TableDat {
     /// Where the two row counts lie (the table's and the column set's),
     /// and whether they are 8 bytes wide (else 4).
     pub(crate) rows_at: [(usize, bool); 2],
+    /// Where the column set's list of data managers starts (its next free
+    /// sequence number).
+    pub(crate) dm_list_at: usize,
+    /// Each column's entry in the column set (which manager stores it).
+    pub(crate) entries: Vec<[usize; 2]>,
     /// The data managers' files are big-endian.
     pub(crate) big_endian: bool,
     pub(crate) columns: Vec<Column>,
@@ -149,6 +154,7 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
     } else {
         r.u32()?;
     }
+    let dm_list_at = r.pos();
     r.u32()?; // next free sequence number
     let ndm = r.u32()? as usize;
     let mut managers = Vec::with_capacity(ndm.min(1024));
@@ -161,7 +167,9 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
             blob: Vec::new(),
         });
     }
+    let mut entries = Vec::with_capacity(columns.len());
     for c in &mut columns {
+        let start = r.pos();
         let v = r.u32()?;
         if v != 2 {
             return Err(r.invalid(format!(
@@ -181,6 +189,7 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
         if c.array && r.bool()? {
             c.cell_shape = Some(r.iposition()?);
         }
+        entries.push([start, r.pos()]);
     }
     for m in &mut managers {
         let n = r.u32()? as usize;
@@ -198,6 +207,8 @@ pub(crate) fn parse_table_dat(buf: &[u8], file: &str) -> Result<TableDat> {
     Ok(TableDat {
         rows,
         rows_at: [(rows_at, wide), (cs_rows_at, cs_wide)],
+        dm_list_at,
+        entries,
         big_endian,
         columns,
         managers,
