@@ -46,13 +46,52 @@ pub struct PyIndex {
     store: Option<PyStoreOptions>,
 }
 
+/// A span of time: seconds (a number), a `datetime.timedelta`, or a
+/// string such as `"30s"` or `"10min"`.
+fn duration_arg(v: &Bound<'_, PyAny>) -> PyResult<std::time::Duration> {
+    let secs: f64 = if let Ok(s) = v.extract::<String>() {
+        return tessera_store::units::parse_duration(&s)
+            .map_err(|e| Raised::invalid(format!("interval: {e}")).into());
+    } else if let Ok(x) = v.extract::<f64>() {
+        x
+    } else if let Ok(x) = v
+        .call_method0("total_seconds")
+        .and_then(|t| t.extract::<f64>())
+    {
+        x
+    } else {
+        return Err(Raised::invalid(
+            "interval: give seconds, a timedelta or a string such as '30s'",
+        )
+        .into());
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| Raised::invalid(format!("interval: {secs} is not a span of time")).into())
+}
+
 fn strategy(
     count: Option<usize>,
     bytes: Option<Bound<'_, PyAny>>,
     records: Option<u64>,
     grid: Option<(u32, u32)>,
     level: Option<u32>,
+    interval: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Strategy> {
+    if let Some(interval) = interval {
+        if count.is_some()
+            || bytes.is_some()
+            || records.is_some()
+            || grid.is_some()
+            || level.is_some()
+        {
+            return Err(Raised::invalid("interval goes alone").into());
+        }
+        let d = duration_arg(&interval)?;
+        if d.is_zero() {
+            return Err(Raised::invalid("interval must be longer than zero").into());
+        }
+        return Ok(Strategy::Interval(d));
+    }
     if let Some(level) = level {
         if bytes.is_some() || records.is_some() || grid.is_some() {
             return Err(Raised::invalid("level goes with count only").into());
@@ -162,8 +201,13 @@ impl PyIndex {
     /// size), `bytes` (slices of about this many stored bytes), `records`
     /// (this many records each) or `grid` (COG: `(columns, rows)` of
     /// tile-aligned windows); `level` (COG: an overview level, 0 the full
-    /// resolution) cuts that level into `count` windows.
-    #[pyo3(signature = (*, count=None, bytes=None, records=None, grid=None, level=None))]
+    /// resolution) cuts that level into `count` windows; `interval`
+    /// (MeasurementSets: seconds, a `timedelta` or a string such as
+    /// `"10min"`) makes slices of whole timestamps spanning less than that.
+    /// A MeasurementSet's slices never split a timestamp, whatever the
+    /// strategy.
+    #[pyo3(signature = (*, count=None, bytes=None, records=None, grid=None, level=None, interval=None))]
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
         count: Option<usize>,
@@ -171,10 +215,11 @@ impl PyIndex {
         records: Option<u64>,
         grid: Option<(u32, u32)>,
         level: Option<u32>,
+        interval: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PySlice>> {
         slices_of(
             &self.inner,
-            strategy(count, bytes, records, grid, level)?,
+            strategy(count, bytes, records, grid, level, interval)?,
             &self.store,
         )
     }
@@ -270,7 +315,7 @@ pub fn open_index(
 
 /// Plan slices of an indexed object (see `Index.plan`).
 #[pyfunction]
-#[pyo3(signature = (url, *, count=None, bytes=None, records=None, grid=None, level=None, index_store=None, store=None))]
+#[pyo3(signature = (url, *, count=None, bytes=None, records=None, grid=None, level=None, interval=None, index_store=None, store=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn plan(
     py: Python<'_>,
@@ -280,10 +325,11 @@ pub fn plan(
     records: Option<u64>,
     grid: Option<(u32, u32)>,
     level: Option<u32>,
+    interval: Option<Bound<'_, PyAny>>,
     index_store: Option<String>,
     store: Option<PyRef<'_, PyStoreOptions>>,
 ) -> PyResult<Vec<PySlice>> {
-    let s = strategy(count, bytes, records, grid, level)?;
+    let s = strategy(count, bytes, records, grid, level, interval)?;
     let idx = open_index(py, url, index_store, store)?;
     slices_of(&idx.inner, s, &idx.store)
 }
@@ -388,8 +434,9 @@ impl PySlice {
     /// The slice's data: for text formats the header (if the format has
     /// one), then its records, uncompressed; for LAS/LAZ a standalone
     /// LAS/LAZ file; for a COG a standalone GeoTIFF of its window; for
-    /// imzML a tar stream of the slice's `.imzML` and `.ibd` (unpack it
-    /// with `tarfile`). Store settings:
+    /// imzML a tar stream of the slice's `.imzML` and `.ibd`, for a
+    /// MeasurementSet a tar stream of a standalone MeasurementSet folder
+    /// (unpack either with `tarfile`). Store settings:
     /// `store=` or the store keywords, else those given when planning (never
     /// credentials) and the environment's.
     #[pyo3(signature = (*, store=None, **kw))]

@@ -114,6 +114,7 @@ class Index:
     def plan(
         self, *, count: Optional[int] = None, bytes: int | str | None = None, records: Optional[int] = None,
         grid: Optional[tuple[int, int]] = None, level: Optional[int] = None,
+        interval: float | str | datetime.timedelta | None = None,
     ) -> list[Slice]: ...
 
 class Slice:
@@ -143,5 +144,6 @@ def open_index(url: str, *, index_store: Optional[str] = None, store: Optional[S
 def plan(
     url: str, *, count: Optional[int] = None, bytes: int | str | None = None, records: Optional[int] = None,
     grid: Optional[tuple[int, int]] = None, level: Optional[int] = None,
+    interval: float | str | datetime.timedelta | None = None,
     index_store: Optional[str] = None, store: Optional[StoreOptions] = None,
 ) -> list[Slice]: ...

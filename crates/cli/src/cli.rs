@@ -164,8 +164,12 @@ pub struct SliceArgs {
     pub grid: Option<String>,
     /// COG: cut this overview level (0 is the full resolution) into --count
     /// windows; COPC: this level of detail in --count slices (default 1).
-    #[arg(long, value_name = "L", conflicts_with_all = ["bytes", "records", "grid"])]
+    #[arg(long, value_name = "L", conflicts_with_all = ["bytes", "records", "grid", "interval"])]
     pub level: Option<u32>,
+    /// MeasurementSets: slices of whole timestamps spanning less than
+    /// DURATION each (e.g. 30s, 10min).
+    #[arg(long, value_name = "DURATION", group = "strategy")]
+    pub interval: Option<String>,
     /// Where the index was written (as given to `tessera index --index-store`).
     #[arg(long, value_name = "URL")]
     pub index_store: Option<String>,

@@ -190,40 +190,53 @@ fn fai_location(object: &Location, store: Option<&Location>) -> Result<Location>
     Ok(sidecar(object, store, ".fai")?)
 }
 
+/// The strategy the flags name (all but --interval).
+fn plan_strategy(args: &SliceArgs) -> Result<Strategy> {
+    Ok(
+        match (
+            args.count,
+            &args.bytes,
+            args.records,
+            &args.grid,
+            args.level,
+        ) {
+            (n, None, None, None, Some(level)) => Strategy::Level {
+                level,
+                count: n.unwrap_or(1),
+            },
+            (Some(n), None, None, None, None) => Strategy::Count(n),
+            (None, Some(b), None, None, None) => {
+                Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?)
+            }
+            (None, None, Some(n), None, None) => Strategy::Records(n),
+            (None, None, None, Some(g), None) => {
+                let parsed = g
+                    .split_once(['x', 'X'])
+                    .and_then(|(c, r)| Some((c.trim().parse().ok()?, r.trim().parse().ok()?)));
+                let Some((columns, rows)) = parsed else {
+                    bail!("--grid: `{g}` is not COLSxROWS (e.g. 4x4)");
+                };
+                Strategy::Grid { columns, rows }
+            }
+            _ => {
+                bail!("give one of --count N, --bytes SIZE, --records N, --grid COLSxROWS, --level L or --interval DURATION")
+            }
+        },
+    )
+}
+
 pub async fn run(args: SliceArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     if let Some(SliceCommand::Get(get)) = args.command {
         return fetch(get, opts).await;
     }
-    let url = args.url.context("give the object to slice")?;
-    let strategy = match (
-        args.count,
-        &args.bytes,
-        args.records,
-        &args.grid,
-        args.level,
-    ) {
-        (n, None, None, None, Some(level)) => Strategy::Level {
-            level,
-            count: n.unwrap_or(1),
-        },
-        (Some(n), None, None, None, None) => Strategy::Count(n),
-        (None, Some(b), None, None, None) => {
-            Strategy::Bytes(parse_size(b).map_err(|e| anyhow::anyhow!("--bytes: {e}"))?)
-        }
-        (None, None, Some(n), None, None) => Strategy::Records(n),
-        (None, None, None, Some(g), None) => {
-            let parsed = g
-                .split_once(['x', 'X'])
-                .and_then(|(c, r)| Some((c.trim().parse().ok()?, r.trim().parse().ok()?)));
-            let Some((columns, rows)) = parsed else {
-                bail!("--grid: `{g}` is not COLSxROWS (e.g. 4x4)");
-            };
-            Strategy::Grid { columns, rows }
-        }
-        _ => {
-            bail!("give one of --count N, --bytes SIZE, --records N, --grid COLSxROWS or --level L")
-        }
+    let strategy = match &args.interval {
+        Some(d) => Strategy::Interval(
+            tessera_store::units::parse_duration(d)
+                .map_err(|e| anyhow::anyhow!("--interval: {e}"))?,
+        ),
+        None => plan_strategy(&args)?,
     };
+    let url = args.url.context("give the object to slice")?;
     let object = Location::open(&url, opts).await?;
     let store = index_store(&args.index_store, opts).await?;
     let registry = Registry::builtin();

@@ -556,74 +556,79 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
     let ifd = &d.ifds[level];
     let (across, down) = (ifd.across(), ifd.down());
     // Tile-aligned windows: column and row cuts in tiles.
-    let (cols, rows): (Vec<u32>, Vec<u32>) = match strategy {
-        Strategy::Count(0)
-        | Strategy::Bytes(0)
-        | Strategy::Records(0)
-        | Strategy::Grid { columns: 0, .. }
-        | Strategy::Grid { rows: 0, .. }
-        | Strategy::Level { count: 0, .. } => return Err(Error::InvalidStrategy { strategy }),
-        Strategy::Count(n) => {
-            // The grid of at most `down` rows and `across` columns nearest
-            // `n` windows, not fewer when that can be helped (a worker
-            // asked for is not left idle); fewer columns on a tie (rows of
-            // tiles lie together in a COG).
-            let n = u64::try_from(n).unwrap_or(u64::MAX);
-            let reach = n.min(u64::from(across) * u64::from(down));
-            let mut best = ((true, u64::MAX, u32::MAX), 1, 1);
-            for r in 1..=u64::from(down).min(n) {
-                for c in [n / r, n.div_ceil(r)] {
-                    let c = c.clamp(1, u64::from(across));
-                    let key = (c * r < reach, (c * r).abs_diff(n), c as u32);
-                    if key < best.0 {
-                        best = (key, c as u32, r as u32);
+    let (cols, rows): (Vec<u32>, Vec<u32>) =
+        match strategy {
+            Strategy::Count(0)
+            | Strategy::Bytes(0)
+            | Strategy::Records(0)
+            | Strategy::Grid { columns: 0, .. }
+            | Strategy::Grid { rows: 0, .. }
+            | Strategy::Level { count: 0, .. } => return Err(Error::InvalidStrategy { strategy }),
+            Strategy::Count(n) => {
+                // The grid of at most `down` rows and `across` columns nearest
+                // `n` windows, not fewer when that can be helped (a worker
+                // asked for is not left idle); fewer columns on a tie (rows of
+                // tiles lie together in a COG).
+                let n = u64::try_from(n).unwrap_or(u64::MAX);
+                let reach = n.min(u64::from(across) * u64::from(down));
+                let mut best = ((true, u64::MAX, u32::MAX), 1, 1);
+                for r in 1..=u64::from(down).min(n) {
+                    for c in [n / r, n.div_ceil(r)] {
+                        let c = c.clamp(1, u64::from(across));
+                        let key = (c * r < reach, (c * r).abs_diff(n), c as u32);
+                        if key < best.0 {
+                            best = (key, c as u32, r as u32);
+                        }
                     }
                 }
+                (even(across, best.1), even(down, best.2))
             }
-            (even(across, best.1), even(down, best.2))
-        }
-        Strategy::Grid { columns, rows } => (even(across, columns), even(down, rows)),
-        Strategy::Records(k) => {
-            // A record is a stored tile: a window position holds one per
-            // band when the bands are stored apart.
-            let k = u32::try_from(k / u64::from(ifd.planes))
-                .unwrap_or(u32::MAX)
-                .max(1);
-            if k >= across {
-                let per = k / across;
-                (
-                    vec![0, across],
-                    (0..down).step_by(per as usize).chain([down]).collect(),
-                )
-            } else {
-                (
-                    (0..across).step_by(k as usize).chain([across]).collect(),
-                    (0..=down).collect(),
-                )
-            }
-        }
-        Strategy::Bytes(b) => {
-            // Bands of whole tile rows of about `b` bytes.
-            let row_bytes = |y: u32| -> u64 {
-                (0..ifd.planes)
-                    .flat_map(|p| (0..across).map(move |x| (p * down + y) * across + x))
-                    .map(|i| ifd.byte_counts[i as usize])
-                    .sum()
-            };
-            let mut cuts = vec![0];
-            let mut acc = 0u64;
-            for y in 0..down {
-                if acc >= b && y > 0 {
-                    cuts.push(y);
-                    acc = 0;
+            Strategy::Grid { columns, rows } => (even(across, columns), even(down, rows)),
+            Strategy::Records(k) => {
+                // A record is a stored tile: a window position holds one per
+                // band when the bands are stored apart.
+                let k = u32::try_from(k / u64::from(ifd.planes))
+                    .unwrap_or(u32::MAX)
+                    .max(1);
+                if k >= across {
+                    let per = k / across;
+                    (
+                        vec![0, across],
+                        (0..down).step_by(per as usize).chain([down]).collect(),
+                    )
+                } else {
+                    (
+                        (0..across).step_by(k as usize).chain([across]).collect(),
+                        (0..=down).collect(),
+                    )
                 }
-                acc += row_bytes(y);
             }
-            cuts.push(down);
-            (vec![0, across], cuts)
-        }
-        Strategy::Level { .. } => unreachable!("levels were resolved above"),
-    };
+            Strategy::Bytes(b) => {
+                // Bands of whole tile rows of about `b` bytes.
+                let row_bytes = |y: u32| -> u64 {
+                    (0..ifd.planes)
+                        .flat_map(|p| (0..across).map(move |x| (p * down + y) * across + x))
+                        .map(|i| ifd.byte_counts[i as usize])
+                        .sum()
+                };
+                let mut cuts = vec![0];
+                let mut acc = 0u64;
+                for y in 0..down {
+                    if acc >= b && y > 0 {
+                        cuts.push(y);
+                        acc = 0;
+                    }
+                    acc += row_bytes(y);
+                }
+                cuts.push(down);
+                (vec![0, across], cuts)
+            }
+            Strategy::Level { .. } => unreachable!("levels were resolved above"),
+            Strategy::Interval(_) => return Err(Error::unsupported(
+                index.url.clone(),
+                "a raster has no time to cut by; cut by a count, a size, tiles, a grid or a level",
+            )),
+        };
     let o = Order { big: d.big_endian };
     let mut windows = Vec::new();
     for r in rows.windows(2).filter(|w| w[0] < w[1]) {

@@ -568,72 +568,71 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
 fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
     let d: ImzIndex = index.detail()?;
     let n = d.spectra.len();
-    let groups: Vec<Vec<usize>> = match strategy {
-        Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
-            return Err(Error::InvalidStrategy { strategy })
-        }
-        Strategy::Grid { columns: 0, .. } | Strategy::Grid { rows: 0, .. } => {
-            return Err(Error::InvalidStrategy { strategy })
-        }
-        _ if n == 0 => Vec::new(),
-        Strategy::Count(c) => {
-            let c = c.min(n);
-            (0..c)
-                .map(|i| (n * i / c..n * (i + 1) / c).collect())
-                .collect()
-        }
-        Strategy::Records(k) => (0..n)
-            .collect::<Vec<_>>()
-            .chunks(k.min(n as u64) as usize)
-            .map(<[usize]>::to_vec)
-            .collect(),
-        Strategy::Bytes(b) => {
-            let mut out: Vec<Vec<usize>> = vec![Vec::new()];
-            let mut acc = 0u64;
-            let mut seen = std::collections::HashSet::new();
-            for (i, s) in d.spectra.iter().enumerate() {
-                if acc >= b && !out.last().is_some_and(Vec::is_empty) {
-                    out.push(Vec::new());
-                    acc = 0;
-                    seen.clear();
-                }
-                // A shared array (continuous m/z) is stored once per slice.
-                let bytes: u64 = s
-                    .arrays
-                    .iter()
-                    .filter(|a| seen.insert(a.offset))
-                    .map(|a| a.encoded)
-                    .sum();
-                acc += bytes;
-                if let Some(v) = out.last_mut() {
-                    v.push(i);
-                }
+    let groups: Vec<Vec<usize>> =
+        match strategy {
+            Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
+                return Err(Error::InvalidStrategy { strategy })
             }
-            out
-        }
-        Strategy::Grid { columns, rows } => {
-            // Half-open cells over the pixel coordinates; spectra in file order.
-            let (x0, x1) = min_max(d.spectra.iter().map(|s| s.at[0]));
-            let (y0, y1) = min_max(d.spectra.iter().map(|s| s.at[1]));
-            let cell = |v: u32, lo: u32, hi: u32, k: u32| -> usize {
-                let span = u64::from(hi - lo) + 1;
-                (u64::from(v - lo) * u64::from(k) / span) as usize
-            };
-            let mut cells: std::collections::BTreeMap<(usize, usize), Vec<usize>> =
-                Default::default();
-            for (i, s) in d.spectra.iter().enumerate() {
-                let key = (cell(s.at[1], y0, y1, rows), cell(s.at[0], x0, x1, columns));
-                cells.entry(key).or_default().push(i);
+            Strategy::Grid { columns: 0, .. } | Strategy::Grid { rows: 0, .. } => {
+                return Err(Error::InvalidStrategy { strategy })
             }
-            cells.into_values().collect()
-        }
-        Strategy::Level { .. } => {
-            return Err(Error::unsupported(
+            _ if n == 0 => Vec::new(),
+            Strategy::Count(c) => {
+                let c = c.min(n);
+                (0..c)
+                    .map(|i| (n * i / c..n * (i + 1) / c).collect())
+                    .collect()
+            }
+            Strategy::Records(k) => (0..n)
+                .collect::<Vec<_>>()
+                .chunks(k.min(n as u64) as usize)
+                .map(<[usize]>::to_vec)
+                .collect(),
+            Strategy::Bytes(b) => {
+                let mut out: Vec<Vec<usize>> = vec![Vec::new()];
+                let mut acc = 0u64;
+                let mut seen = std::collections::HashSet::new();
+                for (i, s) in d.spectra.iter().enumerate() {
+                    if acc >= b && !out.last().is_some_and(Vec::is_empty) {
+                        out.push(Vec::new());
+                        acc = 0;
+                        seen.clear();
+                    }
+                    // A shared array (continuous m/z) is stored once per slice.
+                    let bytes: u64 = s
+                        .arrays
+                        .iter()
+                        .filter(|a| seen.insert(a.offset))
+                        .map(|a| a.encoded)
+                        .sum();
+                    acc += bytes;
+                    if let Some(v) = out.last_mut() {
+                        v.push(i);
+                    }
+                }
+                out
+            }
+            Strategy::Grid { columns, rows } => {
+                // Half-open cells over the pixel coordinates; spectra in file order.
+                let (x0, x1) = min_max(d.spectra.iter().map(|s| s.at[0]));
+                let (y0, y1) = min_max(d.spectra.iter().map(|s| s.at[1]));
+                let cell = |v: u32, lo: u32, hi: u32, k: u32| -> usize {
+                    let span = u64::from(hi - lo) + 1;
+                    (u64::from(v - lo) * u64::from(k) / span) as usize
+                };
+                let mut cells: std::collections::BTreeMap<(usize, usize), Vec<usize>> =
+                    Default::default();
+                for (i, s) in d.spectra.iter().enumerate() {
+                    let key = (cell(s.at[1], y0, y1, rows), cell(s.at[0], x0, x1, columns));
+                    cells.entry(key).or_default().push(i);
+                }
+                cells.into_values().collect()
+            }
+            Strategy::Level { .. } | Strategy::Interval(_) => return Err(Error::unsupported(
                 index.url.clone(),
-                "imzML has no levels; cut by a count, a size, spectra or a grid of pixels",
-            ))
-        }
-    };
+                "imzML has no levels or times; cut by a count, a size, spectra or a grid of pixels",
+            )),
+        };
     let total = groups.len();
     groups
         .iter()

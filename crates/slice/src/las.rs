@@ -813,6 +813,12 @@ fn cuts(
                 format!("a {format} object has no levels of detail (a COPC file has)"),
             ))
         }
+        Strategy::Interval(_) => {
+            return Err(Error::unsupported(
+                url,
+                format!("a {format} object has no time to cut by"),
+            ))
+        }
     }
     Ok(cuts)
 }

@@ -56,6 +56,10 @@ pub enum Strategy {
         /// About this many slices of it.
         count: usize,
     },
+    /// Time-ordered formats (MeasurementSets): slices of whole timestamps,
+    /// each spanning at most this long (a timestamp longer apart from the
+    /// slice's first starts the next slice).
+    Interval(std::time::Duration),
 }
 
 impl fmt::Display for Strategy {
@@ -66,6 +70,7 @@ impl fmt::Display for Strategy {
             Strategy::Records(n) => write!(f, "slices of {n} records"),
             Strategy::Grid { columns, rows } => write!(f, "a {columns}x{rows} grid"),
             Strategy::Level { level, count } => write!(f, "level {level} (about {count} slices)"),
+            Strategy::Interval(d) => write!(f, "slices of {} s of time", d.as_secs_f64()),
         }
     }
 }
@@ -266,11 +271,11 @@ fn plan(index: &Index, strategy: Strategy) -> Result<Vec<Slice>> {
             by_cuts(index, &bounds, &cuts)?
         }
         Strategy::Records(n) => by_records(index, &bounds, n)?,
-        Strategy::Grid { .. } | Strategy::Level { .. } => {
+        Strategy::Grid { .. } | Strategy::Level { .. } | Strategy::Interval(_) => {
             return Err(Error::unsupported(
                 index.url.clone(),
                 format!(
-                    "{} objects have no spatial extent or levels to cut by ({strategy})",
+                    "{} objects have no spatial extent, levels or time to cut by ({strategy})",
                     index.format
                 ),
             ))

@@ -38,6 +38,9 @@ pub struct PlanRequest {
     pub grid: Option<String>,
     /// A COG's overview level to cut into `count` windows (0: full resolution).
     pub level: Option<u32>,
+    /// MeasurementSets: slices of whole timestamps spanning less than this
+    /// long each (e.g. `30s`, `10min`).
+    pub interval: Option<String>,
 }
 
 /// A plan request plus the slice to serve.
@@ -61,6 +64,9 @@ pub struct DataRequest {
     pub grid: Option<String>,
     /// A COG's overview level to cut into `count` windows (0: full resolution).
     pub level: Option<u32>,
+    /// MeasurementSets: slices of whole timestamps spanning less than this
+    /// long each (e.g. `30s`, `10min`).
+    pub interval: Option<String>,
     /// The slice to serve (0-based).
     pub slice: usize,
 }
@@ -96,7 +102,25 @@ fn strategy(
     records: Option<u64>,
     grid: Option<&str>,
     level: Option<u32>,
+    interval: Option<&str>,
 ) -> ApiResult<Strategy> {
+    if let Some(d) = interval {
+        if count.is_some()
+            || bytes.is_some()
+            || records.is_some()
+            || grid.is_some()
+            || level.is_some()
+        {
+            return Err(ApiError::BadRequest(
+                "give exactly one of count, bytes, records, grid, level or interval".into(),
+            ));
+        }
+        return tessera_store::units::parse_duration(d)
+            .map(Strategy::Interval)
+            .map_err(|e| {
+                ApiError::BadRequest(format!("interval: {}", truncate(&e.to_string(), 80)))
+            });
+    }
     match (count, bytes, records, grid, level) {
         (n, None, None, None, Some(level)) => Ok(Strategy::Level {
             level,
@@ -188,6 +212,7 @@ pub async fn plan_slices(
         req.records,
         req.grid.as_deref(),
         req.level,
+        req.interval.as_deref(),
     )?;
     let (_, slices) = planned(&state, &id, &req.object, s).await?;
     Ok(Json(slices).into_response())
@@ -216,6 +241,7 @@ pub async fn slice_data(
         req.records,
         req.grid.as_deref(),
         req.level,
+        req.interval.as_deref(),
     )?;
     let (obj, slices) = planned(&state, &id, &req.object, s).await?;
     let Some(slice) = slices.get(req.slice) else {

@@ -277,9 +277,9 @@ fn cut(starts: &[u64], rows: u64, wanted: impl Iterator<Item = u64>) -> Vec<[u64
     out
 }
 
-fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
-    let d: MsIndex = index.detail()?;
-    let rows = index.records;
+/// The row ranges of a plan: contiguous, covering every row, each cut at
+/// a row where TIME changes.
+fn row_ranges(d: &MsIndex, rows: u64, url: &str, strategy: Strategy) -> Result<Vec<[u64; 2]>> {
     let ranges =
         match strategy {
             Strategy::Count(0) | Strategy::Bytes(0) | Strategy::Records(0) => {
@@ -311,13 +311,36 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
                     .map(|f| f.size)
                     .sum();
                 let per_row = (bytes / rows.max(1)).max(1);
-                return plan(index, Strategy::Records((b / per_row).max(1)));
+                return row_ranges(d, rows, url, Strategy::Records((b / per_row).max(1)));
+            }
+            Strategy::Interval(span) if span.is_zero() => {
+                return Err(Error::InvalidStrategy { strategy })
+            }
+            Strategy::Interval(span) => {
+                // Each slice starts at a timestamp and takes the following
+                // ones while they lie less than `span` after it.
+                let span = span.as_secs_f64();
+                let mut cuts = Vec::new();
+                let mut start = d.times.first().copied().unwrap_or(0.0);
+                for (i, &t) in d.times.iter().enumerate().skip(1) {
+                    if t - start >= span || t < start {
+                        cuts.push(d.time_starts[i]);
+                        start = t;
+                    }
+                }
+                cut(&d.time_starts, rows, cuts.into_iter())
             }
             Strategy::Grid { .. } | Strategy::Level { .. } => return Err(Error::unsupported(
-                index.url.clone(),
-                "a MeasurementSet is cut by rows over whole timestamps: by a count, a size or rows",
+                url.to_string(),
+                "a MeasurementSet is cut by rows over whole timestamps: by a count, a size, rows or a time interval",
             )),
         };
+    Ok(ranges)
+}
+
+fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
+    let d: MsIndex = index.detail()?;
+    let ranges = row_ranges(&d, index.records, &index.url, strategy)?;
     let total = ranges.len();
     ranges
         .iter()
@@ -609,5 +632,97 @@ impl SliceFormat for MsFormat {
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(fetch(slice, object, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
+
+    /// An index of `sizes[i]` rows at time `10 * i`.
+    fn index_of(sizes: &[u64]) -> (MsIndex, u64) {
+        let mut starts = Vec::new();
+        let mut at = 0;
+        for s in sizes {
+            starts.push(at);
+            at += s;
+        }
+        let d = MsIndex {
+            files: vec![MsFile {
+                path: "table.f0".into(),
+                size: at * 100,
+                etag: None,
+            }],
+            managers: BTreeMap::new(),
+            time_starts: starts,
+            times: (0..sizes.len()).map(|i| 10.0 * i as f64).collect(),
+        };
+        (d, at)
+    }
+
+    proptest! {
+        /// Every plan covers every row once, in order, and cuts only where
+        /// TIME changes.
+        #[test]
+        fn plans_cover_every_row_and_never_split_a_timestamp(
+            sizes in proptest::collection::vec(1u64..20, 1..40),
+            k in 1u64..60,
+            which in 0u8..4,
+        ) {
+            let (d, rows) = index_of(&sizes);
+            let strategy = match which {
+                0 => Strategy::Count(k as usize),
+                1 => Strategy::Records(k),
+                2 => Strategy::Bytes(k * 150),
+                _ => Strategy::Interval(std::time::Duration::from_secs(k)),
+            };
+            let ranges = row_ranges(&d, rows, "t.ms", strategy).unwrap();
+            let mut at = 0;
+            for r in &ranges {
+                prop_assert_eq!(r[0], at);
+                prop_assert!(r[1] > r[0]);
+                prop_assert!(d.time_starts.contains(&r[0]));
+                at = r[1];
+            }
+            prop_assert_eq!(at, rows);
+            if let Strategy::Count(c) = strategy {
+                prop_assert!(ranges.len() <= c);
+            }
+            if let Strategy::Interval(span) = strategy {
+                // Each slice spans less than the interval, or is one timestamp.
+                for r in &ranges {
+                    let first = d.time_starts.iter().position(|&s| s == r[0]).unwrap();
+                    let last = d.time_starts.iter().rposition(|&s| s < r[1]).unwrap();
+                    let spanned = d.times[last] - d.times[first];
+                    prop_assert!(first == last || spanned < span.as_secs_f64());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_strategies_are_refused() {
+        let (d, rows) = index_of(&[3, 4]);
+        for s in [
+            Strategy::Count(0),
+            Strategy::Records(0),
+            Strategy::Bytes(0),
+            Strategy::Interval(std::time::Duration::ZERO),
+        ] {
+            let e = row_ranges(&d, rows, "t.ms", s).unwrap_err();
+            assert!(matches!(e, Error::InvalidStrategy { .. }), "{e}");
+        }
+        let e = row_ranges(
+            &d,
+            rows,
+            "t.ms",
+            Strategy::Grid {
+                columns: 2,
+                rows: 2,
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("whole timestamps"), "{e}");
     }
 }
