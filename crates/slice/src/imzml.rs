@@ -341,7 +341,21 @@ fn parse(xml: &[u8], url: &str) -> Result<Parsed> {
                                 CONTINUOUS => out.mode = Some("continuous"),
                                 PROCESSED => out.mode = Some("processed"),
                                 UUID => out.uuid = value.map(|v| normalize_uuid(&v)),
-                                a if CHECKSUMS.contains(&a) => out.checksums.push([before, after]),
+                                // Only the file description's checksums
+                                // are dropped from slices; one anywhere
+                                // else would stay, describing the whole.
+                                a if CHECKSUMS.contains(&a) => {
+                                    if out.list_tag.is_some() {
+                                        return Err(invalid(
+                                            url,
+                                            format!(
+                                                "line {}: an .ibd checksum after the spectrumList starts",
+                                                line_of(before)
+                                            ),
+                                        ));
+                                    }
+                                    out.checksums.push([before, after]);
+                                }
                                 _ => {}
                             }
                         }
@@ -820,6 +834,12 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     }
     // The new XML.
     let prefix = piece(0);
+    // The descriptor's positions must lie in order inside the prefix.
+    let mut marks: Vec<u64> = d.checksums.iter().flatten().copied().collect();
+    marks.push(d.list_tag[0]);
+    if marks.windows(2).any(|w| w[0] > w[1]) || d.list_tag[0] as usize > prefix.len() {
+        return Err(slice.invalid("its checksum and spectrumList positions are out of order"));
+    }
     let list_tag = &prefix[d.list_tag[0] as usize..];
     let list_tag = set_attr(list_tag, "count", &d.spectra.len().to_string())
         .unwrap_or_else(|| list_tag.to_vec());

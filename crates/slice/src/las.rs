@@ -226,6 +226,10 @@ fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
         if user_id(&vlr) == LASZIP_USER && vlr.record_id == LASZIP_RECORD {
             let laz = LazVlr::from_buffer(&vlr.data)
                 .map_err(|e| invalid(url, format!("bad LASzip VLR: {e}")))?;
+            // The decoder panics on a VLR of no items (found by fuzzing).
+            if laz.items().is_empty() {
+                return Err(invalid(url, "a LASzip VLR that lists no point items"));
+            }
             return Ok(Some(laz));
         }
     }
