@@ -2,7 +2,8 @@
 
 Seeds are small valid inputs (and a few near misses) from which the fuzzer
 mutates; the test suite replays them all. Binary seeds (LAS/LAZ, TIFF,
-imzML) come from the field's own writers (laspy, rasterio, pyimzml) and the
+imzML, MeasurementSet tables) come from the field's own writers (laspy,
+rasterio, pyimzml, python-casacore) and the
 index and slice descriptors from the tessera binary, so run it with the test
 virtual environment and a built binary:
 
@@ -242,7 +243,28 @@ def binary_seeds(tessera: str) -> None:
             put("descriptors", f"slice-{name}", json.dumps(first))
 
 
+def ms_seeds() -> None:
+    """MeasurementSet main tables (python-casacore, through the test
+    fixtures' generator), packed as (name length, name, data length, data)
+    records after a plan byte; subtables are left out (slices copy them)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "crates/slice/tests/fixtures/ms"))
+    import make_ms  # noqa: E402
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for layout, plan in [("default", 0), ("casa", 1), ("tiledcolumn", 3)]:
+            path = Path(tmp) / f"{layout}.ms"
+            make_ms.main(["build", str(path), "--layout", layout, "--ntimes", "4", "--nant", "3",
+                          "--nchan", "4", "--ncorr", "2", "--seed", "1"])
+            packed = bytearray([plan])
+            for f in sorted(path.iterdir()):
+                if f.is_file():
+                    body = f.read_bytes()
+                    packed += bytes([len(f.name)]) + f.name.encode() + struct.pack("<I", len(body)) + body
+            put("ms", layout, bytes(packed))
+
+
 def main() -> None:
+    ms_seeds()
     text_seeds()
     key_seeds()
     server_seeds()

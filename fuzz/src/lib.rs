@@ -29,6 +29,7 @@
 //! | `las` | LAS/LAZ headers and points | slices hold every point once |
 //! | `cog` | TIFF/COG headers | slices fetch, or fail clearly |
 //! | `imzml` | imzML XML and `.ibd` | slices hold every spectrum once |
+//! | `ms` | MeasurementSet main tables: `table.dat`, `table.lock`, the storage managers' files | each slice is a table of its rows |
 //!
 //! ```
 //! // A target takes any bytes.
@@ -41,7 +42,7 @@ mod sources;
 
 pub use records::{gzip, read_text, slice_records};
 pub use server::{auth, config, jwt};
-pub use sources::{cog, descriptors, imzml, las, template};
+pub use sources::{cog, descriptors, imzml, las, ms, template};
 
 /// The CSV record splitter (see [`tessera_formats`]'s reader).
 pub fn csv_scan(data: &[u8]) {
@@ -78,6 +79,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("las", las),
     ("cog", cog),
     ("imzml", imzml),
+    ("ms", ms),
 ];
 
 /// A runtime for the targets that await (one per process).
