@@ -96,7 +96,7 @@ pub enum Command {
         after_help = "Examples:\n  tessera serve\n  tessera serve --store s3://bucket/data --config tessera.toml --bind 0.0.0.0:8080 --auth auth.toml\n  tessera serve --new-token --namespace team-a --role write >> auth.toml\n\nConfiguration: the TOML file (--config or TESSERA_CONFIG), then TESSERA_* variables\n(also read from ./.env), then these flags. Docs of every endpoint: http://ADDR/docs/.\nWithout --auth the server only binds to loopback addresses unless --insecure is given."
     )]
     Serve(ServeArgs),
-    /// Index a raw object (CSV, TSV, text, JSON Lines, FASTA, FASTQ, VCF, plain, gzip or BGZF; LAS/LAZ/COPC point clouds; COG/tiled GeoTIFF; imzML) for slicing.
+    /// Index a raw object (CSV, TSV, text, JSON Lines, FASTA, FASTQ, VCF, plain, gzip or BGZF; LAS/LAZ/COPC point clouds; COG/tiled GeoTIFF; imzML; a MeasurementSet folder) for slicing.
     #[command(
         after_help = "Examples:\n  tessera index s3://bucket/reads.fastq.gz\n  tessera index genome.fa --fai\n  tessera index calls.vcf.gz --gzi --index-store s3://bucket/indexes\n  tessera index s3://bucket/tile.laz\n\nText formats: one streaming pass. LAS/LAZ and COG: the header and tables only (a few\nranged reads); the index is written beside the object as KEY.tessera-index.json\n(or under --index-store) and records the object's size and ETag. The format is taken\nfrom the name unless --format is given; gzip and BGZF are detected from the bytes."
     )]
@@ -116,7 +116,7 @@ pub enum Command {
 pub struct IndexArgs {
     /// The object to index (s3://bucket/key, a local path, …).
     pub url: String,
-    /// Format: csv, tsv, text, jsonl, fasta, fastq, vcf, las, laz, copc, cog, imzml [default: from the name].
+    /// Format: csv, tsv, text, jsonl, fasta, fastq, vcf, las, laz, copc, cog, imzml, ms [default: from the name].
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Write the index under this location instead of beside the object.
@@ -155,7 +155,8 @@ pub struct SliceArgs {
     #[arg(long, value_name = "SIZE", group = "strategy")]
     pub bytes: Option<String>,
     /// Slices of N records each (FASTA: N sequences; LAS/LAZ: N points,
-    /// LAZ rounded up to whole chunks; COG: N tiles).
+    /// LAZ rounded up to whole chunks; COG: N tiles; MeasurementSet: about N
+    /// rows, whole timestamps).
     #[arg(long, value_name = "N", group = "strategy")]
     pub records: Option<u64>,
     /// A grid of COLSxROWS cells (e.g. 4x4): COG tile-aligned windows, COPC
@@ -193,7 +194,8 @@ pub struct SliceGetArgs {
     #[arg(long, value_name = "I")]
     pub slice: usize,
     /// Write here instead of stdout (imzML: the folder that receives the
-    /// slice's .imzML and .ibd; on stdout it is a tar stream of both).
+    /// slice's .imzML and .ibd; a MeasurementSet: the folder that receives
+    /// the slice's table folder; on stdout either is a tar stream).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
