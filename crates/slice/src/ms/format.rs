@@ -14,7 +14,7 @@ use super::convert::{ism_cells, table_dat_rebound, tiled_spans, tsm_cells, write
 use super::slice::{ssm_slice, table_dat_with_rows};
 use super::table::{lock_rows, parse_table_dat, TableDat};
 use super::tsm;
-use super::{double_column, Files};
+use super::{double_runs, Files};
 use crate::error::{Error, Result};
 use crate::plugin::{ranged_get, AnyIndex, AnySlice, IndexRequest, SliceFormat};
 use crate::Strategy;
@@ -193,6 +193,12 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
         Err(e) => return Err(e.into()),
     };
     let rows = row_count(&dat, lock.as_deref(), &url)?;
+    if rows > i32::MAX as u64 {
+        return Err(Error::Unsupported {
+            object: format!("{url}/table.dat"),
+            reason: format!("{rows} rows: tables of more than 2^31 rows are not sliced yet"),
+        });
+    }
     // TIME, from its manager's file.
     let time = dat
         .columns
@@ -203,14 +209,14 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     let dm_file = file(&files, &url, &dm)?.clone();
     let loaded = Loaded([(dm.clone(), read_file(req.object, &dm_file).await?)].into());
     (req.progress)(dat_file.size + dm_file.size);
-    let times = double_column(&dat, "TIME", rows, &loaded)
+    let runs = double_runs(&dat, "TIME", rows, &loaded)
         .map_err(|e| rename(e, &dm, &format!("{url}/{dm}")))?;
     let mut time_starts = Vec::new();
-    let mut starts_at = Vec::new();
-    for (r, t) in times.iter().enumerate() {
-        if r == 0 || t.to_bits() != times[r - 1].to_bits() {
-            time_starts.push(r as u64);
-            starts_at.push(*t);
+    let mut starts_at: Vec<f64> = Vec::new();
+    for &(r, t) in &runs {
+        if starts_at.last().is_none_or(|l| l.to_bits() != t.to_bits()) {
+            time_starts.push(r);
+            starts_at.push(t);
         }
     }
     // Every manager's files must be there.

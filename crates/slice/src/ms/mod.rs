@@ -62,15 +62,35 @@ pub(crate) fn invalid(file: &str, message: impl Into<String>) -> Error {
     }
 }
 
-/// The values of a scalar `Double` column (TIME), row by row, read from
-/// the storage manager that holds it: a StandardStMan bucket's run of cells
-/// per read, or an IncrementalStMan's changes.
+/// The values of a scalar `Double` column (TIME), row by row (see
+/// [`double_runs`]).
+#[cfg(test)]
 pub(crate) fn double_column(
     dat: &TableDat,
     name: &str,
     rows: u64,
     files: &dyn Files,
 ) -> Result<Vec<f64>> {
+    let runs = double_runs(dat, name, rows, files)?;
+    let mut out = Vec::new();
+    for (i, &(first, v)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(rows, |r| r.0);
+        out.extend(std::iter::repeat_n(v, (end - first) as usize));
+    }
+    Ok(out)
+}
+
+/// The values of a scalar `Double` column (TIME) over rows `0..rows`, as
+/// runs (first row, value) in row order, read from the storage manager
+/// that holds it: a StandardStMan bucket's cells per read (a run per row),
+/// or an IncrementalStMan's changes (a run per change: however many rows
+/// the table claims, the runs are no more than the file holds).
+pub(crate) fn double_runs(
+    dat: &TableDat,
+    name: &str,
+    rows: u64,
+    files: &dyn Files,
+) -> Result<Vec<(u64, f64)>> {
     let Some(col) = dat.columns.iter().find(|c| c.name == name) else {
         return Err(invalid("table.dat", format!("no column {name}")));
     };
@@ -104,7 +124,8 @@ pub(crate) fn double_column(
     };
     let size = files.size(&file)?;
     let head = files.read(&file, 0..size.min(ssm::HEADER as u64))?;
-    let mut out = Vec::with_capacity(rows.min(1 << 24) as usize);
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    let mut covered = 0u64;
     match manager.kind.as_str() {
         "StandardStMan" => {
             let header = ssm::Header::parse(&head, big, &file)?;
@@ -124,9 +145,12 @@ pub(crate) fn double_column(
             };
             for run in ssm::runs(&header, &index, offset, 8, rows, &file)? {
                 let bytes = files.read(&file, run.at..run.at + run.rows * 8)?;
-                for k in 0..run.rows as usize {
-                    out.push(f64_at(&bytes, 8 * k).ok_or_else(|| invalid(&file, "a short read"))?);
+                for k in 0..run.rows {
+                    let v = f64_at(&bytes, 8 * k as usize)
+                        .ok_or_else(|| invalid(&file, "a short read"))?;
+                    out.push((run.first_row + k, v));
                 }
+                covered += run.rows;
             }
         }
         "IncrementalStMan" => {
@@ -155,8 +179,9 @@ pub(crate) fn double_column(
                             format!("the value of row {row} lies outside its bucket"),
                         )
                     })?;
-                    for _ in row..until {
-                        out.push(v);
+                    if until > row {
+                        out.push((row, v));
+                        covered += until - row;
                     }
                 }
             }
@@ -168,10 +193,10 @@ pub(crate) fn double_column(
             })
         }
     }
-    if out.len() as u64 != rows {
+    if covered != rows {
         return Err(invalid(
             &file,
-            format!("{} values of {name} for {rows} rows", out.len()),
+            format!("{covered} values of {name} for {rows} rows"),
         ));
     }
     Ok(out)
