@@ -32,7 +32,7 @@ use tessera_store::{Location, ObjectMeta};
 
 use crate::error::{Error, Result};
 use crate::plugin::{
-    coalesce, head, ranged_get, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat,
+    coalesce, head, ranged_get, write_tar, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat,
 };
 use crate::slice::Strategy;
 
@@ -867,26 +867,9 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     // A tar of the pair.
     let name = url.rsplit('/').next().unwrap_or("dataset.imzML");
     let stem = name.rfind('.').map_or(name, |i| &name[..i]);
-    let mut tar = tar::Builder::new(Vec::with_capacity(new_xml.len() + new_ibd.len() + 3072));
-    for (ext, data) in [("imzML", &new_xml), ("ibd", &new_ibd)] {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        tar.append_data(
-            &mut h,
-            format!("{stem}.slice{}.{ext}", slice.slice),
-            &data[..],
-        )
-        .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
-    }
-    let bytes = tar
-        .into_inner()
-        .map_err(|e| Error::internal(format!("cannot finish the tar stream: {e}")))?;
-    out.write_all(&bytes)
-        .map_err(|e| Error::io("writing the slice", e))?;
-    Ok(bytes.len() as u64)
+    let files = [("imzML", &new_xml), ("ibd", &new_ibd)]
+        .map(|(ext, data)| (format!("{stem}.slice{}.{ext}", slice.slice), &data[..]));
+    write_tar(files, out)
 }
 
 /// The spectra of an imzML slice (the tar stream a slice evaluates to) as

@@ -835,6 +835,31 @@ impl<'a> IntoFuture for FetchAny<'a> {
     }
 }
 
+/// Write the files of a dataset slice ([`SliceFormat::archive`]) to `out`
+/// as a tar stream (plain entries, mode 644, no dates, so the same slice
+/// gives the same bytes); returns the bytes written.
+pub(crate) fn write_tar<'a>(
+    files: impl IntoIterator<Item = (String, &'a [u8])>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, data)
+            .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
+    }
+    let bytes = tar
+        .into_inner()
+        .map_err(|e| Error::internal(format!("cannot finish the tar stream: {e}")))?;
+    out.write_all(&bytes)
+        .map_err(|e| Error::io("writing the slice", e))?;
+    Ok(bytes.len() as u64)
+}
+
 /// Unpack a slice that evaluated to a tar stream ([`SliceFormat::archive`])
 /// into the folder `dir` (created if missing); returns the files written.
 /// Entries with absolute paths or `..` are refused.

@@ -16,7 +16,7 @@ use super::table::{lock_rows, parse_table_dat, TableDat};
 use super::tsm;
 use super::{double_runs, Files};
 use crate::error::{Error, Result};
-use crate::plugin::{ranged_get, AnyIndex, AnySlice, IndexRequest, SliceFormat};
+use crate::plugin::{ranged_get, write_tar, AnyIndex, AnySlice, IndexRequest, SliceFormat};
 use crate::Strategy;
 
 /// The storage managers whose files a slice can be written from: a
@@ -587,22 +587,12 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
         }
         written.insert(f.path.clone(), read_file(folder, f).await?);
     }
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, data) in &written {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        tar.append_data(&mut h, format!("{root}/{path}"), &data[..])
-            .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
-    }
-    let bytes = tar
-        .into_inner()
-        .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
-    out.write_all(&bytes)
-        .map_err(|e| Error::io("writing the slice", e))?;
-    Ok(bytes.len() as u64)
+    write_tar(
+        written
+            .iter()
+            .map(|(path, data)| (format!("{root}/{path}"), &data[..])),
+        out,
+    )
 }
 
 impl SliceFormat for MsFormat {
