@@ -180,9 +180,31 @@ fn slices_read_back(
     }
 }
 
+/// Let panics raised inside the LAZ decoder unwind to tessera's guard
+/// (which turns them into errors) instead of aborting at once, as the
+/// fuzzer's panic hook does: the fuzz build enables debug assertions in
+/// every crate, and the decoder's are panics on damaged data. A decoder
+/// panic that tessera does not catch still reaches the fuzzer and aborts.
+/// `TESSERA_FUZZ_DEBUG=1` prints the caught ones with a backtrace.
+fn laz_panics_unwind() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let fuzzer = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let laz = info.location().is_some_and(|l| l.file().contains("/laz-"));
+            if !laz {
+                fuzzer(info);
+            } else if std::env::var_os("TESSERA_FUZZ_DEBUG").is_some() {
+                eprintln!("{info}\n{}", std::backtrace::Backtrace::force_capture());
+            }
+        }));
+    });
+}
+
 /// A LAS/LAZ file: its slices read back as the whole file does, with as
 /// many points.
 pub fn las(data: &[u8]) {
+    laz_panics_unwind();
     let Some(([p], bytes)) = split::<1>(data) else {
         return;
     };

@@ -451,6 +451,24 @@ fn check_layer_sizes(data: &[u8], bytes: &[u64], vlr: &LazVlr) -> std::result::R
     Ok(())
 }
 
+/// Run the LAZ decoder on bytes from outside, turning a panic in it into
+/// an error: its consistency checks are assertions (`sym < 1 << 16` on a
+/// damaged arithmetic-coded stream, found by fuzzing), and a damaged file
+/// must be an error naming it, not the end of the process. This relies on
+/// panics unwinding (the workspace never sets `panic = "abort"`).
+fn guarded<T>(
+    decode: impl FnOnce() -> std::result::Result<T, String>,
+) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(format!("the LAZ decoder failed on damaged data ({why})"))
+    })
+}
+
 /// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
 /// each one's points and bytes) into point records.
 fn decode_chunks(
@@ -476,9 +494,12 @@ fn decode_chunks(
         .map_err(|e| e.to_string())?;
     let n: u64 = points.iter().sum();
     let mut out = vec![0u8; n as usize * vlr.items_size() as usize];
-    let mut dec = LasZipDecompressor::selective(Cursor::new(&section[..]), vlr.clone(), selection)
-        .map_err(|e| e.to_string())?;
-    dec.decompress_many(&mut out).map_err(|e| e.to_string())?;
+    guarded(|| {
+        let mut dec =
+            LasZipDecompressor::selective(Cursor::new(&section[..]), vlr.clone(), selection)
+                .map_err(|e| e.to_string())?;
+        dec.decompress_many(&mut out).map_err(|e| e.to_string())
+    })?;
     Ok(out)
 }
 
@@ -697,7 +718,11 @@ async fn chunk_table(
         ));
     }
     let variable = vlr.uses_variable_size_chunks();
-    let table = ChunkTable::read(&mut Cursor::new(&bytes[..]), variable).map_err(|e| {
+    // The chunk table is arithmetic-coded too.
+    let table = guarded(|| {
+        ChunkTable::read(&mut Cursor::new(&bytes[..]), variable).map_err(|e| e.to_string())
+    })
+    .map_err(|e| {
         invalid(
             url,
             format!("the chunk table at byte {table_at} cannot be read: {e}"),
@@ -1398,18 +1423,20 @@ fn decode_stats(
     stats: &mut Stats,
 ) -> std::result::Result<(), String> {
     let selection = DecompressionSelection::xy_returns_channel().decompress_z();
-    let mut dec = LasZipDecompressor::selective(Cursor::new(section), vlr, selection)
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; len * 65536];
-    let mut left = points;
-    while left > 0 {
-        let n = left.min(65536) as usize;
-        dec.decompress_many(&mut buf[..n * len])
+    guarded(|| {
+        let mut dec = LasZipDecompressor::selective(Cursor::new(section), vlr, selection)
             .map_err(|e| e.to_string())?;
-        stats.add(&buf[..n * len], len, format);
-        left -= n as u64;
-    }
-    Ok(())
+        let mut buf = vec![0u8; len * 65536];
+        let mut left = points;
+        while left > 0 {
+            let n = left.min(65536) as usize;
+            dec.decompress_many(&mut buf[..n * len])
+                .map_err(|e| e.to_string())?;
+            stats.add(&buf[..n * len], len, format);
+            left -= n as u64;
+        }
+        Ok(())
+    })
 }
 
 impl SliceFormat for LasFormat {
@@ -1460,8 +1487,7 @@ pub fn points_to_arrow(bytes: &[u8], name: &str) -> Result<arrow_array::RecordBa
 
     let mut reader = las::Reader::new(Cursor::new(bytes.to_vec()))
         .map_err(|e| invalid(name, format!("cannot read it: {e}")))?;
-    let pts = reader
-        .read_all()
+    let pts = guarded(|| reader.read_all().map_err(|e| e.to_string()))
         .map_err(|e| invalid(name, format!("cannot read its points: {e}")))?;
     let f64s = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
     let mut fields = vec![
