@@ -627,15 +627,29 @@ impl Registry {
         object: &Location,
         index_store: Option<&Location>,
     ) -> Result<AnyIndex> {
-        let folder = self
-            .detect(object.path().as_ref())
-            .and_then(|name| self.format(name).ok())
-            .and_then(|(f, _)| f.folder_marker());
-        let meta = match folder {
-            Some(marker) => head(&object.join(marker)?).await?,
-            None => head(object).await?,
+        // A folder dataset stands for its version through a file inside it;
+        // which one, the index's format says (the folder's name need not).
+        let marker = |format: &str| {
+            self.format(format)
+                .ok()
+                .and_then(|(f, _)| f.folder_marker())
         };
-        let index = AnyIndex::load(&AnyIndex::location_for(object, index_store)?).await?;
+        let meta_of = |format: Option<&'static str>| async move {
+            match format {
+                Some(m) => head(&object.join(m)?).await,
+                None => head(object).await,
+            }
+        };
+        let index = match AnyIndex::load(&AnyIndex::location_for(object, index_store)?).await {
+            Ok(index) => index,
+            Err(e) => {
+                // A missing object is said before a missing index.
+                let guess = self.detect(object.path().as_ref()).and_then(marker);
+                meta_of(guess).await?;
+                return Err(e);
+            }
+        };
+        let meta = meta_of(marker(&index.format)).await?;
         index.check_current(&meta)?;
         Ok(index)
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use futures::future::BoxFuture;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
@@ -219,10 +219,18 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
             starts_at.push(t);
         }
     }
-    // Every manager's files must be there.
+    // Every manager's files must be there: its own, and a StandardStMan's
+    // array file when it stores arrays of no fixed place in its buckets.
     let mut managers = BTreeMap::new();
     for m in &dat.managers {
         file(&files, &url, &format!("table.f{}", m.seqnr))?;
+        let indirect = dat
+            .columns
+            .iter()
+            .any(|c| c.manager == m.seqnr && c.array && c.options & 1 == 0);
+        if m.kind == "StandardStMan" && indirect {
+            file(&files, &url, &format!("table.f{}i", m.seqnr))?;
+        }
         managers.insert(
             m.seqnr.to_string(),
             MsManager {
@@ -455,7 +463,13 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
         let mut s =
             ssm_slice(&dat, m, &source, a..b, &main).map_err(|e| rename(e, &main, &main_url))?;
         let arrays = format!("{main}i");
-        if let Some(f) = d.files.iter().find(|f| f.path == arrays) {
+        let arrays_file = d.files.iter().find(|f| f.path == arrays);
+        if arrays_file.is_none() && s.arrays_span().is_some() {
+            return Err(Error::NotFound {
+                object: format!("{url}/{arrays}"),
+            });
+        }
+        if let Some(f) = arrays_file {
             let loc = folder.join(&f.path)?;
             let arrays_url = loc.url();
             let head = ranged_get(
@@ -579,14 +593,29 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?,
         );
     }
-    // Everything else (table.info, the subtables) is copied as it is.
-    for f in &d.files {
-        let main_dm = !f.path.contains('/') && f.path.starts_with("table.f");
-        if written.contains_key(&f.path) || main_dm || f.path == "table.dat" {
-            continue;
+    // Everything else (table.info, the subtables) is copied as it is,
+    // several files at a time (a MeasurementSet has dozens of small ones).
+    let copied: Vec<MsFile> = d
+        .files
+        .iter()
+        .filter(|f| {
+            let main_dm = !f.path.contains('/') && f.path.starts_with("table.f");
+            !(written.contains_key(&f.path) || main_dm || f.path == "table.dat")
+        })
+        .cloned()
+        .collect();
+    let reads = copied.into_iter().map(|f| {
+        let folder = folder.clone();
+        async move {
+            let bytes = read_file(&folder, &f).await?;
+            Ok::<_, Error>((f.path, bytes))
         }
-        written.insert(f.path.clone(), read_file(folder, f).await?);
-    }
+    });
+    let read: Vec<(String, Vec<u8>)> = futures::stream::iter(reads)
+        .buffered(16)
+        .try_collect()
+        .await?;
+    written.extend(read);
     write_tar(
         written
             .iter()
