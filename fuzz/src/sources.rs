@@ -255,6 +255,7 @@ fn ms_files(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
         let len = len.min(body.len());
         // Plain names only: the folder is the table's.
         if !name.is_empty()
+            && name.bytes().any(|b| b != b'.')
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')

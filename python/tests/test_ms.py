@@ -712,3 +712,38 @@ def test_bad_plans_are_refused(
     out = tmp_path / "nothing"
     run(tessera_bin, "slice", "get", str(plan_file), "--slice", str(len(slices)), "-o", str(out), ok=False)
     assert not out.exists()
+
+
+def test_python_plans_by_interval_and_fetches_measurement_sets(
+    tmp_path: Path, other_managers: dict[str, Original]
+) -> None:
+    """The Python package: ``tessera.index`` of a MeasurementSet folder,
+    ``Index.plan(interval=...)`` given seconds, a ``timedelta`` or a string
+    (the same plan each way), and ``Slice.fetch()`` returning a tar stream
+    of a standalone MeasurementSet that equals its rows of the original."""
+    import datetime
+    import io
+    import tarfile
+
+    import tessera
+
+    o = other_managers["casa"]
+    with pt.table(str(o.path), ack=False) as t:
+        times = sorted(set(t.getcol("TIME").tolist()))
+    step = times[1] - times[0]
+    idx = tessera.index(str(o.path))
+    assert idx.format == "ms" and idx.records == o.nrow
+    by_seconds = idx.plan(interval=2 * step)
+    by_delta = idx.plan(interval=datetime.timedelta(seconds=2 * step))
+    by_text = tessera.plan(str(o.path), interval=f"{2 * step:g}s")
+    rows = [s.detail["rows"] for s in by_seconds]
+    assert rows == [s.detail["rows"] for s in by_delta] == [s.detail["rows"] for s in by_text]
+    assert len(rows) == (len(times) + 1) // 2 and rows[0][0] == 0 and rows[-1][1] == o.nrow
+    with pytest.raises(Exception, match="interval"):
+        idx.plan(interval=0)
+    with pytest.raises(Exception, match="interval"):
+        idx.plan(interval=1.0, count=2)
+    for s in by_seconds:
+        out = tmp_path / f"s{s.number}"
+        tarfile.open(fileobj=io.BytesIO(s.fetch())).extractall(out)
+        verify_slice(o, out / f"{o.stem}.slice{s.number}.ms", *s.detail["rows"])

@@ -277,6 +277,19 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     }
     let points = point_count(&header);
     let record_length = u64::from(header.point_data_record_length);
+    if let Some(vlr) = laz.as_ref().filter(|_| compressed) {
+        // The decoder writes points of the VLR's size; the slices cut them
+        // by the header's.
+        if u64::from(vlr.items_size()) != record_length {
+            return Err(invalid(
+                &url,
+                format!(
+                    "the LASzip VLR's items hold {} bytes a point, the header's records {record_length}",
+                    vlr.items_size()
+                ),
+            ));
+        }
+    }
     let format_id = header.point_data_record_format & 0x3f;
     let point_format = las::point::Format::new(format_id)
         .map_err(|e| invalid(&url, format!("point format {format_id}: {e}")))?;
