@@ -227,10 +227,6 @@ impl Writer {
         w
     }
 
-    pub(crate) fn u8(&mut self, v: u8) {
-        self.buf.push(v);
-    }
-
     pub(crate) fn bool(&mut self, v: bool) {
         self.buf.push(u8::from(v));
     }

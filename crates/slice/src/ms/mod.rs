@@ -23,12 +23,24 @@
 //!   like every other format's. python-casacore is the test oracle only.
 //!
 //! The file layouts, byte by byte, are in `FORMAT.md` beside this module.
-//! This module holds the readers as they are built; the format joins the
-//! registry when slices can be written.
-
-// The readers are exercised by their tests; the format that uses them joins
-// the registry with the slice writer.
-#![allow(dead_code)]
+//!
+//! # What a slice is made of
+//!
+//! A slice of rows `[a, b)` is a new table folder: the subtables and
+//! `table.info` copied as they are, `table.dat` with the new row count, and
+//! the main table's storage-manager files written for the rows:
+//!
+//! - a StandardStMan is cut in its own layout (`slice`): same bucket size,
+//!   rows per bucket and column places, so its blob in `table.dat` stays
+//!   as it is; its buckets, index, header and array file are new;
+//! - the columns of an IncrementalStMan, TiledColumnStMan or
+//!   TiledShapeStMan are read cell by cell for the rows (`ism`, `tsm`) and
+//!   written into one new StandardStMan (`convert`), which `table.dat` then
+//!   binds them to. The values are the original's; the tiling is not kept
+//!   (a native tiled writer would keep it: not written yet).
+//!
+//! Other managers (TiledCellStMan, TiledDataStMan, Dysco, virtual engines)
+//! are refused by name.
 
 pub(crate) mod aipsio;
 mod convert;
