@@ -747,3 +747,30 @@ def test_python_plans_by_interval_and_fetches_measurement_sets(
         out = tmp_path / f"s{s.number}"
         tarfile.open(fileobj=io.BytesIO(s.fetch())).extractall(out)
         verify_slice(o, out / f"{o.stem}.slice{s.number}.ms", *s.detail["rows"])
+
+
+def test_a_standard_st_man_index_chained_over_buckets(tmp_path: Path, tessera_bin: Path) -> None:
+    """A StandardStMan of some 330 buckets keeps its index in a chain of
+    buckets (more than half a bucket of it): tessera reads the chain, and a
+    slice of every row writes one that casacore reads; a slice of half the
+    rows has its index in one bucket."""
+    spec = Spec("chained", ntimes=300, nant=10, nchan=2, ncorr=1, seed=5)
+    path = tmp_path / "chained.ms"
+    summary = make_ms.build(str(path), spec.ntimes, spec.nant, spec.nchan, spec.ncorr, "default", 2, 3,
+                            spec.seed, None, False)
+    o = read_original(spec, path, summary)
+    with pt.table(str(path), ack=False) as t:
+        dm = next(iter(t.getdminfo().values()))["SPEC"]
+    assert dm["IndexLength"] > (dm["BUCKETSIZE"] - 8) // 2, dm  # the original's index is chained
+    url = str(path)
+    index(tessera_bin, url)
+    for n in (1, 2):
+        plan_file = tmp_path / f"count{n}.json"
+        slices = plan(tessera_bin, url, ["--count", str(n)], plan_file)
+        got = fetch_many(tessera_bin, plan_file, list(range(len(slices))), tmp_path / f"c{n}", o.stem)
+        for i, d in enumerate(slices):
+            verify_slice(o, got[i], *d["rows"])
+            if n == 1:
+                with pt.table(str(got[i]), ack=False) as t:
+                    spec_out = next(iter(t.getdminfo().values()))["SPEC"]
+                assert spec_out["IndexLength"] > (spec_out["BUCKETSIZE"] - 8) // 2, spec_out

@@ -141,13 +141,16 @@ pub(crate) fn double_runs(
     match manager.kind.as_str() {
         "StandardStMan" => {
             let header = ssm::Header::parse(&head, big, &file)?;
-            let Some(range) = header.index_range().filter(|r| r.end <= size) else {
-                return Err(invalid(
-                    &file,
-                    "an index outside one bucket is not supported",
-                ));
-            };
-            let index = ssm::Index::parse(&files.read(&file, range)?, big, &file)?;
+            let bytes = header.index_bytes(&file, &mut |a, b| {
+                if b > size {
+                    return Err(invalid(
+                        &file,
+                        format!("the index runs past the end, to byte {b}"),
+                    ));
+                }
+                files.read(&file, a..b)
+            })?;
+            let index = ssm::Index::parse(&bytes, big, &file)?;
             let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
             let Some(&offset) = offsets.get(place) else {
                 return Err(invalid(

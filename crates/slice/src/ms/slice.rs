@@ -101,14 +101,13 @@ pub(crate) fn ssm_slice(
 ) -> Result<SsmSlice> {
     let big = dat.big_endian;
     let header = ssm::Header::parse(source, big, file)?;
-    let range = header.index_range().ok_or_else(|| Error::Unsupported {
-        object: file.to_string(),
-        reason: "an index chained over several buckets is not read yet".into(),
+    let index_bytes = header.index_bytes(file, &mut |a, b| {
+        source
+            .get(a as usize..b as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| invalid(file, "the index lies past the end of the file"))
     })?;
-    let index_bytes = source
-        .get(range.start as usize..range.end as usize)
-        .ok_or_else(|| invalid(file, "the index lies past the end of the file"))?;
-    let index = ssm::Index::parse(index_bytes, big, file)?;
+    let index = ssm::Index::parse(&index_bytes, big, file)?;
     let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
     let columns: Vec<&Column> = dat
         .columns

@@ -71,6 +71,52 @@ impl Header {
         (HEADER as u64).saturating_add(k.saturating_mul(self.bucket_size))
     }
 
+    /// The index's bytes, from `read(start, end)` (byte ranges of the
+    /// file): in one bucket at its offset, or chained over buckets (each
+    /// starts with the next one's number, big-endian, twice; the index
+    /// runs from byte 8 of each).
+    pub(crate) fn index_bytes(
+        &self,
+        file: &str,
+        read: &mut dyn FnMut(u64, u64) -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        if let Some(r) = self.index_range() {
+            return read(r.start, r.end);
+        }
+        let room = self.bucket_size.saturating_sub(8);
+        let mut out = Vec::with_capacity((self.index_length as usize).min(1 << 24));
+        let mut b = self.first_index_bucket;
+        for _ in 0..self.index_buckets {
+            if b < 0 || b as u64 >= self.buckets || room == 0 {
+                return Err(super::invalid(
+                    file,
+                    format!("the index chain reaches bucket {b}"),
+                ));
+            }
+            let at = self.bucket(b as u64);
+            let bucket = read(at, at + 8 + room)?;
+            if bucket.len() < 8 {
+                return Err(super::invalid(
+                    file,
+                    format!("index bucket {b} is cut short"),
+                ));
+            }
+            out.extend_from_slice(&bucket[8..]);
+            b = i32::from_be_bytes([bucket[0], bucket[1], bucket[2], bucket[3]]);
+        }
+        if (out.len() as u64) < u64::from(self.index_length) {
+            return Err(super::invalid(
+                file,
+                format!(
+                    "an index of {} bytes in {} buckets",
+                    self.index_length, self.index_buckets
+                ),
+            ));
+        }
+        out.truncate(self.index_length as usize);
+        Ok(out)
+    }
+
     /// The byte range of the index, when it lies in one bucket.
     pub(crate) fn index_range(&self) -> Option<std::ops::Range<u64>> {
         (self.index_offset > 0).then(|| {
