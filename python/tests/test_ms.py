@@ -774,3 +774,43 @@ def test_a_standard_st_man_index_chained_over_buckets(tmp_path: Path, tessera_bi
                 with pt.table(str(got[i]), ack=False) as t:
                     spec_out = next(iter(t.getdminfo().values()))["SPEC"]
                 assert spec_out["IndexLength"] > (spec_out["BUCKETSIZE"] - 8) // 2, spec_out
+
+
+def test_the_server_plans_and_serves_measurement_sets(
+    tmp_path: Path, tessera_bin: Path, other_managers: dict[str, Original]
+) -> None:
+    """``tessera serve``: ``POST /v1/slices/plan`` with an ``interval`` plans
+    a MeasurementSet under the store, and ``GET /v1/slices/data`` serves
+    each slice as a tar stream (``application/x-tar``) of a MeasurementSet
+    equal to its rows; an interval with another strategy is a 400."""
+    import io
+    import json
+    import tarfile
+
+    from _procs import clean_env, request, start_server
+
+    o = other_managers["casa"]
+    store = tmp_path / "store"
+    shutil.copytree(o.path, store / "obs" / "casa.ms")
+    index(tessera_bin, str(store / "obs" / "casa.ms"))
+    server = start_server(tessera_bin, ["--store", str(store)], tmp_path / "serve.log", clean_env(), tmp_path)
+    try:
+        with pt.table(str(o.path), ack=False) as t:
+            times = sorted(set(t.getcol("TIME").tolist()))
+        interval = f"{2 * (times[1] - times[0]):g}s"
+        body = json.dumps({"object": "obs/casa.ms", "interval": interval}).encode()
+        r = request(server, "POST", "/v1/slices/plan", body, {"content-type": "application/json"})
+        assert r.status == 200, r.body
+        slices = r.json()
+        assert len(slices) == (len(times) + 1) // 2
+        for i, d in enumerate(slices):
+            got = request(server, "GET", f"/v1/slices/data?object=obs/casa.ms&interval={interval}&slice={i}")
+            assert got.status == 200, got.body
+            assert got.headers["content-type"] == "application/x-tar"
+            out = tmp_path / f"s{i}"
+            tarfile.open(fileobj=io.BytesIO(got.body)).extractall(out)
+            verify_slice(o, out / f"{o.stem}.slice{i}.ms", *d["rows"])
+        bad = request(server, "GET", f"/v1/slices/data?object=obs/casa.ms&interval={interval}&count=2&slice=0")
+        assert bad.status == 400 and b"interval" in bad.body, bad.body
+    finally:
+        server.stop()

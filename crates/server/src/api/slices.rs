@@ -137,18 +137,22 @@ fn strategy(
                 ApiError::BadRequest(format!("grid '{}' is not COLSxROWS", truncate(g, 40)))
             }),
         _ => Err(ApiError::BadRequest(
-            "give exactly one of count, bytes, records, grid or level (level may come with count)"
+            "give exactly one of count, bytes, records, grid, level or interval (level may come with count)"
                 .into(),
         )),
     }
 }
 
-/// The media type of a slice of `format`.
+/// The media type of a slice of `format`: a tar stream for the formats
+/// whose slices are several files (imzML, MeasurementSets).
 fn media_type(format: &str) -> &'static str {
+    let archive = Registry::builtin()
+        .format(format)
+        .is_ok_and(|(f, _)| f.archive());
     match format {
-        "las" | "laz" => "application/octet-stream",
+        _ if archive => "application/x-tar",
+        "las" | "laz" | "copc" => "application/octet-stream",
         "cog" | "tiff" => "image/tiff",
-        "imzml" => "application/x-tar",
         _ => "text/plain; charset=utf-8",
     }
 }
@@ -221,7 +225,8 @@ pub async fn plan_slices(
 /// The records of one slice in the source format (with its header), as
 /// `tessera slice get` writes them: text for the text formats, a
 /// standalone LAS/LAZ file for point clouds, a GeoTIFF for a COG window,
-/// a tar of the `.imzML` and `.ibd` pair for imzML.
+/// a tar of the `.imzML` and `.ibd` pair for imzML, a tar of the table
+/// folder for a MeasurementSet.
 #[utoipa::path(get, path = "/v1/slices/data", tag = "slices",
     params(DataRequest),
     responses((status = 200, description = "the slice's records", content(
