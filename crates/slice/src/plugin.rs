@@ -856,22 +856,32 @@ pub(crate) fn write_tar<'a>(
     files: impl IntoIterator<Item = (String, &'a [u8])>,
     out: &mut (dyn Write + Send),
 ) -> Result<u64> {
-    let mut tar = tar::Builder::new(Vec::new());
+    // Straight into `out`, counted: a slice is not copied once more.
+    struct Counted<'w> {
+        out: &'w mut (dyn Write + Send),
+        n: u64,
+    }
+    impl Write for Counted<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let k = self.out.write(buf)?;
+            self.n += k as u64;
+            Ok(k)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.out.flush()
+        }
+    }
+    let w = |e: std::io::Error| Error::io("writing the slice", e);
+    let mut tar = tar::Builder::new(Counted { out, n: 0 });
     for (path, data) in files {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        tar.append_data(&mut h, path, data)
-            .map_err(|e| Error::internal(format!("cannot write the tar stream: {e}")))?;
+        tar.append_data(&mut h, path, data).map_err(w)?;
     }
-    let bytes = tar
-        .into_inner()
-        .map_err(|e| Error::internal(format!("cannot finish the tar stream: {e}")))?;
-    out.write_all(&bytes)
-        .map_err(|e| Error::io("writing the slice", e))?;
-    Ok(bytes.len() as u64)
+    Ok(tar.into_inner().map_err(w)?.n)
 }
 
 /// Unpack a slice that evaluated to a tar stream ([`SliceFormat::archive`])

@@ -158,7 +158,7 @@ pub(crate) fn tsm_cells(
     tsm: &tsm::Tsm,
     rows: Range<u64>,
     file: &str,
-    data: &std::collections::BTreeMap<usize, (u64, Vec<u8>)>,
+    data: &std::collections::BTreeMap<usize, (u64, bytes::Bytes)>,
 ) -> Result<Cells> {
     let size = tiled_size(c, file)?;
     let mut out = Vec::with_capacity((rows.end - rows.start) as usize);
@@ -267,7 +267,33 @@ pub(crate) fn write_ssm(
     let nb = n.div_ceil(rpb);
     let data_at = super::ssm::HEADER as u64;
     let mut out = vec![0u8; (data_at + nb * bs) as usize];
-    let mut arrays: Option<Vec<u8>> = layouts.iter().any(|l| l.indirect).then(|| vec![0u8; 16]);
+    // The array file, sized once (header, shape and values of each array,
+    // padded to 8 bytes).
+    let array_bytes: usize = columns
+        .iter()
+        .zip(&layouts)
+        .filter(|(_, l)| l.indirect)
+        .map(|((_, cells), l)| match cells {
+            Cells::Array(v) => v
+                .iter()
+                .flatten()
+                .map(|(shape, data)| {
+                    let values = if l.bool_ {
+                        data.len().div_ceil(8)
+                    } else {
+                        data.len()
+                    };
+                    (4 + 4 * shape.len() + values).next_multiple_of(8)
+                })
+                .sum(),
+            Cells::Scalar(_) => 0,
+        })
+        .sum();
+    let mut arrays: Option<Vec<u8>> = layouts.iter().any(|l| l.indirect).then(|| {
+        let mut f = Vec::with_capacity(16 + array_bytes);
+        f.resize(16, 0);
+        f
+    });
     let put_bits = |out: &mut [u8], bit: u64, v: u8| {
         if v != 0 {
             out[(bit / 8) as usize] |= 1 << (bit % 8);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,7 @@ fn invalid(url: &str, message: impl Into<String>) -> Error {
 }
 
 /// Whole files of the folder, read into memory for the readers.
-struct Loaded(BTreeMap<String, Vec<u8>>);
+struct Loaded(BTreeMap<String, Bytes>);
 
 impl Files for Loaded {
     fn size(&self, file: &str) -> Result<u64> {
@@ -99,15 +100,13 @@ impl Files for Loaded {
 }
 
 /// One file of the folder, whole, if it still has its indexed ETag.
-async fn read_file(folder: &Location, f: &MsFile) -> Result<Vec<u8>> {
+async fn read_file(folder: &Location, f: &MsFile) -> Result<Bytes> {
     let loc = folder.join(&f.path)?;
     let url = loc.url();
     if f.size == 0 {
-        return Ok(Vec::new());
+        return Ok(Bytes::new());
     }
-    Ok(ranged_get(&loc, &url, f.etag.as_deref(), f.size, 0, f.size)
-        .await?
-        .to_vec())
+    ranged_get(&loc, &url, f.etag.as_deref(), f.size, 0, f.size).await
 }
 
 /// The file `path` of the index's list, or an error naming it.
@@ -422,7 +421,7 @@ async fn convert_manager(
                     let loc = folder.join(&name)?;
                     let got =
                         ranged_get(&loc, &loc.url(), mf.etag.as_deref(), mf.size, a, b).await?;
-                    data.insert(cube, (a, got.to_vec()));
+                    data.insert(cube, (a, got));
                 }
                 out.push((i, tsm_cells(c, &t, rows.clone(), &main_url, &data)?));
             }
@@ -449,7 +448,7 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
         .unwrap_or("table.ms");
     let stem = name.strip_suffix(".ms").unwrap_or(name);
     let root = format!("{stem}.slice{}.ms", slice.slice);
-    let mut written: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut written: BTreeMap<String, Bytes> = BTreeMap::new();
     // Columns of other managers, with their cells, for one new manager.
     let mut converted: Vec<(usize, Cells)> = Vec::new();
     for m in &dat.managers {
@@ -543,15 +542,15 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             let new = s
                 .rebuild_arrays(&bytes, base, version, &arrays_url)
                 .map_err(|e| rename(e, &arrays_url, &arrays_url))?;
-            written.insert(arrays, new);
+            written.insert(arrays, new.into());
         }
-        written.insert(main, s.file);
+        written.insert(main, s.file.into());
     }
     let rows = b - a;
     if converted.is_empty() {
         written.insert(
             "table.dat".into(),
-            table_dat_with_rows(&dat, &dat_bytes, rows)?,
+            table_dat_with_rows(&dat, &dat_bytes, rows)?.into(),
         );
     } else {
         // A manager's columns lie in its buckets in the table's column order.
@@ -562,9 +561,9 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             .map(|(i, cells)| (&dat.columns[i], cells))
             .collect();
         let (file, arrays, blob) = write_ssm(&columns, rows, dat.big_endian, "TesseraConverted")?;
-        written.insert(format!("table.f{seq}"), file);
+        written.insert(format!("table.f{seq}"), file.into());
         if let Some(arrays) = arrays {
-            written.insert(format!("table.f{seq}i"), arrays);
+            written.insert(format!("table.f{seq}i"), arrays.into());
         }
         let mut managers: Vec<(String, u32, Vec<u8>)> = dat
             .managers
@@ -590,7 +589,7 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             .collect();
         written.insert(
             "table.dat".into(),
-            table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?,
+            table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?.into(),
         );
     }
     // Everything else (table.info, the subtables) is copied as it is,
@@ -611,7 +610,7 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             Ok::<_, Error>((f.path, bytes))
         }
     });
-    let read: Vec<(String, Vec<u8>)> = futures::stream::iter(reads)
+    let read: Vec<(String, Bytes)> = futures::stream::iter(reads)
         .buffered(16)
         .try_collect()
         .await?;
