@@ -52,21 +52,58 @@ fn user_id(v: &raw::Vlr) -> &[u8] {
 /// Where one VLR lies in a run of VLRs: start, end, user id, record id.
 type VlrSpan = (usize, usize, Vec<u8>, u16);
 
+/// Bytes of a VLR's header (an EVLR's, when `extended`).
+fn vlr_header_len(extended: bool) -> usize {
+    if extended {
+        60
+    } else {
+        54
+    }
+}
+
+/// The payload length a (E)VLR header at `at` in `bytes` declares, if its
+/// header is there.
+fn vlr_payload(bytes: &[u8], at: usize, extended: bool) -> Option<u64> {
+    let h = bytes.get(at..at.checked_add(vlr_header_len(extended))?)?;
+    Some(if extended {
+        u64::from_le_bytes(h[20..28].try_into().ok()?)
+    } else {
+        u64::from(u16::from_le_bytes([h[20], h[21]]))
+    })
+}
+
+/// Read VLR `i` of `count` at the cursor, after checking that its payload
+/// lies in the bytes (the `las` crate allocates the length it reads first:
+/// a hostile one overflowed).
+fn read_vlr(
+    cur: &mut Cursor<&[u8]>,
+    extended: bool,
+    i: u32,
+    count: u32,
+    url: &str,
+) -> Result<raw::Vlr> {
+    let e = if extended { "E" } else { "" };
+    let bytes = *cur.get_ref();
+    let at = cur.position() as usize;
+    let fits = vlr_payload(bytes, at, extended)
+        .is_some_and(|n| (at + vlr_header_len(extended)) as u64 + n <= bytes.len() as u64);
+    if !fits {
+        return Err(invalid(
+            url,
+            format!("{e}VLR {i} of {count} runs past the end of its bytes"),
+        ));
+    }
+    raw::Vlr::read_from(cur, extended)
+        .map_err(|err| invalid(url, format!("{e}VLR {i} of {count} cannot be read: {err}")))
+}
+
 /// The byte spans of `count` VLRs (or EVLRs) in `bytes`.
 fn vlr_spans(bytes: &[u8], count: u32, extended: bool, url: &str) -> Result<Vec<VlrSpan>> {
     let mut cur = Cursor::new(bytes);
     let mut out = Vec::new();
     for i in 0..count {
         let start = cur.position() as usize;
-        let vlr = raw::Vlr::read_from(&mut cur, extended).map_err(|e| {
-            invalid(
-                url,
-                format!(
-                    "{}VLR {i} of {count} cannot be read: {e}",
-                    if extended { "E" } else { "" }
-                ),
-            )
-        })?;
+        let vlr = read_vlr(&mut cur, extended, i, count, url)?;
         out.push((
             start,
             cur.position() as usize,
@@ -221,8 +258,7 @@ fn parse_header(bytes: &[u8], url: &str) -> Result<raw::Header> {
 fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
     let mut cur = Cursor::new(vlrs);
     for i in 0..count {
-        let vlr = raw::Vlr::read_from(&mut cur, false)
-            .map_err(|e| invalid(url, format!("VLR {i} of {count} cannot be read: {e}")))?;
+        let vlr = read_vlr(&mut cur, false, i, count, url)?;
         if user_id(&vlr) == LASZIP_USER && vlr.record_id == LASZIP_RECORD {
             let laz = LazVlr::from_buffer(&vlr.data)
                 .map_err(|e| invalid(url, format!("bad LASzip VLR: {e}")))?;
@@ -322,6 +358,36 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
                 &url,
                 format!("the EVLRs start at {s}, outside the object's {point_data}..{size}"),
             ));
+        }
+    }
+    if let (Some(start), Some(e)) = (evlr_start, header.evlr.as_ref()) {
+        // Every EVLR's header, one after the other, and its payload inside
+        // the object (slices copy them, and LAS readers allocate what the
+        // headers say).
+        let n = e.number_of_evlrs;
+        if u64::from(n) * vlr_header_len(true) as u64 > size - start {
+            return Err(invalid(
+                &url,
+                format!(
+                    "{n} EVLRs cannot fit in the object's last {} bytes",
+                    size - start
+                ),
+            ));
+        }
+        let mut at = start;
+        for i in 0..n {
+            let end = (at + vlr_header_len(true) as u64).min(size);
+            let h = read_at(req.object, &url, etag, size, at, end).await?;
+            let next = vlr_payload(&h, 0, true)
+                .and_then(|len| (at + vlr_header_len(true) as u64).checked_add(len))
+                .filter(|&next| next <= size)
+                .ok_or_else(|| {
+                    invalid(
+                        &url,
+                        format!("EVLR {i} of {n} runs past the end of the object"),
+                    )
+                })?;
+            at = next;
         }
     }
     let data_limit = evlr_start.unwrap_or(size);
@@ -599,7 +665,7 @@ async fn read_copc(
     chunks: &LazChunks,
 ) -> Result<Copc> {
     let mut cur = Cursor::new(vlrs);
-    let first = raw::Vlr::read_from(&mut cur, false)
+    let first = read_vlr(&mut cur, false, 0, 1, url)
         .map_err(|e| invalid(url, format!("no COPC info VLR: {e}")))?;
     if user_id(&first) != COPC_USER || first.record_id != COPC_INFO || first.data.len() < 160 {
         return Err(invalid(

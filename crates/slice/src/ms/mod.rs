@@ -141,7 +141,7 @@ pub(crate) fn double_runs(
     match manager.kind.as_str() {
         "StandardStMan" => {
             let header = ssm::Header::parse(&head, big, &file)?;
-            let bytes = header.index_bytes(&file, &mut |a, b| {
+            let bytes = header.index_bytes(&file, size, &mut |a, b| {
                 if b > size {
                     return Err(invalid(
                         &file,
@@ -151,6 +151,7 @@ pub(crate) fn double_runs(
                 files.read(&file, a..b)
             })?;
             let index = ssm::Index::parse(&bytes, big, &file)?;
+            index.check(&header, size, &file)?;
             let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
             let Some(&offset) = offsets.get(place) else {
                 return Err(invalid(

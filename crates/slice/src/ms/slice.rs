@@ -101,13 +101,14 @@ pub(crate) fn ssm_slice(
 ) -> Result<SsmSlice> {
     let big = dat.big_endian;
     let header = ssm::Header::parse(source, big, file)?;
-    let index_bytes = header.index_bytes(file, &mut |a, b| {
+    let index_bytes = header.index_bytes(file, source.len() as u64, &mut |a, b| {
         source
             .get(a as usize..b as usize)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| invalid(file, "the index lies past the end of the file"))
     })?;
     let index = ssm::Index::parse(&index_bytes, big, file)?;
+    index.check(&header, source.len() as u64, file)?;
     let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
     let columns: Vec<&Column> = dat
         .columns

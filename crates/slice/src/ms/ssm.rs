@@ -78,15 +78,31 @@ impl Header {
     pub(crate) fn index_bytes(
         &self,
         file: &str,
+        file_size: u64,
         read: &mut dyn FnMut(u64, u64) -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
         if let Some(r) = self.index_range() {
             return read(r.start, r.end);
         }
+        // A chain may loop: what it gathers is bounded by the index's
+        // stated length, and that by the file.
+        if u64::from(self.index_length) > file_size || u64::from(self.index_buckets) > self.buckets
+        {
+            return Err(super::invalid(
+                file,
+                format!(
+                    "an index of {} bytes in {} of {} buckets, in a file of {file_size} bytes",
+                    self.index_length, self.index_buckets, self.buckets
+                ),
+            ));
+        }
         let room = self.bucket_size.saturating_sub(8);
         let mut out = Vec::with_capacity((self.index_length as usize).min(1 << 24));
         let mut b = self.first_index_bucket;
         for _ in 0..self.index_buckets {
+            if out.len() as u64 >= u64::from(self.index_length) {
+                break;
+            }
             if b < 0 || b as u64 >= self.buckets || room == 0 {
                 return Err(super::invalid(
                     file,
@@ -175,6 +191,29 @@ impl Index {
             last_row,
             bucket,
         })
+    }
+}
+
+impl Index {
+    /// Check the index against its file: every data bucket inside the
+    /// file, none listed twice. (A hostile index that lists one bucket for
+    /// every run of rows would make a small file stand for any number of
+    /// rows.)
+    pub(crate) fn check(&self, header: &Header, file_size: u64, file: &str) -> Result<()> {
+        let mut seen = std::collections::HashSet::with_capacity(self.bucket.len());
+        for &b in &self.bucket {
+            let end = header.bucket(b).saturating_add(header.bucket_size);
+            if b >= header.buckets || end > file_size || !seen.insert(b) {
+                return Err(super::invalid(
+                    file,
+                    format!(
+                        "the index lists bucket {b}, outside the file's {} or twice",
+                        header.buckets
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
