@@ -72,7 +72,7 @@ for t in "${TARGETS[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   secs=$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  last=$(grep -E '#[0-9]+.*cov: ' "$log" | tail -1 || true)
+  last=$(grep -a -E '#[0-9]+.*cov: ' "$log" | tail -1 || true)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
   corpus=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\).*/\1/p')
