@@ -55,6 +55,15 @@
 //! # Ok::<(), tessera_slice::Error>(())
 //! # }).unwrap();
 //! ```
+//!
+//! The scientific formats go through the [`Registry`] of [`SliceFormat`]s,
+//! with the same three steps: LAS/LAZ/COPC point clouds ([`LasFormat`]),
+//! tiled GeoTIFFs ([`CogFormat`]), imzML mass-spectrometry images
+//! ([`ImzmlFormat`]: a slice is a standalone `.imzML` + `.ibd` pair) and
+//! radio-astronomy MeasurementSets ([`MsFormat`]: indexed by the table
+//! folder's URL, cut over whole timestamps, a slice is a standalone table
+//! folder); those whose slices are several files fetch a tar stream
+//! ([`unpack`] writes it out).
 
 mod cog;
 mod error;
