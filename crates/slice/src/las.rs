@@ -549,7 +549,8 @@ fn guarded<T>(
 }
 
 /// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
-/// each one's points and bytes) into point records.
+/// each one's points and bytes) into point records, all at once.
+#[cfg(test)]
 fn decode_chunks(
     data: &[u8],
     points: &[u64],
@@ -557,6 +558,28 @@ fn decode_chunks(
     vlr: &LazVlr,
     selection: DecompressionSelection,
 ) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let len = vlr.items_size() as usize;
+    scan_chunks(data, points, bytes, vlr, len, selection, &mut |_, r| {
+        out.extend_from_slice(r)
+    })?;
+    Ok(out)
+}
+
+/// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
+/// each one's points and bytes) 64 Ki points at a
+/// time, handing each batch of records (`len` bytes each) to `batch` with
+/// its chunk's number: memory is bounded by the batch, not by the point
+/// counts a chunk table claims (a 643-byte file once claimed 32 GB).
+fn scan_chunks(
+    data: &[u8],
+    points: &[u64],
+    bytes: &[u64],
+    vlr: &LazVlr,
+    len: usize,
+    selection: DecompressionSelection,
+    batch: &mut dyn FnMut(usize, &[u8]),
+) -> std::result::Result<(), String> {
     check_layer_sizes(data, bytes, vlr)?;
     let mut table = ChunkTable::with_capacity(points.len());
     for (p, b) in points.iter().zip(bytes) {
@@ -571,15 +594,24 @@ fn decode_chunks(
     table
         .write_to(&mut section, vlr)
         .map_err(|e| e.to_string())?;
-    let n: u64 = points.iter().sum();
-    let mut out = vec![0u8; n as usize * vlr.items_size() as usize];
+    let most = points.iter().copied().max().unwrap_or(0).min(65536) as usize;
+    let mut buf = vec![0u8; most * len];
     guarded(|| {
         let mut dec =
             LasZipDecompressor::selective(Cursor::new(&section[..]), vlr.clone(), selection)
                 .map_err(|e| e.to_string())?;
-        dec.decompress_many(&mut out).map_err(|e| e.to_string())
-    })?;
-    Ok(out)
+        for (k, &p) in points.iter().enumerate() {
+            let mut left = p;
+            while left > 0 {
+                let n = left.min(65536) as usize;
+                dec.decompress_many(&mut buf[..n * len])
+                    .map_err(|e| e.to_string())?;
+                batch(k, &buf[..n * len]);
+                left -= n as u64;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The spatial scan: each block's raw bounding box (LAS: blocks of
@@ -612,17 +644,23 @@ async fn scan_blocks(
                     j += 1;
                 }
                 let data = read_at(object, url, etag, size, starts[i], starts[i] + run).await?;
+                // Decoded a batch at a time: memory is bounded whatever
+                // point counts the chunk table claims.
+                let first = boxes.len();
+                boxes.extend(std::iter::repeat_n(EMPTY_BOX, j - i));
                 let sel = DecompressionSelection::xy_returns_channel();
-                let records = decode_chunks(&data, &c.points[i..j], &c.bytes[i..j], vlr, sel)
-                    .map_err(|e| invalid(url, format!("chunks {i}..{j} do not decode: {e}")))?;
-                let mut at = 0usize;
-                for k in i..j {
-                    let n = c.points[k] as usize * len;
-                    let mut b = EMPTY_BOX;
-                    grow(&mut b, &records[at..at + n], len);
-                    boxes.push(b);
-                    at += n;
-                }
+                scan_chunks(
+                    &data,
+                    &c.points[i..j],
+                    &c.bytes[i..j],
+                    vlr,
+                    len,
+                    sel,
+                    &mut |k, records| {
+                        grow(&mut boxes[first + k], records, len);
+                    },
+                )
+                .map_err(|e| invalid(url, format!("chunks {i}..{j} do not decode: {e}")))?;
                 progress(starts[i] + run);
                 i = j;
             }
@@ -1407,12 +1445,16 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
             // cell's points, compress them again with the file's settings.
             let vlr = laszip_vlr(&vlr_bytes, header.number_of_variable_length_records, &url)?
                 .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
-            let records = decode_chunks(
+            // Batch by batch: only the cell's points are kept in memory.
+            let mut kept = Vec::new();
+            scan_chunks(
                 data,
                 &chunks.points,
                 &chunks.bytes,
                 &vlr,
+                len,
                 DecompressionSelection::all(),
+                &mut |_, records| kept.extend(keep_inside(records, len, &cell)),
             )
             .map_err(|e| {
                 invalid(
@@ -1420,7 +1462,6 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
                     format!("slice {}: its LAZ chunks do not decode: {e}", slice.slice),
                 )
             })?;
-            let kept = keep_inside(&records, len, &cell);
             stats.add(&kept, len, format);
             let start = u64::from(header.offset_to_point_data);
             let mut cur = Cursor::new(Vec::with_capacity(kept.len() / 4 + start as usize));

@@ -200,6 +200,19 @@ impl Index {
     /// every run of rows would make a small file stand for any number of
     /// rows.)
     pub(crate) fn check(&self, header: &Header, file_size: u64, file: &str) -> Result<()> {
+        let mut first = 0u64;
+        for &last in &self.last_row {
+            if last - first >= self.rows_per_bucket {
+                return Err(super::invalid(
+                    file,
+                    format!(
+                        "the index puts rows {first}..={last} in one bucket of {} rows",
+                        self.rows_per_bucket
+                    ),
+                ));
+            }
+            first = last + 1;
+        }
         let mut seen = std::collections::HashSet::with_capacity(self.bucket.len());
         for &b in &self.bucket {
             let end = header.bucket(b).saturating_add(header.bucket_size);
