@@ -316,7 +316,7 @@ async fn build_index(req: IndexRequest<'_>) -> Result<AnyIndex> {
     if let Some(vlr) = laz.as_ref().filter(|_| compressed) {
         // The decoder writes points of the VLR's size; the slices cut them
         // by the header's.
-        if u64::from(vlr.items_size()) != record_length {
+        if vlr.items_size() != record_length {
             return Err(invalid(
                 &url,
                 format!(

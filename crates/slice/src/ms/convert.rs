@@ -196,6 +196,10 @@ struct Layout {
     bool_: bool,
 }
 
+/// A new StandardStMan: its file, its array file (if any column is
+/// indirect) and its blob for `table.dat`.
+pub(crate) type NewManager = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+
 /// Write `columns` (with their cells for `n` rows) as one new
 /// StandardStMan named `name`: returns its file, its array file (if any
 /// column is indirect) and its blob for `table.dat`.
@@ -204,7 +208,7 @@ pub(crate) fn write_ssm(
     n: u64,
     big: bool,
     name: &str,
-) -> Result<(Vec<u8>, Option<Vec<u8>>, Vec<u8>)> {
+) -> Result<NewManager> {
     let mut layouts = Vec::with_capacity(columns.len());
     for (c, cells) in columns {
         let bool_ = c.ty == Type::Bool;
@@ -344,7 +348,7 @@ pub(crate) fn write_ssm(
                             Some((shape, data)) => {
                                 let f =
                                     arrays.as_mut().expect("an array file for indirect columns");
-                                while f.len() % 8 != 0 {
+                                while !f.len().is_multiple_of(8) {
                                     f.push(0);
                                 }
                                 let o = f.len() as u64;

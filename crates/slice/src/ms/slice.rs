@@ -65,7 +65,7 @@ fn place(c: &Column, offset: u64, file: &str) -> Result<Place> {
 /// bit `k % 8` of byte `k / 8`, least significant first, as casacore packs
 /// Bools).
 fn copy_bits(src: &[u8], from: u64, dst: &mut [u8], to: u64, n: u64) {
-    if from % 8 == 0 && to % 8 == 0 && n % 8 == 0 {
+    if from.is_multiple_of(8) && to.is_multiple_of(8) && n.is_multiple_of(8) {
         let (s, d, len) = ((from / 8) as usize, (to / 8) as usize, (n / 8) as usize);
         dst[d..d + len].copy_from_slice(&src[s..s + len]);
         return;
@@ -267,7 +267,7 @@ impl SsmSlice {
                         .ok_or_else(|| {
                             invalid(file, format!("the array at byte {old} is cut short"))
                         })?;
-                    while out.len() % 8 != 0 {
+                    while !out.len().is_multiple_of(8) {
                         out.push(0);
                     }
                     let new = out.len() as u64;
