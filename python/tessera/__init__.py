@@ -696,6 +696,7 @@ def plan(
     records: Optional[int] = None,
     grid: Optional[tuple[int, int]] = None,
     level: Optional[int] = None,
+    interval: Union[float, str, _dt.timedelta, None] = None,
     index_store: Optional[str] = None,
     store: Optional[StoreOptions] = None,
     **kw: Any,
@@ -703,15 +704,19 @@ def plan(
     """Plan slices of an indexed object from its index alone: exactly one
     of ``count`` (about this many even slices), ``bytes`` (about this many
     stored bytes each), ``records`` (this many records each: LAS/LAZ
-    points, COG tiles) or ``grid`` (``(columns, rows)``: COG tile-aligned
-    windows, COPC nodes, LAS/LAZ points after ``index(..., spatial=True)``);
-    ``level`` (COG: an overview level, 0 the full resolution; COPC: a level
-    of detail) cuts that level into ``count`` slices. Fetched in order, the slices
-    give every record exactly once; a LAS/LAZ slice fetches as a standalone
-    LAS/LAZ file, a COG slice as a standalone GeoTIFF."""
+    points, COG tiles, MeasurementSet rows over whole timestamps), ``grid``
+    (``(columns, rows)``: COG tile-aligned windows, COPC nodes, LAS/LAZ
+    points after ``index(..., spatial=True)``) or ``interval``
+    (MeasurementSets: whole timestamps spanning less than this each, in
+    seconds, a ``timedelta`` or a string such as ``"10min"``); ``level``
+    (COG: an overview level, 0 the full resolution; COPC: a level of
+    detail) cuts that level into ``count`` slices. Fetched in order, the
+    slices give every record exactly once; a LAS/LAZ slice fetches as a
+    standalone LAS/LAZ file, a COG slice as a standalone GeoTIFF, an imzML
+    or MeasurementSet slice as a tar stream of its files."""
     return _tessera.plan(
         _path(url), count=count, bytes=bytes, records=records, grid=grid, level=level,
-        index_store=index_store, store=_store(store, kw),
+        interval=interval, index_store=index_store, store=_store(store, kw),
     )
 
 
