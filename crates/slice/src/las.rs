@@ -266,6 +266,30 @@ fn laszip_vlr(vlrs: &[u8], count: u32, url: &str) -> Result<Option<LazVlr>> {
             if laz.items().is_empty() {
                 return Err(invalid(url, "a LASzip VLR that lists no point items"));
             }
+            // The decoder reads each item at its type's own size, whatever
+            // size the VLR declares: a VLR that declares another one makes
+            // every offset computed from it wrong (found by fuzzing).
+            for item in laz.items() {
+                let own = match item.item_type() {
+                    LazItemType::Point10 => 20,
+                    LazItemType::Point14 => 30,
+                    LazItemType::GpsTime => 8,
+                    LazItemType::RGB12 | LazItemType::RGB14 => 6,
+                    LazItemType::RGBNIR14 => 8,
+                    LazItemType::WavePacket13 | LazItemType::WavePacket14 => 29,
+                    LazItemType::Byte(n) | LazItemType::Byte14(n) => n,
+                };
+                if item.size() != own {
+                    return Err(invalid(
+                        url,
+                        format!(
+                            "the LASzip VLR declares {:?} items of {} bytes; they have {own}",
+                            item.item_type(),
+                            item.size()
+                        ),
+                    ));
+                }
+            }
             return Ok(Some(laz));
         }
     }
