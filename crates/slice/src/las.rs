@@ -850,6 +850,17 @@ async fn chunk_table(
     let version = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let chunks = u64::from(u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
     let room = table_at - point_data - 8;
+    if points == 0 && version == 0 && chunks <= 1 {
+        // An empty file: writers leave one empty chunk, or none.
+        return Ok((
+            table_at,
+            LazChunks {
+                variable: vlr.uses_variable_size_chunks(),
+                points: Vec::new(),
+                bytes: Vec::new(),
+            },
+        ));
+    }
     if version != 0 || chunks > points || chunks > room || (chunks == 0 && points > 0) {
         return Err(invalid(
             url,

@@ -358,6 +358,33 @@ fn some_cloud(n: usize, minor: u8, format: u8) -> Cloud {
     }
 }
 
+/// A file of no points (LAZ writers leave one empty chunk) indexes with no
+/// records and plans to no slices, in every storage.
+#[tokio::test]
+async fn empty_point_clouds_index_and_plan_to_nothing() {
+    for (i, store) in [Store::Las, Store::Fixed(100), Store::Variable(vec![])]
+        .into_iter()
+        .enumerate()
+    {
+        for minor in [2u8, 4] {
+            let c = some_cloud(0, minor, if minor == 4 { 6 } else { 1 });
+            let ext = if matches!(store, Store::Las) {
+                "las"
+            } else {
+                "laz"
+            };
+            let slices = check(
+                &c,
+                &store,
+                Plan::Count(3),
+                &format!("empty{i}-{minor}.{ext}"),
+            )
+            .await;
+            assert!(slices.is_empty(), "{slices:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn laz_slices_follow_chunks_and_count_plans_are_even() {
     let c = some_cloud(1000, 4, 6);
