@@ -54,41 +54,10 @@ pub(crate) fn ism_cells(
         });
     }
     let size = elem(c, file)?;
-    let total = files.size(file)?;
-    let head = files.read(file, 0..total.min(super::ssm::HEADER as u64))?;
-    let header = ism::Header::parse(&head, big, file)?;
-    let index_at = header.index_start();
-    if index_at >= total {
-        return Err(invalid(
-            file,
-            format!("the index would start at byte {index_at}, past the end ({total})"),
-        ));
-    }
-    let index = ism::parse_index(&files.read(file, index_at..total)?, big, file)?;
     let mut out = Vec::with_capacity(((rows.end - rows.start) as usize).saturating_mul(size));
-    for (i, &(first, b)) in index.iter().enumerate() {
-        let end = index.get(i + 1).map_or(u64::MAX, |&(next, _)| next);
-        if end <= rows.start || first >= rows.end {
-            continue;
-        }
-        let at = header.bucket(b);
-        let bucket = files.read(file, at..at + header.bucket_size)?;
-        let changes = ism::changes(&bucket, first, place, big, file)?;
-        for (j, &(row, off)) in changes.iter().enumerate() {
-            let until = changes.get(j + 1).map_or(end, |&(r, _)| r.min(end));
-            let (lo, hi) = (row.max(rows.start), until.min(rows.end));
-            if lo >= hi {
-                continue;
-            }
-            let v = bucket.get(off..off + size).ok_or_else(|| {
-                invalid(
-                    file,
-                    format!("the value of row {row} lies outside its bucket"),
-                )
-            })?;
-            for _ in lo..hi {
-                out.extend_from_slice(v);
-            }
+    for (lo, hi, v) in ism::value_runs(file, files, big, place, size, rows.clone())? {
+        for _ in lo..hi {
+            out.extend_from_slice(&v);
         }
     }
     if out.len() != (rows.end - rows.start) as usize * size {

@@ -141,3 +141,50 @@ pub(crate) fn changes(
     }
     Ok(out)
 }
+
+/// The values of column `place` (its place among the manager's columns,
+/// each value `size` bytes) over rows `rows` of IncrementalStMan `file`:
+/// runs (first row, end row, value) in row order, clipped to `rows`. The
+/// buckets outside `rows` are not read.
+pub(crate) fn value_runs(
+    file: &str,
+    files: &dyn super::Files,
+    big: bool,
+    place: usize,
+    size: usize,
+    rows: std::ops::Range<u64>,
+) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+    let total = files.size(file)?;
+    let head = files.read(file, 0..total.min(HEADER as u64))?;
+    let header = Header::parse(&head, big, file)?;
+    let index_at = header.index_start();
+    if index_at >= total {
+        return Err(super::invalid(
+            file,
+            format!("the index would start at byte {index_at}, past the end ({total})"),
+        ));
+    }
+    let index = parse_index(&files.read(file, index_at..total)?, big, file)?;
+    let mut out = Vec::new();
+    for (i, &(first, b)) in index.iter().enumerate() {
+        let end = index.get(i + 1).map_or(u64::MAX, |&(next, _)| next);
+        if end <= rows.start || first >= rows.end {
+            continue;
+        }
+        let at = header.bucket(b);
+        let bucket = files.read(file, at..at + header.bucket_size)?;
+        let starts = changes(&bucket, first, place, big, file)?;
+        for (j, &(row, off)) in starts.iter().enumerate() {
+            let until = starts.get(j + 1).map_or(end, |&(r, _)| r.min(end));
+            let (lo, hi) = (row.max(rows.start), until.min(rows.end));
+            if lo >= hi {
+                continue;
+            }
+            let v = bucket.get(off..off + size).ok_or_else(|| {
+                super::invalid(file, format!("the value of row {row} lies outside its bucket"))
+            })?;
+            out.push((lo, hi, v.to_vec()));
+        }
+    }
+    Ok(out)
+}

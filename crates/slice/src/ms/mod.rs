@@ -170,36 +170,10 @@ pub(crate) fn double_runs(
             }
         }
         "IncrementalStMan" => {
-            let header = ism::Header::parse(&head, big, &file)?;
-            let index_at = header.index_start();
-            if index_at >= size {
-                return Err(invalid(
-                    &file,
-                    format!("the index would start at byte {index_at}, past the end ({size})"),
-                ));
-            }
-            let index = ism::parse_index(&files.read(&file, index_at..size)?, big, &file)?;
-            for (i, &(first, b)) in index.iter().enumerate() {
-                let end = index.get(i + 1).map_or(rows, |&(next, _)| next.min(rows));
-                if first >= end {
-                    break;
-                }
-                let at = header.bucket(b);
-                let bucket = files.read(&file, at..at + header.bucket_size)?;
-                let changes = ism::changes(&bucket, first, place, big, &file)?;
-                for (j, &(row, off)) in changes.iter().enumerate() {
-                    let until = changes.get(j + 1).map_or(end, |&(r, _)| r.min(end));
-                    let v = f64_at(&bucket, off).ok_or_else(|| {
-                        invalid(
-                            &file,
-                            format!("the value of row {row} lies outside its bucket"),
-                        )
-                    })?;
-                    if until > row {
-                        out.push((row, v));
-                        covered += until - row;
-                    }
-                }
+            for (row, until, v) in ism::value_runs(&file, files, big, place, 8, 0..rows)? {
+                let v = f64_at(&v, 0).ok_or_else(|| invalid(&file, "a short value"))?;
+                out.push((row, v));
+                covered += until - row;
             }
         }
         other => {
