@@ -590,6 +590,31 @@ fn decode_chunks(
     Ok(out)
 }
 
+/// A LAZ point section for `data` (consecutive chunks of `points[i]`
+/// points and `bytes[i]` bytes): the offset to its chunk table, the chunks,
+/// then the table, as the decoder reads it and a slice file holds it.
+fn laz_section(
+    data: &[u8],
+    points: &[u64],
+    bytes: &[u64],
+    vlr: &LazVlr,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut table = ChunkTable::with_capacity(points.len());
+    for (p, b) in points.iter().zip(bytes) {
+        table.push(ChunkTableEntry {
+            point_count: *p,
+            byte_count: *b,
+        });
+    }
+    let mut section = Vec::with_capacity(data.len() + 16 + 8 * points.len());
+    section.extend_from_slice(&(8 + data.len() as u64).to_le_bytes());
+    section.extend_from_slice(data);
+    table
+        .write_to(&mut section, vlr)
+        .map_err(|e| e.to_string())?;
+    Ok(section)
+}
+
 /// Decode consecutive LAZ chunks (`data`: their bytes; `points`, `bytes`:
 /// each one's points and bytes) 64 Ki points at a
 /// time, handing each batch of records (`len` bytes each) to `batch` with
@@ -605,19 +630,7 @@ fn scan_chunks(
     batch: &mut dyn FnMut(usize, &[u8]),
 ) -> std::result::Result<(), String> {
     check_layer_sizes(data, bytes, vlr)?;
-    let mut table = ChunkTable::with_capacity(points.len());
-    for (p, b) in points.iter().zip(bytes) {
-        table.push(ChunkTableEntry {
-            point_count: *p,
-            byte_count: *b,
-        });
-    }
-    let mut section = Vec::with_capacity(data.len() + 16 + 8 * points.len());
-    section.extend_from_slice(&(8 + data.len() as u64).to_le_bytes());
-    section.extend_from_slice(data);
-    table
-        .write_to(&mut section, vlr)
-        .map_err(|e| e.to_string())?;
+    let section = laz_section(data, points, bytes, vlr)?;
     let most = points.iter().copied().max().unwrap_or(0).min(65536) as usize;
     let mut buf = vec![0u8; most * len];
     guarded(|| {
@@ -1448,18 +1461,7 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
         (Some(chunks), None) => {
             let vlr = laszip_vlr(&vlr_bytes, header.number_of_variable_length_records, &url)?
                 .ok_or_else(|| invalid(&url, "compressed points without a LASzip VLR"))?;
-            let mut table = ChunkTable::with_capacity(chunks.points.len());
-            for (p, b) in chunks.points.iter().zip(&chunks.bytes) {
-                table.push(ChunkTableEntry {
-                    point_count: *p,
-                    byte_count: *b,
-                });
-            }
-            let mut section = Vec::with_capacity(data.len() + 16 + 8 * chunks.points.len());
-            section.extend_from_slice(&(8 + data.len() as u64).to_le_bytes());
-            section.extend_from_slice(data);
-            table
-                .write_to(&mut section, &vlr)
+            let mut section = laz_section(data, &chunks.points, &chunks.bytes, &vlr)
                 .map_err(|e| Error::internal(format!("cannot write a chunk table: {e}")))?;
             let points: u64 = chunks.points.iter().sum();
             check_layer_sizes(data, &chunks.bytes, &vlr)
