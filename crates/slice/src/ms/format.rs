@@ -490,53 +490,43 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
                 u32::from_le_bytes(word)
             };
             let (base, bytes) = match s.arrays_span() {
-                None => (0, Vec::new()),
+                None => (0, Bytes::new()),
                 Some(span) => {
                     // Every array from the first to the last the slice's
-                    // cells point at: they were written in row order.
+                    // cells point at (they were written in row order): the
+                    // last one's shape says where the read ends.
                     if span.end >= f.size {
                         return Err(invalid(
                             &arrays_url,
                             format!("an array at byte {}, past the end ({})", span.end, f.size),
                         ));
                     }
-                    let mut end = (span.end + 4096).min(f.size);
-                    loop {
-                        let got = ranged_get(
-                            &loc,
-                            &arrays_url,
-                            f.etag.as_deref(),
-                            f.size,
-                            span.start,
-                            end,
-                        )
-                        .await?;
-                        let u32_at = |at: u64| -> Option<u32> {
-                            let i = (at.checked_sub(span.start)?) as usize;
-                            let w: [u8; 4] = got.get(i..i + 4)?.try_into().ok()?;
-                            Some(if dat.big_endian {
-                                u32::from_be_bytes(w)
-                            } else {
-                                u32::from_le_bytes(w)
-                            })
-                        };
-                        // The last array's length, over every element type
-                        // (the widest, 16 bytes, bounds it).
-                        let need = super::slice::array_len(
-                            span.end,
-                            version,
-                            super::table::Type::DComplex,
-                            &u32_at,
-                        );
-                        match need {
-                            Some(n) if span.end + n <= end || end == f.size => {
-                                break (span.start, got.to_vec());
-                            }
-                            Some(n) => end = (span.end + n).min(f.size),
-                            None if end == f.size => break (span.start, got.to_vec()),
-                            None => end = (end + 65536).min(f.size),
-                        }
-                    }
+                    let get = |a: u64, b: u64| {
+                        ranged_get(&loc, &arrays_url, f.etag.as_deref(), f.size, a, b)
+                    };
+                    // A shape header: a reference count, a rank, 64 extents at most.
+                    let head = get(span.end, (span.end + 8 + 4 * 64).min(f.size)).await?;
+                    let u32_at = |at: u64| -> Option<u32> {
+                        let i = at.checked_sub(span.end)? as usize;
+                        let w: [u8; 4] = head.get(i..i + 4)?.try_into().ok()?;
+                        Some(if dat.big_endian {
+                            u32::from_be_bytes(w)
+                        } else {
+                            u32::from_le_bytes(w)
+                        })
+                    };
+                    // Any element type: the widest (16 bytes) bounds the read.
+                    let last = super::slice::array_len(
+                        span.end,
+                        version,
+                        super::table::Type::DComplex,
+                        &u32_at,
+                    )
+                    .ok_or_else(|| {
+                        invalid(&arrays_url, format!("the array at byte {} is cut short", span.end))
+                    })?;
+                    let end = span.end.saturating_add(last).min(f.size);
+                    (span.start, get(span.start, end).await?)
                 }
             };
             let new = s
