@@ -523,7 +523,10 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
                         &u32_at,
                     )
                     .ok_or_else(|| {
-                        invalid(&arrays_url, format!("the array at byte {} is cut short", span.end))
+                        invalid(
+                            &arrays_url,
+                            format!("the array at byte {} is cut short", span.end),
+                        )
                     })?;
                     let end = span.end.saturating_add(last).min(f.size);
                     (span.start, get(span.start, end).await?)

@@ -181,7 +181,10 @@ pub(crate) fn value_runs(
                 continue;
             }
             let v = bucket.get(off..off + size).ok_or_else(|| {
-                super::invalid(file, format!("the value of row {row} lies outside its bucket"))
+                super::invalid(
+                    file,
+                    format!("the value of row {row} lies outside its bucket"),
+                )
             })?;
             out.push((lo, hi, v.to_vec()));
         }
