@@ -436,7 +436,8 @@ impl PySlice {
     /// LAS/LAZ file; for a COG a standalone GeoTIFF of its window; for
     /// imzML a tar stream of the slice's `.imzML` and `.ibd`, for a
     /// MeasurementSet a tar stream of a standalone MeasurementSet folder
-    /// (unpack either with `tarfile`). Store settings:
+    /// (unpack either with `tarfile`, or write the files with
+    /// `fetch_to(folder)`). Store settings:
     /// `store=` or the store keywords, else those given when planning (never
     /// credentials) and the environment's.
     #[pyo3(signature = (*, store=None, **kw))]
@@ -476,6 +477,35 @@ impl PySlice {
         }
         let data = self.fetch_bytes(py, store.as_ref())?;
         Ok(PyBytes::new(py, &data))
+    }
+
+    /// Write the files of an imzML or MeasurementSet slice into the folder
+    /// `folder` (created if missing) and return their paths: the slice's
+    /// `.imzML` and `.ibd` pair, or its MeasurementSet folder
+    /// `NAME.sliceK.ms`. The files are written as they are made, with no
+    /// tar stream between. Store settings as for `fetch()`.
+    #[pyo3(signature = (folder, *, store=None, **kw))]
+    fn fetch_to<'py>(
+        &self,
+        py: Python<'py>,
+        folder: std::path::PathBuf,
+        store: Option<PyRef<'py, PyStoreOptions>>,
+        kw: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Vec<String>> {
+        let store = PyStoreOptions::from_args(store.as_deref(), kw)?;
+        let o = opts(store.as_ref().or(self.store.as_ref()));
+        let slice = self.inner.clone();
+        block_on(py, async move {
+            let written = Registry::builtin()
+                .fetch_from_url(&slice, &o)
+                .write_into(&folder)
+                .await
+                .py()?;
+            Ok(written
+                .into_iter()
+                .map(|p| p.display().to_string())
+                .collect())
+        })
     }
 
     /// The slice's records, each as `bytes` (line terminators included;

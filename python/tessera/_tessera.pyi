@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import pathlib
 from typing import Any, Iterator, Optional, Sequence
 
@@ -128,6 +129,9 @@ class Slice:
     ranges: Optional[list[tuple[int, int]]]
     detail: dict[str, Any]
     def fetch(self, *, store: Optional[StoreOptions] = None, **store_options: Any) -> bytes: ...
+    def fetch_to(
+        self, folder: str | os.PathLike[str], *, store: Optional[StoreOptions] = None, **store_options: Any
+    ) -> list[str]: ...
     def records(self, *, store: Optional[StoreOptions] = None, **store_options: Any) -> Iterator[bytes]: ...
     def to_arrow(
         self, *, schema: Any = None, store: Optional[StoreOptions] = None, **store_options: Any

@@ -689,6 +689,42 @@ def test_other_storage_managers_are_sliced_exactly(
         got = fetch_many(tessera_bin, plan_file, list(range(len(slices))), tmp_path / args[0][2:], o.stem)
         for i, d in enumerate(slices):
             verify_slice(o, got[i], *d["rows"])
+            check_tiled_managers_kept(o.path, got[i], d["rows"][1] - d["rows"][0])
+
+
+def tiled_layout(path: Path) -> dict[str, Any]:
+    """The tiled storage managers of a table, by name: type, columns,
+    default tile shape, and per hypercube its cell and tile shapes and its
+    rows."""
+    with pt.table(str(path), ack=False) as t:
+        info = t.getdminfo()
+    out = {}
+    for dm in info.values():
+        if not dm["TYPE"].startswith("Tiled"):
+            continue
+        spec = dm["SPEC"]
+        cubes = [(list(c["CellShape"]), list(c["TileShape"]), int(c["CubeShape"][-1]))
+                 for c in spec.get("HYPERCUBES", {}).values()]
+        out[dm["NAME"]] = {
+            "type": dm["TYPE"],
+            "columns": sorted(dm["COLUMNS"]),
+            "default_tile": list(spec.get("DEFAULTTILESHAPE", [])),
+            "cubes": cubes,
+        }
+    return out
+
+
+def check_tiled_managers_kept(original: Path, sl: Path, rows: int) -> None:
+    """A slice keeps each tiled storage manager of the original: its type,
+    columns, default tile shape, and each hypercube's cell and tile shapes,
+    the cubes' rows adding up to the slice's rows per column."""
+    want, got = tiled_layout(original), tiled_layout(sl)
+    assert got.keys() == want.keys(), (got.keys(), want.keys())
+    for name, w in want.items():
+        g = got[name]
+        assert (g["type"], g["columns"], g["default_tile"]) == (w["type"], w["columns"], w["default_tile"]), name
+        assert [c[:2] for c in g["cubes"]] == [c[:2] for c in w["cubes"]], (name, g, w)
+        assert sum(c[2] for c in g["cubes"]) == rows, (name, g, rows)
 
 
 def test_bad_plans_are_refused(
@@ -719,8 +755,9 @@ def test_python_plans_by_interval_and_fetches_measurement_sets(
 ) -> None:
     """The Python package: ``tessera.index`` of a MeasurementSet folder,
     ``Index.plan(interval=...)`` given seconds, a ``timedelta`` or a string
-    (the same plan each way), and ``Slice.fetch()`` returning a tar stream
-    of a standalone MeasurementSet that equals its rows of the original."""
+    (the same plan each way), ``Slice.fetch()`` returning a tar stream
+    of a standalone MeasurementSet that equals its rows of the original,
+    and ``Slice.fetch_to(folder)`` writing the same files."""
     import datetime
     import io
     import tarfile
@@ -747,6 +784,19 @@ def test_python_plans_by_interval_and_fetches_measurement_sets(
         out = tmp_path / f"s{s.number}"
         tarfile.open(fileobj=io.BytesIO(s.fetch())).extractall(out)
         verify_slice(o, out / f"{o.stem}.slice{s.number}.ms", *s.detail["rows"])
+        # fetch_to writes the same files, without the tar stream.
+        direct = tmp_path / f"d{s.number}"
+        written = s.fetch_to(direct)
+        files = sorted(p for p in (out).rglob("*") if p.is_file())
+        assert sorted(Path(p) for p in written) == [direct / p.relative_to(out) for p in files]
+        for p in files:
+            assert (direct / p.relative_to(out)).read_bytes() == p.read_bytes(), p
+    # A slice of one file (a text format) has no files to write.
+    text = tmp_path / "t.csv"
+    text.write_text("a\n1\n2\n")
+    tessera.index(str(text))
+    with pytest.raises(Exception, match="one file"):
+        tessera.plan(str(text), count=1)[0].fetch_to(tmp_path / "nothing")
 
 
 def test_a_standard_st_man_index_chained_over_buckets(tmp_path: Path, tessera_bin: Path) -> None:

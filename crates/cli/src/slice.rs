@@ -297,8 +297,11 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
     let (format, _) = registry.format(&slice.format)?;
     if let (true, Some(dir)) = (format.archive(), &args.output) {
         // A dataset of several files: -o names the folder they go into.
-        let data = fetch.await.map_err(|e| explain(e, &slice.url))?;
-        for f in tessera_slice::unpack(&data, dir)? {
+        let written = fetch
+            .write_into(dir)
+            .await
+            .map_err(|e| explain(e, &slice.url))?;
+        for f in written {
             eprintln!("{}", f.display());
         }
         return Ok(0);

@@ -32,7 +32,7 @@ use tessera_store::{Location, ObjectMeta};
 
 use crate::error::{Error, Result};
 use crate::plugin::{
-    coalesce, head, ranged_get, write_tar, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFormat,
+    coalesce, head, ranged_get, write_tar, AnyIndex, SliceFile, AnySlice, BoxFuture, IndexRequest, SliceFormat,
 };
 use crate::slice::Strategy;
 
@@ -785,6 +785,11 @@ fn rewrite_spectrum(xml: &[u8], index: usize, offsets: &[u64], url: &str) -> Res
 }
 
 async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
+    write_tar(&fetch_files(slice, object).await?, out)
+}
+
+/// A slice's pair of files: its imzML and its ibd.
+async fn fetch_files(slice: &AnySlice, object: &Location) -> Result<Vec<SliceFile>> {
     let d: ImzSlice = slice.detail()?;
     let url = slice.url.clone();
     // The XML: everything before the spectra, the slice's spectra, the rest.
@@ -867,9 +872,9 @@ async fn fetch(slice: &AnySlice, object: &Location, out: &mut (dyn Write + Send)
     // A tar of the pair.
     let name = url.rsplit('/').next().unwrap_or("dataset.imzML");
     let stem = name.rfind('.').map_or(name, |i| &name[..i]);
-    let files = [("imzML", &new_xml), ("ibd", &new_ibd)]
-        .map(|(ext, data)| (format!("{stem}.slice{}.{ext}", slice.slice), &data[..]));
-    write_tar(files, out)
+    Ok([("imzML", new_xml), ("ibd", new_ibd)]
+        .map(|(ext, data)| SliceFile::new(format!("{stem}.slice{}.{ext}", slice.slice), data))
+        .into())
 }
 
 /// The spectra of an imzML slice (the tar stream a slice evaluates to) as
@@ -1014,5 +1019,13 @@ impl SliceFormat for ImzmlFormat {
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(fetch(slice, object, out))
+    }
+
+    fn fetch_files<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+    ) -> BoxFuture<'a, Result<Vec<SliceFile>>> {
+        Box::pin(fetch_files(slice, object))
     }
 }

@@ -91,8 +91,8 @@ pub use index::{
 pub use las::{points_to_arrow, LasFormat};
 pub use ms::MsFormat;
 pub use plugin::{
-    pick_any_slice, unpack, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny,
-    IndexRequest, Registry, SliceFormat,
+    pick_any_slice, unpack, write_files, AnyIndex, AnySlice, BoxFuture, Detail, FetchAny, IndexAny,
+    IndexRequest, Registry, SliceFile, SliceFormat,
 };
 pub use records::record_spans;
 pub use scan::Sequence;

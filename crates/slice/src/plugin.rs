@@ -19,6 +19,7 @@ use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -516,6 +517,23 @@ pub trait SliceFormat: Send + Sync + 'static {
         object: &'a Location,
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, Result<u64>>;
+
+    /// Evaluate a slice of a dataset of several files
+    /// ([`archive`](SliceFormat::archive)) into those files: each one's
+    /// path inside the slice (`/`-separated) and its bytes. The default
+    /// reads back the tar stream [`fetch`](SliceFormat::fetch) writes;
+    /// a format overrides it to hand its files over without the stream.
+    fn fetch_files<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+    ) -> BoxFuture<'a, Result<Vec<SliceFile>>> {
+        Box::pin(async move {
+            let mut tar = Vec::new();
+            self.fetch(slice, object, &mut tar).await?;
+            untar(&tar)
+        })
+    }
 }
 
 /// The formats a program can slice, found by name.
@@ -819,20 +837,50 @@ impl fmt::Debug for FetchAny<'_> {
 }
 
 impl<'a> FetchAny<'a> {
-    /// Write the slice into `out`; returns the bytes written.
-    pub async fn write_to(self, out: &mut (dyn Write + Send)) -> Result<u64> {
+    /// The slice's format and its object, opened unless given.
+    async fn open(&self) -> Result<(&'a dyn SliceFormat, std::borrow::Cow<'a, Location>)> {
         self.slice.validate()?;
         let (format, _) = self.registry.format(&self.slice.format)?;
-        let opened;
         let object = match (self.object, self.opts) {
-            (Some(o), _) => o,
+            (Some(o), _) => std::borrow::Cow::Borrowed(o),
             (None, opts) => {
                 let default = StoreOptions::default();
-                opened = Location::open(&self.slice.url, opts.unwrap_or(&default)).await?;
-                &opened
+                std::borrow::Cow::Owned(
+                    Location::open(&self.slice.url, opts.unwrap_or(&default)).await?,
+                )
             }
         };
-        format.fetch(self.slice, object, out).await
+        Ok((format, object))
+    }
+
+    /// Write the slice into `out`; returns the bytes written.
+    pub async fn write_to(self, out: &mut (dyn Write + Send)) -> Result<u64> {
+        let (format, object) = self.open().await?;
+        format.fetch(self.slice, &object, out).await
+    }
+
+    /// The files of a slice of a dataset of several files
+    /// ([`SliceFormat::archive`]): each one's path inside the slice and
+    /// its bytes, without a tar stream between.
+    pub async fn files(self) -> Result<Vec<SliceFile>> {
+        let (format, object) = self.open().await?;
+        if !format.archive() {
+            return Err(Error::unsupported(
+                self.slice.url.clone(),
+                format!(
+                    "a {} slice is one file, not a dataset of several",
+                    self.slice.format
+                ),
+            ));
+        }
+        format.fetch_files(self.slice, &object).await
+    }
+
+    /// Write the files of a slice of a dataset of several files into the
+    /// folder `dir` (created if missing); returns the files written.
+    pub async fn write_into(self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+        let files = self.files().await?;
+        write_files(&files, dir)
     }
 }
 
@@ -849,13 +897,50 @@ impl<'a> IntoFuture for FetchAny<'a> {
     }
 }
 
+/// One file of a slice of a dataset of several files
+/// ([`SliceFormat::archive`]): its path inside the slice (`/`-separated)
+/// and its bytes, in parts to be written one after the other. The parts
+/// are often views of the bytes read from the store, so a file is not
+/// copied to be assembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceFile {
+    pub path: String,
+    pub parts: Vec<Bytes>,
+}
+
+impl SliceFile {
+    /// A file of one part.
+    pub fn new(path: impl Into<String>, bytes: impl Into<Bytes>) -> SliceFile {
+        SliceFile {
+            path: path.into(),
+            parts: vec![bytes.into()],
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len() as u64).sum()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(|p| p.is_empty())
+    }
+
+    /// Its bytes in one piece (copied unless it has one part).
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.parts[..] {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
 /// Write the files of a dataset slice ([`SliceFormat::archive`]) to `out`
 /// as a tar stream (plain entries, mode 644, no dates, so the same slice
 /// gives the same bytes); returns the bytes written.
-pub(crate) fn write_tar<'a>(
-    files: impl IntoIterator<Item = (String, &'a [u8])>,
-    out: &mut (dyn Write + Send),
-) -> Result<u64> {
+pub(crate) fn write_tar(files: &[SliceFile], out: &mut (dyn Write + Send)) -> Result<u64> {
     // Straight into `out`, counted: a slice is not copied once more.
     struct Counted<'w> {
         out: &'w mut (dyn Write + Send),
@@ -871,55 +956,98 @@ pub(crate) fn write_tar<'a>(
             self.out.flush()
         }
     }
+    /// A file's parts read one after the other.
+    struct Parts<'p>(std::slice::Iter<'p, Bytes>, &'p [u8]);
+    impl std::io::Read for Parts<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            while self.1.is_empty() {
+                match self.0.next() {
+                    Some(p) => self.1 = p,
+                    None => return Ok(0),
+                }
+            }
+            self.1.read(buf)
+        }
+    }
     let w = |e: std::io::Error| Error::io("writing the slice", e);
     let mut tar = tar::Builder::new(Counted { out, n: 0 });
-    for (path, data) in files {
+    for f in files {
         let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
+        h.set_size(f.len());
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        tar.append_data(&mut h, path, data).map_err(w)?;
+        tar.append_data(&mut h, &f.path, Parts(f.parts.iter(), &[]))
+            .map_err(w)?;
     }
     Ok(tar.into_inner().map_err(w)?.n)
+}
+
+/// The files of a tar stream a slice evaluated to: each one's path and
+/// bytes.
+pub(crate) fn untar(tar_bytes: &[u8]) -> Result<Vec<SliceFile>> {
+    let bad = |e: std::io::Error| Error::io("reading the slice's tar stream", e);
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
+        out.push(SliceFile::new(name, data));
+    }
+    Ok(out)
+}
+
+/// Write the files of a slice (each one's path inside the slice and its
+/// bytes) into the folder `dir`, creating it and the sub-folders a path
+/// names; returns the files written. Absolute paths and `..` are refused.
+pub fn write_files(files: &[SliceFile], dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", dir.display()), e);
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", e))?;
+    let mut written = Vec::with_capacity(files.len());
+    for f in files {
+        let name = &f.path;
+        let path = std::path::Path::new(name);
+        if name.is_empty()
+            || path.is_absolute()
+            || path.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        {
+            return Err(Error::internal(format!(
+                "a slice file outside its folder: {name}"
+            )));
+        }
+        let to = dir.join(path);
+        // A folder dataset (a MeasurementSet) has files in sub-folders.
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io("cannot create a folder in", e))?;
+        }
+        let write = || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&to)?;
+            for part in &f.parts {
+                out.write_all(part)?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| io("cannot write into", e))?;
+        written.push(to);
+    }
+    Ok(written)
 }
 
 /// Unpack a slice that evaluated to a tar stream ([`SliceFormat::archive`])
 /// into the folder `dir` (created if missing); returns the files written.
 /// Entries with absolute paths or `..` are refused.
 pub fn unpack(tar_bytes: &[u8], dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", dir.display()), e);
-    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", e))?;
-    let mut archive = tar::Archive::new(tar_bytes);
-    let mut written = Vec::new();
-    for entry in archive
-        .entries()
-        .map_err(|e| io("cannot read the slice for", e))?
-    {
-        let mut entry = entry.map_err(|e| io("cannot read the slice for", e))?;
-        let name = entry
-            .path()
-            .map_err(|e| io("a bad entry name for", e))?
-            .into_owned();
-        if name.is_absolute()
-            || name
-                .components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(Error::internal(format!(
-                "a slice entry outside its folder: {}",
-                name.display()
-            )));
-        }
-        let to = dir.join(&name);
-        // A folder dataset (a MeasurementSet) has files in sub-folders.
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io("cannot create a folder in", e))?;
-        }
-        entry.unpack(&to).map_err(|e| io("cannot write into", e))?;
-        written.push(to);
-    }
-    Ok(written)
+    write_files(&untar(tar_bytes)?, dir)
 }
 
 /// Read slice `i` of a slices file of any format without decoding the others.

@@ -244,6 +244,36 @@ impl Writer {
         self.u32(v as u32);
     }
 
+    pub(crate) fn u64(&mut self, v: u64) {
+        let b = if self.big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.buf.extend_from_slice(&b);
+    }
+
+    /// Bytes copied as they are (a field kept from the file read).
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// An `IPosition` (a shape): version 1 (32-bit extents) when every
+    /// extent fits, as casacore writes it, else version 2.
+    pub(crate) fn iposition(&mut self, v: &[u64]) {
+        let small = v.iter().all(|&x| x <= i32::MAX as u64);
+        self.start("IPosition", if small { 1 } else { 2 });
+        self.u32(v.len() as u32);
+        for &x in v {
+            if small {
+                self.u32(x as u32);
+            } else {
+                self.u64(x);
+            }
+        }
+        self.end();
+    }
+
     pub(crate) fn string(&mut self, s: &str) {
         self.u32(s.len() as u32);
         self.buf.extend_from_slice(s.as_bytes());

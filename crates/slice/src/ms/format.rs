@@ -11,18 +11,21 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
-use super::convert::{ism_cells, table_dat_rebound, tiled_spans, tsm_cells, write_ssm, Cells};
+use super::convert::{ism_cells, table_dat_rebound, write_ssm, Cells};
 use super::slice::{ssm_slice, table_dat_with_rows};
 use super::table::{lock_rows, parse_table_dat, TableDat};
 use super::tsm;
 use super::{double_runs, Files};
 use crate::error::{Error, Result};
-use crate::plugin::{ranged_get, write_tar, AnyIndex, AnySlice, IndexRequest, SliceFormat};
+use crate::plugin::{
+    ranged_get, write_tar, AnyIndex, AnySlice, IndexRequest, SliceFile, SliceFormat,
+};
 use crate::Strategy;
 
 /// The storage managers whose files a slice can be written from: a
-/// StandardStMan is cut natively; the others' columns are read cell by
-/// cell and written into one new StandardStMan (see `convert`).
+/// StandardStMan and the tiled managers are cut natively; an
+/// IncrementalStMan's columns are read cell by cell and written into one
+/// new StandardStMan (see `convert`).
 const WRITABLE: &[&str] = &[
     "StandardStMan",
     "IncrementalStMan",
@@ -368,8 +371,8 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         .collect()
 }
 
-/// The cells of rows `rows` of every column manager `m` (not a
-/// StandardStMan) stores: (column number, cells).
+/// The cells of rows `rows` of every column IncrementalStMan `m` stores:
+/// (column number, cells).
 async fn convert_manager(
     dat: &TableDat,
     m: &super::table::Manager,
@@ -381,56 +384,224 @@ async fn convert_manager(
     let main = format!("table.f{}", m.seqnr);
     let main_url = format!("{url}/{main}");
     let header = read_file(folder, file(files, url, &main)?).await?;
-    let columns: Vec<usize> = (0..dat.columns.len())
-        .filter(|&i| dat.columns[i].manager == m.seqnr)
-        .collect();
-    let mut out = Vec::with_capacity(columns.len());
-    match m.kind.as_str() {
-        "IncrementalStMan" => {
-            let loaded = Loaded([(main.clone(), header)].into());
-            for (place, &i) in columns.iter().enumerate() {
-                let cells = ism_cells(
-                    &dat.columns[i],
-                    place,
-                    rows.clone(),
-                    dat.big_endian,
-                    &main,
-                    &loaded,
-                )
-                .map_err(|e| rename(e, &main, &main_url))?;
-                out.push((i, cells));
-            }
-        }
-        _ => {
-            let t = tsm::parse(&header, &main).map_err(|e| rename(e, &main, &main_url))?;
-            for &i in &columns {
-                let c = &dat.columns[i];
-                let mut data = BTreeMap::new();
-                for (cube, f, a, b) in tiled_spans(c, &t, rows.clone(), &main_url)? {
-                    let name = format!("{main}_TSM{f}");
-                    let mf = file(files, url, &name)?;
-                    if b > mf.size {
-                        return Err(invalid(
-                            &format!("{url}/{name}"),
-                            format!(
-                                "column {}: tiles up to byte {b}, past the end ({})",
-                                c.name, mf.size
-                            ),
-                        ));
-                    }
-                    let loc = folder.join(&name)?;
-                    let got =
-                        ranged_get(&loc, &loc.url(), mf.etag.as_deref(), mf.size, a, b).await?;
-                    data.insert(cube, (a, got));
-                }
-                out.push((i, tsm_cells(c, &t, rows.clone(), &main_url, &data)?));
-            }
-        }
+    let loaded = Loaded([(main.clone(), header)].into());
+    let mut out = Vec::new();
+    let columns = (0..dat.columns.len()).filter(|&i| dat.columns[i].manager == m.seqnr);
+    for (place, i) in columns.enumerate() {
+        let cells = ism_cells(
+            &dat.columns[i],
+            place,
+            rows.clone(),
+            dat.big_endian,
+            &main,
+            &loaded,
+        )
+        .map_err(|e| rename(e, &main, &main_url))?;
+        out.push((i, cells));
     }
     Ok(out)
 }
 
+/// The files of a tiled manager `m` (TiledColumnStMan, TiledShapeStMan)
+/// for rows `rows`: its header and its data files, the tiles of the
+/// slice's rows in the same tile shape.
+async fn tiled_manager(
+    m: &super::table::Manager,
+    folder: &Location,
+    files: &[MsFile],
+    url: &str,
+    rows: std::ops::Range<u64>,
+) -> Result<Vec<SliceFile>> {
+    let main = format!("table.f{}", m.seqnr);
+    let main_url = format!("{url}/{main}");
+    let header = read_file(folder, file(files, url, &main)?).await?;
+    let t = tsm::parse(&header, &main).map_err(|e| rename(e, &main, &main_url))?;
+    if rows.end > t.rows {
+        return Err(invalid(
+            &main_url,
+            format!(
+                "rows {}..{} asked, the manager holds {}",
+                rows.start, rows.end, t.rows
+            ),
+        ));
+    }
+    let plan = t.plan(rows.clone()).ok_or_else(|| {
+        invalid(
+            &main_url,
+            format!(
+                "rows {}..{} lie outside the cubes that hold them",
+                rows.start, rows.end
+            ),
+        )
+    })?;
+    let spans = t
+        .spans(&plan)
+        .ok_or_else(|| invalid(&main_url, "the tiles' places overflow"))?;
+    let reads = spans.into_iter().map(|(c, f, range)| {
+        let name = format!("{main}_TSM{f}");
+        let plan = &plan;
+        let t = &t;
+        async move {
+            let mf = file(files, url, &name)?;
+            if range.end > mf.size {
+                return Err(invalid(
+                    &format!("{url}/{name}"),
+                    format!(
+                        "tiles up to byte {}, past the end ({})",
+                        range.end, mf.size
+                    ),
+                ));
+            }
+            let loc = folder.join(&name)?;
+            let got = ranged_get(
+                &loc,
+                &loc.url(),
+                mf.etag.as_deref(),
+                mf.size,
+                range.start,
+                range.end,
+            )
+            .await?;
+            let tiles = t
+                .copy_cube(c, plan, &got, range.start)
+                .ok_or_else(|| invalid(&loc.url(), "the tiles read are cut short"))?;
+            Ok::<_, Error>((c, f, tiles))
+        }
+    });
+    let mut cubes: Vec<(usize, u32, Vec<Bytes>)> = futures::stream::iter(reads)
+        .buffered(4)
+        .try_collect()
+        .await?;
+    cubes.sort_by_key(|x| x.0);
+    // Each data file: its cubes one after the other, in cube order.
+    let nfiles = t.cubes.iter().filter_map(|c| c.file).max().map_or(0, |f| f as usize + 1);
+    let mut offsets = vec![0u64; t.cubes.len()];
+    let mut parts: Vec<Vec<Bytes>> = vec![Vec::new(); nfiles];
+    let mut lengths = vec![0u64; nfiles];
+    for (c, f, tiles) in cubes {
+        let f = f as usize;
+        offsets[c] = lengths[f];
+        lengths[f] += tiles.iter().map(|p| p.len() as u64).sum::<u64>();
+        parts[f].extend(tiles);
+    }
+    let header = t.write_header(&header, rows.end - rows.start, &plan, &offsets, &lengths);
+    let mut out = vec![SliceFile::new(main.clone(), header)];
+    for f in t.data_files() {
+        out.push(SliceFile {
+            path: format!("{main}_TSM{f}"),
+            parts: parts.get_mut(f as usize).map(std::mem::take).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// The files of StandardStMan `m` for rows `rows`: its file and its array
+/// file, if it has one.
+async fn ssm_manager(
+    dat: &TableDat,
+    m: &super::table::Manager,
+    folder: &Location,
+    files: &[MsFile],
+    url: &str,
+    rows: std::ops::Range<u64>,
+) -> Result<Vec<SliceFile>> {
+    let main = format!("table.f{}", m.seqnr);
+    let main_url = format!("{url}/{main}");
+    let source = read_file(folder, file(files, url, &main)?).await?;
+    let mut s = ssm_slice(dat, m, &source, rows, &main).map_err(|e| rename(e, &main, &main_url))?;
+    let mut out = Vec::new();
+    let arrays = format!("{main}i");
+    let arrays_file = files.iter().find(|f| f.path == arrays);
+    if arrays_file.is_none() && s.arrays_span().is_some() {
+        return Err(Error::NotFound {
+            object: format!("{url}/{arrays}"),
+        });
+    }
+    if let Some(f) = arrays_file {
+        let loc = folder.join(&f.path)?;
+        let arrays_url = loc.url();
+        let head = ranged_get(
+            &loc,
+            &arrays_url,
+            f.etag.as_deref(),
+            f.size,
+            0,
+            16.min(f.size),
+        )
+        .await?;
+        let word: [u8; 4] = head
+            .get(..4)
+            .and_then(|w| w.try_into().ok())
+            .ok_or_else(|| invalid(&arrays_url, "shorter than its 16-byte header"))?;
+        let version = if dat.big_endian {
+            u32::from_be_bytes(word)
+        } else {
+            u32::from_le_bytes(word)
+        };
+        let (base, bytes) = match s.arrays_span() {
+            None => (0, Bytes::new()),
+            Some(span) => {
+                // Every array from the first to the last the slice's
+                // cells point at (they were written in row order): the
+                // last one's shape says where the read ends.
+                if span.end >= f.size {
+                    return Err(invalid(
+                        &arrays_url,
+                        format!("an array at byte {}, past the end ({})", span.end, f.size),
+                    ));
+                }
+                let get =
+                    |a: u64, b: u64| ranged_get(&loc, &arrays_url, f.etag.as_deref(), f.size, a, b);
+                // A shape header: a reference count, a rank, 64 extents at most.
+                let head = get(span.end, (span.end + 8 + 4 * 64).min(f.size)).await?;
+                let u32_at = |at: u64| -> Option<u32> {
+                    let i = at.checked_sub(span.end)? as usize;
+                    let w: [u8; 4] = head.get(i..i + 4)?.try_into().ok()?;
+                    Some(if dat.big_endian {
+                        u32::from_be_bytes(w)
+                    } else {
+                        u32::from_le_bytes(w)
+                    })
+                };
+                // Any element type: the widest (16 bytes) bounds the read.
+                let last = super::slice::array_len(
+                    span.end,
+                    version,
+                    super::table::Type::DComplex,
+                    &u32_at,
+                )
+                .ok_or_else(|| {
+                    invalid(
+                        &arrays_url,
+                        format!("the array at byte {} is cut short", span.end),
+                    )
+                })?;
+                let end = span.end.saturating_add(last).min(f.size);
+                (span.start, get(span.start, end).await?)
+            }
+        };
+        let new = s
+            .rebuild_arrays(&bytes, base, version, &arrays_url)
+            .map_err(|e| rename(e, &arrays_url, &arrays_url))?;
+        out.push(SliceFile::new(arrays, new));
+    }
+    out.push(SliceFile::new(main, s.file));
+    Ok(out)
+}
+
+/// What one storage manager gives a slice: its own files, or (an
+/// IncrementalStMan) its columns' cells for the new StandardStMan.
+enum Written {
+    Files(Vec<SliceFile>),
+    Converted(Vec<(usize, Cells)>),
+}
+
 async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)) -> Result<u64> {
+    write_tar(&fetch_files(slice, folder).await?, out)
+}
+
+/// A slice's files: the folder `NAME.sliceK.ms/` and everything in it.
+async fn fetch_files(slice: &AnySlice, folder: &Location) -> Result<Vec<SliceFile>> {
     let d: MsSlice = slice.detail()?;
     let url = slice.url.clone();
     let [a, b] = d.rows;
@@ -448,102 +619,36 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
         .unwrap_or("table.ms");
     let stem = name.strip_suffix(".ms").unwrap_or(name);
     let root = format!("{stem}.slice{}.ms", slice.slice);
-    let mut written: BTreeMap<String, Bytes> = BTreeMap::new();
-    // Columns of other managers, with their cells, for one new manager.
-    let mut converted: Vec<(usize, Cells)> = Vec::new();
-    for m in &dat.managers {
-        if m.kind != "StandardStMan" {
-            converted.extend(convert_manager(&dat, m, folder, &d.files, &url, a..b).await?);
-            continue;
-        }
-        let main = format!("table.f{}", m.seqnr);
-        let main_url = format!("{url}/{main}");
-        let source = read_file(folder, file(&d.files, &url, &main)?).await?;
-        let mut s =
-            ssm_slice(&dat, m, &source, a..b, &main).map_err(|e| rename(e, &main, &main_url))?;
-        let arrays = format!("{main}i");
-        let arrays_file = d.files.iter().find(|f| f.path == arrays);
-        if arrays_file.is_none() && s.arrays_span().is_some() {
-            return Err(Error::NotFound {
-                object: format!("{url}/{arrays}"),
-            });
-        }
-        if let Some(f) = arrays_file {
-            let loc = folder.join(&f.path)?;
-            let arrays_url = loc.url();
-            let head = ranged_get(
-                &loc,
-                &arrays_url,
-                f.etag.as_deref(),
-                f.size,
-                0,
-                16.min(f.size),
-            )
-            .await?;
-            let word: [u8; 4] = head
-                .get(..4)
-                .and_then(|w| w.try_into().ok())
-                .ok_or_else(|| invalid(&arrays_url, "shorter than its 16-byte header"))?;
-            let version = if dat.big_endian {
-                u32::from_be_bytes(word)
-            } else {
-                u32::from_le_bytes(word)
-            };
-            let (base, bytes) = match s.arrays_span() {
-                None => (0, Bytes::new()),
-                Some(span) => {
-                    // Every array from the first to the last the slice's
-                    // cells point at (they were written in row order): the
-                    // last one's shape says where the read ends.
-                    if span.end >= f.size {
-                        return Err(invalid(
-                            &arrays_url,
-                            format!("an array at byte {}, past the end ({})", span.end, f.size),
-                        ));
-                    }
-                    let get = |a: u64, b: u64| {
-                        ranged_get(&loc, &arrays_url, f.etag.as_deref(), f.size, a, b)
-                    };
-                    // A shape header: a reference count, a rank, 64 extents at most.
-                    let head = get(span.end, (span.end + 8 + 4 * 64).min(f.size)).await?;
-                    let u32_at = |at: u64| -> Option<u32> {
-                        let i = at.checked_sub(span.end)? as usize;
-                        let w: [u8; 4] = head.get(i..i + 4)?.try_into().ok()?;
-                        Some(if dat.big_endian {
-                            u32::from_be_bytes(w)
-                        } else {
-                            u32::from_le_bytes(w)
-                        })
-                    };
-                    // Any element type: the widest (16 bytes) bounds the read.
-                    let last = super::slice::array_len(
-                        span.end,
-                        version,
-                        super::table::Type::DComplex,
-                        &u32_at,
-                    )
-                    .ok_or_else(|| {
-                        invalid(
-                            &arrays_url,
-                            format!("the array at byte {} is cut short", span.end),
-                        )
-                    })?;
-                    let end = span.end.saturating_add(last).min(f.size);
-                    (span.start, get(span.start, end).await?)
+    // Every manager at once (each reads its own files).
+    let managers = dat.managers.iter().map(|m| {
+        let (dat, files, url) = (&dat, &d.files[..], &url[..]);
+        async move {
+            Ok::<_, Error>(match m.kind.as_str() {
+                "StandardStMan" => {
+                    Written::Files(ssm_manager(dat, m, folder, files, url, a..b).await?)
                 }
-            };
-            let new = s
-                .rebuild_arrays(&bytes, base, version, &arrays_url)
-                .map_err(|e| rename(e, &arrays_url, &arrays_url))?;
-            written.insert(arrays, new.into());
+                "IncrementalStMan" => {
+                    Written::Converted(convert_manager(dat, m, folder, files, url, a..b).await?)
+                }
+                _ => Written::Files(tiled_manager(m, folder, files, url, a..b).await?),
+            })
         }
-        written.insert(main, s.file.into());
+    });
+    let done = futures::future::try_join_all(managers).await?;
+    let mut written: BTreeMap<String, Vec<Bytes>> = BTreeMap::new();
+    // Columns of IncrementalStMans, with their cells, for one new manager.
+    let mut converted: Vec<(usize, Cells)> = Vec::new();
+    for w in done {
+        match w {
+            Written::Files(f) => written.extend(f.into_iter().map(|f| (f.path, f.parts))),
+            Written::Converted(c) => converted.extend(c),
+        }
     }
     let rows = b - a;
     if converted.is_empty() {
         written.insert(
             "table.dat".into(),
-            table_dat_with_rows(&dat, &dat_bytes, rows)?.into(),
+            vec![table_dat_with_rows(&dat, &dat_bytes, rows)?.into()],
         );
     } else {
         // A manager's columns lie in its buckets in the table's column order.
@@ -553,15 +658,13 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             .into_iter()
             .map(|(i, cells)| (&dat.columns[i], cells))
             .collect();
-        let (file, arrays, blob) = write_ssm(&columns, rows, dat.big_endian, "TesseraConverted")?;
-        written.insert(format!("table.f{seq}"), file.into());
-        if let Some(arrays) = arrays {
-            written.insert(format!("table.f{seq}i"), arrays.into());
-        }
+        let (file, blob) = write_ssm(&columns, rows, dat.big_endian, "TesseraConverted")?;
+        written.insert(format!("table.f{seq}"), vec![file.into()]);
+        let kept = |kind: &str| kind != "IncrementalStMan";
         let mut managers: Vec<(String, u32, Vec<u8>)> = dat
             .managers
             .iter()
-            .filter(|m| m.kind == "StandardStMan")
+            .filter(|m| kept(&m.kind))
             .map(|m| (m.kind.clone(), m.seqnr, m.blob.clone()))
             .collect();
         managers.push(("StandardStMan".into(), seq, blob));
@@ -569,11 +672,11 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             .columns
             .iter()
             .map(|c| {
-                let kept = dat
+                let stays = dat
                     .managers
                     .iter()
-                    .any(|m| m.seqnr == c.manager && m.kind == "StandardStMan");
-                if kept {
+                    .any(|m| m.seqnr == c.manager && kept(&m.kind));
+                if stays {
                     c.manager
                 } else {
                     seq
@@ -582,7 +685,7 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
             .collect();
         written.insert(
             "table.dat".into(),
-            table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?.into(),
+            vec![table_dat_rebound(&dat, &dat_bytes, rows, &managers, &bind)?.into()],
         );
     }
     // Everything else (table.info, the subtables) is copied as it is,
@@ -600,20 +703,21 @@ async fn fetch(slice: &AnySlice, folder: &Location, out: &mut (dyn Write + Send)
         let folder = folder.clone();
         async move {
             let bytes = read_file(&folder, &f).await?;
-            Ok::<_, Error>((f.path, bytes))
+            Ok::<_, Error>((f.path, vec![bytes]))
         }
     });
-    let read: Vec<(String, Bytes)> = futures::stream::iter(reads)
+    let read: Vec<(String, Vec<Bytes>)> = futures::stream::iter(reads)
         .buffered(16)
         .try_collect()
         .await?;
     written.extend(read);
-    write_tar(
-        written
-            .iter()
-            .map(|(path, data)| (format!("{root}/{path}"), &data[..])),
-        out,
-    )
+    Ok(written
+        .into_iter()
+        .map(|(path, parts)| SliceFile {
+            path: format!("{root}/{path}"),
+            parts,
+        })
+        .collect())
 }
 
 impl SliceFormat for MsFormat {
@@ -649,6 +753,14 @@ impl SliceFormat for MsFormat {
         out: &'a mut (dyn Write + Send),
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(fetch(slice, object, out))
+    }
+
+    fn fetch_files<'a>(
+        &'a self,
+        slice: &'a AnySlice,
+        object: &'a Location,
+    ) -> BoxFuture<'a, Result<Vec<SliceFile>>> {
+        Box::pin(fetch_files(slice, object))
     }
 }
 

@@ -33,11 +33,16 @@
 //! - a StandardStMan is cut in its own layout (`slice`): same bucket size,
 //!   rows per bucket and column places, so its blob in `table.dat` stays
 //!   as it is; its buckets, index, header and array file are new;
-//! - the columns of an IncrementalStMan, TiledColumnStMan or
-//!   TiledShapeStMan are read cell by cell for the rows (`ism`, `tsm`) and
+//! - a TiledColumnStMan or TiledShapeStMan is cut in its own layout too
+//!   (`tsm`): each cube keeps its tile shape and holds the slice's rows in
+//!   the order casacore would have placed them, its tiles copied plane by
+//!   plane (whole rows of tiles when the slice starts on a tile boundary,
+//!   then without a copy), and its header is written again with the new
+//!   row count, cube shapes, file lengths and row map;
+//! - the columns of an IncrementalStMan are read for the rows (`ism`) and
 //!   written into one new StandardStMan (`convert`), which `table.dat` then
-//!   binds them to. The values are the original's; the tiling is not kept
-//!   (a native tiled writer would keep it: not written yet).
+//!   binds them to. The values are the original's, one per row (a native
+//!   IncrementalStMan writer would keep them as changes: not written yet).
 //!
 //! Other managers (TiledCellStMan, TiledDataStMan, Dysco, virtual engines)
 //! are refused by name.

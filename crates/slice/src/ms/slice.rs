@@ -64,7 +64,7 @@ fn place(c: &Column, offset: u64, file: &str) -> Result<Place> {
 /// Copy `n` bits from bit `from` of `src` to bit `to` of `dst` (bit `k` is
 /// bit `k % 8` of byte `k / 8`, least significant first, as casacore packs
 /// Bools).
-fn copy_bits(src: &[u8], from: u64, dst: &mut [u8], to: u64, n: u64) {
+pub(crate) fn copy_bits(src: &[u8], from: u64, dst: &mut [u8], to: u64, n: u64) {
     if from.is_multiple_of(8) && to.is_multiple_of(8) && n.is_multiple_of(8) {
         let (s, d, len) = ((from / 8) as usize, (to / 8) as usize, (n / 8) as usize);
         dst[d..d + len].copy_from_slice(&src[s..s + len]);

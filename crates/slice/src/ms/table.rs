@@ -27,7 +27,7 @@ pub(crate) enum Type {
 impl Type {
     /// The element type of casacore's `DataType` number, and whether it is
     /// an array type.
-    fn from_code(code: i32) -> Option<(Type, bool)> {
+    pub(crate) fn from_code(code: i32) -> Option<(Type, bool)> {
         use Type::*;
         let scalar = [
             Bool, Char, UChar, Short, UShort, Int, UInt, Float, Double, Complex, DComplex, String,
