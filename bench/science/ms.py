@@ -19,6 +19,9 @@ rows; a main table of about 290 MB. Then, medians of RUNS runs:
       span of TIMES/SLICES timestamps) and fetching all of them (``tessera
       slice get -o DIR``, one process per slice, WORKERS (2) at a time
       through xargs -P), each a standalone MeasurementSet folder;
+  (b2) the same, each slice evaluated as the tar stream the server and
+      Python's ``Slice.fetch()`` return (``tessera slice get`` to stdout,
+      into /dev/null): evaluation without a file system;
   (c) the peer: python-casacore opening the main table and reading every
       column in full (``getcol``: scalar columns at once, array columns in
       blocks of about 1 MiB of rows), in one process, and the same split
@@ -422,6 +425,29 @@ def main() -> None:
     print(f"  ({nslices} slices of {min(counts)} to {max(counts)} rows, {out_mb:.0f} MB of standalone "
           "MeasurementSet folders)")
 
+    print(f"\n== (b2) the same slices evaluated as tar streams (stdout, to /dev/null), {a.workers} at a time")
+    # What the server and Python's Slice.fetch() return: the slice in
+    # memory, no file system between (writing (b)'s 1,100-odd files of
+    # folders into a file system is part of (b), not of evaluating).
+    to_null = (f'seq 0 $(( $(grep -o \'"tessera_slice"\' "{plan}" | wc -l) - 1 )) | '
+               f'xargs -P{a.workers} -I@ sh -c \'"{tessera}" -q slice get "{plan}" --slice @ > /dev/null\'')
+    label_b2 = f"plan + slice get x{nslices} as tar streams, {a.workers} at a time"
+    table.measure(label_b2, ["sh", "-c", f'"{tessera}" -q slice "{ms}" {how} -o "{plan}" && {to_null}'],
+                  a.runs, mb=mb)
+    # untimed: a tar stream holds the files -o DIR wrote, byte for byte
+    import io
+    import tarfile
+    import subprocess
+    stream = subprocess.run([tessera, "-q", "slice", "get", str(plan), "--slice", "0"], check=True,
+                            capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+        in_tar = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    on_disk = {str(p.relative_to(parts / "part0")): p.read_bytes()
+               for p in (parts / "part0").rglob("*") if p.is_file()}
+    if in_tar != on_disk:
+        sys.exit(f"slice 0's tar stream differs from its folder: {sorted(set(in_tar) ^ set(on_disk))[:4]}")
+    print(f"  (slice 0's tar stream holds the {len(in_tar)} files of its folder, byte for byte: checked)")
+
     print("\n== (c) python-casacore: table() + getcol of every main-table column, in blocks of rows")
     # what every case must read: once, untimed, with the checksums (the
     # timed cases only read, counting rows and bytes)
@@ -471,12 +497,16 @@ def main() -> None:
     print("\n== summary (medians)")
     Table.show("tessera index", table.seconds("tessera index"), mb, None, None)
     Table.show(f"tessera plan + slice get x{nslices}", t_b, mb, None, None)
+    t_b2 = table.seconds(label_b2)
+    Table.show(f"tessera plan + slice get x{nslices} (tar streams)", t_b2, mb, None, None)
     Table.show(f"tessera slices + casacore x{nslices}", t_d, mb, None, None)
     Table.show(label_c1, table.seconds(label_c1), mb, None, None)
     Table.show(label_c2, table.seconds(label_c2), mb, None, None)
     print("\n== ratios (python-casacore / tessera; higher: tessera faster)")
     table.ratio(f"one process / {nslices} slices", label_c1, t_b)
     table.ratio(f"{a.workers} processes / {nslices} slices", label_c2, t_b)
+    table.ratio(f"one process / {nslices} slices as tar streams", label_c1, t_b2)
+    table.ratio(f"{a.workers} processes / {nslices} slices as tar streams", label_c2, t_b2)
     table.ratio(f"{a.workers} processes / {nslices} slices + casacore each", label_c2, t_d)
     table.ratio("one process / tessera index", label_c1, table.seconds("tessera index"))
     print(f"  (planning alone: {table.seconds(label_plan):.3f} s; each tessera slice is a standalone "

@@ -227,7 +227,7 @@ fn plan_strategy(args: &SliceArgs) -> Result<Strategy> {
 
 pub async fn run(args: SliceArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     if let Some(SliceCommand::Get(get)) = args.command {
-        return fetch(get, opts).await;
+        return fetch(get, opts, quiet).await;
     }
     let strategy = match &args.interval {
         Some(d) => Strategy::Interval(
@@ -268,7 +268,7 @@ pub async fn run(args: SliceArgs, opts: &StoreOptions, quiet: bool) -> Result<i3
     Ok(0)
 }
 
-async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
+async fn fetch(args: SliceGetArgs, opts: &StoreOptions, quiet: bool) -> Result<i32> {
     let (json, name) = if args.slices == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -301,8 +301,10 @@ async fn fetch(args: SliceGetArgs, opts: &StoreOptions) -> Result<i32> {
             .write_into(dir)
             .await
             .map_err(|e| explain(e, &slice.url))?;
-        for f in written {
-            eprintln!("{}", f.display());
+        if !quiet {
+            for f in written {
+                eprintln!("{}", f.display());
+            }
         }
         return Ok(0);
     }

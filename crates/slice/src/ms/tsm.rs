@@ -296,7 +296,7 @@ impl Tsm {
                     let plane = plane_elems.checked_mul(bits)?;
                     let part_end = parts.get(k + 1).map_or(tile_bytes, |p| p.0);
                     let part_bytes = part_end - part;
-                    if plane % 8 == 0 {
+                    if plane.is_multiple_of(8) {
                         let plane = plane / 8;
                         let mut kk = 0u64;
                         // Where the last plane copied ends in `src`, and its
@@ -962,7 +962,7 @@ mod tests {
                 if let [(old_first, 0, _)] = plan.runs[c][..] {
                     // (Bool planes of a fraction of a byte are assembled.)
                     let plane: u64 = old.tile[..old.tile.len() - 1].iter().product();
-                    let whole = t.element_bits().unwrap().iter().all(|b| plane * b % 8 == 0);
+                    let whole = t.element_bits().unwrap().iter().all(|b| (plane * b).is_multiple_of(8));
                     if whole && old_first % old.tile.last().unwrap() == 0 {
                         prop_assert_eq!(pieces.len(), 1, "a tile-aligned slice is one view");
                         prop_assert_eq!(pieces[0].as_ptr(), src.as_ptr(), "a tile-aligned slice is not copied");
