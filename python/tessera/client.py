@@ -736,18 +736,29 @@ class Client:
         count: int | None = None,
         bytes: int | None = None,  # noqa: A002
         records: int | None = None,
+        grid: tuple[int, int] | str | None = None,
+        level: int | None = None,
+        interval: float | str | _dt.timedelta | None = None,
     ) -> list[dict]:
-        """Slice descriptors of an indexed object under the server's store (give exactly one of
-        ``count``, ``bytes``, ``records``).
+        """Slice descriptors of an indexed object under the server's store: exactly one of
+        ``count``, ``bytes``, ``records``, ``grid`` (``(columns, rows)`` or ``"4x4"``: COG
+        windows, COPC nodes, LAS/LAZ points indexed spatially) or ``interval`` (MeasurementSets:
+        whole timestamps spanning less than this each, in seconds, a ``timedelta`` or a string
+        such as ``"10min"``); ``level`` (a COG overview level, a COPC level of detail) cuts that
+        level into ``count`` slices.
 
         ``object`` is a key under the store (with auth on, starting with the
         caller's namespace). The descriptors are the JSON that
         ``tessera slice`` writes (``tessera.Slice.from_json`` reads one).
         """
         body: dict[str, Any] = {"object": object}
-        for k, v in (("count", count), ("bytes", bytes), ("records", records)):
+        for k, v in (("count", count), ("bytes", bytes), ("records", records), ("level", level)):
             if v is not None:
                 body[k] = _int(v, k)
+        if grid is not None:
+            body["grid"] = _grid(grid)
+        if interval is not None:
+            body["interval"] = _interval(interval)
         return list(self._json("POST", "/v1/slices/plan", body=body))
 
     def slice_data(
@@ -758,18 +769,51 @@ class Client:
         count: int | None = None,
         bytes: int | None = None,  # noqa: A002
         records: int | None = None,
+        grid: tuple[int, int] | str | None = None,
+        level: int | None = None,
+        interval: float | str | _dt.timedelta | None = None,
     ) -> bytes:
-        """The records of slice number ``slice`` (0-based) of the plan :meth:`plan` makes with the
-        same arguments, with the format's header, as bytes."""
+        """The data of slice number ``slice`` (0-based) of the plan :meth:`plan` makes with the
+        same arguments: a text slice's records with the format's header, a standalone LAS/LAZ
+        file or GeoTIFF, or for imzML and MeasurementSets a tar stream of the slice's files."""
         params: list[tuple[str, Any]] = [
             ("object", object),
             ("count", _int(count, "count")),
             ("bytes", _int(bytes, "bytes")),
             ("records", _int(records, "records")),
+            ("level", _int(level, "level")),
+            ("grid", None if grid is None else _grid(grid)),
+            ("interval", None if interval is None else _interval(interval)),
             ("slice", _int(slice, "slice")),
         ]
         with self._open("GET", "/v1/slices/data", params) as resp:
             return self._read(resp)
+
+
+def _grid(value: Any) -> str:
+    """A grid as the server reads it: ``COLSxROWS``."""
+    if isinstance(value, str):
+        return value
+    try:
+        cols, rows = value
+    except (TypeError, ValueError):
+        raise TypeError(f"grid is (columns, rows) or 'COLSxROWS', not {value!r}") from None
+    return f"{_int(cols, 'grid columns')}x{_int(rows, 'grid rows')}"
+
+
+def _interval(value: Any) -> str:
+    """A time span as the server reads it: a string as given, seconds or a
+    ``timedelta`` as whole seconds (``30s``) or else milliseconds (``1500ms``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, _dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"interval is seconds, a timedelta or a string, not {type(value).__name__}")
+    ms = round(value * 1000)
+    if ms <= 0:
+        raise ValueError(f"interval must be positive, not {value!r}")
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
 def _int(value: Any, what: str) -> int | None:

@@ -699,6 +699,27 @@ def test_slices(client: Client, world: World) -> None:
 # -- transport and errors -------------------------------------------------------
 
 
+def test_plan_arguments_are_sent_as_the_server_reads_them() -> None:
+    """A grid as ``COLSxROWS``, an interval as whole seconds or else
+    milliseconds (the server's duration syntax); bad values are refused
+    before any request."""
+    import datetime
+
+    from tessera.client import _grid, _interval
+
+    assert _grid((4, 3)) == "4x3" and _grid("2x2") == "2x2"
+    assert _interval(30) == "30s" and _interval(1.5) == "1500ms" and _interval("10min") == "10min"
+    assert _interval(datetime.timedelta(minutes=10)) == "600s"
+    with pytest.raises(TypeError):
+        _grid(3)
+    with pytest.raises(TypeError):
+        _grid((1.5, 2))
+    with pytest.raises(ValueError, match="positive"):
+        _interval(0)
+    with pytest.raises(TypeError):
+        _interval(True)
+
+
 def test_errors_carry_status_and_code(client: Client) -> None:
     with pytest.raises(NotFoundError) as e:
         client.get("no-such-dataset")

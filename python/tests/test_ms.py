@@ -833,7 +833,8 @@ def test_the_server_plans_and_serves_measurement_sets(
     """``tessera serve``: ``POST /v1/slices/plan`` with an ``interval`` plans
     a MeasurementSet under the store, and ``GET /v1/slices/data`` serves
     each slice as a tar stream (``application/x-tar``) of a MeasurementSet
-    equal to its rows; an interval with another strategy is a 400."""
+    equal to its rows; an interval with another strategy is a 400. The
+    Python client's ``plan`` and ``slice_data`` take the interval too."""
     import io
     import json
     import tarfile
@@ -863,5 +864,21 @@ def test_the_server_plans_and_serves_measurement_sets(
             verify_slice(o, out / f"{o.stem}.slice{i}.ms", *d["rows"])
         bad = request(server, "GET", f"/v1/slices/data?object=obs/casa.ms&interval={interval}&count=2&slice=0")
         assert bad.status == 400 and b"interval" in bad.body, bad.body
+        # The Python client: the same plan from seconds, a timedelta or a
+        # string, and the same slices.
+        import datetime
+
+        import tessera
+
+        c = tessera.Client(server.url)
+        seconds = 2 * (times[1] - times[0])
+        for given in (seconds, datetime.timedelta(seconds=seconds), interval):
+            assert c.plan("obs/casa.ms", interval=given) == slices, given
+        assert c.slice_data("obs/casa.ms", 1, interval=seconds) == request(
+            server, "GET", f"/v1/slices/data?object=obs/casa.ms&interval={interval}&slice=1").body
+        with pytest.raises(Exception, match="interval"):
+            c.plan("obs/casa.ms", interval=seconds, count=2)
+        with pytest.raises(ValueError, match="positive"):
+            c.plan("obs/casa.ms", interval=0)
     finally:
         server.stop()

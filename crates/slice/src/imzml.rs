@@ -32,7 +32,8 @@ use tessera_store::{Location, ObjectMeta};
 
 use crate::error::{Error, Result};
 use crate::plugin::{
-    coalesce, head, ranged_get, write_tar, AnyIndex, SliceFile, AnySlice, BoxFuture, IndexRequest, SliceFormat,
+    coalesce, head, ranged_get, write_tar, AnyIndex, AnySlice, BoxFuture, IndexRequest, SliceFile,
+    SliceFormat,
 };
 use crate::slice::Strategy;
 

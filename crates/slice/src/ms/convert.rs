@@ -35,9 +35,10 @@ pub(crate) fn ism_cells(
             "arrays in an IncrementalStMan are not read yet",
         ));
     }
-    let size = c.ty.size().ok_or_else(|| {
-        unsupported("string columns outside a StandardStMan are not written yet")
-    })?;
+    let size = c
+        .ty
+        .size()
+        .ok_or_else(|| unsupported("string columns outside a StandardStMan are not written yet"))?;
     let mut out = Vec::with_capacity(((rows.end - rows.start) as usize).saturating_mul(size));
     for (lo, hi, v) in ism::value_runs(file, files, big, place, size, rows.clone())? {
         for _ in lo..hi {
@@ -78,11 +79,7 @@ pub(crate) fn write_ssm(
         })
         .collect();
     // Buckets of 32 KiB, or one row if a row is larger.
-    let row_bytes: u64 = layouts
-        .iter()
-        .map(|l| l.0.div_ceil(8))
-        .sum::<u64>()
-        .max(1);
+    let row_bytes: u64 = layouts.iter().map(|l| l.0.div_ceil(8)).sum::<u64>().max(1);
     let bs = 32768u64.max(row_bytes + 8);
     let fits = |r: u64| layouts.iter().map(|l| (r * l.0).div_ceil(8)).sum::<u64>() <= bs;
     let mut rpb = (bs * 8 / layouts.iter().map(|l| l.0).sum::<u64>().max(1)).max(1);

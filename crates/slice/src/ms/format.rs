@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
 use super::convert::{ism_cells, table_dat_rebound, write_ssm, Cells};
-use super::slice::{ssm_slice, table_dat_with_rows};
+use super::slice::{ssm_buckets, ssm_slice, table_dat_with_rows, Ranges, Source};
 use super::table::{lock_rows, parse_table_dat, TableDat};
-use super::tsm;
 use super::{double_runs, Files};
+use super::{ssm, tsm};
 use crate::error::{Error, Result};
 use crate::plugin::{
     ranged_get, write_tar, AnyIndex, AnySlice, IndexRequest, SliceFile, SliceFormat,
@@ -446,10 +446,7 @@ async fn tiled_manager(
             if range.end > mf.size {
                 return Err(invalid(
                     &format!("{url}/{name}"),
-                    format!(
-                        "tiles up to byte {}, past the end ({})",
-                        range.end, mf.size
-                    ),
+                    format!("tiles up to byte {}, past the end ({})", range.end, mf.size),
                 ));
             }
             let loc = folder.join(&name)?;
@@ -474,7 +471,12 @@ async fn tiled_manager(
         .await?;
     cubes.sort_by_key(|x| x.0);
     // Each data file: its cubes one after the other, in cube order.
-    let nfiles = t.cubes.iter().filter_map(|c| c.file).max().map_or(0, |f| f as usize + 1);
+    let nfiles = t
+        .cubes
+        .iter()
+        .filter_map(|c| c.file)
+        .max()
+        .map_or(0, |f| f as usize + 1);
     let mut offsets = vec![0u64; t.cubes.len()];
     let mut parts: Vec<Vec<Bytes>> = vec![Vec::new(); nfiles];
     let mut lengths = vec![0u64; nfiles];
@@ -489,10 +491,85 @@ async fn tiled_manager(
     for f in t.data_files() {
         out.push(SliceFile {
             path: format!("{main}_TSM{f}"),
-            parts: parts.get_mut(f as usize).map(std::mem::take).unwrap_or_default(),
+            parts: parts
+                .get_mut(f as usize)
+                .map(std::mem::take)
+                .unwrap_or_default(),
         });
     }
     Ok(out)
+}
+
+/// What a slice of rows `rows` reads of StandardStMan file `f` (named
+/// `name` in errors): its header, its index and the buckets holding the
+/// rows, in three ranged reads; the whole file when its index is chained
+/// over buckets that do not follow each other.
+async fn ssm_source(
+    dat: &TableDat,
+    folder: &Location,
+    f: &MsFile,
+    name: &str,
+    rows: std::ops::Range<u64>,
+) -> Result<Ranges> {
+    let loc = folder.join(&f.path)?;
+    let url = loc.url();
+    let get = |a: u64, b: u64| ranged_get(&loc, &url, f.etag.as_deref(), f.size, a, b);
+    let whole = || async {
+        Ok::<_, Error>(Ranges {
+            size: f.size,
+            parts: vec![(0, read_file(folder, f).await?)],
+        })
+    };
+    let head = get(0, f.size.min(ssm::HEADER as u64)).await?;
+    let header = ssm::Header::parse(&head, dat.big_endian, name)?;
+    let mut source = Ranges {
+        size: f.size,
+        parts: vec![(0, head)],
+    };
+    // The index: in one bucket, or in the chain's buckets, read as one
+    // range when they follow each other.
+    let index_at = match header.index_range() {
+        Some(r) => r,
+        None => {
+            let first = header.bucket(u64::from(header.first_index_bucket as u32));
+            first
+                ..first.saturating_add(
+                    u64::from(header.index_buckets).saturating_mul(header.bucket_size),
+                )
+        }
+    };
+    if index_at.end > f.size {
+        return whole().await;
+    }
+    source
+        .parts
+        .push((index_at.start, get(index_at.start, index_at.end).await?));
+    let mut missing = false;
+    let index = header.index_bytes(name, f.size, &mut |a, b| {
+        source
+            .get(a, b.saturating_sub(a))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                missing = true;
+                super::invalid(name, "not read")
+            })
+    });
+    let index = match index {
+        Ok(i) => ssm::Index::parse(&i, dat.big_endian, name)?,
+        Err(_) if missing => return whole().await,
+        Err(e) => return Err(e),
+    };
+    index.check(&header, f.size, name)?;
+    if let Some(r) = ssm_buckets(&header, &index, rows) {
+        if r.end > f.size {
+            return Err(super::invalid(
+                name,
+                format!("buckets up to byte {}, past the end ({})", r.end, f.size),
+            ));
+        }
+        source.parts.push((r.start, get(r.start, r.end).await?));
+    }
+    Ok(source)
 }
 
 /// The files of StandardStMan `m` for rows `rows`: its file and its array
@@ -507,7 +584,9 @@ async fn ssm_manager(
 ) -> Result<Vec<SliceFile>> {
     let main = format!("table.f{}", m.seqnr);
     let main_url = format!("{url}/{main}");
-    let source = read_file(folder, file(files, url, &main)?).await?;
+    let source = ssm_source(dat, folder, file(files, url, &main)?, &main, rows.clone())
+        .await
+        .map_err(|e| rename(e, &main, &main_url))?;
     let mut s = ssm_slice(dat, m, &source, rows, &main).map_err(|e| rename(e, &main, &main_url))?;
     let mut out = Vec::new();
     let arrays = format!("{main}i");

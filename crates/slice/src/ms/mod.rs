@@ -359,6 +359,34 @@ mod tests {
         ] {
             let m = &dat.managers[0];
             let s = super::slice::ssm_slice(&dat, m, &source, a..b, "table.f0").unwrap();
+            // The same from the header, the index and the rows' buckets
+            // alone; the bytes outside them are not read.
+            let header = super::ssm::Header::parse(&source, false, "table.f0").unwrap();
+            let index_at = header.index_range().unwrap();
+            let index = super::ssm::Index::parse(
+                &source[index_at.start as usize..index_at.end as usize],
+                false,
+                "table.f0",
+            )
+            .unwrap();
+            let buckets = super::slice::ssm_buckets(&header, &index, a..b).unwrap();
+            let part = |r: std::ops::Range<u64>| {
+                (
+                    r.start,
+                    bytes::Bytes::copy_from_slice(&source[r.start as usize..r.end as usize]),
+                )
+            };
+            let ranges = super::slice::Ranges {
+                size: source.len() as u64,
+                parts: vec![part(0..512), part(index_at), part(buckets.clone())],
+            };
+            let partial = super::slice::ssm_slice(&dat, m, &ranges, a..b, "table.f0").unwrap();
+            assert_eq!(partial.file, s.file, "rows {a}..{b}");
+            let whole = buckets.end - buckets.start;
+            assert!(
+                b - a > 100 || whole < source.len() as u64 / 2,
+                "rows {a}..{b}: {whole} bytes of buckets"
+            );
             let new_dat = super::slice::table_dat_with_rows(&dat, &dat_bytes, b - a).unwrap();
             let reread = parse_table_dat(&new_dat, "table.dat").unwrap();
             assert_eq!(reread.rows, b - a);

@@ -90,25 +90,90 @@ pub(crate) struct SsmSlice {
     big: bool,
 }
 
+/// Byte ranges of a file: the whole file, or the parts of it a slice
+/// reads.
+pub(crate) trait Source {
+    /// The file's size.
+    fn size(&self) -> u64;
+    /// Bytes `at..at + len`, if they lie in what was read.
+    fn get(&self, at: u64, len: u64) -> Option<&[u8]>;
+}
+
+impl Source for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn get(&self, at: u64, len: u64) -> Option<&[u8]> {
+        let a = usize::try_from(at).ok()?;
+        self.as_slice()
+            .get(a..a.checked_add(usize::try_from(len).ok()?)?)
+    }
+}
+
+/// Parts of a file of `size` bytes, each read from its offset.
+#[derive(Debug, Default)]
+pub(crate) struct Ranges {
+    pub(crate) size: u64,
+    pub(crate) parts: Vec<(u64, bytes::Bytes)>,
+}
+
+impl Source for Ranges {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn get(&self, at: u64, len: u64) -> Option<&[u8]> {
+        self.parts.iter().find_map(|(start, b)| {
+            let i = usize::try_from(at.checked_sub(*start)?).ok()?;
+            b.get(i..i.checked_add(usize::try_from(len).ok()?)?)
+        })
+    }
+}
+
+/// The byte ranges of StandardStMan file `source` that rows `rows` need
+/// beside its header and index: its data buckets holding them, as one
+/// range from the first to the last.
+pub(crate) fn ssm_buckets(
+    header: &ssm::Header,
+    index: &ssm::Index,
+    rows: Range<u64>,
+) -> Option<Range<u64>> {
+    if rows.is_empty() {
+        return None;
+    }
+    let first = index.last_row.partition_point(|&l| l < rows.start);
+    let last = index.last_row.partition_point(|&l| l < rows.end - 1);
+    let buckets = index
+        .bucket
+        .get(first..=last.min(index.bucket.len().checked_sub(1)?))?;
+    let lo = *buckets.iter().min()?;
+    let hi = *buckets.iter().max()?;
+    Some(header.bucket(lo)..header.bucket(hi).saturating_add(header.bucket_size))
+}
+
 /// Rows `rows` of the columns that StandardStMan `manager` stores, from
-/// its whole file `source`.
+/// its file `source` (whole, or its header, index and the buckets
+/// [`ssm_buckets`] names).
 pub(crate) fn ssm_slice(
     dat: &TableDat,
     manager: &Manager,
-    source: &[u8],
+    source: &dyn Source,
     rows: Range<u64>,
     file: &str,
 ) -> Result<SsmSlice> {
     let big = dat.big_endian;
-    let header = ssm::Header::parse(source, big, file)?;
-    let index_bytes = header.index_bytes(file, source.len() as u64, &mut |a, b| {
+    let size = source.size();
+    let head = source
+        .get(0, size.min(ssm::HEADER as u64))
+        .ok_or_else(|| invalid(file, "the header was not read"))?;
+    let header = ssm::Header::parse(head, big, file)?;
+    let index_bytes = header.index_bytes(file, size, &mut |a, b| {
         source
-            .get(a as usize..b as usize)
+            .get(a, b.saturating_sub(a))
             .map(<[u8]>::to_vec)
             .ok_or_else(|| invalid(file, "the index lies past the end of the file"))
     })?;
     let index = ssm::Index::parse(&index_bytes, big, file)?;
-    index.check(&header, source.len() as u64, file)?;
+    index.check(&header, size, file)?;
     let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
     let columns: Vec<&Column> = dat
         .columns
@@ -166,21 +231,18 @@ pub(crate) fn ssm_slice(
         let i = index.last_row.partition_point(|&l| l < row);
         let first = if i == 0 { 0 } else { index.last_row[i - 1] + 1 };
         let b = index.bucket[i];
-        if b >= header.buckets || header.bucket(b) + bs > source.len() as u64 {
-            return Err(invalid(
-                file,
-                format!("bucket {b} lies past the end of the file"),
-            ));
-        }
+        let bucket = (b < header.buckets)
+            .then(|| source.get(header.bucket(b), bs))
+            .flatten()
+            .ok_or_else(|| invalid(file, format!("bucket {b} lies past the end of the file")))?;
         let k = row - rows.start; // new row number
         let (nb, nk) = (k / rpb, k % rpb);
         let take = (index.last_row[i] + 1).min(rows.end).min(row + (rpb - nk)) - row;
-        let src_bucket = header.bucket(b);
         let dst_bucket = data_at + nb * bs;
         for p in &places {
             copy_bits(
-                source,
-                (src_bucket + p.offset) * 8 + (row - first) * p.bits,
+                bucket,
+                p.offset * 8 + (row - first) * p.bits,
                 &mut out,
                 (dst_bucket + p.offset) * 8 + nk * p.bits,
                 take * p.bits,

@@ -158,12 +158,11 @@ impl Tsm {
     pub(crate) fn plan(&self, rows: Range<u64>) -> Option<SlicePlan> {
         let mut runs = vec![Vec::new(); self.cubes.len()];
         let mut counts = vec![0u64; self.cubes.len()];
-        let push = |runs: &mut Vec<(u64, u64, u64)>, old: u64, new: u64, n: u64| {
-            match runs.last_mut() {
+        let push =
+            |runs: &mut Vec<(u64, u64, u64)>, old: u64, new: u64, n: u64| match runs.last_mut() {
                 Some(r) if r.0 + r.2 == old && r.1 + r.2 == new => r.2 += n,
                 _ => runs.push((old, new, n)),
-            }
-        };
+            };
         let Some(map) = &self.row_map else {
             let cube = self.cubes.first()?;
             if rows.end > *cube.shape.last()? {
@@ -342,7 +341,8 @@ impl Tsm {
                                 break;
                             };
                             let g = (t - kk).min(t - p % t).min(left);
-                            let from = (src_at(p / t * plane_tiles + i)? + part) * 8 + (p % t) * plane;
+                            let from =
+                                (src_at(p / t * plane_tiles + i)? + part) * 8 + (p % t) * plane;
                             if (from + g * plane).div_ceil(8) > src.len() as u64 {
                                 return None;
                             }
@@ -802,7 +802,10 @@ mod tests {
                     assert_eq!(new.file, old.file);
                     if old.file.is_some() {
                         assert_eq!(new.shape.last(), Some(&plan.counts[c]), "{name} {a}..{b}");
-                        assert_eq!(new.shape[..new.shape.len() - 1], old.shape[..old.shape.len() - 1]);
+                        assert_eq!(
+                            new.shape[..new.shape.len() - 1],
+                            old.shape[..old.shape.len() - 1]
+                        );
                     }
                 }
                 let total: u64 = plan.counts.iter().sum();
