@@ -13,7 +13,7 @@ use tessera_store::Location;
 
 use super::convert::{ism_cells, table_dat_rebound, write_ssm, Cells};
 use super::slice::{ssm_buckets, ssm_slice, table_dat_with_rows, Ranges, Source};
-use super::table::{lock_rows, parse_table_dat, TableDat};
+use super::table::{lock_rows, parse_table_dat, Manager, TableDat};
 use super::{double_runs, Files};
 use super::{ssm, tsm};
 use crate::error::{Error, Result};
@@ -371,19 +371,37 @@ fn plan(index: &AnyIndex, strategy: Strategy) -> Result<Vec<AnySlice>> {
         .collect()
 }
 
+/// One slice being written: what each storage manager's part of it reads.
+struct Job<'a> {
+    dat: &'a TableDat,
+    folder: &'a Location,
+    files: &'a [MsFile],
+    /// The folder's URL.
+    url: &'a str,
+    /// The slice's rows of the main table.
+    rows: std::ops::Range<u64>,
+}
+
+impl Job<'_> {
+    /// Manager `m`'s file: its name in the folder and its URL.
+    fn names(&self, m: &Manager) -> (String, String) {
+        let main = format!("table.f{}", m.seqnr);
+        let url = format!("{}/{main}", self.url);
+        (main, url)
+    }
+
+    /// The folder's file `path`, as indexed.
+    fn file(&self, path: &str) -> Result<&MsFile> {
+        file(self.files, self.url, path)
+    }
+}
+
 /// The cells of rows `rows` of every column IncrementalStMan `m` stores:
 /// (column number, cells).
-async fn convert_manager(
-    dat: &TableDat,
-    m: &super::table::Manager,
-    folder: &Location,
-    files: &[MsFile],
-    url: &str,
-    rows: std::ops::Range<u64>,
-) -> Result<Vec<(usize, Cells)>> {
-    let main = format!("table.f{}", m.seqnr);
-    let main_url = format!("{url}/{main}");
-    let header = read_file(folder, file(files, url, &main)?).await?;
+async fn convert_manager(job: &Job<'_>, m: &Manager) -> Result<Vec<(usize, Cells)>> {
+    let (dat, rows) = (job.dat, job.rows.clone());
+    let (main, main_url) = job.names(m);
+    let header = read_file(job.folder, job.file(&main)?).await?;
     let loaded = Loaded([(main.clone(), header)].into());
     let mut out = Vec::new();
     let columns = (0..dat.columns.len()).filter(|&i| dat.columns[i].manager == m.seqnr);
@@ -405,16 +423,10 @@ async fn convert_manager(
 /// The files of a tiled manager `m` (TiledColumnStMan, TiledShapeStMan)
 /// for rows `rows`: its header and its data files, the tiles of the
 /// slice's rows in the same tile shape.
-async fn tiled_manager(
-    m: &super::table::Manager,
-    folder: &Location,
-    files: &[MsFile],
-    url: &str,
-    rows: std::ops::Range<u64>,
-) -> Result<Vec<SliceFile>> {
-    let main = format!("table.f{}", m.seqnr);
-    let main_url = format!("{url}/{main}");
-    let header = read_file(folder, file(files, url, &main)?).await?;
+async fn tiled_manager(job: &Job<'_>, m: &Manager) -> Result<Vec<SliceFile>> {
+    let (folder, files, url, rows) = (job.folder, job.files, job.url, job.rows.clone());
+    let (main, main_url) = job.names(m);
+    let header = read_file(folder, job.file(&main)?).await?;
     let t = tsm::parse(&header, &main).map_err(|e| rename(e, &main, &main_url))?;
     if rows.end > t.rows {
         return Err(invalid(
@@ -574,17 +586,11 @@ async fn ssm_source(
 
 /// The files of StandardStMan `m` for rows `rows`: its file and its array
 /// file, if it has one.
-async fn ssm_manager(
-    dat: &TableDat,
-    m: &super::table::Manager,
-    folder: &Location,
-    files: &[MsFile],
-    url: &str,
-    rows: std::ops::Range<u64>,
-) -> Result<Vec<SliceFile>> {
-    let main = format!("table.f{}", m.seqnr);
-    let main_url = format!("{url}/{main}");
-    let source = ssm_source(dat, folder, file(files, url, &main)?, &main, rows.clone())
+async fn ssm_manager(job: &Job<'_>, m: &Manager) -> Result<Vec<SliceFile>> {
+    let (dat, folder, files, url, rows) =
+        (job.dat, job.folder, job.files, job.url, job.rows.clone());
+    let (main, main_url) = job.names(m);
+    let source = ssm_source(dat, folder, job.file(&main)?, &main, rows.clone())
         .await
         .map_err(|e| rename(e, &main, &main_url))?;
     let mut s = ssm_slice(dat, m, &source, rows, &main).map_err(|e| rename(e, &main, &main_url))?;
@@ -699,17 +705,20 @@ async fn fetch_files(slice: &AnySlice, folder: &Location) -> Result<Vec<SliceFil
     let stem = name.strip_suffix(".ms").unwrap_or(name);
     let root = format!("{stem}.slice{}.ms", slice.slice);
     // Every manager at once (each reads its own files).
+    let job = Job {
+        dat: &dat,
+        folder,
+        files: &d.files,
+        url: &url,
+        rows: a..b,
+    };
     let managers = dat.managers.iter().map(|m| {
-        let (dat, files, url) = (&dat, &d.files[..], &url[..]);
+        let job = &job;
         async move {
             Ok::<_, Error>(match m.kind.as_str() {
-                "StandardStMan" => {
-                    Written::Files(ssm_manager(dat, m, folder, files, url, a..b).await?)
-                }
-                "IncrementalStMan" => {
-                    Written::Converted(convert_manager(dat, m, folder, files, url, a..b).await?)
-                }
-                _ => Written::Files(tiled_manager(m, folder, files, url, a..b).await?),
+                "StandardStMan" => Written::Files(ssm_manager(job, m).await?),
+                "IncrementalStMan" => Written::Converted(convert_manager(job, m).await?),
+                _ => Written::Files(tiled_manager(job, m).await?),
             })
         }
     });
