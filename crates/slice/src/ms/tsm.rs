@@ -271,11 +271,7 @@ impl Tsm {
             .iter()
             .try_fold(1u64, |acc, &g| acc.checked_mul(g))?;
         let (tile_bytes, parts) = self.tile_parts(cube)?;
-        let span = self.spans(plan)?;
-        let (_, _, need) = span.iter().find(|s| s.0 == c)?;
-        if need.start < base || need.end - base > src.len() as u64 {
-            return None;
-        }
+        // (Every range taken from `src` is checked against its length.)
         // Where old tile `tile` starts in `src`.
         let src_at = |tile: u64| -> Option<u64> {
             cube.offset
