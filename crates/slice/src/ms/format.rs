@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tessera_store::Location;
 
 use super::convert::{ism_cells, table_dat_rebound, write_ssm, Cells};
-use super::slice::{ssm_buckets, ssm_slice, table_dat_with_rows, Ranges, Source};
+use super::slice::{ssm_buckets, ssm_layout, ssm_slice, table_dat_with_rows, Ranges, Source};
 use super::table::{lock_rows, parse_table_dat, Manager, TableDat};
 use super::{double_runs, Files};
 use super::{ssm, tsm};
@@ -522,15 +522,17 @@ async fn ssm_source(
     f: &MsFile,
     name: &str,
     rows: std::ops::Range<u64>,
-) -> Result<Ranges> {
+) -> Result<(Ranges, (ssm::Header, ssm::Index))> {
     let loc = folder.join(&f.path)?;
     let url = loc.url();
     let get = |a: u64, b: u64| ranged_get(&loc, &url, f.etag.as_deref(), f.size, a, b);
     let whole = || async {
-        Ok::<_, Error>(Ranges {
+        let source = Ranges {
             size: f.size,
             parts: vec![(0, read_file(folder, f).await?)],
-        })
+        };
+        let layout = ssm_layout(&source, dat.big_endian, name)?;
+        Ok::<_, Error>((source, layout))
     };
     let head = get(0, f.size.min(ssm::HEADER as u64)).await?;
     let header = ssm::Header::parse(&head, dat.big_endian, name)?;
@@ -581,7 +583,7 @@ async fn ssm_source(
         }
         source.parts.push((r.start, get(r.start, r.end).await?));
     }
-    Ok(source)
+    Ok((source, (header, index)))
 }
 
 /// The files of StandardStMan `m` for rows `rows`: its file and its array
@@ -590,10 +592,11 @@ async fn ssm_manager(job: &Job<'_>, m: &Manager) -> Result<Vec<SliceFile>> {
     let (dat, folder, files, url, rows) =
         (job.dat, job.folder, job.files, job.url, job.rows.clone());
     let (main, main_url) = job.names(m);
-    let source = ssm_source(dat, folder, job.file(&main)?, &main, rows.clone())
+    let (source, layout) = ssm_source(dat, folder, job.file(&main)?, &main, rows.clone())
         .await
         .map_err(|e| rename(e, &main, &main_url))?;
-    let mut s = ssm_slice(dat, m, &source, rows, &main).map_err(|e| rename(e, &main, &main_url))?;
+    let mut s = ssm_slice(dat, m, &source, &layout, rows, &main)
+        .map_err(|e| rename(e, &main, &main_url))?;
     let mut out = Vec::new();
     let arrays = format!("{main}i");
     let arrays_file = files.iter().find(|f| f.path == arrays);

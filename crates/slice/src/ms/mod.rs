@@ -358,18 +358,13 @@ mod tests {
             (3, rows),
         ] {
             let m = &dat.managers[0];
-            let s = super::slice::ssm_slice(&dat, m, &source, a..b, "table.f0").unwrap();
+            let layout = super::slice::ssm_layout(&source, false, "table.f0").unwrap();
+            let s = super::slice::ssm_slice(&dat, m, &source, &layout, a..b, "table.f0").unwrap();
             // The same from the header, the index and the rows' buckets
             // alone; the bytes outside them are not read.
-            let header = super::ssm::Header::parse(&source, false, "table.f0").unwrap();
+            let (header, index) = &layout;
             let index_at = header.index_range().unwrap();
-            let index = super::ssm::Index::parse(
-                &source[index_at.start as usize..index_at.end as usize],
-                false,
-                "table.f0",
-            )
-            .unwrap();
-            let buckets = super::slice::ssm_buckets(&header, &index, a..b).unwrap();
+            let buckets = super::slice::ssm_buckets(header, index, a..b).unwrap();
             let part = |r: std::ops::Range<u64>| {
                 (
                     r.start,
@@ -380,7 +375,8 @@ mod tests {
                 size: source.len() as u64,
                 parts: vec![part(0..512), part(index_at), part(buckets.clone())],
             };
-            let partial = super::slice::ssm_slice(&dat, m, &ranges, a..b, "table.f0").unwrap();
+            let partial =
+                super::slice::ssm_slice(&dat, m, &ranges, &layout, a..b, "table.f0").unwrap();
             assert_eq!(partial.file, s.file, "rows {a}..{b}");
             let whole = buckets.end - buckets.start;
             assert!(
@@ -398,8 +394,16 @@ mod tests {
             // Every indirect cell of the slice is one of the original's.
             assert!(s.indirect.len() as u64 >= b - a, "rows {a}..{b}");
         }
-        let e = super::slice::ssm_slice(&dat, &dat.managers[0], &source, 0..rows + 1, "table.f0")
-            .unwrap_err();
+        let layout = super::slice::ssm_layout(&source, false, "table.f0").unwrap();
+        let e = super::slice::ssm_slice(
+            &dat,
+            &dat.managers[0],
+            &source,
+            &layout,
+            0..rows + 1,
+            "table.f0",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("the index holds"), "{e}");
     }
 }

@@ -150,17 +150,13 @@ pub(crate) fn ssm_buckets(
     Some(header.bucket(lo)..header.bucket(hi).saturating_add(header.bucket_size))
 }
 
-/// Rows `rows` of the columns that StandardStMan `manager` stores, from
-/// its file `source` (whole, or its header, index and the buckets
-/// [`ssm_buckets`] names).
-pub(crate) fn ssm_slice(
-    dat: &TableDat,
-    manager: &Manager,
+/// The header and index of StandardStMan file `source`, the index checked
+/// against the file's size.
+pub(crate) fn ssm_layout(
     source: &dyn Source,
-    rows: Range<u64>,
+    big: bool,
     file: &str,
-) -> Result<SsmSlice> {
-    let big = dat.big_endian;
+) -> Result<(ssm::Header, ssm::Index)> {
     let size = source.size();
     let head = source
         .get(0, size.min(ssm::HEADER as u64))
@@ -174,6 +170,23 @@ pub(crate) fn ssm_slice(
     })?;
     let index = ssm::Index::parse(&index_bytes, big, file)?;
     index.check(&header, size, file)?;
+    Ok((header, index))
+}
+
+/// Rows `rows` of the columns that StandardStMan `manager` stores, from
+/// its file `source` (whole, or its header, index and the buckets
+/// [`ssm_buckets`] names), whose header and index are `layout`
+/// ([`ssm_layout`]).
+pub(crate) fn ssm_slice(
+    dat: &TableDat,
+    manager: &Manager,
+    source: &dyn Source,
+    layout: &(ssm::Header, ssm::Index),
+    rows: Range<u64>,
+    file: &str,
+) -> Result<SsmSlice> {
+    let big = dat.big_endian;
+    let (header, index) = layout;
     let offsets = ssm::column_offsets(&manager.blob, "table.dat")?;
     let columns: Vec<&Column> = dat
         .columns
