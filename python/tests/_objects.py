@@ -64,6 +64,18 @@ def put(url: str, data: bytes) -> None:
         p.write_bytes(data)
 
 
+def overwrite(url: str, data: bytes) -> None:
+    """Change an object's bytes: an S3 object is written anew, a local file
+    in place (the same file, so its identity stays and only its contents
+    and modification time say it changed)."""
+    if url.startswith(_S3):
+        put(url, data)
+    else:
+        with open(url, "r+b") as f:
+            f.write(data)
+            f.truncate()
+
+
 def put_at(base: str, key: str, data: bytes) -> str:
     """Write ``data`` at ``base/key`` (a local folder or an ``s3://`` prefix)
     and return the object's URL (for a local folder, its path)."""

@@ -59,7 +59,7 @@ import casacore.tables as pt
 import numpy as np
 import pytest
 
-from _objects import exists, put, put_file
+from _objects import exists, overwrite, put, put_file
 from _cli import index, plan, run
 
 FIXTURES = Path(__file__).resolve().parents[2] / "crates" / "slice" / "tests" / "fixtures" / "ms"
@@ -607,12 +607,7 @@ def test_changed_after_indexing_is_refused(
 
     data = bytearray((o.path / changed).read_bytes())
     data[len(data) // 2] ^= 0x01
-    target = f"{url}/{changed}"
-    if target.startswith("s3://"):
-        put(target, bytes(data))
-    else:
-        with open(target, "r+b") as f:  # in place: the same file, the same size
-            f.write(data)
+    overwrite(f"{url}/{changed}", bytes(data))  # the same size
 
     out = tmp_path / "after"
     proc = run(tessera_bin, "slice", "get", str(plan_file), "--slice", "0", "-o", str(out), ok=False)
